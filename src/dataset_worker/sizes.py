@@ -1,0 +1,70 @@
+"""Byte sizes as Singularity parses them (go-humanize ParseBytes) and as people read them."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "p": 10**15,
+    "pb": 10**15,
+    "ki": 2**10,
+    "kib": 2**10,
+    "mi": 2**20,
+    "mib": 2**20,
+    "gi": 2**30,
+    "gib": 2**30,
+    "ti": 2**40,
+    "tib": 2**40,
+    "pi": 2**50,
+    "pib": 2**50,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+
+
+class SizeError(ValueError):
+    """A size string that cannot be parsed."""
+
+
+def parse_size(text: str | int) -> int:
+    """Parse "31.5GiB", "1MiB", "2000000", "1.5 GB" into bytes (decimal k/m/g, binary ki/mi/gi)."""
+    if isinstance(text, int):
+        if text < 0:
+            raise SizeError(f"size must not be negative, got {text}")
+        return text
+    match = _SIZE.match(text)
+    if match is None:
+        raise SizeError(f'invalid size "{text}": use a number with an optional unit, e.g. "1MiB"')
+    unit = match.group(2).lower()
+    if unit not in _UNITS:
+        raise SizeError(f'invalid size "{text}": unknown unit "{match.group(2)}"')
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def format_size(n: int) -> str:
+    """Human form with binary units: 1048576 -> "1 MiB", 1500 -> "1.5 KiB"."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.4g} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def next_power_of_two(n: int) -> int:
+    """Smallest power of two >= n; 1 for n <= 1 (Singularity util.NextPowerOfTwo)."""
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def is_power_of_two(n: int) -> bool:
+    """True for 1, 2, 4, ..."""
+    return n > 0 and n & (n - 1) == 0
