@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dataset_worker.cli import content, prep, run, serve
+from dataset_worker.cli import cid, commp, prep, run, serve
 from dataset_worker.cli.common import root_callback
 
 app = typer.Typer(
@@ -15,7 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.callback()(root_callback)
-for module in (content, prep, run, serve):
+for module in (commp, cid, prep, run, serve):
     module.register(app)
 
 

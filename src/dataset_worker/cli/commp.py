@@ -1,4 +1,4 @@
-"""CLI commands: content (filled in by its issue)."""
+"""CLI command: commp (filled in by its issue)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,33 @@
+"""Unsigned LEB128 varints, as multiformats, protobuf and CARv1 use them."""
+
+from __future__ import annotations
+
+
+def encode_uvarint(n: int) -> bytes:
+    """Encode a non-negative integer as an unsigned varint."""
+    if n < 0:
+        raise ValueError(f"varint must not be negative, got {n}")
+    if n < 0x80:  # the common case in every hot path: one byte
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def decode_uvarint(data: bytes | memoryview, offset: int = 0) -> tuple[int, int]:
+    """Decode a varint at `offset`; return (value, offset just after it)."""
+    value, shift = 0, 0
+    while True:
+        if offset >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, offset
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 9 bytes")
