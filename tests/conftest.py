@@ -1,12 +1,24 @@
-"""Shared fixtures. With DATASET_WORKER_REQUIRE_ALL_TESTS=1 (CI) nothing may skip for lack of a service."""
+"""Shared fixtures: real databases (a SQLite file per test; a fresh PostgreSQL database per run).
+
+With DATASET_WORKER_REQUIRE_ALL_TESTS=1 (set by .ci/run) nothing may skip for lack of a service.
+"""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import text
+
+from dataset_worker.db import Database, open_database
+from dataset_worker.db.models import Base
 
 REQUIRE_ALL = os.environ.get("DATASET_WORKER_REQUIRE_ALL_TESTS") == "1"
+ENV_PG = "DATASET_WORKER_TEST_POSTGRES_URL"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -14,3 +26,56 @@ def skip_or_fail(reason: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run (dropped at the end); yields its URL."""
+    server = os.environ.get(ENV_PG, "").replace("postgresql+psycopg://", "postgresql://")
+    if not server:
+        skip_or_fail(f"{ENV_PG} is not set")
+    name = f"dw_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        skip_or_fail(f"PostgreSQL at {server} is not reachable: {exc}")
+        raise AssertionError("unreachable") from exc
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://{server.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    open_database(url).dispose()  # migrate once
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_all(url: str) -> None:
+    db = Database(url)
+    try:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with db.write() as session:
+            session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty, migrated database: SQLite, then the same test on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        open_database(url).dispose()
+        return url
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """An open Database on `database_url`."""
+    database = Database(database_url)
+    yield database
+    database.dispose()

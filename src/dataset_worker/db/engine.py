@@ -1,0 +1,99 @@
+"""Engines and transactions for SQLite (embedded default) and PostgreSQL (shared queue).
+
+SQLite: WAL, a long busy timeout, foreign keys on. pysqlite's own transaction handling is turned
+off so that we emit BEGIN ourselves: writers use BEGIN IMMEDIATE, which takes the write lock up
+front (and waits for it under busy_timeout) instead of failing on a read→write lock upgrade.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 50_000  # as Singularity
+# Error texts that mean "another transaction got in the way; run it again" (Singularity DoRetry).
+RETRYABLE = ("40001", "40P01", "database is locked", "database table is locked", "deadlock")
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """Create an engine with the right settings for the database kind."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # autocommit at the driver: we emit BEGIN ourselves
+    cursor = dbapi_conn.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode except on power loss
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """An engine plus the two kinds of transaction the application uses."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._write = sessionmaker(writer, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (never takes SQLite's write lock)."""
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def run_write(self, fn: Callable[[Session], T], *, attempts: int = 10) -> T:
+        """Run `fn` in a write transaction, retrying it whole on lock/serialization conflicts."""
+        delay = 0.05
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as session:
+                    return fn(session)
+            except (OperationalError, DBAPIError) as exc:
+                if attempt == attempts or not is_retryable(exc):
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for errors that a re-run of the same transaction can cure."""
+    text = str(exc)
+    return any(marker in text for marker in RETRYABLE)

@@ -1,0 +1,309 @@
+"""The schema: Singularity v1.0's worker tables (reference spec §2.1), same on SQLite and PostgreSQL.
+
+CIDs are stored as binary CID bytes, as Singularity does. Ids are BigInteger so PostgreSQL tables
+can grow past 2^31 rows; SQLite maps them to INTEGER PRIMARY KEY (rowid) via the variant below.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (autoincrementing, fast).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC (every timestamp in the database is UTC)."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names (Alembic needs them on SQLite)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class JobType(enum.StrEnum):
+    """Job types, in Singularity's spelling."""
+
+    SCAN = "scan"
+    PACK = "pack"
+    DAGGEN = "daggen"
+
+
+class JobState(enum.StrEnum):
+    """Job states (reference spec §2.2)."""
+
+    CREATED = "created"
+    READY = "ready"
+    PAUSED = "paused"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    ERROR = "error"
+
+
+class PieceType(enum.StrEnum):
+    """A data piece holds file content; a DAG piece holds the directory tree."""
+
+    DATA = "data"
+    DAG = "dag"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    # Stored as plain strings (no native enum type): values stay readable and adding a value
+    # needs no ALTER TYPE on PostgreSQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        length=15,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Worker(Base):
+    """One worker thread: its own row and heartbeat; jobs record ownership by this id."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    type: Mapped[str] = mapped_column(String(31), default="dataset_worker")
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Storage(Base):
+    """A place files are read from (source) or CAR files are written to (output)."""
+
+    __tablename__ = "storages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    type: Mapped[str] = mapped_column(String(31), default="local")
+    path: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    client_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Preparation(Base):
+    """A dataset preparation: sources, outputs and size limits."""
+
+    __tablename__ = "preparations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    delete_after_export: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_size: Mapped[int] = mapped_column(BigInteger)
+    piece_size: Mapped[int] = mapped_column(BigInteger)
+    min_piece_size: Mapped[int] = mapped_column(BigInteger)
+    no_inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_dag: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    source_attachments: Mapped[list[SourceAttachment]] = relationship(
+        back_populates="preparation", cascade="all, delete-orphan", order_by="SourceAttachment.id"
+    )
+    output_attachments: Mapped[list[OutputAttachment]] = relationship(
+        back_populates="preparation", cascade="all, delete-orphan", order_by="OutputAttachment.id"
+    )
+
+
+class SourceAttachment(Base):
+    """A source storage attached to a preparation: the unit every job works on."""
+
+    __tablename__ = "source_attachments"
+    __table_args__ = (UniqueConstraint("preparation_id", "storage_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    preparation_id: Mapped[int] = mapped_column(
+        ForeignKey("preparations.id", ondelete="CASCADE"), index=True
+    )
+    storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id", ondelete="CASCADE"))
+
+    preparation: Mapped[Preparation] = relationship(back_populates="source_attachments")
+    storage: Mapped[Storage] = relationship()
+
+
+class OutputAttachment(Base):
+    """An output storage (where CAR files go) attached to a preparation."""
+
+    __tablename__ = "output_attachments"
+    __table_args__ = (UniqueConstraint("preparation_id", "storage_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    preparation_id: Mapped[int] = mapped_column(
+        ForeignKey("preparations.id", ondelete="CASCADE"), index=True
+    )
+    storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id", ondelete="CASCADE"))
+
+    preparation: Mapped[Preparation] = relationship(back_populates="output_attachments")
+    storage: Mapped[Storage] = relationship()
+
+
+class Job(Base):
+    """A scan, pack or daggen job. `worker_id` is the thread that owns it while processing."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # The claim query: WHERE type = ? AND state = ? ORDER BY id.
+        Index("ix_jobs_type_state_id", "type", "state", "id"),
+        # The jobs API lists newest first, optionally filtered by state.
+        Index("ix_jobs_state_id", "state", "id"),
+        Index("ix_jobs_type_id", "type", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    type: Mapped[JobType] = mapped_column(_enum(JobType, "job_type"))
+    state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"))
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    error_stack_trace: Mapped[str] = mapped_column(Text, default="")
+    worker_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workers.id", ondelete="SET NULL"), index=True
+    )
+    attachment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_attachments.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    attachment: Mapped[SourceAttachment | None] = relationship()
+    worker: Mapped[Worker | None] = relationship()
+
+
+class Directory(Base):
+    """A directory of a source. `data` holds its entries; `cid` is set once it has content."""
+
+    __tablename__ = "directories"
+    __table_args__ = (Index("ix_directories_attachment_parent", "attachment_id", "parent_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    name: Mapped[str] = mapped_column(Text, default="")
+    exported: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_attachments.id", ondelete="SET NULL")
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("directories.id", ondelete="CASCADE"), index=True
+    )
+
+
+class File(Base):
+    """A file seen by a scan. A changed file becomes a new row with the same path."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_attachment_path", "attachment_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    path: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(255), default="")
+    size: Mapped[int] = mapped_column(BigInteger)  # -1 = unknown
+    last_modified_nano: Mapped[int] = mapped_column(BigInteger)
+    attachment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_attachments.id", ondelete="SET NULL")
+    )
+    directory_id: Mapped[int | None] = mapped_column(
+        ForeignKey("directories.id", ondelete="CASCADE"), index=True
+    )
+
+
+class FileRange(Base):
+    """A byte range of a file; `job_id` is the pack job that packs it (NULL: not yet batched)."""
+
+    __tablename__ = "file_ranges"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)  # -1 = unknown size
+    cid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+
+    file: Mapped[File] = relationship()
+
+
+class Car(Base):
+    """A piece: one CAR file with its piece CID. At most one data piece per pack job."""
+
+    __tablename__ = "cars"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    piece_type: Mapped[PieceType] = mapped_column(_enum(PieceType, "piece_type"))
+    piece_cid: Mapped[bytes] = mapped_column(LargeBinary, index=True)
+    piece_size: Mapped[int] = mapped_column(BigInteger)
+    root_cid: Mapped[bytes] = mapped_column(LargeBinary)
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    min_piece_size_padding: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_id: Mapped[int | None] = mapped_column(ForeignKey("storages.id", ondelete="SET NULL"))
+    storage_path: Mapped[str] = mapped_column(Text, default="")
+    num_of_files: Mapped[int] = mapped_column(BigInteger, default=0)
+    preparation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("preparations.id", ondelete="SET NULL"), index=True
+    )
+    attachment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_attachments.id", ondelete="SET NULL")
+    )
+    # Unique: a re-run of a pack job must never register a second piece (NULL for DAG pieces).
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
+    )
+
+
+class CarBlock(Base):
+    """Where a block sits inside a CAR (inline preparations rebuild CARs from these)."""
+
+    __tablename__ = "car_blocks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cid: Mapped[bytes] = mapped_column(LargeBinary, index=True)
+    car_offset: Mapped[int] = mapped_column(BigInteger)
+    car_block_length: Mapped[int] = mapped_column(Integer)
+    varint: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_block: Mapped[bytes | None] = mapped_column(LargeBinary)
+    file_offset: Mapped[int | None] = mapped_column(BigInteger)
+    car_id: Mapped[int] = mapped_column(ForeignKey("cars.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("files.id", ondelete="SET NULL"), index=True
+    )
