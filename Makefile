@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py src/dataset_worker/content/_commp.c
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/dataset-worker demo --state-dir $(STATE_DIR) --host $(HOST) --port $(PORT)
+	$(BIN)/dataset-worker --state-dir $(STATE_DIR) demo --host $(HOST) --port $(PORT)
 
 # Chromium comes from Debian's package (no browser download); installed only when missing.
 system-deps:
