@@ -1,0 +1,56 @@
+"""What a job handler gets from the runtime: the job's identity, the database, and cancellation.
+
+Handlers (`worker.scan.run_scan`, `worker.pack.run_pack`, `worker.daggen.run_daggen`) take one
+`JobContext`. They return normally on success and raise on failure; long loops call
+`ctx.check_cancelled()` often (per file, per block batch) so that a pause or a process shutdown
+stops them promptly. `JobCancelled` must be allowed to propagate: the runtime then puts the job
+back to `ready` (shutdown) or leaves it `paused` (pause), and never marks it `error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import JobType
+
+
+class JobCancelled(Exception):
+    """The job must stop now: the process is shutting down, or the job was paused."""
+
+    def __init__(self, job_id: int, reason: str) -> None:
+        super().__init__(f"job {job_id} cancelled: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+
+
+@dataclass
+class JobContext:
+    """One claimed job as a handler sees it.
+
+    `shutdown` is the process-wide stop event; `paused` is set by the state monitor when this
+    job's row turns `paused`. Handlers only read them through `cancelled`/`check_cancelled()`.
+    """
+
+    db: Database
+    job_id: int
+    job_type: JobType
+    attachment_id: int
+    worker_id: str
+    logger: logging.Logger
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    paused: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job should stop (shutdown or pause)."""
+        return self.shutdown.is_set() or self.paused.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise `JobCancelled` if the process is shutting down or this job was paused."""
+        if self.shutdown.is_set():
+            raise JobCancelled(self.job_id, "worker is shutting down")
+        if self.paused.is_set():
+            raise JobCancelled(self.job_id, "job was paused")
