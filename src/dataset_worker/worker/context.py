@@ -4,13 +4,14 @@ Handlers (`worker.scan.run_scan`, `worker.pack.run_pack`, `worker.daggen.run_dag
 `JobContext`. They return normally on success and raise on failure; long loops call
 `ctx.check_cancelled()` often (per file, per block batch) so that a pause or a process shutdown
 stops them promptly. `JobCancelled` must be allowed to propagate: the runtime then puts the job
-back to `ready` (shutdown) or leaves it `paused` (pause), and never marks it `error`.
+back to `ready` (shutdown) or leaves the row alone (paused, or taken over), never `error`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dataset_worker.db import Database
@@ -26,12 +27,31 @@ class JobCancelled(Exception):
         self.reason = reason
 
 
+class StopSignal:
+    """A one-way flag with a reason, set from another thread (the state monitor)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        """Raise the flag; the first reason wins."""
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        """True once `set` was called."""
+        return self._event.is_set()
+
+
 @dataclass
 class JobContext:
     """One claimed job as a handler sees it.
 
-    `shutdown` is the process-wide stop event; `paused` is set by the state monitor when this
-    job's row turns `paused`. Handlers only read them through `cancelled`/`check_cancelled()`.
+    `shutdown` is the process-wide stop event; `stop` is set by the state monitor when this job's
+    row turns `paused` (or stops belonging to this worker). Handlers read them only through
+    `cancelled` / `check_cancelled()`.
     """
 
     db: Database
@@ -41,16 +61,20 @@ class JobContext:
     worker_id: str
     logger: logging.Logger
     shutdown: threading.Event = field(default_factory=threading.Event)
-    paused: threading.Event = field(default_factory=threading.Event)
+    stop: StopSignal = field(default_factory=StopSignal)
 
     @property
     def cancelled(self) -> bool:
         """True once the job should stop (shutdown or pause)."""
-        return self.shutdown.is_set() or self.paused.is_set()
+        return self.shutdown.is_set() or self.stop.is_set()
 
     def check_cancelled(self) -> None:
         """Raise `JobCancelled` if the process is shutting down or this job was paused."""
         if self.shutdown.is_set():
             raise JobCancelled(self.job_id, "worker is shutting down")
-        if self.paused.is_set():
-            raise JobCancelled(self.job_id, "job was paused")
+        if self.stop.is_set():
+            raise JobCancelled(self.job_id, self.stop.reason)
+
+
+Handler = Callable[[JobContext], None]
+"""A job body: return = success, raise = error, `JobCancelled` = stopped from outside."""
