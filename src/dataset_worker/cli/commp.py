@@ -1,9 +1,146 @@
-"""CLI command: commp (filled in by its issue)."""
+"""CLI command: `dataset-worker commp FILE` prints the piece CID and sizes of a file's bytes."""
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from dataset_worker.cli.common import fail
+from dataset_worker.content.cid import cid_to_str, piece_cid
+from dataset_worker.content.commp import (
+    MAX_PAYLOAD,
+    MAX_PIECE_SIZE,
+    MIN_PAYLOAD,
+    MIN_PIECE_SIZE,
+    CommP,
+    CommPError,
+    CommPResult,
+    finalize,
+)
+from dataset_worker.sizes import SizeError, format_size, is_power_of_two, parse_size
+
+READ_SIZE = 4 << 20  # one reused buffer: constant memory whatever the file size
+PROGRESS_MIN_SIZE = 64 << 20  # below this a bar would only flicker
+
+
+def commp_command(
+    file: Annotated[Path, typer.Argument(help="The file whose bytes form the piece (e.g. a CAR).")],
+    min_piece_size: Annotated[
+        str | None,
+        typer.Option(
+            "--min-piece-size",
+            metavar="SIZE",
+            help="Pad the piece up to at least this padded size, a power of two (e.g. 1MiB).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object: pieceCid, payloadSize, pieceSize."),
+    ] = False,
+) -> None:
+    """Print the Filecoin piece CID (commP), payload size and piece size of a file."""
+    minimum = _parse_min_piece_size(min_piece_size)
+    result = _file_commp(file)
+    commitment, piece_size = result.commitment, result.piece_size
+    if minimum is not None:
+        commitment, piece_size = finalize(result, minimum)
+    cid = cid_to_str(piece_cid(commitment))
+    if as_json:
+        record = {"pieceCid": cid, "payloadSize": result.payload_size, "pieceSize": piece_size}
+        typer.echo(json.dumps(record))
+    else:
+        typer.echo(f"Piece CID:    {cid}")
+        typer.echo(f"Payload size: {result.payload_size}")
+        typer.echo(f"Piece size:   {piece_size}")
+
+
+def _parse_min_piece_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        size = parse_size(text)
+    except SizeError as exc:
+        fail(f"--min-piece-size: {exc}")
+    if not (MIN_PIECE_SIZE <= size <= MAX_PIECE_SIZE and is_power_of_two(size)):
+        fail(
+            f"--min-piece-size must be a power of two from {MIN_PIECE_SIZE} B to "
+            f'{format_size(MAX_PIECE_SIZE)}, got "{text}" ({size} bytes)'
+        )
+    return size
+
+
+def _file_commp(file: Path) -> CommPResult:
+    """Stream the file through a CommP calculator; exits with a clear message on failure."""
+    try:
+        with open(file, "rb", buffering=0) as stream:
+            info = os.fstat(stream.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                fail(f"{file}: not a regular file")
+            if info.st_size < MIN_PAYLOAD:
+                fail(
+                    f"{file}: too small for a piece: {info.st_size} bytes, "
+                    f"commP needs at least {MIN_PAYLOAD}"
+                )
+            if info.st_size > MAX_PAYLOAD:
+                fail(
+                    f"{file}: too large for one piece: {info.st_size} bytes, "
+                    f"at most {MAX_PAYLOAD} fit the {format_size(MAX_PIECE_SIZE)} piece limit"
+                )
+            calc = CommP()
+            buffer = bytearray(READ_SIZE)
+            view = memoryview(buffer)
+            with _progress(info.st_size, file.name) as advance:
+                while n := stream.readinto(buffer):
+                    calc.update(view[:n])
+                    if advance is not None:
+                        advance(n)
+            return calc.digest()
+    except IsADirectoryError:
+        fail(f"{file}: is a directory; give a regular file")
+    except FileNotFoundError:
+        fail(f"{file}: no such file")
+    except PermissionError:
+        fail(f"{file}: cannot read: permission denied")
+    except OSError as exc:
+        fail(f"{file}: cannot read: {exc.strerror or exc}")
+    except CommPError as exc:  # the file changed size while being read
+        fail(f"{file}: {exc}")
+
+
+@contextmanager
+def _progress(size: int, name: str) -> Iterator[Callable[[int], object] | None]:
+    """A rich progress bar on stderr for large files on a terminal; otherwise nothing."""
+    if size < PROGRESS_MIN_SIZE or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(name, total=size)
+        yield lambda n: progress.advance(task, n)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("commp")(commp_command)
