@@ -1,0 +1,110 @@
+"""The data-piece assembly loop of a pack job (spec §5.3-§5.6, §5.8), free of DB and storage.
+
+Each range is read from a stream the caller opens, cut into blocks in Singularity's order and
+written to the CAR as the blocks are produced. The result carries what the DB layer records:
+range CIDs and measured lengths, and one record per block for the car_blocks rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dataset_worker.content.car import CarWriter
+from dataset_worker.content.chunker import CHUNK_SIZE, BlockKind, RangeChunker, ReadableStream
+
+
+class ClosableStream(ReadableStream, Protocol):
+    """A readable stream the packer closes when the range is done."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSource:
+    """One file range to pack.
+
+    `open` returns a stream already positioned at `offset` (it is closed after the range), or
+    None to skip the range (an inaccessible file with skipInaccessibleFile set). `key` is opaque
+    to the packer and comes back in the results; `label` names the file in errors.
+    """
+
+    key: Hashable
+    offset: int
+    length: int
+    open: Callable[[], ClosableStream | None]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PackedRange:
+    """A packed range: its root CID and measured length, or cid None if it was skipped."""
+
+    key: Hashable
+    cid: bytes | None
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """One car_blocks row: `raw_block` is set for dag-pb nodes only; leaves keep `file_offset`."""
+
+    cid: bytes
+    car_offset: int
+    car_block_length: int
+    varint: bytes
+    kind: BlockKind
+    range_key: Hashable
+    file_offset: int | None
+    raw_block: bytes | None
+
+
+@dataclass(slots=True)
+class PackedCar:
+    """What a data CAR holds: its root (the first block's CID), size, ranges and blocks."""
+
+    root_cid: bytes | None = None
+    car_size: int = 0
+    ranges: list[PackedRange] = field(default_factory=list)
+    blocks: list[BlockRecord] = field(default_factory=list)
+
+
+def pack_ranges(ranges: Iterable[RangeSource], writer: CarWriter) -> PackedCar:
+    """Write every range's blocks into `writer` (which should have a lazy root) in order.
+
+    Ranges whose `open` returns None are recorded with cid None and add no block. The CAR root
+    is the CID of the first block written; if no block was written it stays None and the CAR
+    is empty.
+    """
+    packed = PackedCar()
+    buffer = bytearray(CHUNK_SIZE)
+    for source in ranges:
+        stream = source.open()
+        if stream is None:
+            packed.ranges.append(PackedRange(source.key, None, source.length))
+            continue
+        with closing(stream):
+            chunker = RangeChunker(
+                stream, source.offset, source.length, label=source.label, buffer=buffer
+            )
+            for block in chunker:
+                location = writer.write_block(block.cid, block.data)
+                is_node = block.kind is BlockKind.NODE
+                packed.blocks.append(
+                    BlockRecord(
+                        cid=block.cid,
+                        car_offset=location.car_offset,
+                        car_block_length=location.car_block_length,
+                        varint=location.varint,
+                        kind=block.kind,
+                        range_key=source.key,
+                        file_offset=block.file_offset,
+                        raw_block=bytes(block.data) if is_node else None,
+                    )
+                )
+        packed.ranges.append(PackedRange(source.key, chunker.cid, chunker.length))
+    packed.root_cid = writer.root
+    packed.car_size = writer.bytes_written
+    return packed

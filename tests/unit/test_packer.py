@@ -1,0 +1,195 @@
+"""The data-piece assembly loop: exact CAR sizes of Singularity's tests (spec §5.5), block records,
+CAR read-back with every block re-hashing to its CID."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Hashable
+from pathlib import Path
+
+import pytest
+
+from dataset_worker.content.car import CarReader, CarWriter
+from dataset_worker.content.chunker import CHUNK_SIZE, BlockKind
+from dataset_worker.content.cid import DAG_PB_PREFIX, EMPTY_FILE_CID, RAW_PREFIX, raw_cid
+from dataset_worker.content.dagpb import decode_node
+from dataset_worker.content.packer import ClosableStream, PackedCar, RangeSource, pack_ranges
+from dataset_worker.content.unixfs import assemble_file_from_links
+
+MIB = 1 << 20
+
+# pack/assembler_test.go: file size → CAR bytes for that file alone, in one range.
+ASSEMBLER_CAR_SIZES = {
+    0: 96,
+    1: 97,
+    1024: 1121,
+    MIB: 1048674,
+    2 * MIB - 1: 2097434,
+    2 * MIB: 2097436,
+    2 * MIB + 1: 2097520,
+    10 * MIB - 1: 10486755,
+    10 * MIB: 10486756,
+    10 * MIB + 1: 10486840,
+}
+# The eleventh assembler file is read with an unknown size (range length -1).
+UNKNOWN_SIZE_FILE = (2048, 2145)
+# pack/pack_test.go: 1,500,000 bytes → 1500283.
+PACK_TEST_FILE = (1_500_000, 1500283)
+ALL_ASSEMBLER_FILES_CAR = 38804284
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    root = tmp_path_factory.mktemp("sources")
+    paths = {}
+    for size in [*ASSEMBLER_CAR_SIZES, UNKNOWN_SIZE_FILE[0], PACK_TEST_FILE[0]]:
+        path = root / f"{size}.bin"
+        path.write_bytes(os.urandom(size))
+        paths[size] = path
+    return paths
+
+
+def _source(
+    path: Path, offset: int = 0, length: int | None = None, key: Hashable = None
+) -> RangeSource:
+    def open_at_offset() -> ClosableStream:
+        stream = open(path, "rb")  # the packer closes it
+        stream.seek(offset)
+        return stream
+
+    size = path.stat().st_size - offset if length is None else length
+    return RangeSource(key or (path.name, offset), offset, size, open_at_offset, str(path))
+
+
+def _pack(sources: list[RangeSource]) -> tuple[PackedCar, bytes]:
+    out = io.BytesIO()
+    packed = pack_ranges(sources, CarWriter(out))
+    return packed, out.getvalue()
+
+
+def _assert_reads_back(packed: PackedCar, car: bytes) -> None:
+    """Every block re-hashes to its CID and sits where its record says."""
+    reader = CarReader(io.BytesIO(car))
+    assert reader.roots == [packed.root_cid]
+    blocks = list(reader)
+    assert len(blocks) == len(packed.blocks)
+    for block, record in zip(blocks, packed.blocks, strict=True):
+        digest = hashlib.sha256(block.data).digest()
+        assert block.cid in (RAW_PREFIX + digest, DAG_PB_PREFIX + digest)
+        assert (block.cid, block.car_offset) == (record.cid, record.car_offset)
+        section = car[record.car_offset : record.car_offset + record.car_block_length]
+        assert section == record.varint + block.cid + block.data
+        if record.kind is BlockKind.NODE:
+            assert record.raw_block == block.data and record.file_offset is None
+        else:
+            assert record.raw_block is None and record.file_offset is not None
+    assert packed.car_size == len(car)
+
+
+@pytest.mark.parametrize(("size", "car_size"), sorted(ASSEMBLER_CAR_SIZES.items()))
+def test_single_file_car_sizes(files: dict[int, Path], size: int, car_size: int) -> None:
+    packed, car = _pack([_source(files[size])])
+    assert len(car) == packed.car_size == car_size
+    _assert_reads_back(packed, car)
+    [result] = packed.ranges
+    assert result.length == size
+
+
+def test_unknown_size_file_measures_its_length(files: dict[int, Path]) -> None:
+    size, car_size = UNKNOWN_SIZE_FILE
+    packed, car = _pack([_source(files[size], length=-1)])
+    assert len(car) == car_size
+    assert packed.ranges[0].length == size
+
+
+def test_pack_test_file_size(files: dict[int, Path]) -> None:
+    size, car_size = PACK_TEST_FILE
+    packed, car = _pack([_source(files[size])])
+    assert len(car) == car_size
+    _assert_reads_back(packed, car)
+
+
+def test_all_eleven_assembler_files_in_one_car(files: dict[int, Path]) -> None:
+    # As the Go test orders them: by size, the 2048-byte file with an unknown length.
+    sizes = sorted([*ASSEMBLER_CAR_SIZES, UNKNOWN_SIZE_FILE[0]])
+    sources = [
+        _source(files[size], length=-1 if size == UNKNOWN_SIZE_FILE[0] else None) for size in sizes
+    ]
+    packed, car = _pack(sources)
+    assert len(car) == ALL_ASSEMBLER_FILES_CAR
+    assert packed.root_cid == EMPTY_FILE_CID  # the first block written: the empty file's
+    _assert_reads_back(packed, car)
+    assert [r.length for r in packed.ranges] == sizes
+    for result, size in zip(packed.ranges, sizes, strict=True):
+        if 0 < size <= CHUNK_SIZE:
+            assert result.cid == raw_cid(files[size].read_bytes())
+
+
+def test_split_file_ranges_make_a_138_byte_car_without_a_parent_node(tmp_path: Path) -> None:
+    path = tmp_path / "five.bin"
+    path.write_bytes(b"hello")
+    packed, car = _pack([_source(path, 0, 2), _source(path, 2, 3)])
+    assert len(car) == 138
+    assert [block.kind for block in packed.blocks] == [BlockKind.LEAF, BlockKind.LEAF]
+    assert [r.cid for r in packed.ranges] == [raw_cid(b"he"), raw_cid(b"llo")]
+    assert [block.file_offset for block in packed.blocks] == [0, 2]
+    # The file CID links the ranges; its node is not part of this data CAR.
+    file_dag = assemble_file_from_links([(raw_cid(b"he"), 2), (raw_cid(b"llo"), 3)])
+    assert file_dag.root_cid not in {block.cid for block in packed.blocks}
+
+
+def test_block_records_of_a_multi_chunk_range(files: dict[int, Path]) -> None:
+    packed, car = _pack([_source(files[2 * MIB + 1], key="f")])
+    assert [(b.kind, b.file_offset, b.range_key) for b in packed.blocks] == [
+        (BlockKind.LEAF, 0, "f"),
+        (BlockKind.LEAF, MIB, "f"),
+        (BlockKind.LEAF, 2 * MIB, "f"),
+        (BlockKind.NODE, None, "f"),
+    ]
+    node = packed.blocks[-1]
+    assert node.raw_block is not None
+    assert node.cid == packed.ranges[0].cid
+    assert [link.tsize for link in decode_node(node.raw_block).links] == [MIB, MIB, 1]
+    assert packed.blocks[0].car_offset == 59
+    assert packed.blocks[0].varint == b"\xa4\x80\x40"
+    _assert_reads_back(packed, car)
+
+
+class _TrackedStream(io.BytesIO):
+    closed_count = 0
+
+    def close(self) -> None:
+        _TrackedStream.closed_count += 1
+        super().close()
+
+
+def test_skipped_ranges_add_nothing_and_streams_are_closed() -> None:
+    _TrackedStream.closed_count = 0
+    sources = [
+        RangeSource("gone", 0, 5, lambda: None),
+        RangeSource("a", 0, 3, lambda: _TrackedStream(b"abc")),
+        RangeSource("b", 0, 2, lambda: _TrackedStream(b"de")),
+    ]
+    packed, car = _pack(sources)
+    assert [(r.key, r.cid) for r in packed.ranges] == [
+        ("gone", None),
+        ("a", raw_cid(b"abc")),
+        ("b", raw_cid(b"de")),
+    ]
+    assert packed.root_cid == raw_cid(b"abc")
+    assert _TrackedStream.closed_count == 2
+    _assert_reads_back(packed, car)
+
+
+def test_all_ranges_skipped_leaves_an_empty_car() -> None:
+    packed, car = _pack([RangeSource("gone", 0, 5, lambda: None)])
+    assert (packed.root_cid, packed.car_size, car, packed.blocks) == (None, 0, b"", [])
+
+
+def test_tee_hashes_exactly_the_car_bytes(files: dict[int, Path]) -> None:
+    digest = hashlib.sha256()
+    out = io.BytesIO()
+    pack_ranges([_source(files[2 * MIB - 1])], CarWriter(out, tee=digest.update))
+    assert digest.digest() == hashlib.sha256(out.getvalue()).digest()
