@@ -1,0 +1,79 @@
+"""Settings of one `dataset-worker run` process, validated in one place (CLI and API alike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dataset_worker.db.models import JobType
+from dataset_worker.durations import format_duration
+
+MAX_CONCURRENCY = 64
+
+
+class InvalidWorkerConfig(ValueError):
+    """A worker setting breaks a rule; the message names the flag and the rule."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Flags of `dataset-worker run` (reference spec §1), durations in seconds.
+
+    Defaults: one thread, every job type, poll backoff 5s…160s. `heartbeat_interval` 5s and
+    `stale_after` 20s make a killed worker's jobs claimable again within ~25 s (reaper period =
+    heartbeat interval), where Singularity needs up to ~10 min.
+    """
+
+    concurrency: int = 1
+    enable_scan: bool = True
+    enable_pack: bool = True
+    enable_dag: bool = True
+    exit_on_complete: bool = False
+    exit_on_error: bool = False
+    min_interval: float = 5.0
+    max_interval: float = 160.0
+    heartbeat_interval: float = 5.0
+    stale_after: float = 20.0
+    monitor_interval: float = 1.0
+
+    @property
+    def job_types(self) -> list[JobType]:
+        """Enabled job types in claim priority order: daggen, then scan, then pack (spec §3.2)."""
+        order = (
+            (self.enable_dag, JobType.DAGGEN),
+            (self.enable_scan, JobType.SCAN),
+            (self.enable_pack, JobType.PACK),
+        )
+        return [job_type for enabled, job_type in order if enabled]
+
+    def validate(self) -> WorkerConfig:
+        """Return self, or raise InvalidWorkerConfig naming the flag and the rule."""
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise InvalidWorkerConfig(
+                f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
+            )
+        if not self.job_types:
+            raise InvalidWorkerConfig(
+                "no job types enabled: keep at least one of --enable-scan, --enable-pack, --enable-dag"
+            )
+        for flag, value in (
+            ("--min-interval", self.min_interval),
+            ("--max-interval", self.max_interval),
+            ("--heartbeat-interval", self.heartbeat_interval),
+            ("--stale-after", self.stale_after),
+        ):
+            if value <= 0:
+                raise InvalidWorkerConfig(
+                    f"{flag} must be a positive duration, got {format_duration(value)}"
+                )
+        if self.min_interval > self.max_interval:
+            raise InvalidWorkerConfig(
+                f"--min-interval ({format_duration(self.min_interval)}) must not be greater than "
+                f"--max-interval ({format_duration(self.max_interval)})"
+            )
+        if self.stale_after < 2 * self.heartbeat_interval:
+            raise InvalidWorkerConfig(
+                f"--stale-after ({format_duration(self.stale_after)}) must be at least twice "
+                f"--heartbeat-interval ({format_duration(self.heartbeat_interval)}), "
+                "so that one late heartbeat does not make a live worker look dead"
+            )
+        return self

@@ -1,0 +1,219 @@
+"""The `dataset-worker run` process: threads, background loops, signals, exit code (spec §3.1).
+
+Exit codes: 0 every thread finished (exit-on-complete); 1 a thread stopped with an error
+(exit-on-error, a crash) or startup failed; 130 SIGINT/SIGTERM. On the first signal every
+in-flight job is stopped and put back to `ready`; a second signal exits at once after a
+best-effort release bounded by a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import JobType
+from dataset_worker.logs import log_event
+from dataset_worker.worker.config import WorkerConfig
+from dataset_worker.worker.context import Handler
+from dataset_worker.worker.handlers import default_handlers
+from dataset_worker.worker.housekeeping import run_heartbeat, run_reaper
+from dataset_worker.worker.monitor import JobMonitor
+from dataset_worker.worker.registry import LiveWorkers, register_workers, unregister_workers
+from dataset_worker.worker.thread import ThreadResult, WorkerThread
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SIGNAL = 130
+FORCED_EXIT_GRACE = 5.0  # seconds the second-signal release may take
+JOIN_TIMEOUT = 10.0
+
+log = logging.getLogger("dataset_worker.worker")
+
+
+class WorkerProcess:
+    """Runs `config.concurrency` worker threads until they are done or a signal arrives."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: WorkerConfig,
+        handlers: Mapping[JobType, Handler] | None = None,
+    ) -> None:
+        self.db = db
+        self.config = config.validate()
+        self.handlers = dict(handlers) if handlers is not None else default_handlers()
+        self.worker_ids = [str(uuid.uuid4()) for _ in range(config.concurrency)]
+        self.shutdown = threading.Event()
+        self.live = LiveWorkers(db, self.worker_ids)
+        self.monitor = JobMonitor(db, config.monitor_interval)
+        self._background_stop = threading.Event()
+        self._results: queue.Queue[ThreadResult] = queue.Queue()
+        self._signals = 0
+        self._exit_code = EXIT_OK
+
+    def run(self) -> int:
+        """Run to the end and return the process exit code."""
+        self._log_start()
+        try:
+            register_workers(self.db, self.worker_ids)
+        except Exception as exc:
+            log_event(log, "worker.start_failed", logging.ERROR, error=str(exc))
+            return EXIT_ERROR
+        restore = self._install_signal_handlers()
+        background = self._start_background()
+        try:
+            self._start_threads()
+            self._wait_for_threads()
+        finally:
+            self._background_stop.set()
+            for thread in background:
+                thread.join(JOIN_TIMEOUT)
+            self._unregister_leftovers()
+            restore()
+        log_event(log, "worker.exit", code=self._exit_code)
+        return self._exit_code
+
+    def stop(self, code: int = EXIT_SIGNAL) -> None:
+        """Ask every thread to stop; in-flight jobs go back to `ready`. First cause wins."""
+        if not self.shutdown.is_set():
+            self._exit_code = code
+            self.shutdown.set()
+
+    def _log_start(self) -> None:
+        config = self.config
+        log_event(
+            log,
+            "worker.start",
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            concurrency=config.concurrency,
+            types=",".join(config.job_types),
+            min_interval=config.min_interval,
+            max_interval=config.max_interval,
+            heartbeat_interval=config.heartbeat_interval,
+            stale_after=config.stale_after,
+            exit_on_complete=config.exit_on_complete,
+            exit_on_error=config.exit_on_error,
+        )
+
+    def _start_background(self) -> list[threading.Thread]:
+        stop, config = self._background_stop, self.config
+        loops: list[tuple[str, Callable[[], None]]] = [
+            ("heartbeat", lambda: run_heartbeat(self.live, config.heartbeat_interval, stop)),
+            (
+                "reaper",
+                lambda: run_reaper(self.db, config.stale_after, config.heartbeat_interval, stop),
+            ),
+            ("monitor", lambda: self.monitor.run(stop)),
+        ]
+        threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in loops]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _start_threads(self) -> None:
+        for index, worker_id in enumerate(self.worker_ids):
+            worker = WorkerThread(
+                self.db, self.config, self.handlers, worker_id, self.shutdown, self.monitor
+            )
+            thread = threading.Thread(
+                target=self._thread_main, args=(worker,), name=f"worker-{index}", daemon=True
+            )
+            log_event(log, "thread.start", worker=worker_id, index=index)
+            thread.start()
+
+    def _thread_main(self, worker: WorkerThread) -> None:
+        try:
+            result = worker.run()
+        except BaseException as exc:  # a bug in the loop itself: stop the process (spec §3.2)
+            log.error("thread.crashed", exc_info=exc, extra={"worker": worker.worker_id})
+            result = ThreadResult(worker.worker_id, exc)
+        try:
+            self.live.retire(worker.worker_id)
+        except Exception as exc:
+            log_event(
+                log,
+                "thread.cleanup_failed",
+                logging.WARNING,
+                worker=worker.worker_id,
+                error=str(exc),
+            )
+        log_event(log, "thread.exit", worker=worker.worker_id, error=result.error or "")
+        self._results.put(result)
+
+    def _wait_for_threads(self) -> None:
+        remaining = len(self.worker_ids)
+        while remaining:
+            try:
+                # A timeout keeps the main thread responsive to signals.
+                result = self._results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            remaining -= 1
+            if result.error is not None and not self.shutdown.is_set():
+                log_event(
+                    log,
+                    "worker.stopping",
+                    logging.ERROR,
+                    worker=result.worker_id,
+                    error=str(result.error) or type(result.error).__name__,
+                )
+                self.stop(EXIT_ERROR)
+
+    def _unregister_leftovers(self) -> None:
+        leftovers = self.live.ids
+        if not leftovers:
+            return
+        try:
+            unregister_workers(self.db, leftovers)
+        except Exception as exc:
+            log_event(log, "worker.cleanup_failed", logging.WARNING, error=str(exc))
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._on_signal)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals == 1:
+            log_event(log, "worker.signal", signal=name, action="stopping")
+            self.stop(EXIT_SIGNAL)
+            return
+        log_event(log, "worker.signal", logging.WARNING, signal=name, action="exit now")
+        self._forced_exit()
+
+    def _forced_exit(self) -> None:
+        """Release our jobs (bounded in time) and leave without waiting for the threads."""
+        released: list[Any] = []
+
+        def release() -> None:
+            released.append(unregister_workers(self.db, self.worker_ids))
+
+        helper = threading.Thread(target=release, daemon=True)
+        helper.start()
+        helper.join(FORCED_EXIT_GRACE)
+        log_event(log, "worker.exit", code=EXIT_SIGNAL, forced=True, released=sum(released))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_SIGNAL)

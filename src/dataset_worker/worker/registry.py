@@ -1,0 +1,125 @@
+"""The `workers` rows: one per worker thread, kept alive by heartbeats (reference spec §3.6)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, literal, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.types import DateTime
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import Worker, utcnow
+from dataset_worker.worker.lifecycle import release_jobs_of_workers
+
+WORKER_TYPE = "dataset_worker"
+
+
+def now_expr(db: Database, *, minus: float = 0.0) -> ColumnElement[datetime]:
+    """The current time, minus `minus` seconds, as SQL.
+
+    PostgreSQL uses the server clock, so workers on hosts with skewed clocks still agree on who is
+    stale; SQLite is only shared by processes of one host, which share its clock.
+    """
+    if db.is_sqlite:
+        return literal(utcnow() - timedelta(seconds=minus), DateTime(timezone=True))
+    if minus:
+        return func.now() - timedelta(seconds=minus)
+    return func.now()
+
+
+def register_workers(db: Database, worker_ids: Sequence[str]) -> None:
+    """Insert a fresh row per worker id (hostname, pid, last_heartbeat = now)."""
+
+    def write(session: Session) -> None:
+        _insert(session, db, worker_ids)
+
+    db.run_write(write)
+
+
+def heartbeat(db: Database, worker_ids: Sequence[str]) -> int:
+    """Refresh last_heartbeat of these rows; re-insert any that a reaper deleted.
+
+    Returns how many rows had to be re-inserted (0 normally).
+    """
+
+    def write(session: Session) -> int:
+        session.execute(
+            update(Worker)
+            .where(Worker.id.in_(worker_ids))
+            .values(last_heartbeat=now_expr(db))
+            .execution_options(synchronize_session=False)
+        )
+        present = set(session.scalars(select(Worker.id).where(Worker.id.in_(worker_ids))))
+        missing = [worker_id for worker_id in worker_ids if worker_id not in present]
+        _insert(session, db, missing)
+        return len(missing)
+
+    return db.run_write(write)
+
+
+def unregister_workers(db: Database, worker_ids: Sequence[str]) -> int:
+    """Delete these rows; their `processing` jobs go back to `ready` first.
+
+    Returns how many jobs were released. The FK clears worker_id on their other jobs.
+    """
+
+    def write(session: Session) -> int:
+        released = release_jobs_of_workers(session, list(worker_ids))
+        session.execute(delete(Worker).where(Worker.id.in_(worker_ids)))
+        return released
+
+    return db.run_write(write)
+
+
+def _insert(session: Session, db: Database, worker_ids: Sequence[str]) -> None:
+    if not worker_ids:
+        return
+    hostname, pid, now = socket.gethostname(), os.getpid(), utcnow()
+    session.add_all(
+        Worker(
+            id=worker_id,
+            last_heartbeat=now,
+            hostname=hostname,
+            type=WORKER_TYPE,
+            pid=pid,
+            started_at=now,
+        )
+        for worker_id in worker_ids
+    )
+    session.flush()
+
+
+class LiveWorkers:
+    """The worker rows of this process that are still alive.
+
+    Heartbeats and thread exits share one lock, so a heartbeat can never re-insert the row of a
+    thread that has just deleted it.
+    """
+
+    def __init__(self, db: Database, worker_ids: Sequence[str]) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._ids = list(worker_ids)
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the threads that have not retired yet."""
+        with self._lock:
+            return list(self._ids)
+
+    def beat(self) -> int:
+        """Heartbeat every live row; returns how many had to be re-inserted."""
+        with self._lock:
+            return heartbeat(self._db, self._ids) if self._ids else 0
+
+    def retire(self, worker_id: str) -> None:
+        """Delete one thread's row for good (at thread exit)."""
+        with self._lock:
+            if worker_id in self._ids:
+                self._ids.remove(worker_id)
+            unregister_workers(self._db, [worker_id])

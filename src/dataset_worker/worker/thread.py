@@ -1,0 +1,207 @@
+"""One worker thread: claim, run, record, back off (reference spec §3.2).
+
+Differences from Singularity, on purpose: outcome writes are ownership-checked (a job paused or
+taken over meanwhile is left alone), a job that finishes while the process shuts down is still
+recorded as complete, and a failure to record an outcome releases the job instead of leaving it
+`processing` under a live owner.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import JobType
+from dataset_worker.logs import log_event
+from dataset_worker.worker.backoff import Backoff
+from dataset_worker.worker.claim import ClaimedJob, claim_next_job
+from dataset_worker.worker.config import WorkerConfig
+from dataset_worker.worker.context import Handler, JobContext
+from dataset_worker.worker.lifecycle import complete_job, fail_job, release_job
+from dataset_worker.worker.monitor import JobMonitor
+
+log = logging.getLogger("dataset_worker.worker")
+job_log = logging.getLogger("dataset_worker.job")
+
+
+class Outcome(enum.Enum):
+    """What became of one claimed job."""
+
+    COMPLETED = "completed"  # row written `complete`
+    FAILED = "failed"  # row written `error` (or the handler's failure could not be recorded)
+    RELEASED = "released"  # shutdown: row written back to `ready`
+    STOPPED = "stopped"  # paused / taken over: row not written
+
+
+@dataclass(frozen=True)
+class ThreadResult:
+    """How a thread ended: `error` is set when it must stop the whole process (exit 1)."""
+
+    worker_id: str
+    error: BaseException | None = None
+
+
+class WorkerThread:
+    """The loop of one worker thread, with its own `workers` row id."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: WorkerConfig,
+        handlers: Mapping[JobType, Handler],
+        worker_id: str,
+        shutdown: threading.Event,
+        monitor: JobMonitor,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.handlers = handlers
+        self.worker_id = worker_id
+        self.shutdown = shutdown
+        self.monitor = monitor
+
+    def run(self) -> ThreadResult:
+        """Work until shutdown, exit-on-complete or (with exit-on-error) the first error."""
+        backoff = Backoff(self.config.min_interval, self.config.max_interval)
+        types = self.config.job_types
+        while not self.shutdown.is_set():
+            try:
+                job = claim_next_job(self.db, self.worker_id, types)
+            except Exception as exc:
+                log_event(log, "claim.error", logging.ERROR, worker=self.worker_id, error=str(exc))
+                error: BaseException = exc
+            else:
+                if job is None:
+                    if self.config.exit_on_complete:
+                        log_event(log, "thread.done", worker=self.worker_id, reason="no work")
+                        return ThreadResult(self.worker_id)
+                    interval = backoff.advance()
+                    log_event(log, "worker.idle", worker=self.worker_id, sleep=interval)
+                    if self.shutdown.wait(interval):
+                        break
+                    continue
+                outcome, failure = self.process(job)
+                if outcome is Outcome.RELEASED:
+                    break
+                if outcome is not Outcome.FAILED:
+                    backoff.reset()  # no sleep after a success or a stopped job
+                    continue
+                assert failure is not None
+                error = failure
+            # ERROR (spec §3.2): exit-on-error ends everything, else sleep and keep doubling.
+            if self.shutdown.is_set():
+                break
+            if self.config.exit_on_error:
+                return ThreadResult(self.worker_id, error)
+            if self.shutdown.wait(backoff.advance()):
+                break
+        return ThreadResult(self.worker_id)
+
+    def process(self, job: ClaimedJob) -> tuple[Outcome, BaseException | None]:
+        """Run one claimed job and record its outcome (ownership-checked)."""
+        log_event(
+            log,
+            "job.claimed",
+            job=job.id,
+            type=job.type,
+            attachment=job.attachment_id,
+            worker=self.worker_id,
+        )
+        stop = self.monitor.register(job.id, self.worker_id)
+        ctx = JobContext(
+            db=self.db,
+            job_id=job.id,
+            job_type=job.type,
+            attachment_id=job.attachment_id,
+            worker_id=self.worker_id,
+            logger=job_log,
+            shutdown=self.shutdown,
+            stop=stop,
+        )
+        started = time.monotonic()
+        try:
+            self._handler(job.type)(ctx)
+        except Exception as exc:
+            return self._after_failure(job, exc, stop.reason if stop.is_set() else "")
+        finally:
+            self.monitor.unregister(job.id)
+        return self._record(job, Outcome.COMPLETED, seconds=time.monotonic() - started)
+
+    def _handler(self, job_type: JobType) -> Handler:
+        handler = self.handlers.get(job_type)
+        if handler is None:
+            raise LookupError(f"this worker has no handler for {job_type} jobs")
+        return handler
+
+    def _after_failure(
+        self, job: ClaimedJob, exc: Exception, stop_reason: str
+    ) -> tuple[Outcome, BaseException | None]:
+        if stop_reason:
+            # Paused or taken over: the row belongs to someone else now; write nothing.
+            log_event(log, "job.stopped", job=job.id, worker=self.worker_id, reason=stop_reason)
+            return Outcome.STOPPED, None
+        if self.shutdown.is_set():
+            # Whatever the handler raised while we shut down, the job goes back to the queue.
+            return self._record(job, Outcome.RELEASED)
+        message = str(exc) or type(exc).__name__
+        trace = "".join(traceback.format_exception(exc))
+        outcome, failure = self._record(job, Outcome.FAILED, message=message, trace=trace)
+        if outcome is Outcome.FAILED:
+            return outcome, failure or exc
+        return outcome, None
+
+    def _record(
+        self,
+        job: ClaimedJob,
+        outcome: Outcome,
+        *,
+        seconds: float = 0.0,
+        message: str = "",
+        trace: str = "",
+    ) -> tuple[Outcome, BaseException | None]:
+        """Write `outcome` if the row is still ours; a row that is not is left alone (STOPPED)."""
+        fields: dict[str, Any] = {"job": job.id, "type": job.type, "worker": self.worker_id}
+        try:
+            if outcome is Outcome.COMPLETED:
+                written = complete_job(self.db, job.id, self.worker_id)
+            elif outcome is Outcome.FAILED:
+                written = fail_job(self.db, job.id, self.worker_id, message, trace)
+            else:
+                written = release_job(self.db, job.id, self.worker_id)
+        except Exception as exc:
+            log_event(
+                log,
+                "job.record_failed",
+                logging.ERROR,
+                outcome=outcome.value,
+                error=str(exc),
+                **fields,
+            )
+            self._release_quietly(job)
+            return Outcome.FAILED, exc
+        if not written:
+            log_event(log, "job.not_owned", logging.WARNING, outcome=outcome.value, **fields)
+            return Outcome.STOPPED, None
+        if outcome is Outcome.COMPLETED:
+            log_event(log, "job.complete", seconds=round(seconds, 3), **fields)
+        elif outcome is Outcome.FAILED:
+            log_event(log, "job.error", logging.ERROR, error=message, **fields)
+        else:
+            log_event(log, "job.released", reason="shutdown", **fields)
+        return outcome, None
+
+    def _release_quietly(self, job: ClaimedJob) -> None:
+        try:
+            if release_job(self.db, job.id, self.worker_id):
+                log_event(
+                    log, "job.released", job=job.id, worker=self.worker_id, reason="record failed"
+                )
+        except Exception as exc:
+            log_event(log, "job.release_failed", logging.ERROR, job=job.id, error=str(exc))
