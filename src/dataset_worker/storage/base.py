@@ -1,0 +1,135 @@
+"""The storage interface: what scan, pack and daggen need from a source and an output storage.
+
+A source is listed (spec §4.1 step 2) and read by byte range (§5.3); an output receives CAR files
+through a temporary object that only gets its final name when it is complete (§5.7). Local
+folders implement both (`storage.local`); S3-compatible stores can implement the same protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+class StorageError(Exception):
+    """A storage cannot be used: unsupported type, missing folder, no space left."""
+
+
+class SourceChangedError(StorageError):
+    """A source file differs from what the scan recorded (size or mtime), spec §5.3 step 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    """One listed object. `path` is relative to the storage root and `/`-separated.
+
+    For a directory, `size` and `mtime_ns` are 0. `mtime_ns` is the modification time in
+    nanoseconds since the epoch (files.last_modified_nano).
+    """
+
+    path: str
+    is_dir: bool
+    size: int = 0
+    mtime_ns: int = 0
+
+
+ListingErrorHandler = Callable[[str, Exception], None]
+
+
+class RangeStream(Protocol):
+    """An open byte range: `readinto` fills buffers from the range start; `close` releases it."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class SourceStorage(Protocol):
+    """Where files are read from."""
+
+    def walk(self, on_error: ListingErrorHandler) -> Iterator[SourceEntry]:
+        """Every directory and file below the root, breadth first, each directory's entries in
+        byte order of their path. Directories that cannot be listed are reported to `on_error`
+        (path, error) and skipped."""
+        ...
+
+    def open_range(self, path: str, offset: int, *, size: int, mtime_ns: int) -> RangeStream:
+        """Open `path` positioned at `offset`, after checking that it still has the recorded
+        `size` (unless -1) and `mtime_ns`; raises SourceChangedError naming the file if not."""
+        ...
+
+    def remove(self, path: str) -> None:
+        """Delete a source file (delete-after-export)."""
+        ...
+
+    def describe(self) -> str:
+        """A short human name for messages, e.g. the folder path."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceInfo:
+    """Free and total bytes of an output storage (None when the backend cannot tell)."""
+
+    free: int | None
+    total: int | None
+
+
+class TempOutput(Protocol):
+    """A CAR being written. Dropped unless `publish` succeeds; `discard` is always safe to call."""
+
+    @property
+    def stream(self) -> BinaryIO:
+        """The writable binary stream."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Bytes in the object so far (after `pad_to`, the padded size)."""
+        ...
+
+    def read_back(self) -> BinaryIO:
+        """A fresh reader over what was written (flushed first), for padding and verification."""
+        ...
+
+    def pad_to(self, size: int) -> None:
+        """Append zero bytes until the object is `size` bytes long."""
+        ...
+
+    def publish(self, name: str) -> str:
+        """Make the object durable and visible as `name` (replacing any object of that name);
+        returns the storage path recorded in cars.storage_path."""
+        ...
+
+    def discard(self) -> None:
+        """Remove the temporary object (and never a published one)."""
+        ...
+
+
+class OutputStorage(Protocol):
+    """Where CAR files are written."""
+
+    def space(self) -> SpaceInfo:
+        """Free and total space."""
+        ...
+
+    def create_temp(self, tag: str) -> TempOutput:
+        """A new temporary object whose name starts with a prefix derived from `tag`."""
+        ...
+
+    def remove_temps(self, tag: str) -> int:
+        """Remove leftover temporary objects of `tag` (from a crashed run); returns how many."""
+        ...
+
+    def exists(self, path: str) -> int | None:
+        """Size of the object at `path`, or None if there is none."""
+        ...
+
+    def remove(self, path: str) -> None:
+        """Delete the object at `path` if it exists."""
+        ...
+
+    def describe(self) -> str:
+        """A short human name for messages."""
+        ...

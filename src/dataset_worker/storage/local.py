@@ -1,0 +1,265 @@
+"""Local folders as source and output storages.
+
+Listing follows Singularity's rclone walk with the default scan concurrency of 1 (spec §4.1):
+breadth first from the root, each directory's entries sorted by byte order of their path.
+Symbolic links and special files are skipped, as rclone's local backend does by default.
+Output objects are written under a hidden temporary name and renamed into place only once they
+are complete and flushed to disk, so a reader never sees a partial CAR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import stat
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from dataset_worker.storage.base import (
+    ListingErrorHandler,
+    SourceChangedError,
+    SourceEntry,
+    SpaceInfo,
+    StorageError,
+)
+
+_ZEROS = bytes(1 << 20)
+TEMP_PREFIX = ".dw-"
+TEMP_SUFFIX = ".car.part"
+
+
+def _name_key(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def _safe_join(root: Path, path: str) -> Path:
+    """`root/path` for a stored relative path; refuses paths that could leave the root."""
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise StorageError(f'invalid relative path "{path}" (it must stay inside the storage)')
+    return root.joinpath(*parts)
+
+
+class LocalSource:
+    """A local folder read as a source storage."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        """The folder path."""
+        return str(self.root)
+
+    def check(self) -> None:
+        """Raise StorageError unless the root is a readable directory."""
+        if not self.root.is_dir():
+            raise StorageError(f"source folder {self.root} does not exist or is not a directory")
+
+    def walk(self, on_error: ListingErrorHandler) -> Iterator[SourceEntry]:
+        """Breadth-first listing, entries of each directory in byte order of their names."""
+        self.check()
+        queue: deque[str] = deque([""])
+        while queue:
+            prefix = queue.popleft()
+            try:
+                entries = self._list(prefix, on_error)
+            except OSError as exc:
+                on_error(prefix, exc)
+                continue
+            for entry in entries:
+                if entry.is_dir:
+                    queue.append(entry.path)
+                yield entry
+
+    def _list(self, prefix: str, on_error: ListingErrorHandler) -> list[SourceEntry]:
+        folder = _safe_join(self.root, prefix) if prefix else self.root
+        with os.scandir(folder) as scan:
+            items = sorted(scan, key=lambda item: _name_key(item.name))
+        out: list[SourceEntry] = []
+        for item in items:
+            path = f"{prefix}/{item.name}" if prefix else item.name
+            entry = self._entry(item, path, on_error)
+            if entry is not None:
+                out.append(entry)
+        return out
+
+    @staticmethod
+    def _entry(
+        item: os.DirEntry[str], path: str, on_error: ListingErrorHandler
+    ) -> SourceEntry | None:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            on_error(path, StorageError(f"name of {path!r} is not valid UTF-8; skipped"))
+            return None
+        try:
+            info = item.stat(follow_symlinks=False)
+        except OSError as exc:
+            on_error(path, exc)
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            return SourceEntry(path, True)
+        if stat.S_ISREG(info.st_mode):
+            return SourceEntry(path, False, info.st_size, info.st_mtime_ns)
+        kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "special file"
+        on_error(path, StorageError(f"{path} is a {kind}; skipped"))
+        return None
+
+    def open_range(self, path: str, offset: int, *, size: int, mtime_ns: int) -> io.FileIO:
+        """Open `path` at `offset` after checking it against the scanned size and mtime."""
+        full = _safe_join(self.root, path)
+        try:
+            stream = io.FileIO(full, "r")
+        except FileNotFoundError:
+            raise SourceChangedError(
+                f"source file {path} no longer exists in {self.root}; start a new scan"
+            ) from None
+        try:
+            info = os.fstat(stream.fileno())
+            _check_same(path, info, size, mtime_ns)
+            if offset:
+                stream.seek(offset)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    def remove(self, path: str) -> None:
+        """Delete a source file."""
+        _safe_join(self.root, path).unlink()
+
+
+def _check_same(path: str, info: os.stat_result, size: int, mtime_ns: int) -> None:
+    """Singularity's IsSameEntry for local files: size (when known) and mtime in ns."""
+    changes = []
+    if size >= 0 and info.st_size != size:
+        changes.append(f"size {size} -> {info.st_size}")
+    if info.st_mtime_ns != mtime_ns:
+        changes.append(f"mtime {mtime_ns} ns -> {info.st_mtime_ns} ns")
+    if changes:
+        raise SourceChangedError(
+            f"source file {path} has changed since it was scanned ({', '.join(changes)}); "
+            "start a new scan to pick up the new version"
+        )
+
+
+class LocalTempOutput:
+    """A CAR file under a hidden temporary name in the output folder."""
+
+    def __init__(self, folder: Path, tag: str) -> None:
+        self._folder = folder
+        self.path = folder / f"{TEMP_PREFIX}{tag}-{uuid.uuid4().hex}{TEMP_SUFFIX}"
+        self._file: BinaryIO | None = open(self.path, "xb+", buffering=1 << 20)
+        self._published = False
+
+    @property
+    def stream(self) -> BinaryIO:
+        """The open file."""
+        if self._file is None:
+            raise StorageError(f"{self.path} is already closed")
+        return self._file
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        stream = self.stream
+        stream.flush()
+        return os.fstat(stream.fileno()).st_size
+
+    def read_back(self) -> BinaryIO:
+        """A new reader from the start of the file."""
+        self.stream.flush()
+        return open(self.path, "rb")
+
+    def pad_to(self, size: int) -> None:
+        """Append literal zero bytes up to `size` (Singularity pads small CARs physically)."""
+        stream = self.stream
+        stream.seek(0, os.SEEK_END)
+        missing = size - stream.tell()
+        while missing > 0:
+            step = min(missing, len(_ZEROS))
+            stream.write(_ZEROS[:step])
+            missing -= step
+
+    def publish(self, name: str) -> str:
+        """fsync, rename to `name` (replacing it), fsync the folder; returns `name`."""
+        if "/" in name or name in ("", ".", ".."):
+            raise StorageError(f'invalid output file name "{name}"')
+        stream = self.stream
+        stream.flush()
+        os.fsync(stream.fileno())
+        stream.close()
+        self._file = None
+        os.replace(self.path, self._folder / name)
+        self._published = True
+        _fsync_dir(self._folder)
+        return name
+
+    def discard(self) -> None:
+        """Close and delete the temporary file unless it was published."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        if not self._published:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalOutput:
+    """A local folder that receives CAR files."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        """The folder path."""
+        return str(self.root)
+
+    def _folder(self) -> Path:
+        if not self.root.is_dir():
+            raise StorageError(f"output folder {self.root} does not exist or is not a directory")
+        return self.root
+
+    def space(self) -> SpaceInfo:
+        """Free and total bytes of the file system holding the folder."""
+        usage = shutil.disk_usage(self._folder())
+        return SpaceInfo(usage.free, usage.total)
+
+    def create_temp(self, tag: str) -> LocalTempOutput:
+        """A new hidden temporary file `.dw-<tag>-<uuid>.car.part`."""
+        return LocalTempOutput(self._folder(), tag)
+
+    def remove_temps(self, tag: str) -> int:
+        """Delete leftover temporary files of `tag`; returns how many were removed."""
+        removed = 0
+        for path in self._folder().glob(f"{TEMP_PREFIX}{tag}-*{TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+        return removed
+
+    def exists(self, path: str) -> int | None:
+        """Size of the file at `path`, or None."""
+        try:
+            return _safe_join(self.root, path).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def remove(self, path: str) -> None:
+        """Delete the file at `path` if present."""
+        with contextlib.suppress(FileNotFoundError):
+            _safe_join(self.root, path).unlink()

@@ -1,0 +1,128 @@
+"""The scan job (spec §4): list the source, record what is new, group its ranges into pack jobs.
+
+Steps: re-batch the ranges left without a job, walk the source breadth first in sorted order,
+write directories/files/ranges/pack jobs in batches (one transaction each), and flush the last
+partial job. Files already recorded with the same path, size and mtime are skipped, so running
+the scan again is incremental.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from dataset_worker.db.models import File
+from dataset_worker.logs import log_event
+from dataset_worker.storage import SourceEntry
+from dataset_worker.worker.attachment import AttachmentSetup, load_setup, root_directory
+from dataset_worker.worker.batching import JobBatcher, range_split_size
+from dataset_worker.worker.context import JobContext
+from dataset_worker.worker.scan_writer import BatchResult, ScanState, ScanWriter
+
+BATCH_FILES = 5000  # commit at least every this many listed entries …
+BATCH_SECONDS = 2.0  # … or this often, so a slow listing still saves its progress
+
+
+def run_scan(ctx: JobContext) -> None:
+    """Scan the job's source attachment; pack jobs it fills are created `ready`."""
+    started = time.monotonic()
+    with ctx.db.read() as session:
+        setup = load_setup(session, ctx.attachment_id)
+        root_id = root_directory(session, ctx.attachment_id).id
+        has_files = session.scalar(select(exists().where(File.attachment_id == ctx.attachment_id)))
+    writer = ScanWriter(
+        ctx.attachment_id, root_id, range_split_size(setup.max_size), check_known=bool(has_files)
+    )
+    state = ScanState(JobBatcher(setup.max_size))
+    log_event(
+        ctx.logger, "scan.start", job=ctx.job_id, source=setup.source.describe(), rescan=has_files
+    )
+    leftovers, state = _rebatch(ctx, writer, state)
+    totals = _walk(ctx, setup, writer, state)
+    log_event(
+        ctx.logger,
+        "scan.done",
+        job=ctx.job_id,
+        leftovers=leftovers,
+        files_added=totals.added,
+        files_skipped=totals.skipped,
+        listing_errors=totals.errors,
+        pack_jobs=totals.jobs,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _rebatch(ctx: JobContext, writer: ScanWriter, state: ScanState) -> tuple[int, ScanState]:
+    def work(session: Session) -> tuple[int, ScanState]:
+        snapshot = state.copy()
+        count = writer.rebatch_leftovers(session, snapshot)
+        return count, snapshot
+
+    return ctx.db.run_write(work)
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.added = 0
+        self.skipped = 0
+        self.errors = 0
+        self.jobs = 0
+
+
+def _walk(ctx: JobContext, setup: AttachmentSetup, writer: ScanWriter, state: ScanState) -> _Totals:
+    totals = _Totals()
+
+    def on_error(path: str, exc: Exception) -> None:
+        # Listing errors are logged and skipped; they never fail the scan (spec §4.1 step 2).
+        totals.errors += 1
+        log_event(
+            ctx.logger, "scan.skipped", logging.WARNING, job=ctx.job_id, path=path, error=str(exc)
+        )
+
+    batch: list[SourceEntry] = []
+    last_flush = time.monotonic()
+    for entry in setup.source.walk(on_error):
+        ctx.check_cancelled()
+        batch.append(entry)
+        if len(batch) >= BATCH_FILES or time.monotonic() - last_flush >= BATCH_SECONDS:
+            state = _flush(ctx, writer, state, batch, totals)
+            batch = []
+            last_flush = time.monotonic()
+    ctx.check_cancelled()
+    state = _flush(ctx, writer, state, batch, totals, final=True)
+    totals.jobs = state.jobs_created
+    return totals
+
+
+def _flush(
+    ctx: JobContext,
+    writer: ScanWriter,
+    state: ScanState,
+    batch: list[SourceEntry],
+    totals: _Totals,
+    *,
+    final: bool = False,
+) -> ScanState:
+    def work(session: Session) -> BatchResult:
+        result = writer.write_batch(session, state, batch)
+        if final:
+            writer.finish(session, result.state)
+        return result
+
+    result = ctx.db.run_write(work)
+    new_state = writer.commit(result)
+    totals.added += result.files_added
+    totals.skipped += result.files_skipped
+    log_event(
+        ctx.logger,
+        "scan.batch",
+        logging.DEBUG,
+        job=ctx.job_id,
+        entries=len(batch),
+        files_added=totals.added,
+        pack_jobs=new_state.jobs_created,
+    )
+    return new_state

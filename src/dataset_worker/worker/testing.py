@@ -1,0 +1,199 @@
+"""Helpers to drive job bodies in process: tests, benchmarks and one-off tools.
+
+`make_local_preparation` creates the rows a preparation needs (as `prep create` does, but with
+every setting open, e.g. `no_inline`); `run_job` claims one job for a throw-away worker row,
+runs its handler and records the outcome the way the worker runtime does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import (
+    Directory,
+    Job,
+    JobState,
+    JobType,
+    OutputAttachment,
+    Preparation,
+    SourceAttachment,
+    Storage,
+    Worker,
+    utcnow,
+)
+from dataset_worker.worker.context import Handler, JobCancelled, JobContext
+
+
+@dataclass(frozen=True)
+class PreparationRows:
+    """Ids of a preparation made by `make_local_preparation`."""
+
+    preparation_id: int
+    attachment_id: int
+    root_directory_id: int
+
+
+def make_local_preparation(
+    db: Database,
+    name: str,
+    source: Path,
+    output: Path | None,
+    *,
+    max_size: int = 33_822_867_456,
+    min_piece_size: int = 1 << 20,
+    piece_size: int | None = None,
+    no_dag: bool = False,
+    no_inline: bool = False,
+    delete_after_export: bool = False,
+) -> PreparationRows:
+    """Insert a preparation with a local source (and output, unless None) and its root dir."""
+    with db.write() as session:
+        prep = Preparation(
+            name=name,
+            max_size=max_size,
+            piece_size=piece_size or 1 << (max_size * 128 // 127).bit_length(),
+            min_piece_size=min_piece_size,
+            no_dag=no_dag,
+            no_inline=no_inline,
+            delete_after_export=delete_after_export,
+        )
+        attachment = SourceAttachment(
+            storage=Storage(name=f"{name}-source", type="local", path=str(source), config={})
+        )
+        prep.source_attachments.append(attachment)
+        if output is not None:
+            output.mkdir(parents=True, exist_ok=True)
+            prep.output_attachments.append(
+                OutputAttachment(
+                    storage=Storage(name=f"{name}-output", type="local", path=str(output))
+                )
+            )
+        session.add(prep)
+        session.flush()
+        root = Directory(name="", parent_id=None, attachment_id=attachment.id)
+        session.add(root)
+        session.flush()
+        return PreparationRows(prep.id, attachment.id, root.id)
+
+
+def add_job(db: Database, attachment_id: int, job_type: JobType) -> int:
+    """Insert a `ready` job of `job_type` (as start-scan / start-daggen would)."""
+    with db.write() as session:
+        job = Job(type=job_type, state=JobState.READY, attachment_id=attachment_id)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def default_handler(job_type: JobType) -> Handler:
+    """The real handler of a job type."""
+    if job_type is JobType.SCAN:
+        from dataset_worker.worker.scan import run_scan
+
+        return run_scan
+    if job_type is JobType.PACK:
+        from dataset_worker.worker.pack import run_pack
+
+        return run_pack
+    from dataset_worker.worker.daggen import run_daggen
+
+    return run_daggen
+
+
+@dataclass
+class JobRun:
+    """The outcome of `run_job`: final state, and the exception for an error."""
+
+    job_id: int
+    state: JobState
+    error: BaseException | None = None
+
+
+def new_worker(db: Database) -> str:
+    """Insert a `workers` row and return its id."""
+    worker_id = str(uuid.uuid4())
+    with db.write() as session:
+        session.add(Worker(id=worker_id, last_heartbeat=utcnow(), hostname="in-process"))
+    return worker_id
+
+
+def run_job(
+    db: Database,
+    job_id: int,
+    *,
+    worker_id: str | None = None,
+    handler: Handler | None = None,
+    before: Callable[[JobContext], None] | None = None,
+    shutdown: threading.Event | None = None,
+) -> JobRun:
+    """Claim job `job_id`, run its handler, record complete / error / ready like the runtime.
+
+    `before` can tweak the context (e.g. set its stop signal) before the handler starts.
+    """
+    worker = worker_id or new_worker(db)
+    with db.write() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.attachment_id is None:
+            raise LookupError(f"job {job_id} does not exist or has no attachment")
+        job.state = JobState.PROCESSING
+        job.worker_id = worker
+        job.started_at = utcnow()
+        job_type, attachment_id = job.type, job.attachment_id
+    ctx = JobContext(
+        db=db,
+        job_id=job_id,
+        job_type=job_type,
+        attachment_id=attachment_id,
+        worker_id=worker,
+        logger=logging.getLogger("dataset_worker.job"),
+        shutdown=shutdown or threading.Event(),
+    )
+    if before is not None:
+        before(ctx)
+    try:
+        (handler or default_handler(job_type))(ctx)
+    except JobCancelled as exc:
+        _finish(db, job_id, worker, JobState.READY, "")
+        return JobRun(job_id, JobState.READY, exc)
+    except Exception as exc:
+        _finish(db, job_id, worker, JobState.ERROR, str(exc))
+        return JobRun(job_id, JobState.ERROR, exc)
+    _finish(db, job_id, worker, JobState.COMPLETE, "")
+    return JobRun(job_id, JobState.COMPLETE)
+
+
+def _finish(db: Database, job_id: int, worker: str, state: JobState, message: str) -> None:
+    with db.write() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.worker_id == worker)
+            .values(state=state, worker_id=None, error_message=message, finished_at=utcnow())
+        )
+
+
+def run_ready_jobs(
+    db: Database, job_type: JobType, *, attachment_id: int | None = None
+) -> list[JobRun]:
+    """Run every `ready` job of a type, lowest id first, until none is left."""
+    runs: list[JobRun] = []
+    worker = new_worker(db)
+    while True:
+        with db.read() as session:
+            query = select(Job.id).where(Job.type == job_type, Job.state == JobState.READY)
+            if attachment_id is not None:
+                query = query.where(Job.attachment_id == attachment_id)
+            job_id = session.scalar(query.order_by(Job.id).limit(1))
+        if job_id is None:
+            return runs
+        run = run_job(db, job_id, worker_id=worker)
+        runs.append(run)
+        if run.state is JobState.READY:  # cancelled: running it again would loop forever
+            return runs

@@ -1,0 +1,166 @@
+"""The scan job (spec §4) on SQLite and PostgreSQL, with Singularity's TestScan vector."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
+from dataset_worker.worker.batching import range_split_size, split_file, to_car_size
+from dataset_worker.worker.testing import add_job, make_local_preparation, run_job
+
+KIB, MIB = 1 << 10, 1 << 20
+
+# Singularity's service/datasetworker/scan_test.go TestScan (spec §4.3).
+TEST_SCAN_FILES = {
+    "empty.bin": 0,
+    "1.bin": 1,
+    "1k.bin": KIB,
+    "1m.bin": MIB,
+    "16m.bin": 16 * MIB,
+    "1/2/3/10.bin": 10,
+    "1/2/3/11.bin": 11,
+    "1/2/3 1.bin": 31,
+    "1/2/32.bin": 32,
+}
+
+
+def write_tree(root: Path, files: dict[str, int]) -> None:
+    for rel, size in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size))
+
+
+def scan(db: Database, attachment_id: int) -> None:
+    run = run_job(db, add_job(db, attachment_id, JobType.SCAN))
+    assert run.state is JobState.COMPLETE, run.error
+
+
+def counts(db: Database, attachment_id: int) -> tuple[int, int, int, int]:
+    with db.read() as s:
+        dirs = s.scalar(select(func.count()).where(Directory.attachment_id == attachment_id))
+        files = s.scalar(select(func.count()).where(File.attachment_id == attachment_id))
+        jobs = s.scalar(select(func.count()).select_from(Job))
+        ranges = s.scalar(select(func.count()).select_from(FileRange))
+    assert dirs is not None and files is not None and jobs is not None and ranges is not None
+    return dirs, files, jobs, ranges
+
+
+def test_car_size_estimate_matches_singularity() -> None:
+    assert to_car_size(0) == 37
+    assert to_car_size(-1) == 38
+    assert to_car_size(1) == 40
+    assert to_car_size(MIB) == MIB + 39
+    assert to_car_size(MIB + 1) == MIB + 1 + 2 * 39 + 2 * 52 + 44
+
+
+def test_split_size_and_ranges() -> None:
+    assert range_split_size(33_822_867_456) == 1 << 30
+    assert range_split_size(2_000_000) == 512 * KIB
+    assert list(split_file(0, 10)) == [(0, 0)]
+    assert list(split_file(-1, 10)) == [(0, -1)]
+    assert list(split_file(25, 10)) == [(0, 10), (10, 10), (20, 5)]
+
+
+def test_singularity_test_scan_vector(db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    write_tree(source, TEST_SCAN_FILES)
+    rows = make_local_preparation(db, "p", source, tmp_path / "out", max_size=2_000_000)
+    scan(db, rows.attachment_id)
+    dirs, files, jobs, ranges = counts(db, rows.attachment_id)
+    assert (dirs, files, jobs, ranges) == (4, 9, 13, 41)
+    with db.read() as s:
+        pack_states = s.scalars(select(Job.state).where(Job.type == JobType.PACK)).all()
+        unassigned = s.scalar(select(func.count()).where(FileRange.job_id.is_(None)))
+        names = set(s.scalars(select(Directory.name)).all())
+    assert pack_states == [JobState.READY] * 12
+    assert unassigned == 0
+    assert names == {"", "1", "2", "3"}
+
+
+def test_files_keep_size_mtime_and_directory(db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    write_tree(source, {"a/b/c.txt": 5, "top.txt": 3})
+    (source / "empty-dir" / "deeper").mkdir(parents=True)
+    os.utime(source / "top.txt", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    rows = make_local_preparation(db, "p", source, tmp_path / "out")
+    scan(db, rows.attachment_id)
+    with db.read() as s:
+        top = s.scalars(select(File).where(File.path == "top.txt")).one()
+        deep = s.scalars(select(File).where(File.path == "a/b/c.txt")).one()
+        b_dir = s.get(Directory, deep.directory_id)
+        dirs = s.scalars(select(Directory.name).order_by(Directory.id)).all()
+    assert (top.size, top.last_modified_nano) == (3, 1_700_000_000_123_456_789)
+    assert top.directory_id == rows.root_directory_id
+    assert b_dir is not None and b_dir.name == "b"
+    # Breadth first, sorted: root, then "a" and "empty-dir", then their children.
+    assert dirs == ["", "a", "empty-dir", "b", "deeper"]
+
+
+def test_rescan_is_incremental(db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    write_tree(source, {"a.bin": 100, "d/b.bin": 200})
+    rows = make_local_preparation(db, "p", source, tmp_path / "out")
+    scan(db, rows.attachment_id)
+    assert counts(db, rows.attachment_id) == (2, 2, 2, 2)  # 1 scan + 1 pack job
+    scan(db, rows.attachment_id)  # nothing new: no file, range or job
+    assert counts(db, rows.attachment_id) == (2, 2, 3, 2)
+    (source / "a.bin").write_bytes(b"changed")  # new size: a new File row, same path
+    write_tree(source, {"d/e/new.bin": 1})
+    scan(db, rows.attachment_id)
+    assert counts(db, rows.attachment_id) == (3, 4, 5, 4)
+    with db.read() as s:
+        versions = s.scalars(select(File.size).where(File.path == "a.bin").order_by(File.id))
+        assert list(versions) == [100, 7]
+
+
+def test_leftover_ranges_are_rebatched(db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    write_tree(source, {"a.bin": 10, "b.bin": 10})
+    rows = make_local_preparation(db, "p", source, tmp_path / "out")
+    scan(db, rows.attachment_id)
+    with db.write() as s:  # as if the pack job had been deleted: its ranges lose their job
+        s.execute(FileRange.__table__.update().values(job_id=None))
+    scan(db, rows.attachment_id)
+    with db.read() as s:
+        jobs = s.scalars(select(FileRange.job_id).distinct()).all()
+        pack_jobs = s.scalar(select(func.count()).where(Job.type == JobType.PACK))
+    assert len(jobs) == 1 and jobs[0] is not None
+    assert pack_jobs == 2
+
+
+@pytest.mark.parametrize("max_size", [10_000, 300_000])
+def test_jobs_never_exceed_max_size_estimate(db: Database, tmp_path: Path, max_size: int) -> None:
+    source = tmp_path / "src"
+    write_tree(source, {f"f{i:03}.bin": (i * 7919) % 50_000 for i in range(60)})
+    rows = make_local_preparation(db, "p", source, tmp_path / "out", max_size=max_size)
+    scan(db, rows.attachment_id)
+    with db.read() as s:
+        by_job: dict[int, int] = {}
+        for job_id, length in s.execute(select(FileRange.job_id, FileRange.length)):
+            assert job_id is not None
+            by_job[job_id] = by_job.get(job_id, 59) + to_car_size(length)
+        range_ids = s.execute(select(FileRange.id, FileRange.job_id).order_by(FileRange.id)).all()
+    single = {j for j, total in by_job.items() if total > max_size}
+    for job_id in single:  # only a range that can never fit may stand alone over the limit
+        with db.read() as s:
+            n = s.scalar(select(func.count()).where(FileRange.job_id == job_id))
+        assert n == 1
+    job_order = [job_id for _, job_id in range_ids]
+    assert job_order == sorted(job_order)  # ranges fill jobs in scan order
+
+
+def test_missing_root_directory_fails(db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    rows = make_local_preparation(db, "p", source, tmp_path / "out")
+    with db.write() as s:
+        s.execute(Directory.__table__.delete())
+    run = run_job(db, add_job(db, rows.attachment_id, JobType.SCAN))
+    assert run.state is JobState.ERROR
+    assert "no root directory" in str(run.error)
