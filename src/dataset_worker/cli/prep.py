@@ -1,9 +1,491 @@
-"""CLI commands: prep (filled in by its issue)."""
+"""CLI commands `prep …` and `jobs list`: thin wrappers over the dataset_worker.prep use-cases.
+
+Each command opens the database, calls one use-case, and prints either rich tables or, with
+`--json`, the use-case's view serialised with camelCase keys. A PrepError becomes one clear
+sentence on stderr and exit code 1.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from pydantic import BaseModel
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from dataset_worker.cli.common import fail, settings
+from dataset_worker.config import Settings
+from dataset_worker.db import Database, open_database
+from dataset_worker.db.models import JobState, JobType
+from dataset_worker.prep import (
+    CreatePreparationRequest,
+    JobView,
+    PreparationStatus,
+    PreparationView,
+    PrepError,
+    create_preparation,
+    get_preparation_status,
+    list_jobs,
+    list_pieces,
+    list_preparations,
+    pause_daggen,
+    pause_pack,
+    pause_scan,
+    start_daggen,
+    start_pack,
+    start_scan,
+)
+from dataset_worker.prep.jobs import DEFAULT_LIMIT
+from dataset_worker.prep.views import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
+from dataset_worker.sizes import format_size
+
+WATCH_INTERVAL = 1.0  # seconds between refreshes of `prep status --watch`
+EXIT_INTERRUPTED = 130
+
+prep_app = typer.Typer(
+    help="Create preparations, start or pause their jobs, and see their progress and pieces.",
+    no_args_is_help=True,
+)
+jobs_app = typer.Typer(help="List the jobs in the database.", no_args_is_help=True)
+
+PrepArg = Annotated[str, typer.Argument(metavar="PREP", help="Preparation name or id.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON (camelCase keys).")
+]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add the `prep` and `jobs` command groups to the app."""
+    app.add_typer(prep_app, name="prep")
+    app.add_typer(jobs_app, name="jobs")
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def database(ctx: typer.Context) -> Iterator[Database]:
+    """Open the configured database for one command; turn PrepErrors into clean failures."""
+    config = settings(ctx)
+    _prepare_sqlite_folder(config)
+    try:
+        db = open_database(config.database_url)
+    except OperationalError as exc:
+        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc.orig or exc}")
+    try:
+        yield db
+    except PrepError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+
+
+def _prepare_sqlite_folder(config: Settings) -> None:
+    """Create the state dir for the default SQLite file; refuse other missing folders clearly."""
+    if not config.is_sqlite:
+        return
+    path = make_url(config.database_url).database
+    if not path or path == ":memory:":
+        return
+    folder = Path(path).parent
+    if folder == config.state_dir:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        fail(f'the folder of the SQLite database "{path}" does not exist')
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped output: do not squeeze CIDs into 80 columns.
+        console = Console(width=240)
+    return console
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _dump(view: BaseModel) -> Any:
+    return view.model_dump(mode="json", by_alias=True)
+
+
+# --- prep create / list ---------------------------------------------------------------------------
+
+
+@prep_app.command("create")
+def create_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Unique name (not all digits).")],
+    source: Annotated[str, typer.Option("--source", help="Folder to prepare (must exist).")],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", help="Folder for the CAR files (created if missing)."),
+    ] = None,
+    max_size: Annotated[
+        str, typer.Option("--max-size", metavar="SIZE", help="Largest CAR file.")
+    ] = DEFAULT_MAX_SIZE,
+    piece_size: Annotated[
+        str | None,
+        typer.Option(
+            "--piece-size",
+            metavar="SIZE",
+            help="Piece size, a power of two ≤ 64GiB (default: next power of two ≥ max size).",
+        ),
+    ] = None,
+    min_piece_size: Annotated[
+        str,
+        typer.Option("--min-piece-size", metavar="SIZE", help="Pad smaller pieces up to this."),
+    ] = DEFAULT_MIN_PIECE_SIZE,
+    no_dag: Annotated[
+        bool, typer.Option("--no-dag", help="Do not build the directory DAG (no root CID).")
+    ] = False,
+    delete_after_export: Annotated[
+        bool,
+        typer.Option("--delete-after-export", help="Delete source files once they are packed."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a preparation of a local folder (sizes like 31.5GiB, 1MiB or bytes)."""
+    request = CreatePreparationRequest(
+        name=name,
+        source=source,
+        output=output,
+        max_size=max_size,
+        piece_size=piece_size,
+        min_piece_size=min_piece_size,
+        no_dag=no_dag,
+        delete_after_export=delete_after_export,
+    )
+    with database(ctx) as db:
+        view = create_preparation(db, request)
+    if as_json:
+        _print_json(_dump(view))
+        return
+    console = _console()
+    console.print(f'Created preparation "{view.name}" (id {view.id})')
+    for label, storages in (("source", view.source_storages), ("output", view.output_storages)):
+        for storage in storages:
+            console.print(f"  {label}: {storage.path}", highlight=False)
+    console.print(
+        f"  max size {format_size(view.max_size)}, piece size {format_size(view.piece_size)}, "
+        f"min piece size {format_size(view.min_piece_size)}"
+        + (", no DAG" if view.no_dag else "")
+        + (", delete after export" if view.delete_after_export else ""),
+        highlight=False,
+    )
+    console.print(f"Next: dataset-worker prep start-scan {view.name}", highlight=False)
+
+
+@prep_app.command("list")
+def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the preparations."""
+    with database(ctx) as db:
+        views = list_preparations(db)
+    if as_json:
+        _print_json([_dump(view) for view in views])
+        return
+    _console().print(_preparations_table(views))
+
+
+def _preparations_table(views: list[PreparationView]) -> RenderableType:
+    if not views:
+        return "No preparations yet: create one with `dataset-worker prep create`."
+    table = Table(title="Preparations")
+    for column in ("ID", "Name", "Source", "Output", "Max size", "Piece size", "Min piece", "DAG"):
+        table.add_column(column, justify="right" if column == "ID" else "left")
+    for view in views:
+        table.add_row(
+            str(view.id),
+            view.name,
+            "\n".join(s.path for s in view.source_storages),
+            "\n".join(s.path for s in view.output_storages),
+            format_size(view.max_size),
+            format_size(view.piece_size),
+            format_size(view.min_piece_size),
+            "no" if view.no_dag else "yes",
+        )
+    return table
+
+
+# --- prep status ----------------------------------------------------------------------------------
+
+
+@prep_app.command("status")
+def status_command(
+    ctx: typer.Context,
+    prep: PrepArg,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Refresh every second until every job is complete or in error."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show job counts per type and state, and bytes scanned and packed."""
+    with database(ctx) as db:
+        if watch:
+            status = _watch(db, prep, as_json)
+        else:
+            status = get_preparation_status(db, prep)
+            if as_json:
+                _print_json(_dump(status))
+            else:
+                _console().print(_status_view(status))
+    if watch and status.count(state=JobState.ERROR):
+        fail(
+            f'{status.count(state=JobState.ERROR)} job(s) of preparation "{status.name}" failed; '
+            f"see: dataset-worker jobs list --prep {status.name} --status error"
+        )
+
+
+def _watch(db: Database, prep: str, as_json: bool) -> PreparationStatus:
+    """Refresh until every job is complete or in error (or Ctrl-C, exit code 130)."""
+    try:
+        if as_json:
+            while True:
+                status = get_preparation_status(db, prep)
+                typer.echo(json.dumps(_dump(status), ensure_ascii=False))
+                if _all_done(status):
+                    return status
+                time.sleep(WATCH_INTERVAL)
+        status = get_preparation_status(db, prep)
+        with Live(_progress_view(status), console=_console(), auto_refresh=False) as live:
+            while not _all_done(status):
+                time.sleep(WATCH_INTERVAL)
+                status = get_preparation_status(db, prep)
+                live.update(_progress_view(status), refresh=True)
+        return status
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _all_done(status: PreparationStatus) -> bool:
+    total = status.total_jobs()
+    finished = status.count(state=JobState.COMPLETE) + status.count(state=JobState.ERROR)
+    return total > 0 and finished == total
+
+
+def _status_view(status: PreparationStatus) -> RenderableType:
+    counts = Table(title=f'Preparation "{status.name}" (id {status.id})')
+    counts.add_column("Job type")
+    for state in JobState:
+        counts.add_column(state.value, justify="right")
+    counts.add_column("total", justify="right")
+    for job_type, states in status.jobs.items():
+        counts.add_row(
+            job_type.value, *(str(n) for n in states.values()), str(sum(states.values()))
+        )
+    return Group(counts, _totals(status))
+
+
+def _totals(status: PreparationStatus) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row("Files scanned", str(status.files_scanned))
+    grid.add_row("Bytes scanned", f"{format_size(status.bytes_scanned)} ({status.bytes_scanned})")
+    grid.add_row("Bytes packed", f"{format_size(status.bytes_packed)} ({status.bytes_packed})")
+    grid.add_row("Pieces", str(status.pieces))
+    grid.add_row("Root CID", status.root_cid or "(none yet: run daggen after packing)")
+    return grid
+
+
+def _progress_view(status: PreparationStatus) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(f'[bold]Preparation "{status.name}"[/bold]')
+    grid.add_row("scan", _single_job_state(status, JobType.SCAN))
+    packs = status.jobs[JobType.PACK]
+    done, total = packs[JobState.COMPLETE], sum(packs.values())
+    failed = f", {packs[JobState.ERROR]} failed" if packs[JobState.ERROR] else ""
+    grid.add_row("pack jobs", _bar(done, total), f"{done}/{total}{failed}")
+    grid.add_row(
+        "bytes packed",
+        _bar(status.bytes_packed, status.bytes_scanned),
+        f"{format_size(status.bytes_packed)} / {format_size(status.bytes_scanned)}",
+    )
+    grid.add_row("daggen", _single_job_state(status, JobType.DAGGEN))
+    grid.add_row("pieces", str(status.pieces))
+    grid.add_row("root CID", status.root_cid or "-")
+    return grid
+
+
+def _bar(completed: int, total: int) -> ProgressBar:
+    # An empty total would make rich draw a pulsing bar; show an empty one instead.
+    return ProgressBar(total=max(total, 1), completed=completed if total else 0, width=40)
+
+
+def _single_job_state(status: PreparationStatus, job_type: JobType) -> str:
+    states = [state.value for state, n in status.jobs[job_type].items() if n]
+    return ", ".join(states) if states else "not started"
+
+
+# --- start / pause --------------------------------------------------------------------------------
+
+
+def _report_job(view: JobView, as_json: bool, prep: str) -> None:
+    if as_json:
+        _print_json(_dump(view))
+    else:
+        typer.echo(
+            f'{view.type.value} job {view.id} of preparation "{prep}" is now {view.state.value}'
+        )
+
+
+def _report_jobs(views: list[JobView], as_json: bool, prep: str, wanted: str) -> None:
+    if as_json:
+        _print_json([_dump(view) for view in views])
+    elif not views:
+        typer.echo(f'no pack job of preparation "{prep}" was {wanted}; nothing changed')
+    else:
+        ids = ", ".join(str(view.id) for view in views)
+        state = views[0].state.value
+        typer.echo(f'{len(views)} pack job(s) of preparation "{prep}" now {state}: {ids}')
+
+
+@prep_app.command("start-scan")
+def start_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
+    """Start the scan (or rescan: only new and changed files are added)."""
+    with database(ctx) as db:
+        _report_job(start_scan(db, prep), as_json, prep)
+
+
+@prep_app.command("pause-scan")
+def pause_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
+    """Pause the scan."""
+    with database(ctx) as db:
+        _report_job(pause_scan(db, prep), as_json, prep)
+
+
+JobArg = Annotated[
+    int | None,
+    typer.Argument(metavar="[JOB]", help="Pack job id (default: every eligible pack job)."),
+]
+
+
+@prep_app.command("start-pack")
+def start_pack_command(
+    ctx: typer.Context, prep: PrepArg, job: JobArg = None, as_json: JsonOpt = False
+) -> None:
+    """Make pack jobs that are created, paused or in error ready again."""
+    with database(ctx) as db:
+        _report_jobs(start_pack(db, prep, job), as_json, prep, "created, paused or in error")
+
+
+@prep_app.command("pause-pack")
+def pause_pack_command(
+    ctx: typer.Context, prep: PrepArg, job: JobArg = None, as_json: JsonOpt = False
+) -> None:
+    """Pause pack jobs that are ready or processing."""
+    with database(ctx) as db:
+        _report_jobs(pause_pack(db, prep, job), as_json, prep, "ready or processing")
+
+
+@prep_app.command("start-daggen")
+def start_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
+    """Start DAG generation (the directory tree and root CID), normally after packing."""
+    with database(ctx) as db:
+        _report_job(start_daggen(db, prep), as_json, prep)
+
+
+@prep_app.command("pause-daggen")
+def pause_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
+    """Pause DAG generation."""
+    with database(ctx) as db:
+        _report_job(pause_daggen(db, prep), as_json, prep)
+
+
+# --- pieces and jobs ------------------------------------------------------------------------------
+
+
+@prep_app.command("pieces")
+def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
+    """List the pieces (CAR files) with piece CID, piece size, root CID and CAR size."""
+    with database(ctx) as db:
+        pieces = list_pieces(db, prep)
+    if as_json:
+        _print_json([_dump(piece) for piece in pieces])
+        return
+    if not pieces:
+        typer.echo(f'preparation "{prep}" has no pieces yet')
+        return
+    table = Table(title=f'Pieces of "{prep}"')
+    for column in ("Type", "Piece CID", "Piece size", "Root CID", "CAR size", "File"):
+        table.add_column(column, no_wrap="CID" in column)
+    for piece in pieces:
+        table.add_row(
+            piece.piece_type.value,
+            piece.piece_cid,
+            format_size(piece.piece_size),
+            piece.root_cid,
+            str(piece.file_size),
+            piece.storage_path,
+        )
+    _console().print(table)
+
+
+@jobs_app.command("list")
+def jobs_list_command(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="created, ready, paused, processing, complete or error."),
+    ] = None,
+    job_type: Annotated[str | None, typer.Option("--type", help="scan, pack or daggen.")] = None,
+    prep: Annotated[str | None, typer.Option("--prep", help="Preparation name or id.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Jobs per page, 1 to 1000.")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next cursor printed by the previous page.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first, one page at a time."""
+    with database(ctx) as db:
+        page = list_jobs(
+            db, status=status, type=job_type, preparation=prep, limit=limit, cursor=cursor
+        )
+    if as_json:
+        _print_json(_dump(page))
+        return
+    if not page.jobs:
+        typer.echo("no jobs match")
+        return
+    table = Table(title="Jobs (newest first)")
+    for column in ("ID", "Type", "Status", "Preparation", "Started", "Finished", "Worker", "Error"):
+        table.add_column(column, justify="right" if column == "ID" else "left")
+    for item in page.jobs:
+        table.add_row(
+            str(item.id),
+            item.type.value,
+            item.status.value,
+            item.preparation or "",
+            _time(item.started),
+            _time(item.finished),
+            item.worker or "",
+            item.error or "",
+        )
+    console = _console()
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}", highlight=False)
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""

@@ -1,0 +1,214 @@
+"""Starting and pausing jobs: the state transitions users may ask for (reference spec §2.2).
+
+- start-scan / start-daggen: at most one job of each kind per source attachment. The first start
+  creates it `ready`; later starts move it back to `ready` from created, paused, error **or
+  complete** (a rescan is incremental; a new daggen exports what changed).
+- start-pack: created, paused or error → ready, but never complete (the piece already exists).
+- pause (any kind): ready or processing → paused. A processing job keeps its worker_id; the
+  worker notices the pause and stops working on it.
+Any other request is refused with InvalidParameter naming the job and its state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
+from dataset_worker.logs import log_event
+from dataset_worker.prep.errors import InvalidParameter, NotFound
+from dataset_worker.prep.lookup import MAX_ID, find_preparation, single_source
+from dataset_worker.prep.views import JobView
+
+logger = logging.getLogger(__name__)
+
+RUNNING = (JobState.READY, JobState.PROCESSING)
+RESTARTABLE = (JobState.CREATED, JobState.PAUSED, JobState.ERROR, JobState.COMPLETE)
+PACK_STARTABLE = (JobState.CREATED, JobState.PAUSED, JobState.ERROR)
+
+# Moving a job to `ready` forgets the previous run: its error and its timestamps.
+_RESET_TO_READY: dict[str, Any] = {
+    "state": JobState.READY,
+    "error_message": "",
+    "error_stack_trace": "",
+    "started_at": None,
+    "finished_at": None,
+}
+
+
+def start_scan(db: Database, prep: str | int) -> JobView:
+    """Create or restart the scan job of `prep` (created/paused/error/complete → ready)."""
+    return _change_single(db, prep, JobType.SCAN, _start)
+
+
+def pause_scan(db: Database, prep: str | int) -> JobView:
+    """Pause the scan job of `prep` (ready/processing → paused)."""
+    return _change_single(db, prep, JobType.SCAN, _pause)
+
+
+def start_daggen(db: Database, prep: str | int) -> JobView:
+    """Create or restart the daggen job of `prep`; refused when the preparation has noDag."""
+    return _change_single(db, prep, JobType.DAGGEN, _start)
+
+
+def pause_daggen(db: Database, prep: str | int) -> JobView:
+    """Pause the daggen job of `prep` (ready/processing → paused)."""
+    return _change_single(db, prep, JobType.DAGGEN, _pause)
+
+
+def start_pack(db: Database, prep: str | int, job_id: int | None = None) -> list[JobView]:
+    """Move pack job `job_id` (or, when None or 0, every eligible pack job of `prep`) from
+    created/paused/error to ready. A single job in another state is refused; the bulk form
+    skips jobs that are not eligible and returns the ones it changed, lowest id first."""
+    return _change_pack(db, prep, job_id, start=True)
+
+
+def pause_pack(db: Database, prep: str | int, job_id: int | None = None) -> list[JobView]:
+    """Pause pack job `job_id` (or, when None or 0, every ready/processing pack job of `prep`)."""
+    return _change_pack(db, prep, job_id, start=False)
+
+
+Transition = Callable[[Session, Preparation, Job | None, SourceAttachment, JobType], Job]
+
+
+def _change_single(
+    db: Database, prep_key: str | int, job_type: JobType, change: Transition
+) -> JobView:
+    def run(session: Session) -> JobView:
+        prep = find_preparation(session, prep_key)
+        attachment = single_source(prep)
+        # Lock the attachment so two concurrent first starts cannot both insert a job row
+        # (PostgreSQL; SQLite's write transaction already excludes other writers).
+        session.execute(
+            select(SourceAttachment.id)
+            .where(SourceAttachment.id == attachment.id)
+            .with_for_update()
+        )
+        job = session.scalars(
+            select(Job)
+            .where(Job.type == job_type, Job.attachment_id == attachment.id)
+            .order_by(Job.id)
+            .limit(1)
+            .with_for_update()
+        ).first()
+        job = change(session, prep, job, attachment, job_type)
+        session.flush()
+        return JobView.from_model(job)
+
+    view = db.run_write(run)
+    log_event(logger, "job.state_changed", job=view.id, type=view.type, state=view.state)
+    return view
+
+
+def _start(
+    session: Session,
+    prep: Preparation,
+    job: Job | None,
+    attachment: SourceAttachment,
+    job_type: JobType,
+) -> Job:
+    if job_type is JobType.DAGGEN and prep.no_dag:
+        raise InvalidParameter(
+            f'dag generation is disabled for preparation "{prep.name}" (it was created with noDag)'
+        )
+    if job is None:
+        job = Job(type=job_type, attachment_id=attachment.id)
+        session.add(job)
+    elif job.state not in RESTARTABLE:
+        raise InvalidParameter(
+            f'{job_type} job {job.id} of preparation "{prep.name}" is already running '
+            f"(state {job.state})"
+        )
+    for column, value in _RESET_TO_READY.items():
+        setattr(job, column, value)
+    return job
+
+
+def _pause(
+    session: Session,
+    prep: Preparation,
+    job: Job | None,
+    attachment: SourceAttachment,
+    job_type: JobType,
+) -> Job:
+    if job is None:
+        raise NotFound(
+            f'preparation "{prep.name}" has no {job_type} job yet (start one with start-{job_type})'
+        )
+    if job.state not in RUNNING:
+        raise InvalidParameter(
+            f'{job_type} job {job.id} of preparation "{prep.name}" is not running (state {job.state})'
+        )
+    job.state = JobState.PAUSED
+    return job
+
+
+def _change_pack(
+    db: Database, prep_key: str | int, job_id: int | None, *, start: bool
+) -> list[JobView]:
+    if job_id is not None and job_id < 0:
+        raise InvalidParameter(f"job id must be a positive number, got {job_id}")
+    allowed = PACK_STARTABLE if start else RUNNING
+    values = _RESET_TO_READY if start else {"state": JobState.PAUSED}
+
+    def run(session: Session) -> list[JobView]:
+        prep = find_preparation(session, prep_key)
+        attachment = single_source(prep)
+        if job_id:
+            return [_change_one_pack(session, prep, attachment, job_id, allowed, values, start)]
+        # Bulk: jobs a worker is claiming right now are locked; skip them as Singularity does.
+        eligible = (
+            select(Job.id)
+            .where(Job.type == JobType.PACK, Job.attachment_id == attachment.id)
+            .where(Job.state.in_(allowed))
+            .with_for_update(skip_locked=True)
+        )
+        rows = session.execute(
+            update(Job)
+            .where(Job.id.in_(eligible.scalar_subquery()))
+            .values(**values)
+            .returning(
+                Job.id, Job.type, Job.state, Job.error_message, Job.worker_id, Job.attachment_id
+            )
+            .execution_options(synchronize_session=False)
+        ).all()
+        return sorted((JobView.model_validate(row._asdict()) for row in rows), key=lambda j: j.id)
+
+    views = db.run_write(run)
+    for view in views:
+        log_event(logger, "job.state_changed", job=view.id, type=view.type, state=view.state)
+    return views
+
+
+def _change_one_pack(
+    session: Session,
+    prep: Preparation,
+    attachment: SourceAttachment,
+    job_id: int,
+    allowed: tuple[JobState, ...],
+    values: dict[str, Any],
+    start: bool,
+) -> JobView:
+    job = None
+    if job_id <= MAX_ID:
+        job = session.scalars(
+            select(Job)
+            .where(Job.id == job_id, Job.type == JobType.PACK, Job.attachment_id == attachment.id)
+            .with_for_update()
+        ).one_or_none()
+    if job is None:
+        raise NotFound(f'pack job {job_id} of preparation "{prep.name}" not found')
+    if job.state not in allowed:
+        rule = "is running or complete" if start else "is not running"
+        raise InvalidParameter(
+            f'pack job {job.id} of preparation "{prep.name}" {rule} (state {job.state})'
+        )
+    for column, value in values.items():
+        setattr(job, column, value)
+    session.flush()
+    return JobView.from_model(job)

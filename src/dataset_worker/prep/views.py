@@ -1,0 +1,213 @@
+"""What the preparation use-cases take and return: pydantic models with camelCase JSON.
+
+The same models serve the CLI's `--json` output and the HTTP API, so the shapes are defined once.
+Serialise with `model_dump(mode="json", by_alias=True)`. Timestamps are UTC and serialise as
+RFC 3339 with a "Z"; CIDs are base32 strings ("" when undefined, as Singularity shows them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from dataset_worker.content.cid import cid_to_str
+from dataset_worker.db.models import Car, Job, JobState, JobType, PieceType, Preparation, Storage
+
+DEFAULT_MAX_SIZE = "31.5GiB"
+DEFAULT_MIN_PIECE_SIZE = "1MiB"
+
+
+class View(BaseModel):
+    """Base of every view: camelCase aliases, also constructible by field name."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same instant as an aware UTC datetime (SQLite hands back naive UTC values)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def cid_text(cid: bytes | None) -> str:
+    """Base32 form of a binary CID; "" for an undefined one."""
+    return cid_to_str(cid) if cid else ""
+
+
+class CreatePreparationRequest(View):
+    """Body of "create a preparation" (reference spec §8.1, with one local source and output).
+
+    Sizes accept "31.5GiB", "1MiB", "2000000" or an integer number of bytes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str = Field(description="Folder to prepare (must exist).")
+    output: str | None = Field(
+        default=None, description="Folder for the CAR files (created if missing)."
+    )
+    max_size: str | int = DEFAULT_MAX_SIZE
+    piece_size: str | int | None = None
+    min_piece_size: str | int | None = DEFAULT_MIN_PIECE_SIZE
+    no_dag: bool = False
+    delete_after_export: bool = False
+
+
+class StorageView(View):
+    """A storage: where a preparation reads files or writes CAR files."""
+
+    id: int
+    name: str
+    type: str
+    path: str
+
+    @classmethod
+    def from_model(cls, storage: Storage) -> StorageView:
+        return cls(id=storage.id, name=storage.name, type=storage.type, path=storage.path)
+
+
+class PreparationView(View):
+    """A preparation as Singularity shows it (§8.3), with its storages."""
+
+    id: int
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    delete_after_export: bool
+    max_size: int
+    piece_size: int
+    min_piece_size: int
+    no_inline: bool
+    no_dag: bool
+    source_storages: list[StorageView]
+    output_storages: list[StorageView]
+
+    @classmethod
+    def from_model(cls, prep: Preparation) -> PreparationView:
+        """Build from a row whose attachments (and their storages) can be loaded."""
+        return cls(
+            id=prep.id,
+            name=prep.name,
+            created_at=as_utc(prep.created_at),
+            updated_at=as_utc(prep.updated_at),
+            delete_after_export=prep.delete_after_export,
+            max_size=prep.max_size,
+            piece_size=prep.piece_size,
+            min_piece_size=prep.min_piece_size,
+            no_inline=prep.no_inline,
+            no_dag=prep.no_dag,
+            source_storages=[StorageView.from_model(a.storage) for a in prep.source_attachments],
+            output_storages=[StorageView.from_model(a.storage) for a in prep.output_attachments],
+        )
+
+
+class JobView(View):
+    """A job after a start or pause request."""
+
+    id: int
+    type: JobType
+    state: JobState
+    error_message: str
+    worker_id: str | None
+    attachment_id: int | None
+
+    @classmethod
+    def from_model(cls, job: Job) -> JobView:
+        return cls(
+            id=job.id,
+            type=job.type,
+            state=job.state,
+            error_message=job.error_message,
+            worker_id=job.worker_id,
+            attachment_id=job.attachment_id,
+        )
+
+
+class PieceView(View):
+    """A piece (a `cars` row) in Singularity's Car shape (§8.3); `storagePath` is the CAR file name."""
+
+    id: int
+    created_at: datetime
+    piece_type: PieceType
+    piece_cid: str
+    piece_size: int
+    root_cid: str
+    file_size: int
+    min_piece_size_padding: int
+    storage_id: int | None
+    storage_path: str
+    num_of_files: int
+    preparation_id: int | None
+    attachment_id: int | None
+    job_id: int | None
+
+    @classmethod
+    def from_model(cls, car: Car) -> PieceView:
+        return cls(
+            id=car.id,
+            created_at=as_utc(car.created_at),
+            piece_type=car.piece_type,
+            piece_cid=cid_text(car.piece_cid),
+            piece_size=car.piece_size,
+            root_cid=cid_text(car.root_cid),
+            file_size=car.file_size,
+            min_piece_size_padding=car.min_piece_size_padding,
+            storage_id=car.storage_id,
+            storage_path=car.storage_path,
+            num_of_files=car.num_of_files,
+            preparation_id=car.preparation_id,
+            attachment_id=car.attachment_id,
+            job_id=car.job_id,
+        )
+
+
+class PreparationStatus(View):
+    """Progress of a preparation.
+
+    `jobs` maps every job type to every state with its count (zeros included, so the shape is
+    fixed). `bytesScanned` is the sum of the sizes of the files the scans recorded;
+    `bytesPacked` the sum of the lengths of the ranges that have been packed (have a CID).
+    `rootCid` is the root of the newest DAG piece, or null before daggen has produced one.
+    """
+
+    id: int
+    name: str
+    jobs: dict[JobType, dict[JobState, int]]
+    files_scanned: int
+    bytes_scanned: int
+    bytes_packed: int
+    pieces: int
+    root_cid: str | None
+
+    def total_jobs(self) -> int:
+        """Number of jobs of every type and state."""
+        return sum(sum(states.values()) for states in self.jobs.values())
+
+    def count(self, *, state: JobState, job_type: JobType | None = None) -> int:
+        """Number of jobs in `state` (of one type, or of all types)."""
+        types = [job_type] if job_type is not None else list(self.jobs)
+        return sum(self.jobs[t][state] for t in types)
+
+
+class JobListItem(View):
+    """One line of the jobs list (design §3.5)."""
+
+    id: int
+    type: JobType
+    status: JobState
+    started: datetime | None
+    finished: datetime | None
+    preparation: str | None
+    worker: str | None
+    error: str | None
+
+
+class JobPage(View):
+    """A page of jobs, newest first; pass `nextCursor` back as `cursor` for the next page."""
+
+    jobs: list[JobListItem]
+    next_cursor: str | None
