@@ -1,0 +1,264 @@
+"""The run loop in process, with job bodies passed as a handler table."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+
+import pytest
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import JobState, JobType
+from dataset_worker.worker.claim import claim_next_job
+from dataset_worker.worker.config import WorkerConfig
+from dataset_worker.worker.context import Handler, JobCancelled, JobContext
+from dataset_worker.worker.lifecycle import release_job
+from dataset_worker.worker.monitor import JobMonitor
+from dataset_worker.worker.process import EXIT_ERROR, EXIT_OK, WorkerProcess
+from dataset_worker.worker.thread import ThreadResult, WorkerThread
+from tests.integration.worker_support import (
+    add_job,
+    add_jobs,
+    job,
+    make_attachment,
+    new_worker,
+    set_state,
+    wait_until,
+    worker_ids,
+)
+
+FAST = WorkerConfig(min_interval=0.01, max_interval=0.02, exit_on_complete=True)
+
+
+@pytest.fixture
+def monitor(db: Database) -> Iterator[JobMonitor]:
+    monitor = JobMonitor(db, interval=0.02)
+    stop = threading.Event()
+    thread = threading.Thread(target=monitor.run, args=(stop,))
+    thread.start()
+    yield monitor
+    stop.set()
+    thread.join(5)
+
+
+def make_thread(
+    db: Database,
+    monitor: JobMonitor,
+    handlers: Mapping[JobType, Handler],
+    config: WorkerConfig = FAST,
+    shutdown: threading.Event | None = None,
+) -> WorkerThread:
+    return WorkerThread(
+        db, config, handlers, new_worker(db), shutdown or threading.Event(), monitor
+    )
+
+
+def run_in_background(worker: WorkerThread) -> tuple[threading.Thread, list[ThreadResult]]:
+    results: list[ThreadResult] = []
+    thread = threading.Thread(target=lambda: results.append(worker.run()))
+    thread.start()
+    return thread, results
+
+
+def block_until_cancelled(seen: list[JobCancelled]) -> Handler:
+    def handler(ctx: JobContext) -> None:
+        while True:
+            try:
+                ctx.check_cancelled()
+            except JobCancelled as exc:
+                seen.append(exc)
+                raise
+            time.sleep(0.005)
+
+    return handler
+
+
+def test_successful_jobs_complete_in_priority_order(db: Database, monitor: JobMonitor) -> None:
+    attachment = make_attachment(db)
+    pack = add_job(db, attachment, JobType.PACK)
+    scan = add_job(db, attachment, JobType.SCAN)
+    seen: list[tuple[int, JobType, int, str]] = []
+
+    def record(ctx: JobContext) -> None:
+        seen.append((ctx.job_id, ctx.job_type, ctx.attachment_id, ctx.worker_id))
+        assert job(db, ctx.job_id).state == JobState.PROCESSING
+
+    worker = make_thread(db, monitor, {JobType.SCAN: record, JobType.PACK: record})
+    assert worker.run() == ThreadResult(worker.worker_id)
+    me = worker.worker_id
+    assert seen == [(scan, JobType.SCAN, attachment, me), (pack, JobType.PACK, attachment, me)]
+    assert {job(db, j).state for j in (scan, pack)} == {JobState.COMPLETE}
+
+
+def test_a_raising_handler_marks_the_job_error(db: Database, monitor: JobMonitor) -> None:
+    attachment = make_attachment(db)
+    failing, nameless, fine = add_jobs(db, attachment, JobType.PACK, 3)
+
+    def handler(ctx: JobContext) -> None:
+        if ctx.job_id == failing:
+            raise ValueError(f"source file a/b.txt changed since the scan (job {ctx.job_id})")
+        if ctx.job_id == nameless:
+            raise KeyError
+
+    worker = make_thread(db, monitor, {JobType.PACK: handler})
+    assert worker.run().error is None  # without exit-on-error errors only slow the thread down
+    row = job(db, failing)
+    assert row.state == JobState.ERROR and row.worker_id is None and row.finished_at is not None
+    assert row.error_message == f"source file a/b.txt changed since the scan (job {failing})"
+    assert "ValueError" in row.error_stack_trace and "Traceback" in row.error_stack_trace
+    assert job(db, nameless).error_message == "KeyError"
+    assert job(db, fine).state == JobState.COMPLETE
+
+
+def test_exit_on_error_returns_the_first_error(db: Database, monitor: JobMonitor) -> None:
+    attachment = make_attachment(db)
+    first, second = add_jobs(db, attachment, JobType.PACK, 2)
+
+    def handler(ctx: JobContext) -> None:
+        raise RuntimeError("boom")
+
+    config = WorkerConfig(min_interval=0.01, max_interval=0.02, exit_on_error=True)
+    result = make_thread(db, monitor, {JobType.PACK: handler}, config).run()
+    assert isinstance(result.error, RuntimeError) and str(result.error) == "boom"
+    assert job(db, first).state == JobState.ERROR
+    assert job(db, second).state == JobState.READY
+
+
+def test_a_type_without_handler_fails_the_job(db: Database, monitor: JobMonitor) -> None:
+    job_id = add_job(db, make_attachment(db), JobType.DAGGEN)
+    make_thread(db, monitor, {}).run()
+    assert job(db, job_id).state == JobState.ERROR
+    assert job(db, job_id).error_message == "this worker has no handler for daggen jobs"
+
+
+def test_a_paused_job_is_stopped_and_left_paused(db: Database, monitor: JobMonitor) -> None:
+    attachment = make_attachment(db)
+    paused, after = add_jobs(db, attachment, JobType.PACK, 2)
+    seen: list[JobCancelled] = []
+    blocking = block_until_cancelled(seen)
+    done: list[int] = []
+
+    def handler(ctx: JobContext) -> None:
+        if ctx.job_id == paused:
+            blocking(ctx)
+        done.append(ctx.job_id)
+
+    worker = make_thread(db, monitor, {JobType.PACK: handler})
+    thread, results = run_in_background(worker)
+    wait_until(lambda: job(db, paused).state == JobState.PROCESSING, what="job claimed")
+    set_state(db, paused, JobState.PAUSED)
+    thread.join(10)
+    assert results == [ThreadResult(worker.worker_id)]
+    assert [exc.reason for exc in seen] == ["job was paused"]
+    row = job(db, paused)
+    assert (row.state, row.worker_id) == (JobState.PAUSED, worker.worker_id)
+    assert done == [after]
+
+
+def test_a_job_taken_over_by_another_worker_is_stopped(db: Database, monitor: JobMonitor) -> None:
+    job_id = add_job(db, make_attachment(db), JobType.SCAN)
+    seen: list[JobCancelled] = []
+    worker = make_thread(db, monitor, {JobType.SCAN: block_until_cancelled(seen)})
+    thread, _ = run_in_background(worker)
+    wait_until(lambda: job(db, job_id).state == JobState.PROCESSING, what="job claimed")
+    # As if a reaper had released it and someone else claimed it.
+    assert release_job(db, job_id, worker.worker_id)
+    thief = new_worker(db)
+    assert claim_next_job(db, thief, [JobType.SCAN]) is not None
+    thread.join(10)
+    assert len(seen) == 1 and seen[0].reason.startswith("job was taken over")
+    assert (job(db, job_id).state, job(db, job_id).worker_id) == (JobState.PROCESSING, thief)
+
+
+def test_shutdown_puts_the_job_back_to_ready(db: Database, monitor: JobMonitor) -> None:
+    job_id = add_job(db, make_attachment(db), JobType.PACK)
+    seen: list[JobCancelled] = []
+    shutdown = threading.Event()
+    config = WorkerConfig(min_interval=0.01, max_interval=0.02)
+    worker = make_thread(db, monitor, {JobType.PACK: block_until_cancelled(seen)}, config, shutdown)
+    thread, results = run_in_background(worker)
+    wait_until(lambda: job(db, job_id).state == JobState.PROCESSING, what="job claimed")
+    shutdown.set()
+    thread.join(10)
+    assert results == [ThreadResult(worker.worker_id)]
+    assert [exc.reason for exc in seen] == ["worker is shutting down"]
+    row = job(db, job_id)
+    assert (row.state, row.worker_id, row.error_message) == (JobState.READY, None, "")
+
+
+def test_a_job_that_finishes_during_shutdown_is_complete(db: Database, monitor: JobMonitor) -> None:
+    job_id = add_job(db, make_attachment(db), JobType.PACK)
+    shutdown = threading.Event()
+
+    def finishes_anyway(ctx: JobContext) -> None:
+        shutdown.set()
+
+    make_thread(db, monitor, {JobType.PACK: finishes_anyway}, FAST, shutdown).run()
+    assert job(db, job_id).state == JobState.COMPLETE
+
+
+def test_idle_sleep_is_interrupted_by_shutdown(
+    db: Database, monitor: JobMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dataset_worker.worker")
+    shutdown = threading.Event()
+    config = WorkerConfig(min_interval=60, max_interval=120)
+    thread, results = run_in_background(make_thread(db, monitor, {}, config, shutdown))
+    wait_until(lambda: any(r.msg == "worker.idle" for r in caplog.records), what="idle")
+    started = time.monotonic()
+    shutdown.set()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert len(results) == 1 and results[0].error is None
+
+
+def test_idle_backoff_doubles_up_to_the_maximum(
+    db: Database, monitor: JobMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dataset_worker.worker")
+    shutdown = threading.Event()
+    config = WorkerConfig(min_interval=0.01, max_interval=0.04)
+    thread, _ = run_in_background(make_thread(db, monitor, {}, config, shutdown))
+
+    def sleeps() -> list[float]:
+        return [r.sleep for r in caplog.records if r.msg == "worker.idle"]  # type: ignore[attr-defined]
+
+    wait_until(lambda: len(sleeps()) >= 5, what="five idle polls")
+    shutdown.set()
+    thread.join(5)
+    assert sleeps()[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+
+
+def test_process_exits_0_when_all_threads_are_done(db: Database) -> None:
+    ids = add_jobs(db, make_attachment(db), JobType.PACK, 6)
+    handled: list[int] = []
+    config = WorkerConfig(
+        concurrency=3, min_interval=0.01, max_interval=0.02, exit_on_complete=True
+    )
+    code = WorkerProcess(db, config, {JobType.PACK: lambda ctx: handled.append(ctx.job_id)}).run()
+    assert code == EXIT_OK
+    assert sorted(handled) == ids
+    assert {job(db, j).state for j in ids} == {JobState.COMPLETE}
+    assert worker_ids(db) == set()
+
+
+def test_process_exit_on_error_stops_every_thread(db: Database) -> None:
+    attachment = make_attachment(db)
+    failing = add_job(db, attachment, JobType.SCAN)
+    running = add_job(db, attachment, JobType.PACK)
+    seen: list[JobCancelled] = []
+    blocking = block_until_cancelled(seen)
+
+    def fail_once_pack_runs(ctx: JobContext) -> None:
+        wait_until(lambda: job(db, running).state == JobState.PROCESSING, what="pack running")
+        raise RuntimeError("scan failed")
+
+    config = WorkerConfig(concurrency=2, min_interval=0.01, max_interval=0.02, exit_on_error=True)
+    handlers = {JobType.SCAN: fail_once_pack_runs, JobType.PACK: blocking}
+    assert WorkerProcess(db, config, handlers).run() == EXIT_ERROR
+    assert job(db, failing).state == JobState.ERROR
+    assert (job(db, running).state, job(db, running).worker_id) == (JobState.READY, None)
+    assert [exc.reason for exc in seen] == ["worker is shutting down"]
+    assert worker_ids(db) == set()

@@ -1,0 +1,104 @@
+"""Helpers for the worker runtime tests: minimal preparations, jobs and worker rows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import (
+    Job,
+    JobState,
+    JobType,
+    Preparation,
+    SourceAttachment,
+    Storage,
+    Worker,
+    utcnow,
+)
+from dataset_worker.worker.registry import register_workers
+
+
+def make_attachment(db: Database, name: str = "prep") -> int:
+    """A preparation with one source attachment (rows only; no folders needed)."""
+    with db.write() as session:
+        storage = Storage(name=f"{name}-source", path="/nonexistent")
+        prep = Preparation(name=name, max_size=1 << 20, piece_size=1 << 21, min_piece_size=1 << 20)
+        attachment = SourceAttachment(preparation=prep, storage=storage)
+        session.add(attachment)
+        session.flush()
+        return attachment.id
+
+
+def add_job(
+    db: Database,
+    attachment_id: int | None,
+    job_type: JobType,
+    state: JobState = JobState.READY,
+    worker_id: str | None = None,
+) -> int:
+    with db.write() as session:
+        job = Job(type=job_type, state=state, attachment_id=attachment_id, worker_id=worker_id)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def add_jobs(db: Database, attachment_id: int, job_type: JobType, count: int) -> list[int]:
+    with db.write() as session:
+        jobs = [
+            Job(type=job_type, state=JobState.READY, attachment_id=attachment_id)
+            for _ in range(count)
+        ]
+        session.add_all(jobs)
+        session.flush()
+        return [job.id for job in jobs]
+
+
+def new_worker(db: Database) -> str:
+    worker_id = str(uuid.uuid4())
+    register_workers(db, [worker_id])
+    return worker_id
+
+
+def age_worker(db: Database, worker_id: str, seconds: float) -> None:
+    """Pretend the worker's last heartbeat was `seconds` ago."""
+    with db.write() as session:
+        session.execute(
+            update(Worker)
+            .where(Worker.id == worker_id)
+            .values(last_heartbeat=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def job(db: Database, job_id: int) -> Job:
+    with db.read() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+def set_state(db: Database, job_id: int, state: JobState) -> None:
+    with db.write() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(state=state))
+
+
+def worker_ids(db: Database) -> set[str]:
+    with db.read() as session:
+        return set(session.scalars(select(Worker.id)))
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll `predicate` until true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
