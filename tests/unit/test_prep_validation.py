@@ -1,0 +1,168 @@
+"""The creation rules of spec §8.1 that need no database, in their order, with their messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataset_worker.prep.create import (
+    MAX_NAME_LENGTH,
+    SizeLimits,
+    resolve_folders,
+    validate_name,
+    validate_sizes,
+)
+from dataset_worker.prep.errors import InvalidParameter
+
+GIB, MIB = 1 << 30, 1 << 20
+
+
+@pytest.mark.parametrize("name", ["demo", "a", "2024-photos", "x1", "ünïcødé"])
+def test_valid_names_pass(name: str) -> None:
+    validate_name(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "name must not be empty"),
+        ("   ", "name must not be empty"),
+        ("123", 'name "123" must not be all digits'),
+        ("0", 'name "0" must not be all digits'),
+        ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH} characters"),
+    ],
+)
+def test_bad_names_are_refused(name: str, message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        validate_name(name)
+
+
+def test_defaults_give_singularity_sizes() -> None:
+    assert validate_sizes("31.5GiB", None, "1MiB") == SizeLimits(33_822_867_456, 32 * GIB, MIB)
+
+
+def test_empty_piece_size_is_next_power_of_two_of_max_size() -> None:
+    assert validate_sizes(2_000_000, "", None).piece_size == 2 * MIB
+    assert validate_sizes("3.5MiB", None, None).piece_size == 4 * MIB
+
+
+def test_empty_min_piece_size_means_one_mib() -> None:
+    assert validate_sizes("31.5GiB", None, "").min_piece_size == MIB
+    assert validate_sizes("31.5GiB", None, None).min_piece_size == MIB
+
+
+def test_sizes_accept_bytes_and_units() -> None:
+    limits = validate_sizes("1000000", 2 * MIB, "512KiB")
+    assert limits == SizeLimits(1_000_000, 2 * MIB, 512 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("maxSize", {"max_size": "lots"}),
+        ("pieceSize", {"piece_size": "1XB"}),
+        ("minPieceSize", {"min_piece_size": "-1"}),
+    ],
+)
+def test_unparseable_sizes_name_the_field(field: str, kwargs: dict[str, str]) -> None:
+    args: dict[str, str | None] = {
+        "max_size": "1000MiB",
+        "piece_size": None,
+        "min_piece_size": None,
+    }
+    args.update(kwargs)
+    with pytest.raises(InvalidParameter, match=f"^{field}: invalid size"):
+        validate_sizes(args["max_size"] or "", args["piece_size"], args["min_piece_size"])
+
+
+def test_rule_2_piece_size_must_be_a_power_of_two() -> None:
+    with pytest.raises(InvalidParameter, match="pieceSize must be a power of two, got 3000000"):
+        validate_sizes("1MiB", "3000000", None)
+
+
+def test_rule_3_piece_size_at_most_64_gib() -> None:
+    assert validate_sizes("63GiB", "64GiB", None).piece_size == 64 * GIB
+    with pytest.raises(InvalidParameter, match="pieceSize must be at most 64 GiB"):
+        validate_sizes("1GiB", "128GiB", None)
+    # An empty pieceSize derived from a huge maxSize is checked by the same rule.
+    with pytest.raises(InvalidParameter, match="pieceSize must be at most 64 GiB"):
+        validate_sizes("65GiB", None, None)
+
+
+def test_rule_4_max_size_needs_room_for_padding() -> None:
+    with pytest.raises(InvalidParameter, match="maxSize needs to be reduced to leave space"):
+        validate_sizes("32GiB", None, None)
+    # The integer boundary: maxSize*128//127 must be strictly less than pieceSize.
+    piece = 4 * MIB
+    largest = (piece * 127 - 1) // 128
+    assert largest * 128 // 127 < piece
+    assert validate_sizes(largest, piece, None).max_size == largest
+    with pytest.raises(InvalidParameter, match="maxSize needs to be reduced"):
+        validate_sizes(largest + 1, piece, None)
+
+
+def test_rule_5_min_piece_size_not_larger_than_piece_size() -> None:
+    with pytest.raises(
+        InvalidParameter, match="minPieceSize 2097152 must not be larger than pieceSize 1048576"
+    ):
+        validate_sizes("1000000", None, "2MiB")
+
+
+def test_rule_5_min_piece_size_must_be_a_power_of_two() -> None:
+    with pytest.raises(InvalidParameter, match="minPieceSize must be a power of two, got 1000000"):
+        validate_sizes("31.5GiB", None, "1MB")
+
+
+def test_rules_apply_in_order() -> None:
+    # Both rule 2 (pieceSize not a power of two) and rule 5 (bad minPieceSize) are broken:
+    # the earlier rule is the one reported.
+    with pytest.raises(InvalidParameter, match="pieceSize must be a power of two"):
+        validate_sizes("1MiB", "3000000", "3")
+
+
+def test_folders_are_resolved_to_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path)
+    source, output = resolve_folders("src", "out")
+    assert source == tmp_path / "src"
+    assert output == tmp_path / "out"
+    assert not output.exists()  # created only when the preparation is created
+
+
+def test_source_must_be_an_existing_directory(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match=r'source ".*missing" is not an existing directory'):
+        resolve_folders(str(tmp_path / "missing"), str(tmp_path / "out"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidParameter, match="is not an existing directory"):
+        resolve_folders(str(tmp_path / "file"), str(tmp_path / "out"))
+    with pytest.raises(InvalidParameter, match="source must not be empty"):
+        resolve_folders("", str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("output", [None, "", "  "])
+def test_output_is_required(tmp_path: Path, output: str | None) -> None:
+    with pytest.raises(
+        InvalidParameter, match=r"inline preparations \(no output storage\) are not supported yet"
+    ):
+        resolve_folders(str(tmp_path), output)
+
+
+def test_output_must_not_be_a_file(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "out").write_text("x")
+    with pytest.raises(InvalidParameter, match=r'output ".*out" exists and is not a directory'):
+        resolve_folders(str(tmp_path / "src"), str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("inner", ["", "cars", "a/b"])
+def test_output_must_not_be_inside_the_source(tmp_path: Path, inner: str) -> None:
+    with pytest.raises(InvalidParameter, match="must not be the source folder or inside it"):
+        resolve_folders(str(tmp_path), str(tmp_path / inner))
+
+
+def test_output_may_contain_the_source(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    assert resolve_folders(str(tmp_path / "src"), str(tmp_path))[1] == tmp_path
