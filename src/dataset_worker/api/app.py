@@ -1,0 +1,86 @@
+"""The admin server's FastAPI app: worker control, preparations, jobs, metrics, the web page."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import dataset_worker
+from dataset_worker.api.auth import BearerAuthMiddleware, resolve_admin_token
+from dataset_worker.api.errors import install_error_handlers
+from dataset_worker.api.metrics import make_registry
+from dataset_worker.api.routes import logs, ops, preparations, worker
+from dataset_worker.api.services import Services
+from dataset_worker.config import Settings
+from dataset_worker.db import Database, open_database
+from dataset_worker.manager.audit import AuditLog
+from dataset_worker.manager.command import worker_command
+from dataset_worker.manager.manager import WorkerManager
+
+WEB_DIR = Path(dataset_worker.__file__).parent / "web"
+
+DESCRIPTION = """\
+Run and watch the dataset worker process, and manage preparations.
+
+Authentication: every `/api/…` endpoint and `/metrics` need `Authorization: Bearer <token>`
+(DATASET_WORKER_ADMIN_TOKEN, or `<state dir>/admin-token`). Every error is
+`{"error": "<sentence>", "detail": <optional>}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    token: str | None = None,
+    stop_worker_on_shutdown: bool = False,
+    web_dir: Path = WEB_DIR,
+) -> FastAPI:
+    """Build the app for `settings` (opens and migrates the database, adopts a running worker).
+
+    `token` defaults to the configured one (generated into the state dir on first use).
+    With `stop_worker_on_shutdown`, the worker is stopped when the server shuts down; by default
+    it keeps running and the next server adopts it.
+    """
+    admin_token = token or resolve_admin_token(settings.state_dir).value
+    db = open_database(settings.database_url, pool_size=10)
+    manager = WorkerManager(
+        settings.state_dir,
+        worker_command(settings),
+        release_jobs=lambda hostname, pid: _release_jobs(db, hostname, pid),
+    )
+    app_services = Services(settings, db, manager, AuditLog(manager.paths.audit))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if stop_worker_on_shutdown and manager.status().running:
+            manager.stop()
+        db.dispose()
+
+    app = FastAPI(
+        title="dataset-worker admin API",
+        version=dataset_worker.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = app_services
+    app.state.metrics_registry = make_registry(app_services)
+    install_error_handlers(app)
+    for module in (worker, logs, preparations, ops):
+        app.include_router(module.router)
+    # Last, so API routes win: the web page's files at / (404 when the folder is empty).
+    app.mount("/", StaticFiles(directory=web_dir, html=True, check_dir=False), name="web")
+    app.add_middleware(BearerAuthMiddleware, token=admin_token)
+    return app
+
+
+def _release_jobs(db: Database, hostname: str, pid: int) -> int:
+    # Imported late: the worker package is only needed once a worker was killed.
+    from dataset_worker.worker.recovery import release_jobs_of_process
+
+    return release_jobs_of_process(db, hostname or socket.gethostname(), pid)

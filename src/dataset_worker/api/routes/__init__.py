@@ -1,0 +1,1 @@
+"""HTTP routes: parse, call one use-case or manager function, return its view."""

@@ -1,0 +1,186 @@
+"""/api/dataset-worker/{start,stop,status,jobs,audit} (design §3.1 to §3.3, §3.5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from dataset_worker.api.errors import error_responses, status_of
+from dataset_worker.api.schemas import AuditReply, LastRun, StartReply, StatusReply, StopReply
+from dataset_worker.api.services import Services, remote_address, services
+from dataset_worker.db.models import JobState, JobType
+from dataset_worker.durations import format_duration
+from dataset_worker.manager.launchconfig import WorkerLaunchConfig
+from dataset_worker.manager.manager import DEFAULT_STOP_TIMEOUT
+from dataset_worker.prep import JobPage, list_jobs
+
+router = APIRouter(prefix="/api/dataset-worker", tags=["dataset worker"])
+
+MAX_STOP_TIMEOUT = 3600.0
+
+
+@router.post(
+    "/start",
+    response_model=StartReply,
+    responses=error_responses(400, 401, 409, 500),
+    summary="Start the worker process",
+)
+def start_worker(
+    request: Request,
+    app: Annotated[Services, Depends(services)],
+    config: Annotated[
+        WorkerLaunchConfig | None,
+        Body(description="Every field is optional and defaults to the CLI's default."),
+    ] = None,
+) -> StartReply:
+    """Start `dataset-worker run` with this config; 409 while a worker runs."""
+    effective = config or WorkerLaunchConfig()
+    try:
+        started = app.manager.start(effective)
+    except Exception as exc:
+        _audit(app, request, "start", effective.as_json(), exc)
+        raise
+    reply = StartReply(pid=started.pid, run_id=started.run_id)
+    app.audit.append(
+        "start",
+        config=started.config,
+        result={"httpStatus": 200, **reply.model_dump(by_alias=True)},
+        remote=remote_address(request),
+    )
+    return reply
+
+
+@router.post(
+    "/stop",
+    response_model=StopReply,
+    responses=error_responses(400, 401, 404, 500),
+    summary="Stop the worker process",
+)
+def stop_worker(
+    request: Request,
+    app: Annotated[Services, Depends(services)],
+    timeout: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_STOP_TIMEOUT,
+            description="Seconds of grace after SIGTERM before SIGKILL.",
+        ),
+    ] = DEFAULT_STOP_TIMEOUT,
+) -> StopReply:
+    """SIGTERM, wait up to `timeout` s, then SIGKILL; answers once the process is gone."""
+    config = _running_config(app)
+    try:
+        stopped = app.manager.stop(timeout)
+    except Exception as exc:
+        _audit(app, request, "stop", config, exc)
+        raise
+    reply = StopReply(
+        pid=stopped.pid,
+        exit_code=stopped.exit_code,
+        signal=stopped.signal,
+        forced=stopped.forced,
+        jobs_released=stopped.jobs_released,
+    )
+    app.audit.append(
+        "stop",
+        config=config,
+        result={"httpStatus": 200, **reply.model_dump(by_alias=True)},
+        remote=remote_address(request),
+    )
+    return reply
+
+
+@router.get(
+    "/status",
+    response_model=StatusReply,
+    responses=error_responses(401),
+    summary="Worker status",
+)
+def worker_status(app: Annotated[Services, Depends(services)]) -> StatusReply:
+    """Always 200: running or not, and how the last run ended."""
+    status = app.manager.status()
+    last = status.last_run
+    return StatusReply(
+        running=status.running,
+        state=str(status.state),
+        pid=status.pid,
+        config=status.config,
+        start_time=status.start_time,
+        uptime=format_duration(round(status.uptime_seconds))
+        if status.uptime_seconds is not None
+        else None,
+        run_id=status.run_id,
+        last_run=LastRun(
+            run_id=last.run_id,
+            pid=last.pid,
+            start_time=last.start_time,
+            end_time=last.end_time,
+            exit_code=last.exit_code,
+            signal=last.signal,
+            config=last.config,
+        )
+        if last
+        else None,
+        error=status.error,
+    )
+
+
+@router.get(
+    "/jobs",
+    response_model=JobPage,
+    responses=error_responses(400, 401, 404),
+    summary="Jobs, newest first",
+)
+def jobs(
+    app: Annotated[Services, Depends(services)],
+    status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    type: Annotated[JobType | None, Query(description="Only jobs of this type.")] = None,
+    preparation: Annotated[
+        str | None, Query(max_length=255, description="Preparation name or id.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=20, description="nextCursor of the previous page.")
+    ] = None,
+) -> JobPage:
+    """Read from the database; filters combine; pass nextCursor back as cursor."""
+    return list_jobs(
+        app.db,
+        status=status.value if status else None,
+        type=type.value if type else None,
+        preparation=preparation,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/audit",
+    response_model=AuditReply,
+    responses=error_responses(400, 401),
+    summary="Audit log of starts and stops",
+)
+def audit(
+    app: Annotated[Services, Depends(services)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditReply:
+    """Newest first: time, action, config, result, remote address."""
+    return AuditReply.model_validate({"entries": app.audit.read(limit)})
+
+
+def _running_config(app: Services) -> dict[str, Any] | None:
+    record = app.manager.current_record()
+    return record.config if record is not None and not record.ended else None
+
+
+def _audit(
+    app: Services, request: Request, action: str, config: dict[str, Any] | None, exc: Exception
+) -> None:
+    app.audit.append(
+        action,
+        config=config,
+        result={"httpStatus": status_of(exc), "error": str(exc)},
+        remote=remote_address(request),
+    )

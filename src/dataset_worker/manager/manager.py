@@ -1,0 +1,433 @@
+"""The worker-process manager: start, stop, status and logs of the one worker of a state dir.
+
+The truth lives in the state dir, not in this object: the run record says which worker runs or
+ran last and how it ended, the flock says whether a worker (or a start) holds the state dir. So
+several server processes on one state dir agree, and a restarted server adopts the running worker.
+This object adds the in-flight states (STARTING, STOPPING) of its own operations and serialises
+them within the process.
+
+Stop is SIGTERM to the worker's process group, a wait of up to the grace period, then SIGKILL; a
+killed worker's jobs are released at once (they would otherwise wait for a reaper).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dataset_worker.config import ENV_ADMIN_TOKEN
+from dataset_worker.logs import log_event
+from dataset_worker.manager.errors import (
+    NoWorkerLogs,
+    WorkerAlreadyRunning,
+    WorkerNotRunning,
+    WorkerSpawnFailed,
+)
+from dataset_worker.manager.launchconfig import WorkerLaunchConfig
+from dataset_worker.manager.launcher import LogLimits, child_env, launch_worker
+from dataset_worker.manager.lock import try_lock
+from dataset_worker.manager.logtail import DEFAULT_CAPACITY, LogChunk, StreamTail, last_lines
+from dataset_worker.manager.procinfo import group_members, is_alive
+from dataset_worker.manager.runrecord import RunRecord, WorkerPaths, read_record
+from dataset_worker.manager.segments import STREAMS
+from dataset_worker.manager.state import WorkerState, check_transition
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STOP_TIMEOUT = 10.0
+# After SIGKILL the kernel tears the process down promptly; this only bounds a hung D-state.
+KILL_WAIT = 10.0
+# How long to wait for a finishing run's pump to record the end and let go of the lock.
+SETTLE_WAIT = 3.0
+POLL = 0.02
+
+CommandFactory = Callable[[WorkerLaunchConfig], list[str]]
+JobReleaser = Callable[[str, int], int]  # (hostname, pid) -> number of jobs released
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """A worker that now exists."""
+
+    pid: int
+    run_id: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """A worker that is gone: how it ended, and whether SIGKILL was needed."""
+
+    pid: int
+    exit_code: int | None
+    signal: str | None
+    forced: bool
+    jobs_released: int | None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A finished run, as status reports it (`lastRun`)."""
+
+    run_id: int
+    pid: int
+    start_time: datetime
+    end_time: datetime | None
+    exit_code: int | None
+    signal: str | None
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """What status shows. `running` is true from a successful start until the process is gone."""
+
+    state: WorkerState
+    running: bool
+    pid: int | None
+    config: dict[str, Any] | None
+    start_time: datetime | None
+    uptime_seconds: float | None
+    run_id: int | None
+    last_run: RunSummary | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class WorkerLogs:
+    """Output of the current or last run, per requested stream."""
+
+    run_id: int
+    running: bool
+    pid: int
+    chunks: dict[str, LogChunk]
+
+
+class WorkerManager:
+    """Manage the worker process of one state dir.
+
+    `command` builds the worker's argv from a config; `env` is its environment; `release_jobs`
+    puts a killed worker's jobs back to `ready`; `log_capacity` bounds each in-memory log buffer.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        command: CommandFactory,
+        *,
+        env: dict[str, str] | None = None,
+        release_jobs: JobReleaser | None = None,
+        log_capacity: int = DEFAULT_CAPACITY,
+        log_limits: LogLimits | None = None,
+    ) -> None:
+        self.paths = WorkerPaths(state_dir)
+        self.paths.create()
+        self._command = command
+        self._env = env if env is not None else child_env((ENV_ADMIN_TOKEN,))
+        self._release_jobs = release_jobs
+        self._limits = log_limits or LogLimits()
+        self._tails = {stream: StreamTail(stream, log_capacity) for stream in STREAMS}
+        self._state_lock = threading.Lock()
+        self._stop_lock = threading.Lock()
+        self._state = WorkerState.STOPPED
+        self._record: RunRecord | None = None
+        self._error: str | None = None
+        self._released: set[int] = set()
+        with self._state_lock:
+            self._observe()  # adopt a worker that runs already
+        self.server_started = time.time()
+
+    # -- operations ------------------------------------------------------------------------
+
+    def start(self, config: WorkerLaunchConfig) -> StartResult:
+        """Start a worker with `config`; returns once the process exists.
+
+        Raises WorkerAlreadyRunning while one runs, starts or stops (in any server process on
+        this state dir), WorkerSpawnFailed when it cannot be started.
+        """
+        with self._state_lock:
+            self._observe()
+            if self._state in (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.STOPPING):
+                raise WorkerAlreadyRunning(self._record.pid if self._record else None)
+            previous_state = self._state
+            self._transition(WorkerState.STARTING)
+        try:
+            lock_fd = self._take_worker_lock()
+        except WorkerAlreadyRunning:
+            with self._state_lock:
+                self._state = previous_state  # nothing happened: back to where we were
+                self._observe()
+            raise
+        try:
+            return self._launch(config, lock_fd)
+        finally:
+            os.close(lock_fd)  # the pump and the worker hold their own copies
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> StopResult:
+        """Stop the worker: SIGTERM to its group, up to `timeout` s of grace, then SIGKILL.
+
+        Returns once the process is gone. Raises WorkerNotRunning when no worker is alive.
+        """
+        with self._stop_lock:
+            with self._state_lock:
+                self._observe()
+                record = self._record
+                if self._state != WorkerState.RUNNING or record is None:
+                    raise WorkerNotRunning()
+                self._transition(WorkerState.STOPPING)
+            try:
+                forced = self._terminate(record, timeout)
+            except BaseException:
+                with self._state_lock:
+                    self._transition(WorkerState.RUNNING)
+                raise
+            final = self._await_end(record)
+            released = self._release_once(final) if forced or not _clean_end(final) else 0
+            with self._state_lock:
+                self._record = final
+                self._transition(WorkerState.EXITED)
+            result = StopResult(final.pid, final.exit_code, final.signal, forced, released)
+            log_event(log, "worker.stopped", pid=final.pid, forced=forced, code=final.exit_code)
+            return result
+
+    def status(self) -> WorkerStatus:
+        """The worker's state, noticing a worker that exited by itself."""
+        with self._state_lock:
+            self._observe()
+            state, record, error = self._state, self._record, self._error
+        if record is not None and state == WorkerState.EXITED and not record.ended:
+            record = self._await_end(record, wait=SETTLE_WAIT)
+        if record is not None and state == WorkerState.EXITED:
+            self._release_after_crash(record)
+        running = state in (WorkerState.RUNNING, WorkerState.STOPPING)
+        current = record if running else None
+        start = _utc(record.start_time) if current and record else None
+        return WorkerStatus(
+            state=state,
+            running=running,
+            pid=current.pid if current else None,
+            config=current.config if current else None,
+            start_time=start,
+            uptime_seconds=max(0.0, time.time() - current.start_time) if current else None,
+            run_id=record.run_id if record else None,
+            last_run=_summary(record) if record is not None and not running else None,
+            error=error if state == WorkerState.FATAL else None,
+        )
+
+    def logs(
+        self,
+        *,
+        streams: tuple[str, ...] = STREAMS,
+        tail: int | None = None,
+        offset: int | None = None,
+        max_bytes: int | None = None,
+    ) -> WorkerLogs:
+        """Output of the current or last run.
+
+        Default: the in-memory buffer (the last `log_capacity` bytes) of each stream. `tail`: its
+        last N lines. `offset`: up to `max_bytes` (default: the buffer size) from that byte on.
+        Raises NoWorkerLogs when no worker ever ran in this state dir.
+        """
+        record = read_record(self.paths.record)
+        if record is None:
+            raise NoWorkerLogs()
+        chunks: dict[str, LogChunk] = {}
+        for stream in streams:
+            chunks[stream] = self._read_stream(record.run_id, stream, tail, offset, max_bytes)
+        running = not record.ended and is_alive(record.identity)
+        return WorkerLogs(record.run_id, running, record.pid, chunks)
+
+    def read_since(self, offsets: dict[str, int], max_bytes: int | None = None) -> WorkerLogs:
+        """New output of the current or last run: each stream of `offsets` from its offset."""
+        record = read_record(self.paths.record)
+        if record is None:
+            raise NoWorkerLogs()
+        chunks = {
+            stream: self._read_stream(record.run_id, stream, None, offset, max_bytes)
+            for stream, offset in offsets.items()
+        }
+        running = not record.ended and is_alive(record.identity)
+        return WorkerLogs(record.run_id, running, record.pid, chunks)
+
+    def current_record(self) -> RunRecord | None:
+        """The run record as it is on disk now (None before the first run)."""
+        return read_record(self.paths.record)
+
+    # -- start -----------------------------------------------------------------------------
+
+    def _take_worker_lock(self) -> int:
+        """The state dir's worker lock, waiting briefly for a run that is finishing."""
+        deadline = time.monotonic() + SETTLE_WAIT
+        while True:
+            fd = try_lock(self.paths.lock)
+            if fd is not None:
+                return fd
+            record = read_record(self.paths.record)
+            alive = record is not None and not record.ended and is_alive(record.identity)
+            if alive or time.monotonic() >= deadline:
+                # A worker runs, or another server process is starting one right now.
+                raise WorkerAlreadyRunning(record.pid if record and alive else None)
+            time.sleep(POLL)
+
+    def _launch(self, config: WorkerLaunchConfig, lock_fd: int) -> StartResult:
+        previous = read_record(self.paths.record)
+        run_id = previous.run_id + 1 if previous else 1
+        try:
+            launched = launch_worker(
+                self.paths,
+                run_id=run_id,
+                argv=self._command(config),
+                config=config.as_json(),
+                env=self._env,
+                lock_fd=lock_fd,
+                limits=self._limits,
+            )
+        except BaseException as exc:
+            with self._state_lock:
+                self._error = str(exc) if isinstance(exc, WorkerSpawnFailed) else repr(exc)
+                self._transition(WorkerState.FATAL)
+            log_event(log, "worker.spawn_failed", logging.ERROR, reason=self._error)
+            raise
+        _reap_in_background(launched.pump)
+        with self._state_lock:
+            self._error = None
+            self._record = read_record(self.paths.record)
+            self._transition(WorkerState.RUNNING)
+            self._observe()  # it may have exited already
+        log_event(log, "worker.started", pid=launched.worker.pid, run=run_id)
+        return StartResult(launched.worker.pid, run_id, config.as_json())
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def _terminate(self, record: RunRecord, timeout: float) -> bool:
+        """SIGTERM the group, wait, SIGKILL if needed; returns True when SIGKILL was needed."""
+        identity, group = record.identity, record.pid  # the worker leads its own group
+        if not is_alive(identity):
+            return False
+        _signal_group(group, signal.SIGTERM)
+        deadline = time.monotonic() + max(0.0, timeout)
+        if _wait_until(lambda: not is_alive(identity) and not group_members(group), deadline):
+            return False
+        log_event(log, "worker.kill", logging.WARNING, pid=record.pid, grace=timeout)
+        _signal_group(group, signal.SIGKILL)
+        if not _wait_until(lambda: not is_alive(identity), time.monotonic() + KILL_WAIT):
+            raise RuntimeError(f"worker {record.pid} survived SIGKILL for {KILL_WAIT:.0f}s")
+        return True
+
+    def _await_end(self, record: RunRecord, wait: float = SETTLE_WAIT) -> RunRecord:
+        """The record of `record`'s run once the pump wrote its end (or the pump is gone)."""
+        deadline = time.monotonic() + wait
+        current = record
+        while True:
+            latest = read_record(self.paths.record)
+            if latest is not None and latest.run_id == record.run_id:
+                current = latest
+            if current.ended or not is_alive(current.pump_identity):
+                return current
+            if time.monotonic() >= deadline:
+                return current
+            time.sleep(POLL)
+
+    def _release_after_crash(self, record: RunRecord) -> None:
+        if not _clean_end(record) and not is_alive(record.identity):
+            self._release_once(record)
+
+    def _release_once(self, record: RunRecord) -> int | None:
+        """Give a dead worker's `processing` jobs back (once per run and server process)."""
+        if self._release_jobs is None:
+            return None
+        with self._state_lock:
+            if record.run_id in self._released:
+                return 0
+            self._released.add(record.run_id)
+        try:
+            released = self._release_jobs(record.hostname, record.pid)
+        except Exception as exc:  # the database may be down; the reaper will catch up
+            log_event(log, "worker.release_failed", logging.WARNING, pid=record.pid, error=exc)
+            return None
+        log_event(log, "worker.jobs_released", pid=record.pid, jobs=released)
+        return released
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _observe(self) -> None:
+        """Bring the state up to date with the state dir (caller holds the state lock)."""
+        if self._state in (WorkerState.STARTING, WorkerState.STOPPING):
+            return  # our own operation is in flight and will set the outcome
+        record = read_record(self.paths.record)
+        self._record = record
+        if record is None:
+            return
+        if not record.ended and is_alive(record.identity):
+            self._transition(WorkerState.RUNNING)
+        elif self._state != WorkerState.FATAL or self._error is None:
+            self._transition(WorkerState.EXITED)
+
+    def _transition(self, new: WorkerState) -> None:
+        check_transition(self._state, new)
+        if new != self._state:
+            log_event(log, "worker.state", old=str(self._state), new=str(new))
+            self._state = new
+
+    def _read_stream(
+        self, run_id: int, stream: str, tail: int | None, offset: int | None, max_bytes: int | None
+    ) -> LogChunk:
+        buffer = self._tails[stream]
+        if offset is not None:
+            return buffer.read_from(self.paths.logs, run_id, offset, max_bytes or buffer.capacity)
+        chunk = buffer.snapshot(self.paths.logs, run_id)
+        if tail is None:
+            return chunk
+        data = last_lines(chunk.data, tail)
+        return LogChunk(chunk.end - len(data), chunk.end, data)
+
+
+def _clean_end(record: RunRecord) -> bool:
+    """True when the worker exited with a code (it had the chance to release its own jobs)."""
+    return record.ended and record.exit_code is not None
+
+
+def _summary(record: RunRecord) -> RunSummary:
+    return RunSummary(
+        run_id=record.run_id,
+        pid=record.pid,
+        start_time=_utc(record.start_time),
+        end_time=_utc(record.end_time) if record.end_time is not None else None,
+        exit_code=record.exit_code,
+        signal=record.signal,
+        config=record.config,
+    )
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass  # already gone
+
+
+def _wait_until(condition: Callable[[], bool], deadline: float) -> bool:
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL)
+
+
+def _reap_in_background(pump: subprocess.Popen[bytes]) -> None:
+    """Wait on the pump (our child) so it never lingers as a zombie."""
+    threading.Thread(target=pump.wait, name=f"reap-pump-{pump.pid}", daemon=True).start()

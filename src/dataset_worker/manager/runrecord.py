@@ -1,0 +1,129 @@
+"""Where a worker run is recorded in the state dir, and the run record itself (the pid file).
+
+Layout under `<state dir>/worker/`:
+- `lock`: flock'ed by whoever runs or starts a worker (held by the log pump and the worker);
+- `run.json`: the run record, written by the log pump: pid and start time of the worker, its
+  config, and, once it ended, its exit code or signal;
+- `logs/`: the stdout/stderr segment files of the current or last run;
+- `logpump.log`: the log pump's own errors (normally empty).
+
+The record is replaced atomically (write a temporary file, then rename), so readers see either
+the old or the new version, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dataset_worker.manager.procinfo import ProcessIdentity
+
+
+@dataclass(frozen=True)
+class WorkerPaths:
+    """Files of the worker manager under one state dir."""
+
+    state_dir: Path
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir / "worker"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def record(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pump_log(self) -> Path:
+        return self.root / "logpump.log"
+
+    @property
+    def audit(self) -> Path:
+        return self.state_dir / "audit.log"
+
+    def create(self) -> None:
+        """Create the folders (private to the user: logs and config may be sensitive)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.logs):
+            folder.mkdir(mode=0o700, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One worker run. `end_time` is None until the run ended."""
+
+    run_id: int
+    pid: int
+    start_ticks: int
+    start_time: float
+    hostname: str
+    pump_pid: int
+    pump_start_ticks: int
+    config: dict[str, Any] = field(default_factory=dict)
+    end_time: float | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    error: str | None = None
+
+    @property
+    def identity(self) -> ProcessIdentity:
+        """The worker process of this run."""
+        return ProcessIdentity(self.pid, self.start_ticks)
+
+    @property
+    def pump_identity(self) -> ProcessIdentity:
+        """The log pump process of this run."""
+        return ProcessIdentity(self.pump_pid, self.pump_start_ticks)
+
+    @property
+    def ended(self) -> bool:
+        """True once the pump recorded how the worker ended."""
+        return self.end_time is not None
+
+    def finished(self, end_time: float, returncode: int) -> RunRecord:
+        """This record with the end of the run: an exit code, or the signal that killed it."""
+        if returncode < 0:
+            return replace(self, end_time=end_time, signal=signal_name(-returncode))
+        return replace(self, end_time=end_time, exit_code=returncode)
+
+
+def signal_name(number: int) -> str:
+    """ "SIGKILL" for 9; "SIG<n>" for numbers without a name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
+
+
+def read_record(path: Path) -> RunRecord | None:
+    """The run record, or None when no worker has run in this state dir (or it is unreadable)."""
+    try:
+        raw = json.loads(path.read_text())
+        return RunRecord(**raw)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):
+        return None  # a foreign or damaged file is treated as "no record", never a crash
+
+
+def write_record(path: Path, record: RunRecord) -> None:
+    """Replace the run record atomically (mode 0600)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(asdict(record), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
