@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from dataset_worker.content.chunker import (
     CHUNK_SIZE,
+    PREFETCH_BUFFERS,
     BlockKind,
     RangeChunker,
     ShortReadError,
@@ -141,15 +143,53 @@ def test_a_file_that_shrank_is_a_clear_error() -> None:
         _collect(chunker)
 
 
-def test_the_buffer_is_reused_between_blocks() -> None:
+def test_a_single_chunk_range_reads_into_the_given_buffer() -> None:
+    buffer = bytearray(8)
+    chunker = RangeChunker(io.BytesIO(b"abcd"), 0, 4, buffer=buffer, chunk_size=8)
+    [block] = list(chunker)
+    assert block.data.obj is buffer
+    assert buffer[:4] == b"abcd"
+
+
+def test_read_ahead_keeps_each_view_valid_until_the_next_block() -> None:
+    data = os.urandom(4 * 500)
     buffer = bytearray(4)
-    chunker = RangeChunker(io.BytesIO(b"abcdefgh"), 0, 8, buffer=buffer, chunk_size=4)
-    views = []
+    chunker = RangeChunker(io.BytesIO(data), 0, len(data), buffer=buffer, chunk_size=4)
+    owners = set()
     for block in chunker:
         if block.kind is BlockKind.LEAF:
-            assert block.data.obj is buffer
-            views.append(block.data)
-    assert bytes(views[0]) == b"efgh"  # the first view was overwritten by the second chunk
+            owners.add(id(block.data.obj))
+            expected = data[block.file_offset or 0 :][:4]
+            assert bytes(block.data) == expected  # not overwritten by the reader thread
+            assert raw_cid(block.data) == block.cid
+    assert id(buffer) in owners
+    assert len(owners) == PREFETCH_BUFFERS
+
+
+def _read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "chunk-read-ahead"]
+
+
+def test_read_ahead_stops_when_the_consumer_stops() -> None:
+    chunker = RangeChunker(io.BytesIO(bytes(4000)), 0, 4000, chunk_size=4)
+    blocks = iter(chunker)
+    next(blocks)
+    assert len(_read_ahead_threads()) == 1
+    blocks.close()
+    assert _read_ahead_threads() == []
+
+
+def test_read_errors_reach_the_consumer() -> None:
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: object) -> int:
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError, match="Input/output error"):
+        list(RangeChunker(Failing(), 0, 100, chunk_size=4))
+    assert _read_ahead_threads() == []
 
 
 def test_results_are_only_available_after_chunking() -> None:

@@ -7,7 +7,10 @@ buffer, so memory stays flat whatever the range size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -16,7 +19,11 @@ from dataset_worker.content.cid import EMPTY_FILE_CID, raw_cid
 from dataset_worker.content.unixfs import assemble_file_from_links
 
 CHUNK_SIZE = 1 << 20  # Singularity's ChunkSize
+PREFETCH_BUFFERS = 3  # chunks a range may read ahead of its consumer
 DEFAULT_RANGE_SIZE = 1 << 30  # the split size for the default max size (spec §4.2)
+
+
+_Chunk = tuple[bytes, memoryview]  # (raw CID, data)
 
 
 class ReadableStream(Protocol):
@@ -93,37 +100,20 @@ class RangeChunker:
             raise RuntimeError(f"{self._describe()} has not been fully chunked yet")
         return self._length
 
-    def __iter__(self) -> Iterator[Block]:
+    def __iter__(self) -> Generator[Block, None, None]:
         if self._started:
             raise RuntimeError(f"{self._describe()} can only be chunked once")
         self._started = True
         return self._blocks()
 
-    def _blocks(self) -> Iterator[Block]:
-        buffer = self._buffer if self._buffer is not None else bytearray(self._chunk_size)
-        view = memoryview(buffer)
+    def _blocks(self) -> Generator[Block, None, None]:
         links: list[tuple[bytes, int]] = []
         position = self.offset
-        remaining = None if self._requested == -1 else self._requested
-        while remaining != 0:
-            want = self._chunk_size if remaining is None else min(self._chunk_size, remaining)
-            got = _read_full(self._stream, view[:want])
-            if got < want and remaining is not None:
-                raise ShortReadError(
-                    f"{self._describe()}: the source ended at offset {position + got}, "
-                    f"{remaining - got} bytes early (the file shrank or changed while read)"
-                )
-            if got == 0:
-                break
-            data = view[:got]
-            cid = raw_cid(data)
-            links.append((cid, got))
-            yield Block(cid, data, BlockKind.LEAF, position)
-            position += got
-            if remaining is not None:
-                remaining -= got
-            elif got < want:
-                break
+        with self._hashed_chunks() as chunks:
+            for cid, data in chunks:
+                links.append((cid, len(data)))
+                yield Block(cid, data, BlockKind.LEAF, position)
+                position += len(data)
         self._length = position - self.offset
         if not links:
             yield Block(EMPTY_FILE_CID, memoryview(b""), BlockKind.LEAF, self.offset)
@@ -133,6 +123,38 @@ class RangeChunker:
         for cid, block in dag.nodes:
             yield Block(cid, memoryview(block), BlockKind.NODE, None)
         self._cid = dag.root_cid
+
+    def _hashed_chunks(self) -> contextlib.AbstractContextManager[Iterator[_Chunk]]:
+        """(CID, data) of each chunk; read ahead in a thread when the range has several."""
+        first = memoryview(
+            self._buffer if self._buffer is not None else bytearray(self._chunk_size)
+        )
+        if 0 <= self._requested <= self._chunk_size:
+            return contextlib.nullcontext(self._read_chunks(lambda: first))
+        return _prefetched(self._read_chunks, first, self._chunk_size)
+
+    def _read_chunks(self, take_buffer: Callable[[], memoryview]) -> Iterator[_Chunk]:
+        """Read the range chunk by chunk, each into a buffer from `take_buffer`, and hash it."""
+        position = self.offset
+        remaining = None if self._requested == -1 else self._requested
+        while remaining != 0:
+            want = self._chunk_size if remaining is None else min(self._chunk_size, remaining)
+            view = take_buffer()
+            got = _read_full(self._stream, view[:want])
+            if got < want and remaining is not None:
+                raise ShortReadError(
+                    f"{self._describe()}: the source ended at offset {position + got}, "
+                    f"{remaining - got} bytes early (the file shrank or changed while read)"
+                )
+            if got == 0:
+                return
+            data = view[:got]
+            yield raw_cid(data), data
+            position += got
+            if remaining is not None:
+                remaining -= got
+            elif got < want:
+                return
 
     def _describe(self) -> str:
         end = "EOF" if self._requested == -1 else str(self.offset + self._requested)
@@ -150,6 +172,61 @@ def _read_full(stream: ReadableStream, view: memoryview) -> int:
             break
         total += got
     return total
+
+
+class _Stopped(Exception):
+    """Raised inside the read-ahead thread when the consumer has gone away."""
+
+
+@contextlib.contextmanager
+def _prefetched(
+    read_chunks: Callable[[Callable[[], memoryview]], Iterator[_Chunk]],
+    first: memoryview,
+    chunk_size: int,
+) -> Iterator[Iterator[_Chunk]]:
+    """Run `read_chunks` in a thread, up to PREFETCH_BUFFERS chunks ahead of the consumer.
+
+    Reading and hashing (both release the GIL) then overlap with whatever the consumer does with
+    the previous chunk, typically writing it to the CAR. A chunk's buffer goes back to the
+    reader when the consumer asks for the next chunk, so each view stays valid until then.
+    """
+    free: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+    ready: queue.SimpleQueue[tuple[_Chunk, memoryview] | BaseException | None] = queue.SimpleQueue()
+    free.put(first)
+    for _ in range(PREFETCH_BUFFERS - 1):
+        free.put(memoryview(bytearray(chunk_size)))
+
+    def take_buffer() -> memoryview:
+        view = free.get()
+        if view is None:
+            raise _Stopped
+        return view
+
+    def produce() -> None:
+        try:
+            for chunk in read_chunks(take_buffer):
+                ready.put((chunk, memoryview(chunk[1].obj)))
+            ready.put(None)
+        except _Stopped:
+            pass
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+
+    def consume() -> Iterator[_Chunk]:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            chunk, buffer = item
+            yield chunk
+            free.put(buffer)
+
+    thread = threading.Thread(target=produce, name="chunk-read-ahead", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        free.put(None)  # wakes the reader if it waits for a buffer; it stops there
+        thread.join()
 
 
 def stream_file_cid(

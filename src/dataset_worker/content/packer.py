@@ -85,11 +85,12 @@ def pack_ranges(ranges: Iterable[RangeSource], writer: CarWriter) -> PackedCar:
         if stream is None:
             packed.ranges.append(PackedRange(source.key, None, source.length))
             continue
-        with closing(stream):
-            chunker = RangeChunker(
-                stream, source.offset, source.length, label=source.label, buffer=buffer
-            )
-            for block in chunker:
+        chunker = RangeChunker(
+            stream, source.offset, source.length, label=source.label, buffer=buffer
+        )
+        # Close the block generator before the stream: it stops the chunker's read-ahead thread.
+        with closing(stream), closing(iter(chunker)) as blocks:
+            for block in blocks:
                 location = writer.write_block(block.cid, block.data)
                 is_node = block.kind is BlockKind.NODE
                 packed.blocks.append(
