@@ -7,9 +7,11 @@ runs its handler and records the outcome the way the worker runtime does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,3 +199,32 @@ def run_ready_jobs(
         runs.append(run)
         if run.state is JobState.READY:  # cancelled: running it again would loop forever
             return runs
+
+
+def write_files(root: Path, files: dict[str, int | bytes], *, seed: int = 0) -> None:
+    """Create files under `root`: an int makes that many deterministic pseudo-random bytes."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, int):
+            content = pseudo_random_bytes(content, seed=zlib.crc32(f"{seed}:{rel}".encode()))
+        path.write_bytes(content)
+
+
+def pseudo_random_bytes(size: int, *, seed: int = 0) -> bytes:
+    """Deterministic incompressible-looking bytes (SHA-256 in counter mode, fast enough)."""
+    out = bytearray()
+    counter = 0
+    key = seed.to_bytes(4, "little")
+    while len(out) < size:
+        out += hashlib.sha256(key + counter.to_bytes(8, "little")).digest() * 32
+        counter += 1
+    return bytes(out[:size])
+
+
+def scan_and_pack(db: Database, attachment_id: int) -> list[JobRun]:
+    """Run a scan of the attachment, then every ready pack job; returns the pack runs."""
+    scan = run_job(db, add_job(db, attachment_id, JobType.SCAN))
+    if scan.state is not JobState.COMPLETE:
+        raise RuntimeError(f"scan failed: {scan.error}")
+    return run_ready_jobs(db, JobType.PACK, attachment_id=attachment_id)

@@ -1,0 +1,196 @@
+"""The daggen job (spec §6.4): the directory tree as a DAG piece whose CAR root is the root CID.
+
+The CAR holds, for every directory of the attachment not yet exported (ordered by id), its own
+node blocks sorted by CID bytes, then the split-file blocks it carries, sorted by CID bytes.
+Directories whose CID is still the exported one are marked exported in the same transaction
+that records the piece; one that changed meanwhile stays unexported for the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from dataset_worker.content.cid import EMPTY_FILE_CID, cid_to_str
+from dataset_worker.db.models import Car, CarBlock, Directory, PieceType
+from dataset_worker.logs import log_event
+from dataset_worker.storage import choose_output
+from dataset_worker.worker.attachment import (
+    AttachmentSetup,
+    JobSetupError,
+    load_setup,
+    lock_own_job,
+    root_directory,
+)
+from dataset_worker.worker.context import JobContext
+from dataset_worker.worker.dirdata import build_node, decode_entries, extra_blocks
+from dataset_worker.worker.piece_writer import (
+    NoContentError,
+    PieceWriter,
+    SealedPiece,
+    record_or_unpublish,
+)
+from dataset_worker.worker.tables import DIRECTORIES
+
+DAG_MIN_CONTENT = 59  # only the header: nothing to export
+DIRECTORY_BATCH = 200
+INSERT_BATCH = 1000
+
+
+class DagDisabledError(Exception):
+    """The preparation has no_dag set (Singularity ErrDagDisabled)."""
+
+
+class DagNotReadyError(Exception):
+    """The root directory has no CID yet: no pack job has finished (ErrDagNotReady)."""
+
+
+@dataclass
+class _Export:
+    """What the streamed DAG CAR contains: block rows and the directories it exported."""
+
+    blocks: list[dict[str, object]] = field(default_factory=list)
+    block_count: int = 0
+    directories: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+def run_daggen(ctx: JobContext) -> None:
+    """Export the unexported directories of the job's attachment as one DAG piece."""
+    started = time.monotonic()
+    with ctx.db.read() as session:
+        setup = load_setup(session, ctx.attachment_id)
+        if setup.no_dag:
+            raise DagDisabledError("dag generation is disabled for this preparation")
+        root_cid = root_directory(session, ctx.attachment_id).cid
+    if not root_cid:
+        raise DagNotReadyError(
+            "the dag is not ready: the root directory has no CID yet (no pack job has finished)"
+        )
+    outputs = setup.require_output()
+    target = choose_output([(o, o.storage) for o in outputs], setup.min_piece_size)[0]
+    tag = f"daggen{ctx.job_id}"
+    target.storage.remove_temps(tag)
+    with PieceWriter(target, tag, root_cid) as writer:
+        export = _Export()
+        for cid, block in _directory_blocks(ctx, export):
+            location = writer.car.write_block(cid, block)
+            if not setup.no_inline:  # the rows are only kept for inline preparations
+                export.blocks.append(
+                    {
+                        "cid": cid,
+                        "car_offset": location.car_offset,
+                        "car_block_length": location.car_block_length,
+                        "varint": location.varint,
+                        "raw_block": block,
+                    }
+                )
+            export.block_count += 1
+        ctx.check_cancelled()
+        try:
+            # The temp-file path always applies to DAG pieces: pad like small data pieces.
+            sealed = writer.seal(setup.min_piece_size, pad=True, min_content=DAG_MIN_CONTENT)
+        except NoContentError:
+            log_event(ctx.logger, "daggen.nothing_to_export", job=ctx.job_id)
+            return
+        storage_path = writer.publish()
+
+    def record(session: Session) -> None:
+        lock_own_job(session, ctx)
+        _record(session, setup, export, sealed, root_cid, target.storage_id, storage_path)
+
+    record_or_unpublish(ctx.db, target.storage, target.storage_id, storage_path, record)
+    log_event(
+        ctx.logger,
+        "daggen.done",
+        job=ctx.job_id,
+        root_cid=cid_to_str(root_cid),
+        piece_cid=cid_to_str(sealed.piece_cid),
+        directories=len(export.directories),
+        blocks=export.block_count,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _directory_blocks(ctx: JobContext, export: _Export) -> Iterator[tuple[bytes, bytes]]:
+    """Blocks of every unexported directory, ordered by directory id, read in batches."""
+    last_id = 0
+    while True:
+        ctx.check_cancelled()
+        with ctx.db.read() as session:
+            rows = session.execute(
+                select(Directory.id, Directory.cid, Directory.data)
+                .where(
+                    Directory.attachment_id == ctx.attachment_id,
+                    Directory.exported.is_(False),
+                    Directory.id > last_id,
+                )
+                .order_by(Directory.id)
+                .limit(DIRECTORY_BATCH)
+            ).all()
+        if not rows:
+            return
+        for dir_id, cid, data in rows:
+            last_id = dir_id
+            if not cid:
+                continue  # an empty directory: no node, never linked (spec §6.4)
+            yield from _blocks_of(dir_id, cid, data)
+            export.directories.append((dir_id, cid))
+
+
+def _blocks_of(dir_id: int, cid: bytes, data: bytes | None) -> list[tuple[bytes, bytes]]:
+    entries = decode_entries(data)
+    node = build_node(entries)
+    if node.cid != cid:
+        raise JobSetupError(
+            f"directory {dir_id}: its stored entries build {cid_to_str(node.cid)}, but the row "
+            f"says {cid_to_str(cid)}"
+        )
+    reals = sorted(dict(node.blocks).items())
+    blocks = reals + extra_blocks(entries)
+    return [(c, b) for c, b in blocks if b or c == EMPTY_FILE_CID]
+
+
+def _record(
+    session: Session,
+    setup: AttachmentSetup,
+    export: _Export,
+    sealed: SealedPiece,
+    root_cid: bytes,
+    storage_id: int,
+    storage_path: str,
+) -> None:
+    car_id = session.execute(
+        insert(Car)
+        .values(
+            piece_type=PieceType.DAG,
+            piece_cid=sealed.piece_cid,
+            piece_size=sealed.piece_size,
+            root_cid=root_cid,
+            file_size=sealed.file_size,
+            min_piece_size_padding=0,
+            storage_id=storage_id,
+            storage_path=storage_path,
+            num_of_files=0,
+            preparation_id=setup.preparation_id,
+            attachment_id=setup.attachment_id,
+            job_id=None,
+        )
+        .returning(Car.id)
+    ).scalar_one()
+    for start in range(0, len(export.blocks), INSERT_BATCH):
+        rows = export.blocks[start : start + INSERT_BATCH]
+        session.execute(insert(CarBlock), [{**row, "car_id": car_id} for row in rows])
+    # Ascending ids, as the pack jobs lock them: no deadlock between the two.
+    session.connection().execute(
+        update(DIRECTORIES)
+        .where(
+            DIRECTORIES.c.id == bindparam("b_id"),
+            DIRECTORIES.c.cid == bindparam("b_cid"),
+        )
+        .values(exported=True),
+        [{"b_id": dir_id, "b_cid": cid} for dir_id, cid in export.directories],
+    )

@@ -1,0 +1,102 @@
+"""The `directories.data` blob: a directory's entries plus the split-file blocks it carries.
+
+Singularity stores zstd-compressed CBOR of its boxo in-memory node (spec §6.3) and says any store
+works as long as the node bytes come out the same. Ours keeps the entries themselves, which is all
+a UnixFS directory node depends on (basic or HAMT, `content.directory` rebuilds either
+canonically), plus, per file entry, the intermediate nodes of a file split into several ranges
+(they go into the DAG piece, not the data CARs). A replaced entry drops its old blocks with it.
+
+Layout: one version byte, then zlib of: uvarint count, and per entry (sorted by name bytes)
+name, CID, Tsize, extra-block count, and each extra block's CID and bytes; strings and byte
+strings are uvarint-length-prefixed. An empty or NULL blob is an empty directory.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dataset_worker.content.directory import DirectoryNode, build_directory, name_bytes
+from dataset_worker.content.varint import decode_uvarint, encode_uvarint
+
+FORMAT_VERSION = 1
+_ZLIB_LEVEL = 1  # names compress well even at the fastest level; CIDs do not compress at all
+
+Block = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    """One link of a directory: child CID, Tsize, and (split files only) its extra blocks."""
+
+    cid: bytes
+    tsize: int
+    extras: tuple[Block, ...] = ()
+
+
+Entries = dict[str, DirEntry]
+
+
+def encode_entries(entries: Mapping[str, DirEntry]) -> bytes:
+    """The blob for `entries`."""
+    parts = [encode_uvarint(len(entries))]
+    for name in sorted(entries, key=name_bytes):
+        entry = entries[name]
+        raw_name = name_bytes(name)
+        parts += (encode_uvarint(len(raw_name)), raw_name)
+        parts += (encode_uvarint(len(entry.cid)), entry.cid, encode_uvarint(entry.tsize))
+        parts.append(encode_uvarint(len(entry.extras)))
+        for cid, block in entry.extras:
+            parts += (encode_uvarint(len(cid)), cid, encode_uvarint(len(block)), block)
+    return bytes((FORMAT_VERSION,)) + zlib.compress(b"".join(parts), _ZLIB_LEVEL)
+
+
+def decode_entries(blob: bytes | None) -> Entries:
+    """Entries of a stored blob; ValueError if it is not in this format."""
+    if not blob:
+        return {}
+    if blob[0] != FORMAT_VERSION:
+        raise ValueError(f"directory data has format version {blob[0]}, expected {FORMAT_VERSION}")
+    try:
+        body = zlib.decompress(blob[1:])
+    except zlib.error as exc:
+        raise ValueError(f"directory data is corrupt: {exc}") from None
+    count, pos = decode_uvarint(body)
+    entries: Entries = {}
+    for _ in range(count):
+        raw_name, pos = _read(body, pos)
+        cid, pos = _read(body, pos)
+        tsize, pos = decode_uvarint(body, pos)
+        n_extras, pos = decode_uvarint(body, pos)
+        extras = []
+        for _ in range(n_extras):
+            extra_cid, pos = _read(body, pos)
+            block, pos = _read(body, pos)
+            extras.append((extra_cid, block))
+        entries[raw_name.decode("utf-8", "surrogateescape")] = DirEntry(cid, tsize, tuple(extras))
+    if pos != len(body):
+        raise ValueError("directory data has trailing bytes")
+    return entries
+
+
+def _read(body: bytes, pos: int) -> tuple[bytes, int]:
+    length, pos = decode_uvarint(body, pos)
+    end = pos + length
+    if end > len(body):
+        raise ValueError("directory data is truncated")
+    return body[pos:end], end
+
+
+def build_node(entries: Mapping[str, DirEntry]) -> DirectoryNode:
+    """The directory's UnixFS node(s) as boxo v0.35.0 builds them (basic or HAMT)."""
+    return build_directory({name: (entry.cid, entry.tsize) for name, entry in entries.items()})
+
+
+def extra_blocks(entries: Mapping[str, DirEntry]) -> list[Block]:
+    """The split-file blocks of all entries, one per CID, sorted by CID bytes (spec §6.4)."""
+    unique: dict[bytes, bytes] = {}
+    for entry in entries.values():
+        for cid, block in entry.extras:
+            unique[cid] = block
+    return sorted(unique.items())

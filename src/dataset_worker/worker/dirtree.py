@@ -1,0 +1,144 @@
+"""Directory tree upkeep at the end of a pack job (spec §6.1), without Singularity's race.
+
+Files finalised by the job become entries of their directory (name → file CID, Tsize = file
+size). Every directory from those up to the root is then rebuilt bottom-up: a parent's entry for
+a child directory is (child CID, child `Size()`), which is cumulative. Singularity reads and
+rewrites these rows without locks, so two pack jobs finishing together can lose an entry; here
+the rows are locked first (`SELECT … FOR UPDATE` in ascending id order on PostgreSQL, SQLite's
+database write lock otherwise) and read only once locked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from dataset_worker.db.models import Directory
+from dataset_worker.worker.dirdata import (
+    DirEntry,
+    Entries,
+    build_node,
+    decode_entries,
+    encode_entries,
+)
+from dataset_worker.worker.tables import DIRECTORIES
+
+IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FinalisedFile:
+    """A file whose CID became known in this job, as its directory will list it."""
+
+    directory_id: int
+    name: str
+    cid: bytes
+    size: int
+    extras: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _DirRow:
+    parent_id: int | None
+    name: str
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), IN_CHUNK):
+        yield ids[start : start + IN_CHUNK]
+
+
+def update_directories(session: Session, files: Sequence[FinalisedFile]) -> int:
+    """Add `files` to their directories and re-resolve every directory up to the root, in the
+    caller's transaction. Returns the number of directory rows rewritten."""
+    if not files:
+        return 0
+    tree = _load_ancestry(session, {f.directory_id for f in files})
+    entries = _lock_and_read(session, sorted(tree))
+    for f in files:
+        entries[f.directory_id][f.name] = DirEntry(f.cid, f.size, f.extras)
+    depth = _depths(tree)
+    updates = []
+    for dir_id in sorted(tree, key=lambda d: depth[d], reverse=True):
+        node = build_node(entries[dir_id])
+        row = tree[dir_id]
+        if row.parent_id is not None:
+            entries[row.parent_id][row.name] = DirEntry(node.cid, node.size)
+        updates.append(
+            {"b_id": dir_id, "b_cid": node.cid, "b_data": encode_entries(entries[dir_id])}
+        )
+    session.connection().execute(
+        update(DIRECTORIES)
+        .where(DIRECTORIES.c.id == bindparam("b_id"))
+        .values(cid=bindparam("b_cid"), data=bindparam("b_data"), exported=False),
+        updates,
+    )
+    return len(updates)
+
+
+def _load_ancestry(session: Session, start: set[int]) -> dict[int, _DirRow]:
+    """Parent and name of the given directories and all their ancestors (unlocked: immutable)."""
+    tree: dict[int, _DirRow] = {}
+    wanted = set(start)
+    while wanted:
+        batch = sorted(wanted)
+        wanted = set()
+        for chunk in _chunks(batch):
+            rows = session.execute(
+                select(Directory.id, Directory.parent_id, Directory.name).where(
+                    Directory.id.in_(chunk)
+                )
+            )
+            for dir_id, parent_id, name in rows:
+                tree[dir_id] = _DirRow(parent_id, name)
+                if parent_id is not None and parent_id not in tree:
+                    wanted.add(parent_id)
+        missing = [d for d in batch if d not in tree]
+        if missing:
+            raise LookupError(f"directory rows {missing[:5]} are missing (deleted meanwhile?)")
+        wanted -= tree.keys()
+    return tree
+
+
+def _lock_and_read(session: Session, ids: list[int]) -> dict[int, Entries]:
+    """Lock the rows in ascending id order (so concurrent jobs cannot deadlock) and decode them."""
+    entries: dict[int, Entries] = {}
+    for chunk in _chunks(ids):
+        rows = session.execute(
+            select(Directory.id, Directory.data)
+            .where(Directory.id.in_(chunk))
+            .order_by(Directory.id)
+            .with_for_update()
+        )
+        for dir_id, data in rows:
+            try:
+                entries[dir_id] = decode_entries(data)
+            except ValueError as exc:
+                raise ValueError(f"directory {dir_id}: {exc}") from None
+    return entries
+
+
+def _depths(tree: dict[int, _DirRow]) -> dict[int, int]:
+    depth: dict[int, int] = {}
+
+    def of(dir_id: int) -> int:
+        known = depth.get(dir_id)
+        if known is not None:
+            return known
+        chain = []
+        current: int | None = dir_id
+        while current is not None and current not in depth:
+            chain.append(current)
+            current = tree[current].parent_id
+        base = -1 if current is None else depth[current]
+        for node in reversed(chain):
+            base += 1
+            depth[node] = base
+        return depth[dir_id]
+
+    for dir_id in tree:
+        of(dir_id)
+    return depth

@@ -1,0 +1,139 @@
+"""Writing one piece: a CAR streamed to a temporary output object while commP hashes the same
+bytes, then padding, the final `<pieceCID>.car` name, and cleanup on any failure (spec §5.7).
+
+The object is renamed into place before the database transaction that records it; if that
+transaction fails, the file is removed again unless some `cars` row already refers to it (a
+re-run of the same job produces the same bytes under the same name).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dataset_worker.content.car import CarWriter
+from dataset_worker.content.cid import cid_to_str, piece_cid
+from dataset_worker.content.commp import CommP, finalize
+from dataset_worker.db import Database
+from dataset_worker.db.models import Car
+from dataset_worker.logs import log_event
+from dataset_worker.sizes import next_power_of_two
+from dataset_worker.storage import OutputStorage, TempOutput
+from dataset_worker.worker.attachment import OutputTarget
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class NoContentError(Exception):
+    """Nothing but (at most) a CAR header was written (Singularity ErrNoContent)."""
+
+
+def padded_car_size(car_size: int, piece_size: int) -> int | None:
+    """Singularity's padding rule: when the piece is larger than the CAR's plain next power of
+    two, the CAR is filled with zeros up to piece*127/128 bytes; else None (no padding)."""
+    if piece_size > next_power_of_two(car_size):
+        return piece_size * 127 // 128
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SealedPiece:
+    """A complete CAR: its piece CID and size, CAR root and size (padding included)."""
+
+    piece_cid: bytes
+    piece_size: int
+    root_cid: bytes
+    file_size: int
+
+    @property
+    def file_name(self) -> str:
+        """`<pieceCID>.car`."""
+        return cid_to_str(self.piece_cid) + ".car"
+
+
+class PieceWriter:
+    """`with PieceWriter(target, tag) as piece:` write blocks to `piece.car`, then `seal()` and
+    `publish()`. Leaving the block with an exception removes the temporary object."""
+
+    def __init__(self, target: OutputTarget, tag: str, root: bytes | None = None) -> None:
+        self.target = target
+        self._temp: TempOutput = target.storage.create_temp(tag)
+        self._commp = CommP()
+        self.car = CarWriter(self._temp.stream, root, tee=self._commp.update)
+        self.sealed: SealedPiece | None = None
+
+    def __enter__(self) -> PieceWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._temp.discard()  # a no-op once published
+
+    def seal(self, min_piece_size: int, *, pad: bool, min_content: int) -> SealedPiece:
+        """commP, final piece size and (when `pad`) Singularity's zero padding.
+
+        `min_content` is the CAR size at or below which nothing counts as written (65 for data
+        pieces, 59 for DAG pieces).
+        """
+        car_size = self.car.bytes_written
+        root = self.car.root
+        if car_size <= min_content or root is None:
+            raise NoContentError("no content to pack")
+        commitment, piece_size = finalize(self._commp.digest(), min_piece_size)
+        file_size = car_size
+        if pad:
+            target = padded_car_size(car_size, piece_size)
+            if target is not None:
+                self._temp.pad_to(target)
+                file_size = target
+        self.sealed = SealedPiece(piece_cid(commitment), piece_size, root, file_size)
+        return self.sealed
+
+    def publish(self) -> str:
+        """Flush, fsync and rename to `<pieceCID>.car`; returns the storage path."""
+        if self.sealed is None:
+            raise RuntimeError("seal() the piece before publishing it")
+        return self._temp.publish(self.sealed.file_name)
+
+
+def record_or_unpublish(
+    db: Database,
+    output: OutputStorage,
+    storage_id: int,
+    storage_path: str,
+    record: Callable[[Session], T],
+) -> T:
+    """Run the recording transaction; if it fails, delete the published file unless a `cars`
+    row refers to it."""
+    try:
+        return db.run_write(record)
+    except BaseException:
+        try:
+            with db.read() as session:
+                used = session.scalar(
+                    select(Car.id)
+                    .where(Car.storage_id == storage_id, Car.storage_path == storage_path)
+                    .limit(1)
+                )
+            if used is None:
+                output.remove(storage_path)
+        except Exception as cleanup_error:  # the original error matters more
+            log_event(
+                log,
+                "piece.cleanup_failed",
+                logging.WARNING,
+                path=storage_path,
+                error=str(cleanup_error),
+            )
+        raise

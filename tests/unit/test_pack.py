@@ -1,0 +1,301 @@
+"""The pack job (spec §5) through the real handler, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from dataset_worker.content.car import CarReader
+from dataset_worker.content.cid import EMPTY_FILE_CID, cid_to_str, raw_cid
+from dataset_worker.content.commp import commp_of, finalize
+from dataset_worker.content.dagpb import decode_node
+from dataset_worker.content.unixfs import assemble_file_from_links
+from dataset_worker.db import Database
+from dataset_worker.db.models import Car, CarBlock, File, FileRange, Job, JobState, JobType
+from dataset_worker.worker.context import JobContext, StopSignal
+from dataset_worker.worker.testing import (
+    PreparationRows,
+    add_job,
+    make_local_preparation,
+    run_job,
+    run_ready_jobs,
+    scan_and_pack,
+    write_files,
+)
+
+KIB, MIB = 1 << 10, 1 << 20
+
+# Spec §5.5: CAR bytes for one file of n bytes in one range (pack/assembler_test.go).
+CAR_SIZES = {
+    0: 96,
+    1: 97,
+    1024: 1121,
+    MIB: 1048674,
+    2 * MIB - 1: 2097434,
+    2 * MIB: 2097436,
+    2 * MIB + 1: 2097520,
+    10 * MIB - 1: 10486755,
+    10 * MIB: 10486756,
+    10 * MIB + 1: 10486840,
+    1_500_000: 1500283,
+}
+
+
+def prepare(
+    db: Database, tmp_path: Path, files: dict[str, int | bytes], **kw: Any
+) -> PreparationRows:
+    source = tmp_path / "src"
+    source.mkdir(exist_ok=True)
+    write_files(source, files)
+    return make_local_preparation(db, "p", source, tmp_path / "out", **kw)
+
+
+def cars(db: Database) -> list[Car]:
+    with db.read() as s:
+        return list(s.scalars(select(Car).order_by(Car.id)))
+
+
+def out_files(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("size", list(CAR_SIZES))
+def test_car_sizes_of_the_reference(db: Database, tmp_path: Path, size: int) -> None:
+    # min piece 128: no padding, so the file holds exactly the CAR of spec §5.5.
+    rows = prepare(db, tmp_path, {"f.bin": size}, min_piece_size=128)
+    runs = scan_and_pack(db, rows.attachment_id)
+    assert [r.state for r in runs] == [JobState.COMPLETE], runs[0].error
+    (car,) = cars(db)
+    path = tmp_path / "out" / car.storage_path
+    assert path.stat().st_size == car.file_size == CAR_SIZES[size]
+    data = path.read_bytes()
+    commitment, piece_size = finalize(commp_of(data), 128)
+    assert car.piece_size == piece_size
+    assert car.storage_path == cid_to_str(car.piece_cid) + ".car"
+    assert car.piece_cid[-32:] == commitment
+
+
+def test_all_reference_files_in_one_car(db: Database, tmp_path: Path) -> None:
+    # The eleven assembler files: the table's sizes but 1,500,000 (from pack_test.go), plus a
+    # 2 KiB file (2086 CAR bytes), which is what makes the total come out at 38804284.
+    sizes = [n for n in CAR_SIZES if n != 1_500_000] + [2 * KIB]
+    files: dict[str, int | bytes] = {f"{n:09d}.bin": n for n in sizes}
+    rows = prepare(db, tmp_path, files)
+    runs = scan_and_pack(db, rows.attachment_id)
+    assert len(runs) == 1 and runs[0].state is JobState.COMPLETE
+    (car,) = cars(db)
+    assert car.file_size == 38804284 == (tmp_path / "out" / car.storage_path).stat().st_size
+    assert car.num_of_files == 11
+
+
+def test_block_order_root_and_cids(db: Database, tmp_path: Path) -> None:
+    two_mib_plus = os.urandom(2 * MIB + 5)
+    rows = prepare(db, tmp_path, {"a.bin": two_mib_plus, "b.txt": b"hello", "c.empty": b""})
+    scan_and_pack(db, rows.attachment_id)
+    (car,) = cars(db)
+    with open(tmp_path / "out" / car.storage_path, "rb") as stream:
+        reader = CarReader(stream)
+        blocks = list(reader)
+    chunks = [two_mib_plus[:MIB], two_mib_plus[MIB : 2 * MIB], two_mib_plus[2 * MIB :]]
+    leaves = [raw_cid(c) for c in chunks]
+    file_dag = assemble_file_from_links([(c, len(d)) for c, d in zip(leaves, chunks, strict=True)])
+    expected = [*leaves, file_dag.root_cid, raw_cid(b"hello"), EMPTY_FILE_CID]
+    assert [b.cid for b in blocks] == expected
+    assert reader.roots == [leaves[0]] and car.root_cid == leaves[0]  # root = first block
+    assert decode_node(blocks[3].data).links[0].cid == leaves[0]
+    with db.read() as s:
+        file_cids = {path: cid for path, cid in s.execute(select(File.path, File.cid))}
+        block_rows = s.execute(
+            select(
+                CarBlock.cid, CarBlock.car_offset, CarBlock.raw_block, CarBlock.file_offset
+            ).order_by(CarBlock.car_offset)
+        ).all()
+    assert file_cids == {
+        "a.bin": file_dag.root_cid,
+        "b.txt": raw_cid(b"hello"),
+        "c.empty": EMPTY_FILE_CID,
+    }
+    assert [row.cid for row in block_rows] == expected
+    assert [row.car_offset for row in block_rows] == [b.car_offset for b in blocks]
+    assert block_rows[1].file_offset == MIB and block_rows[1].raw_block is None
+    assert block_rows[3].raw_block == blocks[3].data and block_rows[3].file_offset is None
+
+
+def test_small_car_is_padded_to_the_min_piece(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"f.bin": 500_000}, min_piece_size=MIB)
+    scan_and_pack(db, rows.attachment_id)
+    (car,) = cars(db)
+    path = tmp_path / "out" / car.storage_path
+    assert (car.piece_size, car.file_size, car.min_piece_size_padding) == (MIB, 1040384, 0)
+    data = path.read_bytes()
+    assert len(data) == 1040384
+    natural = 59 + 3 + 36 + 500_000
+    assert data[natural:] == bytes(1040384 - natural)  # literal zeros
+    assert car.piece_cid[-32:] == finalize(commp_of(data[:natural]), MIB)[0]
+
+
+def test_larger_input_streams_without_padding(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"f.bin": 1_500_000}, min_piece_size=MIB)
+    scan_and_pack(db, rows.attachment_id)
+    (car,) = cars(db)
+    assert (car.piece_size, car.file_size) == (2 * MIB, 1500283)
+    assert (tmp_path / "out" / car.storage_path).stat().st_size == 1500283
+
+
+def test_split_file_ranges_of_two_and_three_bytes(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"five.bin": b"12345"}, min_piece_size=128)
+    stat = (tmp_path / "src" / "five.bin").stat()
+    with db.write() as s:
+        job = Job(type=JobType.PACK, state=JobState.READY, attachment_id=rows.attachment_id)
+        f = File(
+            path="five.bin",
+            size=5,
+            last_modified_nano=stat.st_mtime_ns,
+            attachment_id=rows.attachment_id,
+            directory_id=rows.root_directory_id,
+        )
+        s.add_all([job, f])
+        s.flush()
+        s.add_all(
+            [
+                FileRange(offset=0, length=2, file_id=f.id, job_id=job.id),
+                FileRange(offset=2, length=3, file_id=f.id, job_id=job.id),
+            ]
+        )
+        s.flush()
+        job_id = job.id
+    assert run_job(db, job_id).state is JobState.COMPLETE
+    (car,) = cars(db)
+    assert car.file_size == 138  # no parent node in the CAR
+    expected = assemble_file_from_links([(raw_cid(b"12"), 2), (raw_cid(b"345"), 3)]).root_cid
+    with db.read() as s:
+        assert s.scalar(select(File.cid)) == expected
+
+
+def test_split_file_across_jobs_gets_its_cid_last(db: Database, tmp_path: Path) -> None:
+    content = os.urandom(5000)
+    # max size 4000: ranges of 1 KiB, three in the first job and two in the second; the file
+    # CID appears with the last one (its node goes to the DAG, in neither CAR).
+    rows = prepare(db, tmp_path, {"big.bin": content}, max_size=4000, min_piece_size=128)
+    runs = scan_and_pack(db, rows.attachment_id)
+    assert [r.state for r in runs] == [JobState.COMPLETE] * 2
+    parts = [content[i : i + 1024] for i in range(0, 5000, 1024)]
+    links = [(raw_cid(p), len(p)) for p in parts]
+    with db.read() as s:
+        assert s.scalar(select(File.cid)) == assemble_file_from_links(links).root_cid
+        assert [c.num_of_files for c in cars(db)] == [0, 1]
+
+
+def test_changed_file_fails_with_its_name(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"keep.bin": 10, "dir/changes.bin": 10})
+    assert run_job(db, add_job(db, rows.attachment_id, JobType.SCAN)).state is JobState.COMPLETE
+    (tmp_path / "src" / "dir" / "changes.bin").write_bytes(b"0123456789")  # same size, new mtime
+    st = (tmp_path / "src" / "dir" / "changes.bin").stat()
+    os.utime(tmp_path / "src" / "dir" / "changes.bin", ns=(st.st_atime_ns, st.st_mtime_ns + 1000))
+    (run,) = run_ready_jobs(db, JobType.PACK)
+    assert run.state is JobState.ERROR
+    assert "dir/changes.bin" in str(run.error) and "changed" in str(run.error)
+    assert cars(db) == [] and out_files(tmp_path) == []
+    with db.read() as s:
+        assert s.scalar(select(func.count()).where(FileRange.cid.is_not(None))) == 0
+
+
+class CountdownStop(StopSignal):
+    """A stop signal that trips after `n` checks (cancellation mid-pack, deterministically)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def is_set(self) -> bool:
+        self.left -= 1
+        if self.left < 0:
+            self.reason = "job was paused"
+            return True
+        return False
+
+
+@pytest.mark.parametrize("checks", [0, 3])
+def test_cancellation_leaves_no_file_and_no_row(db: Database, tmp_path: Path, checks: int) -> None:
+    rows = prepare(db, tmp_path, {"big.bin": 6 * MIB})
+    assert run_job(db, add_job(db, rows.attachment_id, JobType.SCAN)).state is JobState.COMPLETE
+    with db.read() as s:
+        job_id = s.scalar(select(Job.id).where(Job.type == JobType.PACK))
+    assert job_id is not None
+
+    def arm(ctx: JobContext) -> None:
+        ctx.stop = CountdownStop(checks)
+
+    run = run_job(db, job_id, before=arm)
+    assert run.state is JobState.READY
+    assert cars(db) == [] and out_files(tmp_path) == []
+    assert run_job(db, job_id).state is JobState.COMPLETE  # and it can run again afterwards
+    assert len(cars(db)) == 1 and len(out_files(tmp_path)) == 1
+
+
+def test_rerun_never_creates_a_second_car_row(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"a.bin": 3000, "b.bin": 4000})
+    (first,) = scan_and_pack(db, rows.attachment_id)
+    (car,) = cars(db)
+    # As if the process died after recording but before the job was marked complete.
+    with db.write() as s:
+        s.execute(update(Job).where(Job.id == first.job_id).values(state=JobState.READY))
+    assert run_job(db, first.job_id).state is JobState.COMPLETE
+    assert [c.id for c in cars(db)] == [car.id]
+    # The CAR file was lost: the re-run packs again and replaces the row.
+    (tmp_path / "out" / car.storage_path).unlink()
+    assert run_job(db, first.job_id).state is JobState.COMPLETE
+    (again,) = cars(db)
+    assert again.piece_cid == car.piece_cid
+    assert out_files(tmp_path) == [car.storage_path]
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(CarBlock)) == 2
+
+
+def test_taken_over_job_records_nothing(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"a.bin": 3 * MIB})
+    assert run_job(db, add_job(db, rows.attachment_id, JobType.SCAN)).state is JobState.COMPLETE
+    with db.read() as s:
+        job_id = s.scalar(select(Job.id).where(Job.type == JobType.PACK))
+
+    class TakeOver(StopSignal):
+        def is_set(self) -> bool:  # another worker claims the job while we pack
+            with db.write() as s:
+                s.execute(update(Job).where(Job.id == job_id).values(worker_id=None))
+            return False
+
+    def arm(ctx: JobContext) -> None:
+        ctx.stop = TakeOver()
+
+    assert job_id is not None
+    run = run_job(db, job_id, before=arm)
+    assert "not processing by" in str(run.error)
+    assert cars(db) == [] and out_files(tmp_path) == []
+
+
+def test_inline_preparation_is_refused(db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    write_files(source, {"a.bin": 10})
+    rows = make_local_preparation(db, "p", source, None)
+    runs = scan_and_pack(db, rows.attachment_id)
+    assert [r.state for r in runs] == [JobState.ERROR]
+    assert "inline preparations" in str(runs[0].error)
+
+
+def test_no_inline_writes_no_car_blocks(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"a.bin": 3000}, no_inline=True)
+    scan_and_pack(db, rows.attachment_id)
+    assert len(cars(db)) == 1
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(CarBlock)) == 0
+
+
+def test_delete_after_export_removes_finalised_sources(db: Database, tmp_path: Path) -> None:
+    rows = prepare(db, tmp_path, {"a.bin": 3000, "d/b.bin": 10}, delete_after_export=True)
+    scan_and_pack(db, rows.attachment_id)
+    assert not (tmp_path / "src" / "a.bin").exists()
+    assert not (tmp_path / "src" / "d" / "b.bin").exists()
