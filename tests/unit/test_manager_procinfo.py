@@ -1,0 +1,60 @@
+"""Process identity: pid plus start time; zombies and recycled pids count as gone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from dataset_worker.manager.procinfo import (
+    ProcessIdentity,
+    group_members,
+    identity_of,
+    is_alive,
+    read_process,
+)
+
+
+def test_own_process_is_alive_with_its_start_time() -> None:
+    me = identity_of(os.getpid())
+    assert me is not None
+    assert is_alive(me)
+    info = read_process(os.getpid())
+    assert info is not None and info.ppid == os.getppid() and info.pgrp == os.getpgrp()
+
+
+def test_same_pid_with_another_start_time_is_not_the_same_process() -> None:
+    me = identity_of(os.getpid())
+    assert me is not None
+    assert not is_alive(ProcessIdentity(me.pid, me.start_ticks + 1))
+
+
+def test_missing_pid() -> None:
+    assert read_process(0) is None
+    assert identity_of(2**22 + 12345) is None
+
+
+def test_an_unreaped_child_is_a_zombie_and_not_alive() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    identity = ProcessIdentity(child.pid, read_process(child.pid).start_ticks)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        info = read_process(child.pid)
+        if info is not None and info.is_zombie:
+            break
+        time.sleep(0.01)
+    assert read_process(child.pid).is_zombie  # type: ignore[union-attr]
+    assert not is_alive(identity)
+    child.wait()
+    assert read_process(child.pid) is None
+
+
+def test_group_members_lists_a_new_group() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], process_group=0)
+    try:
+        assert group_members(child.pid) == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+    assert group_members(child.pid) == []
