@@ -1,0 +1,106 @@
+"""Many worker processes over many real pack jobs: each job is processed exactly once."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import Car, Job, JobState, JobType
+from dataset_worker.prep import CreatePreparationRequest, create_preparation, start_scan
+
+pytest.importorskip(
+    "dataset_worker.worker.pack",
+    reason="dataset_worker.worker.pack (run_pack, the real pack job body) is not in the tree yet",
+)
+
+PROCESSES = 4
+CONCURRENCY = 2
+MIN_PACK_JOBS = 500
+
+
+def run_worker(database_url: str, state: Path, *args: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "dataset_worker", "--database-url", database_url]
+    command += ["--state-dir", str(state), "run", "--exit-on-complete", "--exit-on-error"]
+    command += ["--min-interval", "100ms", "--max-interval", "1s", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 240) -> tuple[int, str]:
+    """Wait for the process (killing it after `timeout`); its exit code and output."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_processes_share_pack_jobs_without_loss_or_duplicates(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for index in range(MIN_PACK_JOBS + 20):
+        (source / f"f{index:04d}.bin").write_bytes(index.to_bytes(4, "big") * 75)  # 300 bytes
+    # maxSize 500 bytes: every file's ranges fill one pack job of their own.
+    request = CreatePreparationRequest.model_validate(
+        {
+            "name": "stress",
+            "source": str(source),
+            "output": str(tmp_path / "out"),
+            "maxSize": 500,
+            "minPieceSize": 256,
+        }
+    )
+    create_preparation(db, request)
+    start_scan(db, "stress")
+    code, out = finish(
+        run_worker(database_url, tmp_path / "state", "--no-enable-pack", "--no-enable-dag")
+    )
+    assert code == 0, out[-4000:]
+    with db.read() as session:
+        pack_ids = set(session.scalars(select(Job.id).where(Job.type == JobType.PACK)))
+    assert len(pack_ids) >= MIN_PACK_JOBS
+
+    workers = [
+        run_worker(
+            database_url,
+            tmp_path / "state",
+            "--concurrency",
+            str(CONCURRENCY),
+            "--no-enable-scan",
+            "--no-enable-dag",
+        )
+        for _ in range(PROCESSES)
+    ]
+    results = [finish(proc) for proc in workers]
+    for code, out in results:
+        assert code == 0, out[-4000:]
+    outputs = [out for _, out in results]
+
+    claims = Counter(
+        int(match)
+        for out in outputs
+        for match in re.findall(r"job\.claimed job=(\d+) type=pack", out)
+    )
+    assert set(claims) == pack_ids  # none lost
+    assert max(claims.values()) == 1  # none processed twice
+    assert sum(1 for out in outputs if "job.complete" in out) >= 2  # the work was shared
+    with db.read() as session:
+        states = Counter(session.scalars(select(Job.state).where(Job.type == JobType.PACK)))
+        cars_per_job = session.execute(
+            select(Car.job_id, func.count()).where(Car.job_id.is_not(None)).group_by(Car.job_id)
+        ).all()
+    assert states == {JobState.COMPLETE: len(pack_ids)}
+    assert {job_id for job_id, _ in cars_per_job} == pack_ids
+    assert {count for _, count in cars_per_job} == {1}
+    assert len(list((tmp_path / "out").glob("*.car"))) == len(pack_ids)
