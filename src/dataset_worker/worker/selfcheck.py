@@ -9,6 +9,7 @@ Blocks are indexed by position, not held in memory, so large outputs can be chec
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,13 @@ class BlockStore:
 
     index: dict[bytes, _Where] = field(default_factory=dict)
     roots: dict[Path, list[bytes]] = field(default_factory=dict)
+    _fds: dict[Path, int] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Close the CAR files opened by `get`."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
     def add_car(self, path: Path) -> int:
         """Read a CAR, check every block's hash; returns the number of blocks."""
@@ -57,9 +65,10 @@ class BlockStore:
         where = self.index.get(cid)
         if where is None:
             raise SelfCheckError(f"block {cid_to_str(cid)} is in none of the CARs")
-        with open(where.car, "rb") as stream:
-            stream.seek(where.offset)
-            return stream.read(where.length)
+        fd = self._fds.get(where.car)
+        if fd is None:
+            fd = self._fds[where.car] = os.open(where.car, os.O_RDONLY)
+        return os.pread(fd, where.length, where.offset)
 
 
 def _prefix_length(cid: bytes, data_length: int) -> int:
@@ -123,8 +132,20 @@ def verify_tree(cars: Iterable[Path], root: bytes, original: Path) -> int:
     being empty directories (those are never part of the DAG). Returns the number of files.
     """
     store = BlockStore()
-    for car in cars:
-        store.add_car(car)
+    try:
+        for car in cars:
+            store.add_car(car)
+        seen = _compare_files(store, root, original)
+    finally:
+        store.close()
+    expected = {p.relative_to(original).as_posix() for p in original.rglob("*") if p.is_file()}
+    missing = sorted(expected - seen)
+    if missing:
+        raise SelfCheckError(f"{len(missing)} files are missing from the DAG, e.g. {missing[:3]}")
+    return len(seen)
+
+
+def _compare_files(store: BlockStore, root: bytes, original: Path) -> set[str]:
     seen: set[str] = set()
     for path, cid in walk_tree(store, root):
         source = original / path
@@ -137,8 +158,4 @@ def verify_tree(cars: Iterable[Path], root: bytes, original: Path) -> int:
             if stream.read(1):
                 raise SelfCheckError(f"{path}: rebuilt file is shorter than the original")
         seen.add(path)
-    expected = {p.relative_to(original).as_posix() for p in original.rglob("*") if p.is_file()}
-    missing = sorted(expected - seen)
-    if missing:
-        raise SelfCheckError(f"{len(missing)} files are missing from the DAG, e.g. {missing[:3]}")
-    return len(seen)
+    return seen
