@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from dataset_worker.cli.common import fail, settings
 from dataset_worker.config import Settings
@@ -82,8 +82,10 @@ def database(ctx: typer.Context) -> Iterator[Database]:
     _prepare_sqlite_folder(config)
     try:
         db = open_database(config.database_url)
-    except OperationalError as exc:
-        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc.orig or exc}")
+    except DBAPIError as exc:  # unreachable server, bad credentials, unreadable file
+        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc.orig}")
+    except SQLAlchemyError as exc:  # a URL SQLAlchemy cannot use
+        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc}")
     try:
         yield db
     except PrepError as exc:
@@ -96,7 +98,10 @@ def _prepare_sqlite_folder(config: Settings) -> None:
     """Create the state dir for the default SQLite file; refuse other missing folders clearly."""
     if not config.is_sqlite:
         return
-    path = make_url(config.database_url).database
+    try:
+        path = make_url(config.database_url).database
+    except ArgumentError as exc:
+        fail(f'invalid database URL "{config.database_url}": {exc}')
     if not path or path == ":memory:":
         return
     folder = Path(path).parent
@@ -107,7 +112,10 @@ def _prepare_sqlite_folder(config: Settings) -> None:
 
 
 def _safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable URL)"
 
 
 def _console() -> Console:
