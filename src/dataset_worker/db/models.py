@@ -186,6 +186,9 @@ class Job(Base):
         # The jobs API lists newest first, optionally filtered by state.
         Index("ix_jobs_state_id", "state", "id"),
         Index("ix_jobs_type_id", "type", "id"),
+        # The jobs API filtered by preparation (one attachment), with or without a state.
+        Index("ix_jobs_attachment_id", "attachment_id", "id"),
+        Index("ix_jobs_attachment_state_id", "attachment_id", "state", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -197,7 +200,7 @@ class Job(Base):
         ForeignKey("workers.id", ondelete="SET NULL"), index=True
     )
     attachment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_attachments.id", ondelete="SET NULL"), index=True
+        ForeignKey("source_attachments.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -205,7 +205,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_jobs_attachment_id"), ["attachment_id"], unique=False)
+        batch_op.create_index("ix_jobs_attachment_id", ["attachment_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_jobs_attachment_state_id", ["attachment_id", "state", "id"], unique=False
+        )
         batch_op.create_index("ix_jobs_state_id", ["state", "id"], unique=False)
         batch_op.create_index("ix_jobs_type_id", ["type", "id"], unique=False)
         batch_op.create_index("ix_jobs_type_state_id", ["type", "state", "id"], unique=False)
@@ -374,7 +377,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_type_state_id")
         batch_op.drop_index("ix_jobs_type_id")
         batch_op.drop_index("ix_jobs_state_id")
-        batch_op.drop_index(batch_op.f("ix_jobs_attachment_id"))
+        batch_op.drop_index("ix_jobs_attachment_state_id")
+        batch_op.drop_index("ix_jobs_attachment_id")
 
     op.drop_table("jobs")
     with op.batch_alter_table("directories", schema=None) as batch_op:
