@@ -1,0 +1,98 @@
+// A small line chart of packed bytes over time, drawn as inline SVG at the box's real width.
+// Samples come from the polled preparation status and are kept in the tab's session storage.
+
+import { formatBytes } from "./format.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const STORE_KEY = "dataset-worker.packed-samples";
+const MAX_SAMPLES = 720; // an hour at one sample every 5 s
+const MIN_GAP_MS = 4000;
+
+function svg(tag, attrs = {}, text) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+export class PackedChart {
+  constructor(box, caption) {
+    this.box = box;
+    this.caption = caption;
+    this.samples = load();
+    new ResizeObserver(() => this.draw()).observe(box);
+  }
+
+  /** Record the current total of packed bytes (at most one sample per few seconds). */
+  add(bytes, now = Date.now()) {
+    // Points stay at least MIN_GAP_MS apart; the newest one moves until the gap is reached.
+    const before = this.samples[this.samples.length - 2];
+    if (before && now - before.t < MIN_GAP_MS) this.samples.pop();
+    this.samples.push({ t: now, v: bytes });
+    if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, this.samples.length - MAX_SAMPLES);
+    try {
+      sessionStorage.setItem(STORE_KEY, JSON.stringify(this.samples));
+    } catch {
+      // Storage full or disabled: the chart still works for this page view.
+    }
+    this.draw();
+  }
+
+  draw() {
+    const width = Math.max(240, Math.floor(this.box.clientWidth));
+    const height = 150;
+    const pad = { left: 64, right: 12, top: 10, bottom: 24 };
+    const samples = this.samples;
+    const last = samples[samples.length - 1];
+    this.caption.textContent = last ? `${formatBytes(last.v)} packed` : "";
+    this.box.setAttribute(
+      "aria-label",
+      last ? `Packed bytes over time; now ${formatBytes(last.v)}` : "Packed bytes over time; no data yet",
+    );
+    const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "chart-svg" });
+    if (samples.length < 2) {
+      root.append(svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "chart-empty" }, "Collecting samples…"));
+      this.box.replaceChildren(root);
+      return;
+    }
+    const t0 = samples[0].t;
+    const t1 = Math.max(last.t, t0 + 1);
+    const top = niceCeiling(Math.max(...samples.map((s) => s.v), 1));
+    const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
+    const y = (v) => pad.top + (1 - v / top) * (height - pad.top - pad.bottom);
+
+    for (const frac of [0, 0.5, 1]) {
+      const gy = y(top * frac);
+      root.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: gy, y2: gy, class: "chart-grid" }));
+      root.append(svg("text", { x: pad.left - 6, y: gy + 4, "text-anchor": "end", class: "chart-label" }, formatBytes(top * frac)));
+    }
+    const points = samples.map((s) => `${x(s.t).toFixed(1)},${y(s.v).toFixed(1)}`);
+    const base = y(0).toFixed(1);
+    root.append(svg("path", { d: `M${x(t0)},${base}L${points.join("L")}L${x(last.t)},${base}Z`, class: "chart-area" }));
+    root.append(svg("polyline", { points: points.join(" "), class: "chart-line" }));
+    root.append(svg("circle", { cx: x(last.t), cy: y(last.v), r: 3, class: "chart-dot" }));
+    // Seconds on the axis only when the samples span a few minutes.
+    const clock = t1 - t0 < 10 * 60 * 1000 ? { second: "2-digit" } : {};
+    const time = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", ...clock });
+    root.append(svg("text", { x: pad.left, y: height - 6, class: "chart-label" }, time(t0)));
+    root.append(svg("text", { x: width - pad.right, y: height - 6, "text-anchor": "end", class: "chart-label" }, time(last.t)));
+    this.box.replaceChildren(root);
+  }
+}
+
+/** 1, 2 or 5 times a power of two-ish step above `v`, so axis labels are round numbers. */
+function niceCeiling(v) {
+  const unit = 1024 ** Math.max(0, Math.floor(Math.log(v) / Math.log(1024)));
+  const scaled = v / unit;
+  for (const step of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]) if (scaled <= step) return step * unit;
+  return v;
+}
+
+function load() {
+  try {
+    const data = JSON.parse(sessionStorage.getItem(STORE_KEY) || "[]");
+    return Array.isArray(data) ? data.filter((s) => typeof s.t === "number" && typeof s.v === "number") : [];
+  } catch {
+    return [];
+  }
+}
