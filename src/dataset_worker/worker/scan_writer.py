@@ -15,20 +15,62 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
 from dataset_worker.storage import SourceEntry
 from dataset_worker.worker.batching import JobBatcher, split_file
+from dataset_worker.worker.tables import DIRECTORIES, FILE_RANGES, FILES
 
-IN_CHUNK = 500  # ids per IN (…) list: far below every database's parameter limit
+IN_CHUNK = 500
+FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
+RANGE_COLUMNS = ("offset", "length", "file_id")
+DIRECTORY_COLUMNS = (
+    "name",
+    "parent_id",
+    "attachment_id",
+    "exported",
+)  # ids per IN (…) list: far below every database's parameter limit
 
 
 def parent_path(path: str) -> str:
     """`a/b/c` → `a/b`; a top-level name → `""` (the root)."""
     cut = path.rfind("/")
     return path[:cut] if cut >= 0 else ""
+
+
+def insert_returning_ids(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[object, ...]]
+) -> list[int]:
+    """Insert `rows` (values in `columns` order) in one go and return their new ids, in order.
+
+    PostgreSQL: INSERT … RETURNING, batched by SQLAlchemy's insertmanyvalues. SQLite would run
+    that row by row; instead, inside our write transaction (which holds SQLite's only write
+    lock) the driver's executemany gives each row max(id)+1, so the ids are the next ones in a
+    row. The driver is used directly there: per-row parameter processing would cost more than
+    the insert itself.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "sqlite":
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(
+            conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows]).scalars()
+        )
+    quote = conn.dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
+    before = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
+    conn.exec_driver_sql(sql, list(rows))
+    after = conn.execute(select(func.max(table.c.id))).scalar_one()
+    if after != before + len(rows):
+        raise RuntimeError(
+            f"{table.name}: expected new ids {before + 1}..{before + len(rows)}, got max {after}"
+        )
+    return list(range(before + 1, after + 1))
 
 
 def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
@@ -169,45 +211,36 @@ class ScanWriter:
             else:
                 files.append(entry)
         known = self._known_files(session, files) if self.check_known else set()
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for entry in files:
             if (entry.path, entry.size, entry.mtime_ns) in known:
                 result.files_skipped += 1
                 continue
             directory_id = self._ensure_dir(session, parent_path(entry.path), result)
             rows.append(
-                {
-                    "path": entry.path,
-                    "hash": "",
-                    "size": entry.size,
-                    "last_modified_nano": entry.mtime_ns,
-                    "attachment_id": self.attachment_id,
-                    "directory_id": directory_id,
-                }
+                (entry.path, "", entry.size, entry.mtime_ns, self.attachment_id, directory_id)
             )
         if rows:
             self._insert_files(session, result, rows)
         return result
 
     def _insert_files(
-        self, session: Session, result: BatchResult, rows: list[dict[str, object]]
+        self, session: Session, result: BatchResult, rows: list[tuple[object, ...]]
     ) -> None:
-        file_ids = session.scalars(
-            insert(File).returning(File.id, sort_by_parameter_order=True), rows
-        ).all()
-        range_rows: list[dict[str, int]] = []
+        conn = session.connection()
+        file_ids = insert_returning_ids(conn, FILES, FILE_COLUMNS, rows)
+        split_size = self.split_size
+        range_rows: list[tuple[int, int, int]] = []
         for file_id, row in zip(file_ids, rows, strict=True):
-            size = row["size"]
+            size = row[2]
             assert isinstance(size, int)
-            for offset, length in split_file(size, self.split_size):
-                range_rows.append({"offset": offset, "length": length, "file_id": file_id})
-        range_ids = session.scalars(
-            insert(FileRange).returning(FileRange.id, sort_by_parameter_order=True), range_rows
-        ).all()
+            for offset, length in split_file(size, split_size):
+                range_rows.append((offset, length, file_id))
+        range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, range_rows)
         pending: list[int] = []
         state = result.state
-        for range_id, range_row in zip(range_ids, range_rows, strict=True):
-            self.feed(session, state, pending, range_id, range_row["length"])
+        for range_id, (_offset, length, _file_id) in zip(range_ids, range_rows, strict=True):
+            self.feed(session, state, pending, range_id, length)
         if pending:
             top = max(pending)
             state.carried_max = top if state.carried_max is None else max(state.carried_max, top)
@@ -237,11 +270,10 @@ class ScanWriter:
                 )
             )
         if dir_id is None:
-            dir_id = session.execute(
-                insert(Directory)
-                .values(name=name, parent_id=parent_id, attachment_id=self.attachment_id)
-                .returning(Directory.id)
-            ).scalar_one()
+            row = (name, parent_id, self.attachment_id, False)
+            (dir_id,) = insert_returning_ids(
+                session.connection(), DIRECTORIES, DIRECTORY_COLUMNS, [row]
+            )
             batch.new_dir_ids.add(dir_id)
         batch.new_dirs[path] = dir_id
         return dir_id
