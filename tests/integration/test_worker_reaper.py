@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 from sqlalchemy import update
 
@@ -100,3 +101,28 @@ def test_release_jobs_of_process_only_touches_that_process(db: Database) -> None
     assert (job(db, theirs).state, job(db, theirs).worker_id) == (JobState.PROCESSING, other)
     assert worker_ids(db) == {other}
     assert release_jobs_of_process(db, socket.gethostname(), os.getpid()) == 0
+
+
+def test_concurrent_reapers_split_the_work(db: Database) -> None:
+    attachment = make_attachment(db)
+    jobs = [add_job(db, attachment, JobType.PACK) for _ in range(12)]
+    dead = [new_worker(db) for _ in range(12)]
+    for worker_id in dead:
+        claim_next_job(db, worker_id, [JobType.PACK])
+        age_worker(db, worker_id, 60)
+    results: list[ReapResult] = []
+    start = threading.Barrier(4)
+
+    def reap() -> None:
+        start.wait()
+        results.append(reap_stale_workers(db, stale_after=20))
+
+    threads = [threading.Thread(target=reap) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 4  # nobody failed
+    assert sum(r.workers for r in results) == 12 and sum(r.jobs for r in results) == 12
+    assert {job(db, job_id).state for job_id in jobs} == {JobState.READY}
+    assert worker_ids(db) == set()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,24 @@ def test_bad_go_boolean_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--state-dir", str(tmp_path), "run", "--enable-pack=maybe"])
     assert result.exit_code == 2
     assert "'maybe' is not a boolean" in result.stderr
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """`run` configures the root logger (setup_logging); give the other tests theirs back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_an_unreachable_database_exits_1(tmp_path: Path) -> None:
+    url = "postgresql://nobody:secret@127.0.0.1:1/none"  # port 1: connection refused at once
+    result = runner.invoke(app, ["--state-dir", str(tmp_path), "--database-url", url, "run"])
+    assert result.exit_code == 1
+    assert (
+        "cannot open the database postgresql+psycopg://nobody:***@127.0.0.1:1/none" in result.stderr
+    )
+    assert "secret" not in result.stderr

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
+from sqlalchemy.engine import make_url
 
 from dataset_worker.cli.common import fail, settings
 from dataset_worker.db import open_database
@@ -123,7 +124,8 @@ def run_command(
         # One connection per thread plus heartbeat, reaper and monitor (PostgreSQL pool).
         db = open_database(resolved.database_url, pool_size=config.concurrency + 4)
     except Exception as exc:
-        fail(f"cannot open the database {resolved.database_url}: {exc}", EXIT_ERROR)
+        shown = make_url(resolved.database_url).render_as_string(hide_password=True)
+        fail(f"cannot open the database {shown}: {exc}", EXIT_ERROR)
     try:
         code = WorkerProcess(db, config).run()
     finally:

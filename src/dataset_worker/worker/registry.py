@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.types import DateTime
 
@@ -79,19 +79,24 @@ def unregister_workers(db: Database, worker_ids: Sequence[str]) -> int:
 def _insert(session: Session, db: Database, worker_ids: Sequence[str]) -> None:
     if not worker_ids:
         return
-    hostname, pid, now = socket.gethostname(), os.getpid(), utcnow()
-    session.add_all(
-        Worker(
-            id=worker_id,
-            last_heartbeat=now,
-            hostname=hostname,
-            type=WORKER_TYPE,
-            pid=pid,
-            started_at=now,
+    hostname, pid = socket.gethostname(), os.getpid()
+    # The same clock as heartbeats and the reaper (the server's on PostgreSQL).
+    now = now_expr(db)
+    session.execute(
+        insert(Worker).values(
+            [
+                {
+                    "id": worker_id,
+                    "last_heartbeat": now,
+                    "hostname": hostname,
+                    "type": WORKER_TYPE,
+                    "pid": pid,
+                    "started_at": now,
+                }
+                for worker_id in worker_ids
+            ]
         )
-        for worker_id in worker_ids
     )
-    session.flush()
 
 
 class LiveWorkers:
