@@ -8,9 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from dataset_worker.content.car import CarReader
-from dataset_worker.content.chunker import stream_file_cid
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.content.directory import build_directory
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, Directory, JobState, JobType, PieceType
 from dataset_worker.worker.dirdata import build_node, decode_entries, extra_blocks
@@ -20,6 +18,7 @@ from dataset_worker.worker.testing import (
     PreparationRows,
     add_job,
     make_local_preparation,
+    reference_root,
     run_job,
     scan_and_pack,
     write_files,
@@ -50,24 +49,6 @@ def prepare(
     return make_local_preparation(db, "p", source, tmp_path / "out", **kw)
 
 
-def expected_root(folder: Path, range_size: int) -> tuple[bytes, int] | None:
-    """The root CID and Size() computed straight from the folder (no database, no jobs)."""
-    entries: dict[str, tuple[bytes, int]] = {}
-    for child in sorted(folder.iterdir()):
-        if child.is_dir():
-            sub = expected_root(child, range_size)
-            if sub is not None:  # empty directories are never entries
-                entries[child.name] = sub
-        else:
-            size = child.stat().st_size
-            with open(child, "rb") as stream:
-                entries[child.name] = (stream_file_cid(stream, size, range_size=range_size), size)
-    if not entries:
-        return None
-    node = build_directory(entries)
-    return node.cid, node.size
-
-
 def daggen(db: Database, attachment_id: int) -> JobRun:
     return run_job(db, add_job(db, attachment_id, JobType.DAGGEN))
 
@@ -86,7 +67,7 @@ def test_tree_dag_and_full_read_back(db: Database, tmp_path: Path) -> None:
     rows = prepare(db, tmp_path, TREE, max_size=2_000_000)
     runs = scan_and_pack(db, rows.attachment_id)
     assert len(runs) >= 2 and all(r.state is JobState.COMPLETE for r in runs)
-    root, _size = expected_root(tmp_path / "src", 512 * KIB) or (b"", 0)
+    root, _size = reference_root(tmp_path / "src", 512 * KIB) or (b"", 0)
     with db.read() as s:
         dirs = s.execute(
             select(Directory.id, Directory.cid, Directory.data).order_by(Directory.id)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from dataset_worker.content.chunker import stream_file_cid
+from dataset_worker.content.directory import build_directory
 from dataset_worker.db import Database
 from dataset_worker.db.models import (
     Directory,
@@ -228,3 +230,22 @@ def scan_and_pack(db: Database, attachment_id: int) -> list[JobRun]:
     if scan.state is not JobState.COMPLETE:
         raise RuntimeError(f"scan failed: {scan.error}")
     return run_ready_jobs(db, JobType.PACK, attachment_id=attachment_id)
+
+
+def reference_root(folder: Path, range_size: int) -> tuple[bytes, int] | None:
+    """Root CID and Size() of a folder computed straight from the files, with no database and
+    no job: what the pack jobs' directory upkeep must arrive at. None for an empty tree."""
+    entries: dict[str, tuple[bytes, int]] = {}
+    for child in sorted(folder.iterdir()):
+        if child.is_dir():
+            sub = reference_root(child, range_size)
+            if sub is not None:  # empty directories are never entries
+                entries[child.name] = sub
+        else:
+            size = child.stat().st_size
+            with open(child, "rb") as stream:
+                entries[child.name] = (stream_file_cid(stream, size, range_size=range_size), size)
+    if not entries:
+        return None
+    node = build_directory(entries)
+    return node.cid, node.size
