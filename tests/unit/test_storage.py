@@ -1,0 +1,187 @@
+"""Local storages: listing order, ranged reads with change detection, atomic output files."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from dataset_worker.storage import (
+    LocalOutput,
+    LocalSource,
+    SourceChangedError,
+    SpaceInfo,
+    StorageError,
+    choose_output,
+    open_output,
+    open_source,
+)
+
+
+def walk(root: Path) -> tuple[list[tuple[str, bool, int]], list[str]]:
+    errors: list[str] = []
+    entries = [
+        (e.path, e.is_dir, e.size)
+        for e in LocalSource(root).walk(lambda path, exc: errors.append(f"{path}: {exc}"))
+    ]
+    return entries, errors
+
+
+def test_walk_is_breadth_first_and_sorted_by_bytes(tmp_path: Path) -> None:
+    for rel in ["b/z.txt", "b/a/deep.txt", "B.txt", "a b/x", "é.txt", "a.txt"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"12345")
+    (tmp_path / "empty").mkdir()
+    entries, errors = walk(tmp_path)
+    assert errors == []
+    assert [(p, d) for p, d, _ in entries] == [
+        ("B.txt", False),  # uppercase sorts first: byte order, no case folding
+        ("a b", True),
+        ("a.txt", False),
+        ("b", True),
+        ("empty", True),
+        ("é.txt", False),  # UTF-8 bytes 0xC3… sort after ASCII
+        ("a b/x", False),
+        ("b/a", True),
+        ("b/z.txt", False),
+        ("b/a/deep.txt", False),
+    ]
+    assert {size for _, is_dir, size in entries if not is_dir} == {5}
+
+
+def test_walk_skips_symlinks_and_reports_them(tmp_path: Path) -> None:
+    (tmp_path / "real.txt").write_bytes(b"x")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    entries, errors = walk(tmp_path)
+    assert [p for p, _, _ in entries] == ["real.txt"]
+    assert len(errors) == 1 and "link.txt" in errors[0] and "symbolic link" in errors[0]
+
+
+def test_walk_of_missing_root_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        walk(tmp_path / "nope")
+
+
+def test_mtime_is_recorded_in_nanoseconds(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+    os.utime(tmp_path / "f", ns=(1, 1_600_000_000_987_654_321))
+    (entry,) = LocalSource(tmp_path).walk(lambda *_: None)
+    assert (entry.size, entry.mtime_ns) == (3, 1_600_000_000_987_654_321)
+
+
+def test_open_range_reads_from_the_offset(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"0123456789")
+    st = (tmp_path / "d" / "f").stat()
+    stream = LocalSource(tmp_path).open_range("d/f", 4, size=10, mtime_ns=st.st_mtime_ns)
+    try:
+        buf = bytearray(3)
+        assert stream.readinto(memoryview(buf)) == 3 and bytes(buf) == b"456"
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("change", ["size", "mtime", "deleted"])
+def test_open_range_detects_a_changed_file(tmp_path: Path, change: str) -> None:
+    path = tmp_path / "sub" / "f.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"0123456789")
+    st = path.stat()
+    if change == "size":
+        path.write_bytes(b"short")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    elif change == "mtime":
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    else:
+        path.unlink()
+    with pytest.raises(SourceChangedError, match=r"sub/f\.bin"):
+        LocalSource(tmp_path).open_range("sub/f.bin", 0, size=10, mtime_ns=st.st_mtime_ns)
+
+
+def test_paths_cannot_leave_the_root(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="inside the storage"):
+        LocalSource(tmp_path).open_range("../etc/passwd", 0, size=-1, mtime_ns=0)
+
+
+def test_temp_output_is_published_atomically(tmp_path: Path) -> None:
+    out = LocalOutput(tmp_path)
+    temp = out.create_temp("pack7")
+    temp.stream.write(b"car bytes")
+    assert [p.name for p in tmp_path.iterdir()] == [temp.path.name]
+    assert temp.path.name.startswith(".dw-pack7-") and temp.path.name.endswith(".car.part")
+    temp.pad_to(16)
+    assert temp.size == 16
+    with temp.read_back() as reader:
+        assert reader.read() == b"car bytes" + bytes(7)
+    assert temp.publish("piece.car") == "piece.car"
+    temp.discard()  # a no-op once published
+    assert [p.name for p in tmp_path.iterdir()] == ["piece.car"]
+    assert (tmp_path / "piece.car").read_bytes() == b"car bytes" + bytes(7)
+    assert out.exists("piece.car") == 16 and out.exists("other.car") is None
+    out.remove("piece.car")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_discard_and_stale_temp_cleanup(tmp_path: Path) -> None:
+    out = LocalOutput(tmp_path)
+    kept = out.create_temp("pack1")
+    stale = [out.create_temp("pack2"), out.create_temp("pack2")]  # as a crashed run leaves them
+    stale[0].stream.write(b"x")
+    for temp in stale:
+        temp.stream.close()
+    assert out.remove_temps("pack2") == 2
+    assert [p.name for p in tmp_path.iterdir()] == [kept.path.name]
+    kept.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_publish_refuses_path_names(tmp_path: Path) -> None:
+    temp = LocalOutput(tmp_path).create_temp("t")
+    with pytest.raises(StorageError, match="invalid output file name"):
+        temp.publish("../escape.car")
+    temp.discard()
+
+
+class FakeOutput:
+    def __init__(self, name: str, free: int | None, total: int | None) -> None:
+        self.name, self.free, self.total = name, free, total
+
+    def space(self) -> SpaceInfo:
+        return SpaceInfo(self.free, self.total)
+
+    def describe(self) -> str:
+        return self.name
+
+    def create_temp(self, tag: str) -> object:
+        raise NotImplementedError
+
+    def remove_temps(self, tag: str) -> int:
+        return 0
+
+    def exists(self, path: str) -> int | None:
+        return None
+
+    def remove(self, path: str) -> None:
+        pass
+
+
+def test_choose_output_skips_full_storages() -> None:
+    full = FakeOutput("full", 5, 1000)  # <= 1 % free
+    small = FakeOutput("small", 100, 1000)  # not enough for 500 bytes
+    good = FakeOutput("good", 900, 1000)
+    outputs = [(1, full), (2, small), (3, good)]
+    for seed in range(20):
+        assert choose_output(outputs, 500, rng=random.Random(seed))[0] == 3  # type: ignore[arg-type]
+    with pytest.raises(StorageError, match="full: 5 bytes free of 1000"):
+        choose_output([(1, full), (2, small)], 500)  # type: ignore[list-item]
+    unknown = FakeOutput("s3", None, None)  # cannot tell: weight 1
+    assert choose_output([(9, unknown)], 10**15)[0] == 9  # type: ignore[list-item]
+
+
+def test_open_by_type(tmp_path: Path) -> None:
+    assert isinstance(open_source("local", str(tmp_path)), LocalSource)
+    assert isinstance(open_output("local", str(tmp_path)), LocalOutput)
+    with pytest.raises(StorageError, match='"s3" is not supported yet'):
+        open_source("s3", "bucket")
