@@ -78,6 +78,7 @@ async function signIn(event) {
     form.reset();
     form.elements.token.removeAttribute("aria-invalid");
     showApp();
+    byId("main").focus(); // keyboard users continue at the top of the content
   } catch (err) {
     if (err.status === 401 || err.status === 403) {
       fieldError.textContent = REFUSED;

@@ -20,6 +20,16 @@ const CONFIG_LABELS = {
   maxInterval: "Max interval",
 };
 
+// The manager's states (supervisord-like); "exited" is a worker that ended by itself.
+const STATE_LABELS = {
+  stopped: "Stopped",
+  starting: "Starting",
+  running: "Running",
+  stopping: "Stopping",
+  exited: "Stopped",
+  fatal: "Failed to start",
+};
+
 const SIGNAL_NAMES = { 1: "SIGHUP", 2: "SIGINT", 9: "SIGKILL", 15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV" };
 
 export class WorkerPanel {
@@ -65,32 +75,37 @@ export class WorkerPanel {
     this.status = status;
     const running = Boolean(status.running);
     const state = byId("worker-state");
-    state.textContent = running ? "Running" : "Stopped";
-    state.className = `pill ${running ? "pill-ok" : "pill-idle"}`;
+    state.textContent = STATE_LABELS[status.state] || (running ? "Running" : "Stopped");
+    state.className = `pill ${status.state === "fatal" ? "pill-warn" : running ? "pill-ok" : "pill-idle"}`;
     byId("worker-pid").textContent = running && status.pid ? String(status.pid) : "—";
     byId("worker-started").textContent = running ? formatTime(status.startTime) : "—";
 
+    // The server rounds uptime to seconds: re-base the local clock only when it drifted, so the
+    // ticking display never steps backwards.
     const uptime = running ? (parseGoDuration(status.uptime) ?? secondsBetween(status.startTime)) : null;
-    this.uptimeBase = uptime === null ? null : [uptime, performance.now()];
+    const local = this.uptimeNow();
+    if (uptime === null) this.uptimeBase = null;
+    else if (local === null || Math.abs(local - uptime) > 1.5) this.uptimeBase = [uptime, performance.now()];
     this.tick();
 
     byId("worker-running").hidden = !running;
     this.startForm.hidden = running;
     if (running) this.renderConfig(status.config || {});
-    this.renderLastRun(running ? null : status.lastRun);
+    this.renderLastRun(running ? null : status.lastRun, running ? null : status.error);
     // "Worker started" is stale once it stopped (and "stopped" once another one runs).
     if (this.flashFor !== null && running !== this.flashFor) this.flash("", null);
     this.onStatus(status);
   }
 
-  tick() {
-    const slot = byId("worker-uptime");
-    if (!this.uptimeBase) {
-      slot.textContent = "—";
-      return;
-    }
+  uptimeNow() {
+    if (!this.uptimeBase) return null;
     const [seconds, at] = this.uptimeBase;
-    slot.textContent = formatUptime(seconds + (performance.now() - at) / 1000);
+    return seconds + (performance.now() - at) / 1000;
+  }
+
+  tick() {
+    const uptime = this.uptimeNow();
+    byId("worker-uptime").textContent = uptime === null ? "—" : formatUptime(uptime);
   }
 
   renderConfig(config) {
@@ -106,15 +121,21 @@ export class WorkerPanel {
     );
   }
 
-  renderLastRun(lastRun) {
+  renderLastRun(lastRun, error) {
     const box = byId("worker-lastrun");
+    if (error) {
+      box.hidden = false;
+      box.className = "notice notice-warn";
+      replace(box, h("strong", {}, "The last start failed"), ": ", error);
+      return;
+    }
     if (!lastRun) {
       box.hidden = true;
       return;
     }
     box.hidden = false;
     const took = secondsBetween(lastRun.startTime, lastRun.endTime);
-    const ok = lastRun.exitCode === 0;
+    const ok = lastRun.exitCode === 0 || lastRun.exitCode === 130; // 130: stopped on request
     box.className = `notice ${ok ? "notice-ok" : "notice-warn"}`;
     replace(
       box,
@@ -130,7 +151,7 @@ export class WorkerPanel {
     const form = this.startForm;
     const body = {};
     const concurrency = form.elements.concurrency.value.trim();
-    // Non-numbers are sent as typed so the server's message names the rule.
+    // A text field, and non-numbers sent as typed, so the server's message names the rule.
     if (concurrency !== "") body.concurrency = /^-?\d+(\.\d+)?$/.test(concurrency) ? Number(concurrency) : concurrency;
     for (const name of ["enableScan", "enablePack", "enableDag", "exitOnComplete", "exitOnError"]) {
       body[name] = form.elements[name].checked;
@@ -172,9 +193,10 @@ export class WorkerPanel {
     button.textContent = "Stopping…";
     try {
       const reply = await request(`/api/dataset-worker/stop${query}`, { method: "POST" });
-      const how = reply.forced ? "killed after the grace period" : "stopped cleanly";
       this.startForm.querySelector(".form-error").textContent = "";
-      this.flash(`Worker ${reply.pid} ${how}: ${describeExit(reply)}.`, false);
+      // A clean stop is told by the "Last run" box; a kill deserves its own word.
+      if (reply.forced) this.flash(`The grace period ran out: worker ${reply.pid} was killed (SIGKILL).`, false);
+      else this.flash("", null);
     } catch (err) {
       showError(form, err);
     } finally {
@@ -200,7 +222,7 @@ function showValue(value) {
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-/** "exit code 0 (finished: no work left)", "killed by SIGKILL", "exit code 1 (error)". */
+/** "exit code 0 (finished)", "killed by SIGKILL", "exit code 1 (error)". */
 export function describeExit(lastRun) {
   if (lastRun.signal !== null && lastRun.signal !== undefined && lastRun.signal !== "") {
     const name = typeof lastRun.signal === "number" ? SIGNAL_NAMES[lastRun.signal] || `signal ${lastRun.signal}` : lastRun.signal;
