@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,70 +12,24 @@ import pytest
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobState, JobType
 from tests.integration.worker_support import (
+    Spawn,
     add_job,
     add_jobs,
     job,
     make_attachment,
+    spawner,
     wait_until,
     worker_ids,
 )
 
-Spawn = Callable[..., "Worker"]
-HARNESS = Path(__file__).with_name("worker_harness.py")
 FAST = ["--min-interval", "50ms", "--max-interval", "100ms"]
 QUICK_RECOVERY = ["--heartbeat-interval", "200ms", "--stale-after", "1s"]
 
 
-class Worker:
-    """A spawned worker process with its output in a file."""
-
-    def __init__(self, tmp_path: Path, database_url: str, mode: str | None, *args: str) -> None:
-        self.log = tmp_path / f"worker-{time.monotonic_ns()}.log"
-        program = ["-m", "dataset_worker"] if mode is None else [str(HARNESS), mode]
-        command = [
-            sys.executable,
-            *program,
-            "--database-url",
-            database_url,
-            "--state-dir",
-            str(tmp_path / "state"),
-            "run",
-            *args,
-        ]
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait(self, timeout: float = 30) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(
-                f"worker did not exit within {timeout}s:\n{self.output()}"
-            ) from None
-
-    def signal(self, signum: int) -> None:
-        os.kill(self.proc.pid, signum)
-
-
 @pytest.fixture
 def spawn(tmp_path: Path, database_url: str) -> Iterator[Spawn]:
-    workers: list[Worker] = []
-
-    def start(mode: str | None, *args: str) -> Worker:
-        worker = Worker(tmp_path, database_url, mode, *args)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        if worker.proc.poll() is None:
-            worker.proc.kill()
-            worker.proc.wait()
+    with spawner(tmp_path, database_url) as start:
+        yield start
 
 
 def test_no_work_and_exit_on_complete_exits_0(spawn: Spawn, db: Database) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -21,6 +26,8 @@ from dataset_worker.db.models import (
     utcnow,
 )
 from dataset_worker.worker.registry import register_workers
+
+HARNESS = Path(__file__).with_name("worker_harness.py")
 
 
 def make_attachment(db: Database, name: str = "prep") -> int:
@@ -102,3 +109,61 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+class WorkerProcessUnderTest:
+    """A spawned `dataset-worker run` (or harness, when `mode` is given), output in a file."""
+
+    def __init__(self, tmp_path: Path, database_url: str, mode: str | None, *args: str) -> None:
+        self.log = tmp_path / f"worker-{time.monotonic_ns()}.log"
+        program = ["-m", "dataset_worker"] if mode is None else [str(HARNESS), mode]
+        command = [
+            sys.executable,
+            *program,
+            "--database-url",
+            database_url,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "run",
+            *args,
+        ]
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait(self, timeout: float = 30) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"worker did not exit within {timeout}s:\n{self.output()}"
+            ) from None
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.proc.pid, signum)
+
+
+Spawn = Callable[..., WorkerProcessUnderTest]
+
+
+@contextmanager
+def spawner(tmp_path: Path, database_url: str) -> Iterator[Spawn]:
+    """Start worker processes with `spawn(mode, *run_args)`; any still running at exit are killed."""
+    started: list[WorkerProcessUnderTest] = []
+
+    def spawn(mode: str | None, *args: str) -> WorkerProcessUnderTest:
+        worker = WorkerProcessUnderTest(tmp_path, database_url, mode, *args)
+        started.append(worker)
+        return worker
+
+    try:
+        yield spawn
+    finally:
+        for worker in started:
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+                worker.proc.wait()
