@@ -12,6 +12,7 @@ export class JobsPanel {
     this.cursors = [null]; // cursor of each page visited; the last one is the current page
     this.nextCursor = null;
     this.expanded = new Set(); // ids of jobs whose error is open, kept across refreshes
+    this.requests = 0;
     this.poller = new Poller(() => this.refresh(), 3000);
     this.auto = byId("jobs-auto");
 
@@ -70,13 +71,15 @@ export class JobsPanel {
 
   async refresh() {
     const error = byId("jobs-error");
+    const ticket = ++this.requests; // only the newest request may draw (pages change under us)
     let page;
     try {
       page = await request(`/api/dataset-worker/jobs?${this.query()}`);
     } catch (err) {
-      error.textContent = err.message;
+      if (ticket === this.requests) error.textContent = err.message;
       return;
     }
+    if (ticket !== this.requests) return;
     error.textContent = "";
     this.nextCursor = page.nextCursor || null;
     this.render(page.jobs || []);
