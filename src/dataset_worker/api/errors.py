@@ -180,6 +180,10 @@ def _message(kind: str, label: str, ctx: dict[str, Any], error: dict[str, Any]) 
             "less_than": "less than",
         }[kind]
         return f"{subject} must be {words} {bound}"
+    if kind in ("string_too_long", "string_too_short"):
+        limit = ctx.get("max_length", ctx.get("min_length"))
+        words = "at most" if kind == "string_too_long" else "at least"
+        return f"{subject} must be {words} {limit} character{'s' if limit != 1 else ''} long"
     if kind in ("enum", "literal_error"):
         return f"{subject} must be {ctx.get('expected', 'one of the allowed values')}"
     text = str(error.get("msg", "is invalid"))

@@ -52,7 +52,7 @@ def create(app: AppServices, request: CreatePreparationRequest) -> PreparationVi
     return create_preparation(app.db, request)
 
 
-@router.get("/{name}", response_model=PreparationStatus, responses=error_responses(401, 404))
+@router.get("/{name}", response_model=PreparationStatus, responses=error_responses(400, 401, 404))
 def preparation_status(app: AppServices, name: Name) -> PreparationStatus:
     """Jobs per type and state, files and bytes scanned, bytes packed, pieces, root CID."""
     return get_preparation_status(app.db, name)
@@ -102,7 +102,9 @@ def pack_pause(app: AppServices, name: Name, job_id: JobId = None) -> list[JobVi
     return pause_pack(app.db, name, job_id)
 
 
-@router.get("/{name}/pieces", response_model=list[PieceView], responses=error_responses(401, 404))
+@router.get(
+    "/{name}/pieces", response_model=list[PieceView], responses=error_responses(400, 401, 404)
+)
 def pieces(app: AppServices, name: Name) -> list[PieceView]:
     """The pieces (CAR files) of the preparation."""
     return list_pieces(app.db, name)

@@ -1,0 +1,109 @@
+"""Worker logs over HTTP: tail, per-stream offsets with nextOffset, and Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.api_support import (
+    AdminServer,
+    running_server,
+    start_worker,
+    wait_for_log,
+    wait_until,
+)
+
+
+@pytest.fixture
+def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
+    yield from running_server(tmp_path, database_url)
+
+
+def logs(client: httpx.Client, **params: Any) -> dict[str, Any]:
+    reply = client.get("/api/dataset-worker/logs", params=params)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def read_events(client: httpx.Client, count: int, **kwargs: Any) -> list[dict[str, str]]:
+    """The first `count` events of the log stream."""
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    with client.stream("GET", "/api/dataset-worker/logs/stream", **kwargs) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        for line in reply.iter_lines():
+            if line == "":
+                if current:
+                    events.append(current)
+                    current = {}
+                if len(events) >= count:
+                    break
+            elif not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                current[name] = value
+    return events
+
+
+def test_tail_offsets_and_streams(admin_server: AdminServer) -> None:
+    client = admin_server.client()
+    pid = start_worker(client)
+    wait_for_log(client, "worker.idle")
+    everything = logs(client)
+    assert everything["pid"] == pid and everything["running"] is True
+    assert everything["startOffset"] == {"stdout": 0, "stderr": 0}
+    assert everything["nextOffset"]["stdout"] == len(everything["stdout"].encode())
+
+    tail = logs(client, tail=1)
+    assert tail["stdout"].count("\n") == 1 and everything["stdout"].startswith(
+        everything["stdout"][: -len(tail["stdout"])]
+    )
+    only_out = logs(client, stream="stdout", tail=3)
+    assert only_out["stderr"] == "" and set(only_out["nextOffset"]) == {"stdout"}
+
+    # Follow mode: what offset reads return, chained by nextOffset, is the stream itself.
+    first = logs(client, stream="stdout", offset=0, maxBytes=40)
+    assert first["startOffset"]["stdout"] == 0 and len(first["stdout"].encode()) == 40
+    followed = first["stdout"]
+    offset = first["nextOffset"]["stdout"]
+    wait_until(
+        lambda: logs(client, stream="stdout", offset=offset)["stdout"].count("worker.idle") >= 2,
+        30,
+        "more output",
+    )
+    rest = logs(client, stream="stdout", offset=offset)
+    assert rest["startOffset"]["stdout"] == offset
+    followed += rest["stdout"]
+    assert followed.startswith(everything["stdout"])
+    beyond = logs(client, stream="stdout", offset=10**12)
+    assert beyond["stdout"] == "" and beyond["nextOffset"]["stdout"] <= 10**12
+
+
+def test_server_sent_events(admin_server: AdminServer) -> None:
+    client = admin_server.client()
+    pid = start_worker(client)
+    wait_for_log(client, "worker.idle")
+    events = read_events(client, 3, params={"tail": 2})
+    assert events[0]["event"] == "run"
+    assert json.loads(events[0]["data"]) == {"runId": 1, "pid": pid, "running": True}
+    output = [e for e in events[1:] if e["event"] == "stdout"]
+    assert output, events
+    data = json.loads(output[0]["data"])
+    assert data["text"].count("\n") <= 2 and data["nextOffset"] > data["offset"]
+    run_id, stdout_offset, _stderr = output[0]["id"].split(":")
+    assert (int(run_id), int(stdout_offset)) == (1, data["nextOffset"])
+
+    # Resuming with Last-Event-ID continues exactly where the last event ended.
+    resumed = read_events(client, 2, headers={"Last-Event-ID": output[0]["id"]})
+    more = [json.loads(e["data"]) for e in resumed if e["event"] == "stdout"]
+    assert more and more[0]["offset"] == data["nextOffset"]
+
+    assert client.post("/api/dataset-worker/stop").status_code == 200
+    final = read_events(client, 1)
+    assert json.loads(final[0]["data"])["running"] is False
