@@ -1,0 +1,142 @@
+"""Benchmark: the real pack job end to end, against hashlib.sha256 and across 1 vs 2 threads.
+
+Two source files of --file-mib each (default 1 GiB, so ≥ 2 GiB in all) are read once to sit in
+the page cache, scanned into one pack job per file, and packed by the real `run_pack` handler
+into CAR files in --output-dir (default: a folder on the local disk; every CAR is fsynced before
+its rename, so the disk's write speed is part of the figure). In the same run:
+- baseline: hashlib.sha256 over the same files read from the page cache;
+- 1 thread: both jobs one after the other; 2 threads: both jobs at once, in two threads.
+Each case runs --runs times, interleaved; medians are reported, as MB/s (10^6 bytes/s).
+Goals: pack / sha256 ≥ 0.15 (one thread); 2 threads / 1 thread ≥ 1.7.
+
+Usage: .venv/bin/python bench/pack.py [--file-mib 1024] [--runs 3] [--output-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from dataset_worker.db import Database, open_database
+from dataset_worker.db.models import Car, Job, JobState, JobType
+from dataset_worker.worker.testing import add_job, make_local_preparation, new_worker, run_job
+
+MIB = 1 << 20
+
+
+def make_source(folder: Path, count: int, size: int) -> list[Path]:
+    folder.mkdir(parents=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"data{i}.bin"
+        with open(path, "wb") as out:
+            left = size
+            while left:
+                step = min(left, 64 * MIB)
+                out.write(os.urandom(step))
+                left -= step
+        paths.append(path)
+    return paths
+
+
+def sha256_files(paths: list[Path]) -> None:
+    buffer = bytearray(MIB)
+    view = memoryview(buffer)
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb", buffering=0) as stream:
+            while got := stream.readinto(view):
+                digest.update(view[:got])
+        digest.digest()
+
+
+def pack_jobs(db: Database, jobs: list[int], output: Path, threads: int) -> None:
+    """Reset the jobs, remove earlier CARs, then pack every job with `threads` threads."""
+    with db.write() as session:
+        session.execute(Car.__table__.delete())
+        session.execute(update(Job).where(Job.id.in_(jobs)).values(state=JobState.READY))
+    for car in output.glob("*.car"):
+        car.unlink()
+    errors: list[BaseException] = []
+
+    def work(mine: list[int]) -> None:
+        worker = new_worker(db)
+        for job_id in mine:
+            run = run_job(db, job_id, worker_id=worker)
+            if run.error is not None:
+                errors.append(run.error)
+
+    pool = [threading.Thread(target=work, args=(jobs[i::threads],)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"pack failed: {errors[0]}")
+
+
+def medians(cases: dict[str, Callable[[], None]], runs: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(runs):
+        for name, case in cases.items():
+            started = time.perf_counter()
+            case()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file-mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--output-dir", type=Path, help="where CARs go (default: local disk)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-pack-", dir=os.environ.get("TMPDIR", "/var/tmp")))
+    output = (args.output_dir or work / "out") / f"bench-{os.getpid()}"
+    try:
+        size = args.file_mib * MIB
+        paths = make_source(work / "src", 2, size)
+        sha256_files(paths)  # warm the page cache
+        db = open_database(f"sqlite:///{work / 'bench.db'}")
+        # max size 1.5x a file: one pack job per file (two ranges each).
+        rows = make_local_preparation(db, "bench", work / "src", output, max_size=size * 3 // 2)
+        scan = run_job(db, add_job(db, rows.attachment_id, JobType.SCAN))
+        assert scan.error is None, scan.error
+        with db.read() as session:
+            jobs = list(session.scalars(select(Job.id).where(Job.type == JobType.PACK)))
+        assert len(jobs) == 2, jobs
+        total = 2 * size
+        result = medians(
+            {
+                "sha256": lambda: sha256_files(paths),
+                "pack 1 thread": lambda: pack_jobs(db, jobs, output, 1),
+                "pack 2 threads": lambda: pack_jobs(db, jobs, output, 2),
+            },
+            args.runs,
+        )
+        db.dispose()
+        mbps = {name: total / seconds / 1e6 for name, seconds in result.items()}
+        print(f"bytes per case: {total / MIB:.0f} MiB; CARs in {output.parent}")
+        for name, value in mbps.items():
+            print(f"{name:16s} {value:8.0f} MB/s  ({result[name]:.2f} s)")
+        ratio = mbps["pack 1 thread"] / mbps["sha256"]
+        scaling = mbps["pack 2 threads"] / mbps["pack 1 thread"]
+        print(f"pack / sha256:    {ratio:.3f}  (goal >= 0.15)")
+        print(f"2 threads / 1:    {scaling:.2f}   (goal >= 1.7)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(output, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
