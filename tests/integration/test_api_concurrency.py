@@ -58,7 +58,7 @@ def test_100_concurrent_starts_over_two_servers_make_one_worker(
         a, b = admin_server.client(), other.client()
         assert a.get("/api/dataset-worker/status").json()["pid"] == pid
         assert b.get("/api/dataset-worker/status").json()["pid"] == pid
-        wait_for_log(b, "worker.start")
+        wait_for_log(b, "thread.start")  # signal handlers installed
         stopped = b.post("/api/dataset-worker/stop")
         assert stopped.status_code == 200 and stopped.json()["exitCode"] == 130
         status = a.get("/api/dataset-worker/status").json()
@@ -75,7 +75,7 @@ def test_100_concurrent_starts_over_two_servers_make_one_worker(
 def test_a_restarted_server_adopts_the_running_worker(admin_server: AdminServer) -> None:
     client = admin_server.client()
     pid = start_worker(client, concurrency=3)
-    wait_for_log(client, "worker.start")
+    wait_for_log(client, "thread.start")  # signal handlers installed
     admin_server.shutdown(signal.SIGKILL)  # a crash: no chance to clean up
     assert worker_processes(admin_server.state_dir) == [pid]  # the worker outlives the server
 
@@ -114,7 +114,7 @@ def test_stop_worker_on_exit_option(admin_server: AdminServer) -> None:
     try:
         client = server.client()
         pid = start_worker(client)
-        wait_for_log(client, "worker.start")
+        wait_for_log(client, "thread.start")  # signal handlers installed
     finally:
         server.shutdown(signal.SIGTERM)
     assert server.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal

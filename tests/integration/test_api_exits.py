@@ -68,7 +68,7 @@ def test_exit_on_error_is_seen_with_code_1(admin_server: AdminServer, tmp_path: 
 def test_a_crash_is_seen_with_its_signal(admin_server: AdminServer) -> None:
     client = admin_server.client()
     pid = start_worker(client)
-    wait_for_log(client, "worker.start")
+    wait_for_log(client, "thread.start")  # signal handlers installed
     os.kill(pid, signal.SIGSEGV)
     run = wait_until(lambda: last_run(client), 60, "the crash to be noticed")
     assert (run["pid"], run["exitCode"], run["signal"]) == (pid, None, "SIGSEGV")

@@ -175,10 +175,10 @@ def test_start_200_409_stop_200_404_and_query_400s(admin_server: AdminServer) ->
     )
     assert_error(client.get("/api/dataset-worker/audit", params={"limit": 0}), 400, "limit")
 
-    wait_for_log(client, "worker.start")  # its signal handlers are installed
+    wait_for_log(client, "thread.start")  # its signal handlers are installed
     stopped = client.post("/api/dataset-worker/stop", params={"timeout": 30})
     assert stopped.status_code == 200
-    assert stopped.json()["pid"] == pid and stopped.json()["exitCode"] == 130
+    assert stopped.json()["pid"] == pid and stopped.json()["exitCode"] == 130, stopped.json()
     assert_error(client.post("/api/dataset-worker/stop"), 404, "Worker not running")
     actions = [
         (e["action"], e["result"]["httpStatus"])

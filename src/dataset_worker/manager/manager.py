@@ -200,12 +200,14 @@ class WorkerManager:
             return result
 
     def status(self) -> WorkerStatus:
-        """The worker's state, noticing a worker that exited by itself."""
+        """The worker's state, noticing a worker that exited by itself.
+
+        Never blocks: it reads the run record and /proc only (a crashed worker's jobs are
+        released in the background), so it may be called from an event loop.
+        """
         with self._state_lock:
             self._observe()
             state, record, error = self._state, self._record, self._error
-        if record is not None and state == WorkerState.EXITED and not record.ended:
-            record = self._await_end(record, wait=SETTLE_WAIT)
         if record is not None and state == WorkerState.EXITED:
             self._release_after_crash(record)
         running = state in (WorkerState.RUNNING, WorkerState.STOPPING)
@@ -338,8 +340,15 @@ class WorkerManager:
             time.sleep(POLL)
 
     def _release_after_crash(self, record: RunRecord) -> None:
-        if not _clean_end(record) and not is_alive(record.identity):
-            self._release_once(record)
+        """Release a crashed worker's jobs once, in the background (it is a database write)."""
+        if _clean_end(record) or is_alive(record.identity) or self._release_jobs is None:
+            return
+        with self._state_lock:
+            if record.run_id in self._released:
+                return
+        threading.Thread(
+            target=self._release_once, args=(record,), name="release-jobs", daemon=True
+        ).start()
 
     def _release_once(self, record: RunRecord) -> int | None:
         """Give a dead worker's `processing` jobs back (once per run and server process)."""
@@ -367,7 +376,9 @@ class WorkerManager:
         self._record = record
         if record is None:
             return
-        if not record.ended and is_alive(record.identity):
+        if not record.ended and (is_alive(record.identity) or is_alive(record.pump_identity)):
+            # A worker whose pump has not yet recorded its end still counts as running: the run
+            # is over once its exit code is known (a few milliseconds after the exit).
             self._transition(WorkerState.RUNNING)
         elif self._state != WorkerState.FATAL or self._error is None:
             self._transition(WorkerState.EXITED)

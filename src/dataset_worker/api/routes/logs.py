@@ -10,12 +10,12 @@ from enum import StrEnum
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from dataset_worker.api.errors import BadRequest, error_responses
 from dataset_worker.api.schemas import LogsReply
-from dataset_worker.api.services import Services, services
+from dataset_worker.api.services import Services, json_reply, services
 from dataset_worker.manager.manager import WorkerLogs, WorkerManager
 from dataset_worker.manager.segments import STREAMS
 
@@ -54,7 +54,7 @@ def logs(
         int | None,
         Query(alias="maxBytes", ge=1, le=MAX_CHUNK, description="Bytes per stream with offset."),
     ] = None,
-) -> LogsReply:
+) -> Response:
     """Default: the last 1 MiB of each stream (the in-memory ring buffer).
 
     `tail=N`: the last N lines. `offset=K`: bytes from stream offset K on (at most `maxBytes`),
@@ -65,7 +65,7 @@ def logs(
     result = app.manager.logs(
         streams=_selected(stream), tail=tail, offset=offset, max_bytes=max_bytes
     )
-    return _reply(result)
+    return json_reply(_reply(result))
 
 
 def _reply(result: WorkerLogs) -> LogsReply:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from dataset_worker.api.errors import error_responses, status_of
 from dataset_worker.api.schemas import AuditReply, LastRun, StartReply, StatusReply, StopReply
-from dataset_worker.api.services import Services, remote_address, services
+from dataset_worker.api.services import Services, json_reply, remote_address, services
 from dataset_worker.db.models import JobState, JobType
 from dataset_worker.durations import format_duration
 from dataset_worker.manager.launchconfig import WorkerLaunchConfig
@@ -33,7 +33,7 @@ def start_worker(
         WorkerLaunchConfig | None,
         Body(description="Every field is optional and defaults to the CLI's default."),
     ] = None,
-) -> StartReply:
+) -> Response:
     """Start `dataset-worker run` with this config; 409 while a worker runs."""
     effective = config or WorkerLaunchConfig()
     try:
@@ -48,7 +48,7 @@ def start_worker(
         result={"httpStatus": 200, **reply.model_dump(by_alias=True)},
         remote=remote_address(request),
     )
-    return reply
+    return json_reply(reply)
 
 
 @router.post(
@@ -68,7 +68,7 @@ def stop_worker(
             description="Seconds of grace after SIGTERM before SIGKILL.",
         ),
     ] = DEFAULT_STOP_TIMEOUT,
-) -> StopReply:
+) -> Response:
     """SIGTERM, wait up to `timeout` s, then SIGKILL; answers once the process is gone."""
     config = _running_config(app)
     try:
@@ -89,7 +89,7 @@ def stop_worker(
         result={"httpStatus": 200, **reply.model_dump(by_alias=True)},
         remote=remote_address(request),
     )
-    return reply
+    return json_reply(reply)
 
 
 @router.get(
@@ -98,11 +98,11 @@ def stop_worker(
     responses=error_responses(401),
     summary="Worker status",
 )
-def worker_status(app: Annotated[Services, Depends(services)]) -> StatusReply:
+async def worker_status(app: Annotated[Services, Depends(services)]) -> Response:
     """Always 200: running or not, and how the last run ended."""
-    status = app.manager.status()
+    status = app.manager.status()  # non-blocking: reads the run record and /proc
     last = status.last_run
-    return StatusReply(
+    reply = StatusReply(
         running=status.running,
         state=str(status.state),
         pid=status.pid,
@@ -125,6 +125,7 @@ def worker_status(app: Annotated[Services, Depends(services)]) -> StatusReply:
         else None,
         error=status.error,
     )
+    return json_reply(reply)
 
 
 @router.get(
@@ -144,9 +145,9 @@ def jobs(
     cursor: Annotated[
         str | None, Query(max_length=20, description="nextCursor of the previous page.")
     ] = None,
-) -> JobPage:
+) -> Response:
     """Read from the database; filters combine; pass nextCursor back as cursor."""
-    return list_jobs(
+    page = list_jobs(
         app.db,
         status=status.value if status else None,
         type=type.value if type else None,
@@ -154,6 +155,7 @@ def jobs(
         limit=limit,
         cursor=cursor,
     )
+    return json_reply(page)
 
 
 @router.get(
@@ -165,9 +167,9 @@ def jobs(
 def audit(
     app: Annotated[Services, Depends(services)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> AuditReply:
+) -> Response:
     """Newest first: time, action, config, result, remote address."""
-    return AuditReply.model_validate({"entries": app.audit.read(limit)})
+    return json_reply(AuditReply.model_validate({"entries": app.audit.read(limit)}))
 
 
 def _running_config(app: Services) -> dict[str, Any] | None:
