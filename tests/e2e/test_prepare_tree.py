@@ -153,3 +153,28 @@ def test_prepare_a_tree_end_to_end(database_url: str, tmp_path: Path) -> None:
         check=False,
     )
     assert export.returncode == 0, export.stdout + export.stderr
+    # Piece CIDs and sizes from two independent commP implementations, padded like GetCommp.
+    commp = subprocess.run(
+        [
+            *node,
+            str(Path(tools) / "piece-cid.mjs"),
+            "--impl",
+            "wasm",
+            "--json",
+            "--min-piece-size",
+            str(1 << 20),
+            *(str(output / p["storagePath"]) for p in pieces),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert commp.returncode == 0, commp.stdout + commp.stderr
+    by_path = {Path(r["path"]).name: r for r in map(json.loads, commp.stdout.splitlines())}
+    for piece in pieces:
+        reference = by_path[piece["storagePath"]]
+        assert (reference["pieceCidV1"], reference["paddedPieceSize"]) == (
+            piece["pieceCid"],
+            piece["pieceSize"],
+        )
