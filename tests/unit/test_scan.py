@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
+from dataset_worker.worker import scan as scan_module
 from dataset_worker.worker.batching import range_split_size, split_file, to_car_size
 from dataset_worker.worker.testing import add_job, make_local_preparation, run_job
 
@@ -164,3 +165,35 @@ def test_missing_root_directory_fails(db: Database, tmp_path: Path) -> None:
     run = run_job(db, add_job(db, rows.attachment_id, JobType.SCAN))
     assert run.state is JobState.ERROR
     assert "no root directory" in str(run.error)
+
+
+def job_groups(db: Database) -> list[list[tuple[str, int]]]:
+    """Pack jobs as lists of (path, offset), in job order."""
+    with db.read() as s:
+        rows = s.execute(
+            select(FileRange.job_id, File.path, FileRange.offset)
+            .join(File, File.id == FileRange.file_id)
+            .order_by(FileRange.job_id, FileRange.id)
+        ).all()
+    groups: dict[int, list[tuple[str, int]]] = {}
+    for job_id, path, offset in rows:
+        groups.setdefault(job_id, []).append((path, offset))
+    return list(groups.values())
+
+
+def test_batches_do_not_change_how_jobs_are_filled(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    write_tree(source, TEST_SCAN_FILES)
+    rows = make_local_preparation(db, "p", source, tmp_path / "out", max_size=2_000_000)
+    scan(db, rows.attachment_id)
+    whole = job_groups(db)
+    with db.write() as s:  # start again from an empty attachment
+        s.execute(FileRange.__table__.delete())
+        s.execute(File.__table__.delete())
+        s.execute(Job.__table__.delete())
+    monkeypatch.setattr(scan_module, "BATCH_FILES", 2)  # a transaction every two entries
+    scan(db, rows.attachment_id)
+    assert job_groups(db) == whole
+    assert len(whole) == 12

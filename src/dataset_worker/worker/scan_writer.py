@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
@@ -138,8 +138,9 @@ class ScanWriter:
                 .where(
                     FileRange.job_id.is_(None),
                     FileRange.id <= state.carried_max,
-                    FileRange.file_id.in_(
-                        select(File.id).where(File.attachment_id == self.attachment_id)
+                    # Correlated: a lookup per candidate range, never a pass over all files.
+                    exists().where(
+                        File.id == FileRange.file_id, File.attachment_id == self.attachment_id
                     ),
                 )
                 .values(job_id=job_id)
