@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.api_support import (
+    TOKEN,
     AdminServer,
     running_server,
     start_worker,
@@ -57,6 +58,10 @@ def test_tail_offsets_and_streams(admin_server: AdminServer) -> None:
     wait_for_log(client, "worker.idle")
     everything = logs(client)
     assert everything["pid"] == pid and everything["running"] is True
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        variables = environ.read().split(b"\0")
+    assert b"PYTHONUNBUFFERED=1" in variables  # output reaches the logs line by line
+    assert not any(TOKEN.encode() in v for v in variables)  # the admin token stays in the server
     assert everything["startOffset"] == {"stdout": 0, "stderr": 0}
     assert everything["nextOffset"]["stdout"] == len(everything["stdout"].encode())
 

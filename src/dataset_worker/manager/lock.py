@@ -25,18 +25,3 @@ def try_lock(path: Path) -> int | None:
         os.close(fd)
         raise
     return fd
-
-
-def is_locked(path: Path) -> bool:
-    """True while someone holds the lock (probes with a shared lock, released at once)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False

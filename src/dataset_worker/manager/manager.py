@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from dataset_worker.config import ENV_ADMIN_TOKEN
 from dataset_worker.logs import log_event
@@ -36,80 +33,27 @@ from dataset_worker.manager.launchconfig import WorkerLaunchConfig
 from dataset_worker.manager.launcher import LogLimits, child_env, launch_worker
 from dataset_worker.manager.lock import try_lock
 from dataset_worker.manager.logtail import DEFAULT_CAPACITY, LogChunk, StreamTail, last_lines
-from dataset_worker.manager.procinfo import group_members, is_alive
+from dataset_worker.manager.procinfo import is_alive
+from dataset_worker.manager.results import (
+    RunSummary,
+    StartResult,
+    StopResult,
+    WorkerLogs,
+    WorkerStatus,
+)
 from dataset_worker.manager.runrecord import RunRecord, WorkerPaths, read_record
 from dataset_worker.manager.segments import STREAMS
 from dataset_worker.manager.state import WorkerState, check_transition
+from dataset_worker.manager.stopping import POLL, terminate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10.0
-# After SIGKILL the kernel tears the process down promptly; this only bounds a hung D-state.
-KILL_WAIT = 10.0
 # How long to wait for a finishing run's pump to record the end and let go of the lock.
 SETTLE_WAIT = 3.0
-POLL = 0.02
 
 CommandFactory = Callable[[WorkerLaunchConfig], list[str]]
 JobReleaser = Callable[[str, int], int]  # (hostname, pid) -> number of jobs released
-
-
-@dataclass(frozen=True)
-class StartResult:
-    """A worker that now exists."""
-
-    pid: int
-    run_id: int
-    config: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class StopResult:
-    """A worker that is gone: how it ended, and whether SIGKILL was needed."""
-
-    pid: int
-    exit_code: int | None
-    signal: str | None
-    forced: bool
-    jobs_released: int | None
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """A finished run, as status reports it (`lastRun`)."""
-
-    run_id: int
-    pid: int
-    start_time: datetime
-    end_time: datetime | None
-    exit_code: int | None
-    signal: str | None
-    config: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class WorkerStatus:
-    """What status shows. `running` is true from a successful start until the process is gone."""
-
-    state: WorkerState
-    running: bool
-    pid: int | None
-    config: dict[str, Any] | None
-    start_time: datetime | None
-    uptime_seconds: float | None
-    run_id: int | None
-    last_run: RunSummary | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class WorkerLogs:
-    """Output of the current or last run, per requested stream."""
-
-    run_id: int
-    running: bool
-    pid: int
-    chunks: dict[str, LogChunk]
 
 
 class WorkerManager:
@@ -185,7 +129,7 @@ class WorkerManager:
                     raise WorkerNotRunning()
                 self._transition(WorkerState.STOPPING)
             try:
-                forced = self._terminate(record, timeout)
+                forced = terminate(record.identity, timeout)
             except BaseException:
                 with self._state_lock:
                     self._transition(WorkerState.RUNNING)
@@ -310,21 +254,6 @@ class WorkerManager:
 
     # -- stop ------------------------------------------------------------------------------
 
-    def _terminate(self, record: RunRecord, timeout: float) -> bool:
-        """SIGTERM the group, wait, SIGKILL if needed; returns True when SIGKILL was needed."""
-        identity, group = record.identity, record.pid  # the worker leads its own group
-        if not is_alive(identity):
-            return False
-        _signal_group(group, signal.SIGTERM)
-        deadline = time.monotonic() + max(0.0, timeout)
-        if _wait_until(lambda: not is_alive(identity) and not group_members(group), deadline):
-            return False
-        log_event(log, "worker.kill", logging.WARNING, pid=record.pid, grace=timeout)
-        _signal_group(group, signal.SIGKILL)
-        if not _wait_until(lambda: not is_alive(identity), time.monotonic() + KILL_WAIT):
-            raise RuntimeError(f"worker {record.pid} survived SIGKILL for {KILL_WAIT:.0f}s")
-        return True
-
     def _await_end(self, record: RunRecord, wait: float = SETTLE_WAIT) -> RunRecord:
         """The record of `record`'s run once the pump wrote its end (or the pump is gone)."""
         deadline = time.monotonic() + wait
@@ -421,22 +350,6 @@ def _summary(record: RunRecord) -> RunSummary:
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass  # already gone
-
-
-def _wait_until(condition: Callable[[], bool], deadline: float) -> bool:
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL)
 
 
 def _reap_in_background(pump: subprocess.Popen[bytes]) -> None:

@@ -16,7 +16,8 @@ from fastapi.responses import StreamingResponse
 from dataset_worker.api.errors import BadRequest, error_responses
 from dataset_worker.api.schemas import LogsReply
 from dataset_worker.api.services import Services, json_reply, services
-from dataset_worker.manager.manager import WorkerLogs, WorkerManager
+from dataset_worker.manager.manager import WorkerManager
+from dataset_worker.manager.results import WorkerLogs
 from dataset_worker.manager.segments import STREAMS
 
 router = APIRouter(prefix="/api/dataset-worker", tags=["dataset worker"])
