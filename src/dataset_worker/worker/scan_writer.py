@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Table, exists, func, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
 from dataset_worker.storage import SourceEntry
 from dataset_worker.worker.batching import JobBatcher, split_file
+from dataset_worker.worker.bulk_insert import insert_returning_ids
 from dataset_worker.worker.tables import DIRECTORIES, FILE_RANGES, FILES
 
 IN_CHUNK = 500
@@ -38,39 +39,6 @@ def parent_path(path: str) -> str:
     """`a/b/c` → `a/b`; a top-level name → `""` (the root)."""
     cut = path.rfind("/")
     return path[:cut] if cut >= 0 else ""
-
-
-def insert_returning_ids(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[object, ...]]
-) -> list[int]:
-    """Insert `rows` (values in `columns` order) in one go and return their new ids, in order.
-
-    PostgreSQL: INSERT … RETURNING, batched by SQLAlchemy's insertmanyvalues. SQLite would run
-    that row by row; instead, inside our write transaction (which holds SQLite's only write
-    lock) the driver's executemany gives each row max(id)+1, so the ids are the next ones in a
-    row. The driver is used directly there: per-row parameter processing would cost more than
-    the insert itself.
-    """
-    if not rows:
-        return []
-    if conn.dialect.name != "sqlite":
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(
-            conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows]).scalars()
-        )
-    quote = conn.dialect.identifier_preparer.quote
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)})"
-    )
-    before = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
-    conn.exec_driver_sql(sql, list(rows))
-    after = conn.execute(select(func.max(table.c.id))).scalar_one()
-    if after != before + len(rows):
-        raise RuntimeError(
-            f"{table.name}: expected new ids {before + 1}..{before + len(rows)}, got max {after}"
-        )
-    return list(range(before + 1, after + 1))
 
 
 def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
