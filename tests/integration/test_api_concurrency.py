@@ -30,10 +30,13 @@ def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
     yield from running_server(tmp_path, database_url)
 
 
-def test_100_concurrent_starts_over_two_servers_make_one_worker(
+def test_100_concurrent_starts_over_three_server_processes_make_one_worker(
     admin_server: AdminServer,
 ) -> None:
-    other = start_server(admin_server.state_dir, admin_server.database_url)
+    # The other server runs two processes (serve --workers 2): three servers in all.
+    other = start_server(
+        admin_server.state_dir, admin_server.database_url, extra_args=("--workers", "2")
+    )
     try:
         barrier = threading.Barrier(100)
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Annotated
+import os
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dataset_worker.cli.common import fail, settings
-from dataset_worker.config import ENV_ADMIN_TOKEN, Settings
+from dataset_worker.config import (
+    ENV_ADMIN_TOKEN,
+    ENV_DATABASE_URL,
+    ENV_STATE_DIR,
+    Settings,
+    load_settings,
+)
+from dataset_worker.db import open_database
 from dataset_worker.logs import setup_logging
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 GRACEFUL_SHUTDOWN_SECONDS = 5  # open log streams (SSE) would otherwise hold a shutdown forever
 
@@ -24,6 +35,15 @@ StopOnExit = Annotated[
     ),
 ]
 AccessLog = Annotated[bool, typer.Option(help="Log one line per HTTP request.")]
+Workers = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=32,
+        help="Server processes sharing the port (they share the state dir safely).",
+    ),
+]
+ENV_STOP_ON_EXIT = "DATASET_WORKER_STOP_WORKER_ON_EXIT"
 
 
 def is_loopback(host: str) -> bool:
@@ -42,9 +62,10 @@ def serve(
     port: Port = 9090,
     stop_worker_on_exit: StopOnExit = False,
     access_log: AccessLog = True,
+    workers: Workers = 1,
 ) -> None:
     """Run the admin server: HTTP API (OpenAPI at /openapi.json, docs at /docs) and web page."""
-    run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, demo=False)
+    run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, workers, demo=False)
 
 
 def demo(
@@ -53,13 +74,21 @@ def demo(
     port: Port = 9090,
     stop_worker_on_exit: StopOnExit = False,
     access_log: AccessLog = True,
+    workers: Workers = 1,
 ) -> None:
     """Like serve, with a demo preparation over a small sample folder in the state dir."""
-    run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, demo=True)
+    run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, workers, demo=True)
 
 
 def run_server(
-    resolved: Settings, host: str, port: int, stop_on_exit: bool, access_log: bool, *, demo: bool
+    resolved: Settings,
+    host: str,
+    port: int,
+    stop_on_exit: bool,
+    access_log: bool,
+    workers: int = 1,
+    *,
+    demo: bool,
 ) -> None:
     """Check the bind address, resolve the token, build the app and serve it with uvicorn."""
     import uvicorn
@@ -78,7 +107,6 @@ def run_server(
     token = resolve_admin_token(resolved.state_dir)
     if demo:
         _ensure_demo(resolved)
-    app = create_app(resolved, token=token.value, stop_worker_on_shutdown=stop_on_exit)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     typer.echo(f"dataset-worker admin server: {url} (API docs: {url}docs)")
     if token.source == "generated":
@@ -88,14 +116,37 @@ def run_server(
         where = ENV_ADMIN_TOKEN if token.source == "env" else token_path(resolved.state_dir)
         typer.echo(f"admin token (from {where}):")
         typer.echo(f"  {token.value}")
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,  # keep our logfmt handlers
-        access_log=access_log,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,  # keep our logfmt handlers
+        "access_log": access_log,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    if workers == 1:
+        app = create_app(resolved, token=token.value, stop_worker_on_shutdown=stop_on_exit)
+        uvicorn.run(app, **options)
+        return
+    # Several processes: each builds its app from the environment (migrate once, first).
+    open_database(resolved.database_url).dispose()
+    os.environ.update(
+        {
+            ENV_STATE_DIR: str(resolved.state_dir),
+            ENV_DATABASE_URL: resolved.database_url,
+            ENV_STOP_ON_EXIT: "1" if stop_on_exit else "0",
+        }
     )
+    uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several server processes (uvicorn --workers), configured by run_server."""
+    from dataset_worker.api.app import create_app
+
+    setup_logging("INFO")
+    _quiet_library_logs()
+    stop_on_exit = os.environ.get(ENV_STOP_ON_EXIT) == "1"
+    return create_app(load_settings(), stop_worker_on_shutdown=stop_on_exit)
 
 
 class _DropColorMessage(logging.Filter):
@@ -113,7 +164,6 @@ def _quiet_library_logs() -> None:
 
 
 def _ensure_demo(resolved: Settings) -> None:
-    from dataset_worker.db import open_database
     from dataset_worker.prep.demo import ensure_demo_preparation
 
     db = open_database(resolved.database_url)
