@@ -76,8 +76,10 @@ def create_app(
     install_error_handlers(app)
     for module in (worker, logs, preparations, ops):
         app.include_router(module.router)
-    # Last, so API routes win: the web page's files at / (404 when the folder is empty).
-    app.mount("/", StaticFiles(directory=web_dir, html=True, check_dir=False), name="web")
+    # Last, so API routes win: the web page's files at / (404 when the folder is empty; with no
+    # folder at all nothing is mounted, as StaticFiles would fail every request with a 500).
+    if web_dir.is_dir():
+        app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
     app.add_middleware(BearerAuthMiddleware, token=admin_token)
     return app
 
