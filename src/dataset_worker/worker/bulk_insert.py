@@ -71,3 +71,17 @@ def _postgresql(
         for row_id, row in zip(ids, rows, strict=True):
             copy.write_row((row_id, *row))
     return ids
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """Run one statement for many rows through the driver's executemany.
+
+    `sql` uses `?` placeholders and quoted-where-needed names; they are turned into `%s` for
+    drivers with the format paramstyle (psycopg). Per-row parameter processing in SQLAlchemy
+    would cost more than the statement itself when there are 100,000 rows.
+    """
+    if not rows:
+        return
+    if conn.dialect.paramstyle in ("format", "pyformat"):
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, list(rows))

@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.cid import EMPTY_FILE_CID, cid_to_str
-from dataset_worker.db.models import Car, CarBlock, Directory, PieceType
+from dataset_worker.db.models import Car, Directory, PieceType
 from dataset_worker.logs import log_event
 from dataset_worker.storage import choose_output
 from dataset_worker.worker.attachment import (
@@ -26,15 +26,16 @@ from dataset_worker.worker.attachment import (
     lock_own_job,
     root_directory,
 )
+from dataset_worker.worker.bulk_insert import execute_many
 from dataset_worker.worker.context import JobContext
 from dataset_worker.worker.dirdata import build_node, decode_entries, extra_blocks
+from dataset_worker.worker.pack_record import CAR_BLOCK_INSERT
 from dataset_worker.worker.piece_writer import (
     NoContentError,
     PieceWriter,
     SealedPiece,
     record_or_unpublish,
 )
-from dataset_worker.worker.tables import DIRECTORIES
 
 DAG_MIN_CONTENT = 59  # only the header: nothing to export
 DIRECTORY_BATCH = 200
@@ -53,7 +54,8 @@ class DagNotReadyError(Exception):
 class _Export:
     """What the streamed DAG CAR contains: block rows and the directories it exported."""
 
-    blocks: list[dict[str, object]] = field(default_factory=list)
+    # car_blocks values up to file_offset: cid, car_offset, car_block_length, varint, raw_block
+    blocks: list[tuple[object, ...]] = field(default_factory=list)
     block_count: int = 0
     directories: list[tuple[int, bytes]] = field(default_factory=list)
 
@@ -80,13 +82,14 @@ def run_daggen(ctx: JobContext) -> None:
             location = writer.car.write_block(cid, block)
             if not setup.no_inline:  # the rows are only kept for inline preparations
                 export.blocks.append(
-                    {
-                        "cid": cid,
-                        "car_offset": location.car_offset,
-                        "car_block_length": location.car_block_length,
-                        "varint": location.varint,
-                        "raw_block": block,
-                    }
+                    (
+                        cid,
+                        location.car_offset,
+                        location.car_block_length,
+                        location.varint,
+                        block,
+                        None,
+                    )
                 )
             export.block_count += 1
         ctx.check_cancelled()
@@ -181,16 +184,13 @@ def _record(
         )
         .returning(Car.id)
     ).scalar_one()
+    conn = session.connection()
     for start in range(0, len(export.blocks), INSERT_BATCH):
         rows = export.blocks[start : start + INSERT_BATCH]
-        session.execute(insert(CarBlock), [{**row, "car_id": car_id} for row in rows])
+        execute_many(conn, CAR_BLOCK_INSERT, [(*row, car_id, None) for row in rows])
     # Ascending ids, as the pack jobs lock them: no deadlock between the two.
-    session.connection().execute(
-        update(DIRECTORIES)
-        .where(
-            DIRECTORIES.c.id == bindparam("b_id"),
-            DIRECTORIES.c.cid == bindparam("b_cid"),
-        )
-        .values(exported=True),
-        [{"b_id": dir_id, "b_cid": cid} for dir_id, cid in export.directories],
+    execute_many(
+        conn,
+        "UPDATE directories SET exported = ? WHERE id = ? AND cid = ?",
+        [(True, dir_id, cid) for dir_id, cid in export.directories],
     )

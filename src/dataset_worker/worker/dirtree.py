@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataset_worker.db.models import Directory
+from dataset_worker.worker.bulk_insert import execute_many
 from dataset_worker.worker.dirdata import (
     DirEntry,
     Entries,
@@ -24,7 +25,6 @@ from dataset_worker.worker.dirdata import (
     decode_entries,
     encode_entries,
 )
-from dataset_worker.worker.tables import DIRECTORIES
 
 IN_CHUNK = 500
 
@@ -61,19 +61,16 @@ def update_directories(session: Session, files: Sequence[FinalisedFile]) -> int:
     for f in files:
         entries[f.directory_id][f.name] = DirEntry(f.cid, f.size, f.extras)
     depth = _depths(tree)
-    updates = []
+    updates: list[tuple[object, ...]] = []
     for dir_id in sorted(tree, key=lambda d: depth[d], reverse=True):
         node = build_node(entries[dir_id])
         row = tree[dir_id]
         if row.parent_id is not None:
             entries[row.parent_id][row.name] = DirEntry(node.cid, node.size)
-        updates.append(
-            {"b_id": dir_id, "b_cid": node.cid, "b_data": encode_entries(entries[dir_id])}
-        )
-    session.connection().execute(
-        update(DIRECTORIES)
-        .where(DIRECTORIES.c.id == bindparam("b_id"))
-        .values(cid=bindparam("b_cid"), data=bindparam("b_data"), exported=False),
+        updates.append((node.cid, encode_entries(entries[dir_id]), False, dir_id))
+    execute_many(
+        session.connection(),
+        "UPDATE directories SET cid = ?, data = ?, exported = ? WHERE id = ?",
         updates,
     )
     return len(updates)

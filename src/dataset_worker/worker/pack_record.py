@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.chunker import BlockKind
@@ -19,9 +19,9 @@ from dataset_worker.content.packer import PackedCar, PackedRange
 from dataset_worker.content.unixfs import assemble_file_from_links
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, PieceType
 from dataset_worker.worker.attachment import AttachmentSetup, lock_own_job
+from dataset_worker.worker.bulk_insert import execute_many
 from dataset_worker.worker.context import JobContext
 from dataset_worker.worker.dirtree import FinalisedFile, update_directories
-from dataset_worker.worker.tables import FILE_RANGES, FILES
 
 INSERT_BATCH = 1000
 
@@ -127,24 +127,16 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
 def _store_range_cids(
     session: Session, ranges: Sequence[JobRange], measured: Mapping[Hashable, PackedRange]
 ) -> None:
-    rows = []
-    sizes = []
+    rows: list[tuple[object, ...]] = []
+    sizes: list[tuple[object, ...]] = []
     for r in ranges:
         packed = measured[r.range_id]
-        rows.append({"b_id": r.range_id, "b_cid": packed.cid, "b_length": packed.length})
+        rows.append((packed.cid, packed.length, r.range_id))
         if r.length == -1:  # unknown size: the file is as long as what was read (spec §5.8.1)
-            sizes.append({"b_id": r.file_id, "b_size": packed.length})
-    session.connection().execute(
-        update(FILE_RANGES)
-        .where(FILE_RANGES.c.id == bindparam("b_id"))
-        .values(cid=bindparam("b_cid"), length=bindparam("b_length")),
-        rows,
-    )
-    if sizes:
-        session.connection().execute(
-            update(FILES).where(FILES.c.id == bindparam("b_id")).values(size=bindparam("b_size")),
-            sizes,
-        )
+            sizes.append((packed.length, r.file_id))
+    conn = session.connection()
+    execute_many(conn, 'UPDATE file_ranges SET cid = ?, "length" = ? WHERE id = ?', rows)
+    execute_many(conn, "UPDATE files SET size = ? WHERE id = ?", sizes)
 
 
 def _file_name(path: str) -> str:
@@ -157,12 +149,12 @@ def _whole_files(
     """Files held whole by one range: file CID = range CID."""
     finalised: list[FinalisedFile] = []
     paths: list[str] = []
-    rows: list[dict[str, object]] = []
+    rows: list[tuple[object, ...]] = []
     for r in ranges:
         packed = measured[r.range_id]
         if not r.whole_file or packed.cid is None:
             continue  # a split file, or a range skipped as inaccessible
-        rows.append({"b_id": r.file_id, "b_cid": packed.cid})
+        rows.append((packed.cid, r.file_id))
         paths.append(r.path)
         if r.directory_id is not None:
             finalised.append(
@@ -185,7 +177,7 @@ def _split_files(
         return [], []
     ids = sorted(split)
     session.execute(select(File.id).where(File.id.in_(ids)).order_by(File.id).with_for_update())
-    update_rows = []
+    update_rows: list[tuple[object, ...]] = []
     finalised: list[FinalisedFile] = []
     paths: list[str] = []
     for file_id in ids:
@@ -198,7 +190,7 @@ def _split_files(
         if len(links) < len(parts):
             continue  # another job still has to pack a part of this file
         dag = assemble_file_from_links(links)
-        update_rows.append({"b_id": file_id, "b_cid": dag.root_cid})
+        update_rows.append((dag.root_cid, file_id))
         r = split[file_id]
         paths.append(r.path)
         if r.directory_id is not None:
@@ -211,36 +203,50 @@ def _split_files(
     return finalised, paths
 
 
-def _set_file_cids(session: Session, rows: list[dict[str, object]]) -> None:
-    if rows:
-        session.connection().execute(
-            update(FILES).where(FILES.c.id == bindparam("b_id")).values(cid=bindparam("b_cid")),
-            rows,
-        )
+def _set_file_cids(session: Session, rows: list[tuple[object, ...]]) -> None:
+    """(cid, file id) rows."""
+    execute_many(session.connection(), "UPDATE files SET cid = ? WHERE id = ?", rows)
+
+
+CAR_BLOCK_INSERT = (
+    "INSERT INTO car_blocks (cid, car_offset, car_block_length, varint, raw_block, file_offset, "
+    "car_id, file_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _insert_blocks(
     session: Session, car_id: int, packed: PackedCar, by_id: dict[int, JobRange]
 ) -> None:
     """car_blocks rows: leaves point into their file, dag-pb nodes carry their bytes."""
-    batch: list[dict[str, object]] = []
+    conn = session.connection()
+    batch: list[tuple[object, ...]] = []
     for block in packed.blocks:
-        leaf = block.kind is BlockKind.LEAF
-        source = by_id[block.range_key]  # type: ignore[index]  # keys are the range ids
-        batch.append(
-            {
-                "cid": block.cid,
-                "car_offset": block.car_offset,
-                "car_block_length": block.car_block_length,
-                "varint": block.varint,
-                "raw_block": None if leaf else block.raw_block,
-                "file_offset": block.file_offset if leaf else None,
-                "car_id": car_id,
-                "file_id": source.file_id if leaf else None,
-            }
-        )
+        row: tuple[object, ...]
+        if block.kind is BlockKind.LEAF:
+            file_id = by_id[block.range_key].file_id  # type: ignore[index]  # keys are range ids
+            row = (
+                block.cid,
+                block.car_offset,
+                block.car_block_length,
+                block.varint,
+                None,
+                block.file_offset,
+                car_id,
+                file_id,
+            )
+        else:
+            row = (
+                block.cid,
+                block.car_offset,
+                block.car_block_length,
+                block.varint,
+                block.raw_block,
+                None,
+                car_id,
+                None,
+            )
+        batch.append(row)
         if len(batch) >= INSERT_BATCH:
-            session.execute(insert(CarBlock), batch)
+            execute_many(conn, CAR_BLOCK_INSERT, batch)
             batch = []
-    if batch:
-        session.execute(insert(CarBlock), batch)
+    execute_many(conn, CAR_BLOCK_INSERT, batch)
