@@ -52,5 +52,13 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log one event with fields: log_event(log, "job.claimed", job=42, type="pack")."""
-    logger.log(level, event, extra=fields, stacklevel=2)
+    """Log one event with fields: log_event(log, "job.claimed", job=42, type="pack").
+
+    A field named like a LogRecord attribute ("name", "msg", …) would make logging raise, so it
+    is written with a trailing underscore instead ("name_=…").
+    """
+    safe = {
+        (f"{k}_" if k in _RESERVED or k in ("message", "asctime") else k): v
+        for k, v in fields.items()
+    }
+    logger.log(level, event, extra=safe, stacklevel=2)

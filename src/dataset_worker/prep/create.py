@@ -155,7 +155,7 @@ def create_preparation(db: Database, req: CreatePreparationRequest) -> Preparati
         for folder in made:
             _remove_if_empty(folder)
         raise
-    log_event(logger, "preparation.created", id=view.id, name=view.name, source=str(source))
+    log_event(logger, "preparation.created", id=view.id, preparation=view.name, source=str(source))
     return view
 
 
