@@ -104,7 +104,7 @@ def test_a_killed_workers_job_is_reclaimed_within_the_stale_window(
     killed_at = time.monotonic()
     wait_until(lambda: job(db, job_id).state == JobState.COMPLETE, 15, "job redone")
     # stale-after 1s + one reaper period 0.2s + one poll 0.1s, with room for a loaded machine.
-    assert time.monotonic() - killed_at < 5
+    assert time.monotonic() - killed_at < 6
     assert "reaper.reaped" in rescuer.output()
     assert dead_owner not in worker_ids(db)
     rescuer.signal(signal.SIGTERM)
