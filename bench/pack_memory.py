@@ -92,7 +92,7 @@ def main() -> None:
     for size, r in results.items():
         print(
             f"{size} GiB source → CAR {r['car_bytes'] / GIB:.3f} GiB: peak RSS {r['peak_rss_mib']:.0f} MiB "
-            f"(before packing {r['rss_before_mib']:.0f} MiB), {r['car_bytes'] / r['seconds'] / 1e6:.0f} MB/s"
+            f"(before packing {r['rss_before_mib']:.0f} MiB), packed in {r['seconds']:.1f} s"
         )
     peaks = [r["peak_rss_mib"] for r in results.values()]
     print(
