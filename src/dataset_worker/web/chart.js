@@ -57,7 +57,7 @@ export class PackedChart {
     }
     const t0 = samples[0].t;
     const t1 = Math.max(last.t, t0 + 1);
-    const top = niceCeiling(Math.max(...samples.map((s) => s.v), 1));
+    const top = niceCeiling(Math.max(...samples.map((s) => s.v), 1024)); // at least 1 KiB: whole labels
     const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
     const y = (v) => pad.top + (1 - v / top) * (height - pad.top - pad.bottom);
 
