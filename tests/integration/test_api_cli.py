@@ -82,3 +82,36 @@ def test_demo_prints_the_url_and_token_and_creates_the_demo_preparation(tmp_path
     assert (state_dir / "demo-source").is_dir()
     again, _port = run_until_ready(state_dir, "demo")
     assert token in again  # the development server shows it every time
+
+
+def test_serve_creates_a_missing_state_dir_when_the_token_comes_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    state_dir = tmp_path / "new" / "state"
+    port = free_port()
+    server = subprocess.Popen(
+        command(state_dir, "serve", "--port", str(port), "--no-access-log"),
+        env={**env_without_token(), ENV_ADMIN_TOKEN: "t" * 40},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"the server exited: {server.stderr}"
+            try:
+                reply = httpx.get(
+                    f"http://127.0.0.1:{port}/api/dataset-worker/status",
+                    headers={"Authorization": "Bearer " + "t" * 40},
+                    timeout=1,
+                )
+                break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer"
+            time.sleep(0.05)
+        assert reply.status_code == 200 and reply.json()["running"] is False
+        assert state_dir.is_dir()
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)

@@ -98,6 +98,8 @@ def run_server(
 
     setup_logging("INFO")
     _quiet_library_logs()
+    # The server keeps its token, worker logs, pid file and audit log here, whatever the database.
+    resolved.state_dir.mkdir(parents=True, exist_ok=True)
     if not is_loopback(host) and configured_token(resolved.state_dir) is None:
         fail(
             f"refusing to bind {host}, which other machines can reach, without an admin token: "
