@@ -6,6 +6,7 @@ upgrade runs under a lock: a PostgreSQL advisory lock, or on SQLite the write lo
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -33,6 +34,8 @@ def head_revision() -> str | None:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision; a no-op when it already is."""
+    # Alembic's INFO lines ("Context impl SQLiteImpl.") are noise in every worker's log.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     head = head_revision()
     with engine.connect() as probe:
         if MigrationContext.configure(probe).get_current_revision() == head:
