@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import dataset_worker.cli.common as cli_common
 from dataset_worker.cli import app
 from dataset_worker.cli import cid as cid_cli
 from dataset_worker.content.cid import cid_to_str, raw_cid
@@ -96,12 +97,12 @@ def test_unreadable_file_fails_clearly(tmp_path: Path, monkeypatch: pytest.Monke
         def refuse(*_args: object, **_kwargs: object) -> None:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-        monkeypatch.setattr(cid_cli, "open", refuse, raising=False)
+        monkeypatch.setattr(cli_common, "open", refuse, raising=False)
     else:
         path.chmod(0)
     code, _, err = _run(str(path))
     assert code != 0
-    assert "secret: cannot read: Permission denied" in err
+    assert "secret: cannot read: permission denied" in err
 
 
 def test_read_error_midway_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +114,7 @@ def test_read_error_midway_fails_clearly(tmp_path: Path, monkeypatch: pytest.Mon
             raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(
-        cid_cli, "open", lambda name, mode: FailingReader(name, mode), raising=False
+        cli_common, "open", lambda name, mode, **_: FailingReader(name, mode), raising=False
     )
     code, _, err = _run(str(path))
     assert code != 0

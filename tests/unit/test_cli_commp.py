@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import dataset_worker.cli.common as cli_common
 from dataset_worker.cli import app
 from dataset_worker.cli import commp as commp_cli
 from dataset_worker.content.cid import cid_to_str, piece_cid
@@ -110,7 +111,7 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(commp_cli, "open", denied, raising=False)
+    monkeypatch.setattr(cli_common, "open", denied, raising=False)
     result = runner.invoke(app, ["commp", str(path)])
     assert result.exit_code == 1
     assert f"{path}: cannot read: permission denied" in result.stderr
@@ -128,7 +129,7 @@ def test_read_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         real_open(file).close()
         return FailingFile(file)
 
-    monkeypatch.setattr(commp_cli, "open", failing_open, raising=False)
+    monkeypatch.setattr(cli_common, "open", failing_open, raising=False)
     result = runner.invoke(app, ["commp", str(path)])
     assert result.exit_code == 1
     assert f"{path}: cannot read: Input/output error" in result.stderr
@@ -146,14 +147,14 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_only_for_large_files_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    big = commp_cli.PROGRESS_MIN_SIZE
-    with commp_cli._progress(big, "f") as advance:
+    big = cli_common.PROGRESS_MIN_SIZE
+    with cli_common.file_progress(big, "f") as advance:
         assert advance is None  # stderr is not a terminal under pytest
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    with commp_cli._progress(big - 1, "f") as advance:
+    with cli_common.file_progress(big - 1, "f") as advance:
         assert advance is None
-    with commp_cli._progress(big, "file.car") as advance:
+    with cli_common.file_progress(big, "file.car") as advance:
         assert advance is not None
         advance(big)
     assert "file.car" in terminal.getvalue()

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from dataset_worker.cli.common import fail
+from dataset_worker.cli.common import fail, file_progress, reading_regular_file
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import (
     MAX_PAYLOAD,
@@ -36,7 +23,6 @@ from dataset_worker.content.commp import (
 from dataset_worker.sizes import SizeError, format_size, is_power_of_two, parse_size
 
 READ_SIZE = 4 << 20  # one reused buffer: constant memory whatever the file size
-PROGRESS_MIN_SIZE = 64 << 20  # below this a bar would only flicker
 
 
 def commp_command(
@@ -87,58 +73,26 @@ def _parse_min_piece_size(text: str | None) -> int | None:
 
 def _file_commp(file: Path) -> CommPResult:
     """Stream the file through a CommP calculator; exits with a clear message on failure."""
-    try:
-        with open(file, "rb", buffering=0) as stream:
-            info = os.fstat(stream.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                fail(f"{file}: not a regular file")
-            if info.st_size < MIN_PAYLOAD:
-                fail(
-                    f"{file}: too small for a piece: {info.st_size} bytes, "
-                    f"commP needs at least {MIN_PAYLOAD}"
-                )
-            if info.st_size > MAX_PAYLOAD:
-                fail(
-                    f"{file}: too large for one piece: {info.st_size} bytes, "
-                    f"at most {MAX_PAYLOAD} fit the {format_size(MAX_PIECE_SIZE)} piece limit"
-                )
-            calc = CommP()
-            buffer = bytearray(READ_SIZE)
-            view = memoryview(buffer)
-            with _progress(info.st_size, file.name) as advance:
-                while n := stream.readinto(buffer):
-                    calc.update(view[:n])
-                    if advance is not None:
-                        advance(n)
+    with reading_regular_file(file, buffering=0) as (stream, size):
+        if size < MIN_PAYLOAD:
+            fail(f"{file}: too small for a piece: {size} bytes, commP needs at least {MIN_PAYLOAD}")
+        if size > MAX_PAYLOAD:
+            fail(
+                f"{file}: too large for one piece: {size} bytes, "
+                f"at most {MAX_PAYLOAD} fit the {format_size(MAX_PIECE_SIZE)} piece limit"
+            )
+        calc = CommP()
+        buffer = bytearray(READ_SIZE)
+        view = memoryview(buffer)
+        with file_progress(size, file.name) as advance:
+            while n := stream.readinto(buffer):
+                calc.update(view[:n])
+                if advance is not None:
+                    advance(n)
+        try:
             return calc.digest()
-    except IsADirectoryError:
-        fail(f"{file}: is a directory; give a regular file")
-    except FileNotFoundError:
-        fail(f"{file}: no such file")
-    except PermissionError:
-        fail(f"{file}: cannot read: permission denied")
-    except OSError as exc:
-        fail(f"{file}: cannot read: {exc.strerror or exc}")
-    except CommPError as exc:  # the file changed size while being read
-        fail(f"{file}: {exc}")
-
-
-@contextmanager
-def _progress(size: int, name: str) -> Iterator[Callable[[int], object] | None]:
-    """A rich progress bar on stderr for large files on a terminal; otherwise nothing."""
-    if size < PROGRESS_MIN_SIZE or not sys.stderr.isatty():
-        yield None
-        return
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(name, total=size)
-        yield lambda n: progress.advance(task, n)
+        except CommPError as exc:  # the file changed size while being read
+            fail(f"{file}: {exc}")
 
 
 def register(app: typer.Typer) -> None:
