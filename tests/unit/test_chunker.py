@@ -258,3 +258,25 @@ def test_file_cid_refuses_bad_sizes() -> None:
         stream_file_cid(io.BytesIO(b""), -1)
     with pytest.raises(ValueError, match="range size must be positive"):
         stream_file_cid(io.BytesIO(b""), 0, range_size=0)
+
+
+@pytest.mark.parametrize("size", [0, 3, 4, 9, 4 * 37 + 1])
+def test_read_ahead_off_gives_the_same_blocks(size: int) -> None:
+    data = os.urandom(size)
+    on = RangeChunker(io.BytesIO(data), 0, size, chunk_size=4)
+    off = RangeChunker(io.BytesIO(data), 0, size, chunk_size=4, read_ahead=False)
+    assert _collect(off) == _collect(on)
+    assert (off.cid, off.length) == (on.cid, on.length)
+
+
+def test_read_ahead_off_starts_no_thread_and_reuses_one_buffer() -> None:
+    buffer = bytearray(4)
+    chunker = RangeChunker(
+        io.BytesIO(bytes(400)), 0, 400, buffer=buffer, chunk_size=4, read_ahead=False
+    )
+    owners = set()
+    for block in chunker:
+        assert _read_ahead_threads() == []
+        if block.kind is BlockKind.LEAF:
+            owners.add(id(block.data.obj))
+    assert owners == {id(buffer)}

@@ -15,7 +15,15 @@ from dataset_worker.content.car import CarReader, CarWriter
 from dataset_worker.content.chunker import CHUNK_SIZE, BlockKind
 from dataset_worker.content.cid import DAG_PB_PREFIX, EMPTY_FILE_CID, RAW_PREFIX, raw_cid
 from dataset_worker.content.dagpb import decode_node
-from dataset_worker.content.packer import ClosableStream, PackedCar, RangeSource, pack_ranges
+from dataset_worker.content.packer import (
+    BlockRecord,
+    ClosableStream,
+    PackedCar,
+    PackedRange,
+    RangeSource,
+    pack_ranges,
+    write_ranges,
+)
 from dataset_worker.content.unixfs import assemble_file_from_links
 
 MIB = 1 << 20
@@ -193,3 +201,45 @@ def test_tee_hashes_exactly_the_car_bytes(files: dict[int, Path]) -> None:
     out = io.BytesIO()
     pack_ranges([_source(files[2 * MIB - 1])], CarWriter(out, tee=digest.update))
     assert digest.digest() == hashlib.sha256(out.getvalue()).digest()
+
+
+def test_read_ahead_off_writes_the_same_car_and_records(files: dict[int, Path]) -> None:
+    sizes = [0, 1024, 2 * MIB + 1, 10 * MIB]
+    results = []
+    for read_ahead in (True, False):
+        out = io.BytesIO()
+        packed = pack_ranges(
+            [_source(files[size]) for size in sizes], CarWriter(out), read_ahead=read_ahead
+        )
+        results.append((packed, out.getvalue()))
+    (on, car_on), (off, car_off) = results
+    assert car_off == car_on
+    assert off == on
+    _assert_reads_back(off, car_off)
+
+
+def test_write_ranges_hands_results_to_the_sink_as_they_come(files: dict[int, Path]) -> None:
+    events: list[tuple[str, Hashable]] = []
+
+    class Sink:
+        def add_block(self, record: BlockRecord, /) -> None:
+            events.append(("block", record.range_key))
+
+        def add_range(self, packed: PackedRange, /) -> None:
+            events.append(("range", packed.key))
+
+    writer = CarWriter(io.BytesIO())
+    sources = [
+        _source(files[2 * MIB + 1], key="big"),
+        RangeSource("gone", 0, 5, lambda: None),
+        _source(files[1], key="one"),
+    ]
+    write_ranges(sources, writer, Sink(), read_ahead=False)
+    assert events == [
+        *[("block", "big")] * 4,
+        ("range", "big"),
+        ("range", "gone"),
+        ("block", "one"),
+        ("range", "one"),
+    ]
+    assert writer.bytes_written == ASSEMBLER_CAR_SIZES[2 * MIB + 1] + 97 - 59

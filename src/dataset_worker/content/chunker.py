@@ -58,6 +58,8 @@ class RangeChunker:
 
     The stream must already be positioned at `offset`. `length` -1 reads to end of file and
     `length` then reports the bytes actually read. `label` names the source in errors.
+    `read_ahead` (default on) reads and hashes up to PREFETCH_BUFFERS chunks ahead in a thread:
+    it uses a spare core, but only adds contention when every core is already busy.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class RangeChunker:
         label: str = "",
         buffer: bytearray | None = None,
         chunk_size: int = CHUNK_SIZE,
+        read_ahead: bool = True,
     ) -> None:
         if offset < 0:
             raise ValueError(f"range offset must not be negative, got {offset}")
@@ -81,6 +84,7 @@ class RangeChunker:
         self._requested = length
         self.label = label
         self._chunk_size = chunk_size
+        self._read_ahead = read_ahead
         self._buffer = buffer if buffer is not None and len(buffer) >= chunk_size else None
         self._cid: bytes | None = None
         self._length: int | None = None
@@ -125,11 +129,12 @@ class RangeChunker:
         self._cid = dag.root_cid
 
     def _hashed_chunks(self) -> contextlib.AbstractContextManager[Iterator[_Chunk]]:
-        """(CID, data) of each chunk; read ahead in a thread when the range has several."""
+        """(CID, data) of each chunk; read ahead in a thread when the range has several and
+        read-ahead is on. Without it, every chunk reuses one buffer."""
         first = memoryview(
             self._buffer if self._buffer is not None else bytearray(self._chunk_size)
         )
-        if 0 <= self._requested <= self._chunk_size:
+        if not self._read_ahead or 0 <= self._requested <= self._chunk_size:
             return contextlib.nullcontext(self._read_chunks(lambda: first))
         return _prefetched(self._read_chunks, first, self._chunk_size)
 

@@ -1,8 +1,8 @@
 """The data-piece assembly loop of a pack job (spec §5.3-§5.6, §5.8), free of DB and storage.
 
 Each range is read from a stream the caller opens, cut into blocks in Singularity's order and
-written to the CAR as the blocks are produced. The result carries what the DB layer records:
-range CIDs and measured lengths, and one record per block for the car_blocks rows.
+written to the CAR as the blocks are produced. What the DB layer records (range CIDs and
+measured lengths, one record per block for the car_blocks rows) goes to a sink as it is made.
 """
 
 from __future__ import annotations
@@ -61,39 +61,82 @@ class BlockRecord:
     raw_block: bytes | None
 
 
+class PackSink(Protocol):
+    """Where `write_ranges` hands its results, as they are produced."""
+
+    def add_block(self, record: BlockRecord, /) -> None: ...
+
+    def add_range(self, packed: PackedRange, /) -> None: ...
+
+
 @dataclass(slots=True)
 class PackedCar:
-    """What a data CAR holds: its root (the first block's CID), size, ranges and blocks."""
+    """What a data CAR holds: its root (the first block's CID), size, ranges and blocks.
+
+    It is also a `PackSink` that keeps everything in lists: fine for a few ranges; a pack job
+    of many files hands `write_ranges` a sink that spools to disk instead.
+    """
 
     root_cid: bytes | None = None
     car_size: int = 0
     ranges: list[PackedRange] = field(default_factory=list)
     blocks: list[BlockRecord] = field(default_factory=list)
 
+    def add_block(self, record: BlockRecord, /) -> None:
+        """Keep one block record."""
+        self.blocks.append(record)
 
-def pack_ranges(ranges: Iterable[RangeSource], writer: CarWriter) -> PackedCar:
+    def add_range(self, packed: PackedRange, /) -> None:
+        """Keep one range result."""
+        self.ranges.append(packed)
+
+
+def pack_ranges(
+    ranges: Iterable[RangeSource], writer: CarWriter, *, read_ahead: bool = True
+) -> PackedCar:
+    """`write_ranges` into lists: the CAR's root, size, every range and every block record."""
+    packed = PackedCar()
+    write_ranges(ranges, writer, packed, read_ahead=read_ahead)
+    packed.root_cid = writer.root
+    packed.car_size = writer.bytes_written
+    return packed
+
+
+def write_ranges(
+    ranges: Iterable[RangeSource],
+    writer: CarWriter,
+    sink: PackSink,
+    *,
+    read_ahead: bool = True,
+) -> None:
     """Write every range's blocks into `writer` (which should have a lazy root) in order.
 
-    Ranges whose `open` returns None are recorded with cid None and add no block. The CAR root
-    is the CID of the first block written; if no block was written it stays None and the CAR
-    is empty.
+    Each block's record goes to `sink.add_block` right after the block is written, and each
+    range's result to `sink.add_range` after its last block, so memory does not grow with the
+    number of ranges. Ranges whose `open` returns None are reported with cid None and add no
+    block. The CAR root (`writer.root`) is the CID of the first block written; if no block was
+    written it stays None and the CAR is empty. `read_ahead` is passed to `RangeChunker`.
     """
-    packed = PackedCar()
     buffer = bytearray(CHUNK_SIZE)
     for source in ranges:
         stream = source.open()
         if stream is None:
-            packed.ranges.append(PackedRange(source.key, None, source.length))
+            sink.add_range(PackedRange(source.key, None, source.length))
             continue
         chunker = RangeChunker(
-            stream, source.offset, source.length, label=source.label, buffer=buffer
+            stream,
+            source.offset,
+            source.length,
+            label=source.label,
+            buffer=buffer,
+            read_ahead=read_ahead,
         )
         # Close the block generator before the stream: it stops the chunker's read-ahead thread.
         with closing(stream), closing(iter(chunker)) as blocks:
             for block in blocks:
                 location = writer.write_block(block.cid, block.data)
                 is_node = block.kind is BlockKind.NODE
-                packed.blocks.append(
+                sink.add_block(
                     BlockRecord(
                         cid=block.cid,
                         car_offset=location.car_offset,
@@ -105,7 +148,4 @@ def pack_ranges(ranges: Iterable[RangeSource], writer: CarWriter) -> PackedCar:
                         raw_block=bytes(block.data) if is_node else None,
                     )
                 )
-        packed.ranges.append(PackedRange(source.key, chunker.cid, chunker.length))
-    packed.root_cid = writer.root
-    packed.car_size = writer.bytes_written
-    return packed
+        sink.add_range(PackedRange(source.key, chunker.cid, chunker.length))

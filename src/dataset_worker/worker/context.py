@@ -51,7 +51,8 @@ class JobContext:
 
     `shutdown` is the process-wide stop event; `stop` is set by the state monitor when this job's
     row turns `paused` (or stops belonging to this worker). Handlers read them only through
-    `cancelled` / `check_cancelled()`.
+    `cancelled` / `check_cancelled()`. `read_ahead` tells a pack job whether to read its chunks
+    ahead in a second thread (the process turns it off when its pack jobs fill every core).
     """
 
     db: Database
@@ -62,6 +63,7 @@ class JobContext:
     logger: logging.Logger
     shutdown: threading.Event = field(default_factory=threading.Event)
     stop: StopSignal = field(default_factory=StopSignal)
+    read_ahead: bool = True
 
     @property
     def cancelled(self) -> bool:

@@ -134,7 +134,9 @@ def _pack(
     if removed:
         log_event(ctx.logger, "pack.removed_stale_temp", job=ctx.job_id, count=removed)
     with PieceWriter(target, tag) as writer:
-        packed = pack_ranges(_sources(ctx, setup.source, ranges), writer.car)
+        packed = pack_ranges(
+            _sources(ctx, setup.source, ranges), writer.car, read_ahead=ctx.read_ahead
+        )
         ctx.check_cancelled()
         sealed = writer.seal(setup.min_piece_size, pad=pad, min_content=DATA_MIN_CONTENT)
         storage_path = writer.publish()
