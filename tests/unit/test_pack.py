@@ -10,17 +10,30 @@ import pytest
 from sqlalchemy import func, select, update
 
 from dataset_worker.content.car import CarReader
+from dataset_worker.content.chunker import DEFAULT_RANGE_SIZE
 from dataset_worker.content.cid import EMPTY_FILE_CID, cid_to_str, raw_cid
 from dataset_worker.content.commp import commp_of, finalize
 from dataset_worker.content.dagpb import decode_node
 from dataset_worker.content.unixfs import assemble_file_from_links
 from dataset_worker.db import Database
-from dataset_worker.db.models import Car, CarBlock, File, FileRange, Job, JobState, JobType
+from dataset_worker.db.models import (
+    Car,
+    CarBlock,
+    Directory,
+    File,
+    FileRange,
+    Job,
+    JobState,
+    JobType,
+)
+from dataset_worker.worker import pack as pack_module
+from dataset_worker.worker import pack_record
 from dataset_worker.worker.context import JobContext, StopSignal
 from dataset_worker.worker.testing import (
     PreparationRows,
     add_job,
     make_local_preparation,
+    reference_root,
     run_job,
     run_ready_jobs,
     scan_and_pack,
@@ -299,3 +312,54 @@ def test_delete_after_export_removes_finalised_sources(db: Database, tmp_path: P
     scan_and_pack(db, rows.attachment_id)
     assert not (tmp_path / "src" / "a.bin").exists()
     assert not (tmp_path / "src" / "d" / "b.bin").exists()
+
+
+def test_small_pages_and_batches_record_the_same_tree(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ranges read 3 per query, rows sent 2 per executemany, directories updated ~4 files at a
+    # time: the recorded rows must be those of one big batch.
+    monkeypatch.setattr(pack_module, "RANGE_PAGE", 3)
+    monkeypatch.setattr(pack_record, "INSERT_BATCH", 2)
+    monkeypatch.setattr(pack_record, "DIRECTORY_BATCH", 4)
+    files: dict[str, int | bytes] = {
+        f"d{d}/f{i}.bin": 100 + 37 * i for d in range(3) for i in range(7)
+    }
+    files |= {"top.bin": 2 * MIB + 5, "d1/e/deep.bin": 0}
+    rows = prepare(db, tmp_path, files)
+    (run,) = scan_and_pack(db, rows.attachment_id)
+    assert run.state is JobState.COMPLETE
+    expected = reference_root(tmp_path / "src", DEFAULT_RANGE_SIZE)
+    assert expected is not None
+    with db.read() as s:
+        root_cid = s.scalar(select(Directory.cid).where(Directory.parent_id.is_(None)))
+        file_cids = {p: c for p, c in s.execute(select(File.path, File.cid))}
+        blocks = s.execute(
+            select(CarBlock.file_id, CarBlock.file_offset, CarBlock.raw_block.is_(None))
+        ).all()
+        (car,) = cars(db)
+    assert root_cid == expected[0]
+    assert len(file_cids) == len(files) and None not in file_cids.values()
+    assert file_cids["d2/f3.bin"] == raw_cid((tmp_path / "src" / "d2" / "f3.bin").read_bytes())
+    assert car.num_of_files == len(files)
+    # One leaf per small file, three leaves and one node for the 2 MiB file.
+    assert len(blocks) == len(files) - 1 + 4
+    assert sum(1 for _, _, leaf in blocks if not leaf) == 1
+
+
+def test_skipped_and_unknown_length_ranges_go_through_the_spool(
+    db: Database, tmp_path: Path
+) -> None:
+    rows = prepare(db, tmp_path, {"a.bin": 10, "b.bin": 20}, min_piece_size=128)
+    assert run_job(db, add_job(db, rows.attachment_id, JobType.SCAN)).state is JobState.COMPLETE
+    with db.write() as s:
+        s.execute(update(FileRange).values(length=-1))
+        s.execute(update(File).values(size=-1))
+    (run,) = run_ready_jobs(db, JobType.PACK)
+    assert run.state is JobState.COMPLETE
+    with db.read() as s:
+        assert sorted((p, n) for p, n in s.execute(select(File.path, File.size))) == [
+            ("a.bin", 10),
+            ("b.bin", 20),
+        ]
+        assert sorted(s.scalars(select(FileRange.length))) == [10, 20]

@@ -1,9 +1,11 @@
 """The pack job (spec §5): the job's ranges → one CAR file named `<pieceCID>.car` + its rows.
 
-Flow: load the ranges (in id order) → pick an output with room → stream every range's blocks
-into a temporary CAR while commP hashes the same bytes → seal (commP, piece size, padding of
-small CARs) → rename into place → record everything in one ownership-checked transaction.
-Any failure, cancellation included, removes the temporary file; nothing is recorded.
+Flow: size up the job's ranges → pick an output with room → stream every range's blocks (the
+ranges read from the DB a page at a time, in id order) into a temporary CAR while commP hashes
+the same bytes, and each block's and range's record into a spool file → seal (commP, piece
+size, padding of small CARs) → rename into place → record everything from the spool in one
+ownership-checked transaction. Memory stays flat in the number of files. Any failure,
+cancellation included, removes the temporary file; nothing is recorded.
 """
 
 from __future__ import annotations
@@ -12,22 +14,35 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.content.packer import RangeSource, pack_ranges
+from dataset_worker.content.packer import RangeSource, write_ranges
+from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.logs import log_event
 from dataset_worker.storage import RangeStream, SourceStorage, choose_output
 from dataset_worker.worker.attachment import AttachmentSetup, OutputTarget, load_setup
-from dataset_worker.worker.batching import estimate_car_size
+from dataset_worker.worker.batching import EMPTY_CAR_HEADER_SIZE, to_car_size
 from dataset_worker.worker.context import JobContext
-from dataset_worker.worker.pack_record import JobRange, Piece, Recorded, record_pack
+from dataset_worker.worker.pack_record import Piece, Recorded, finalised_paths, record_pack
+from dataset_worker.worker.pack_spool import JobRange, PackSpool
 from dataset_worker.worker.piece_writer import NoContentError, PieceWriter, record_or_unpublish
 
 DATA_MIN_CONTENT = 65  # a data CAR of at most this many bytes holds nothing (ErrNoContent)
+RANGE_PAGE = 1000  # ranges read per query while packing
+
+
+@dataclass(frozen=True, slots=True)
+class JobSize:
+    """The job's range count, data bytes (unknown lengths as 0) and CAR size estimate."""
+
+    ranges: int
+    data_bytes: int
+    car_estimate: int
 
 
 class _CancellableStream:
@@ -50,7 +65,7 @@ def run_pack(ctx: JobContext) -> None:
     started = time.monotonic()
     with ctx.db.read() as session:
         setup = load_setup(session, ctx.attachment_id)
-        ranges = load_job_ranges(session, ctx.job_id)
+        size = job_size(session, ctx.job_id)
         previous = session.execute(
             select(Car.storage_id, Car.storage_path, Car.file_size).where(Car.job_id == ctx.job_id)
         ).one_or_none()
@@ -59,10 +74,11 @@ def run_pack(ctx: JobContext) -> None:
         # An earlier run recorded everything but died before the job was marked complete.
         log_event(ctx.logger, "pack.already_recorded", job=ctx.job_id, path=previous[1])
         return
-    if not ranges:
+    if not size.ranges:
         raise NoContentError(f"no content to pack: job {ctx.job_id} has no file ranges")
-    recorded, piece = _pack(ctx, setup, outputs, ranges)
-    _after_commit(ctx, setup, outputs, recorded, piece)
+    with PackSpool(keep_blocks=not setup.no_inline) as spool:
+        recorded, piece = _pack(ctx, setup, outputs, size, spool)
+        _after_commit(ctx, setup, outputs, recorded, piece, spool)
     log_event(
         ctx.logger,
         "pack.done",
@@ -70,30 +86,56 @@ def run_pack(ctx: JobContext) -> None:
         piece_cid=cid_to_str(piece.piece_cid),
         piece_size=piece.piece_size,
         car_size=piece.file_size,
-        ranges=len(ranges),
-        files=len(recorded.finalised_paths),
+        ranges=size.ranges,
+        files=recorded.files,
         seconds=round(time.monotonic() - started, 3),
     )
 
 
-def load_job_ranges(session: Session, job_id: int) -> list[JobRange]:
-    """The job's ranges with their files, in id order (the CAR's order)."""
-    rows = session.execute(
-        select(
-            FileRange.id,
-            FileRange.offset,
-            FileRange.length,
-            File.id,
-            File.path,
-            File.size,
-            File.last_modified_nano,
-            File.directory_id,
-        )
-        .join(File, File.id == FileRange.file_id)
+def job_size(session: Session, job_id: int) -> JobSize:
+    """Count and size up the job's ranges without holding them in memory."""
+    lengths = session.scalars(
+        select(FileRange.length)
         .where(FileRange.job_id == job_id)
-        .order_by(FileRange.id)
+        .execution_options(yield_per=10_000)
     )
-    return [JobRange(*row) for row in rows]
+    count = data_bytes = 0
+    estimate = EMPTY_CAR_HEADER_SIZE
+    for length in lengths:
+        count += 1
+        data_bytes += max(length, 0)
+        estimate += to_car_size(length)
+    return JobSize(count, data_bytes, estimate)
+
+
+def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Iterator[JobRange]:
+    """The job's ranges with their files, in id order (the CAR's order), `page` (default
+    RANGE_PAGE) per query, each in its own short read transaction (packing may take hours)."""
+    page = page or RANGE_PAGE
+    last = 0
+    while True:
+        with db.read() as session:
+            rows = session.execute(
+                select(
+                    FileRange.id,
+                    FileRange.offset,
+                    FileRange.length,
+                    File.id,
+                    File.path,
+                    File.size,
+                    File.last_modified_nano,
+                    File.directory_id,
+                )
+                .join(File, File.id == FileRange.file_id)
+                .where(FileRange.job_id == job_id, FileRange.id > last)
+                .order_by(FileRange.id)
+                .limit(page)
+            )
+            ranges = [JobRange(*row) for row in rows]
+        yield from ranges
+        if len(ranges) < page:
+            return
+        last = ranges[-1].range_id
 
 
 def _already_stored(
@@ -106,8 +148,9 @@ def _already_stored(
 
 
 def _sources(
-    ctx: JobContext, source: SourceStorage, ranges: list[JobRange]
+    ctx: JobContext, source: SourceStorage, ranges: Iterator[JobRange]
 ) -> Iterator[RangeSource]:
+    """One RangeSource per range, keyed by the JobRange itself (the spool reads its fields)."""
     for r in ranges:
 
         def open_range(r: JobRange = r) -> _CancellableStream:
@@ -115,17 +158,20 @@ def _sources(
             stream = source.open_range(r.path, r.offset, size=r.file_size, mtime_ns=r.mtime_ns)
             return _CancellableStream(stream, ctx)
 
-        yield RangeSource(r.range_id, r.offset, r.length, open_range, label=r.path)
+        yield RangeSource(r, r.offset, r.length, open_range, label=r.path)
 
 
 def _pack(
-    ctx: JobContext, setup: AttachmentSetup, outputs: list[OutputTarget], ranges: list[JobRange]
+    ctx: JobContext,
+    setup: AttachmentSetup,
+    outputs: list[OutputTarget],
+    size: JobSize,
+    spool: PackSpool,
 ) -> tuple[Recorded, Piece]:
-    data_bytes = sum(max(r.length, 0) for r in ranges)
     # Singularity pads (a temp file, then literal zeros) only when the data is under half the
     # minimum piece; bigger inputs stream without the padding check (spec §5.7).
-    pad = data_bytes < setup.min_piece_size // 2
-    needed = estimate_car_size([r.length for r in ranges])
+    pad = size.data_bytes < setup.min_piece_size // 2
+    needed = size.car_estimate
     if pad:
         needed = max(needed, setup.min_piece_size * 127 // 128)
     target = choose_output([(o, o.storage) for o in outputs], needed)[0]
@@ -134,9 +180,13 @@ def _pack(
     if removed:
         log_event(ctx.logger, "pack.removed_stale_temp", job=ctx.job_id, count=removed)
     with PieceWriter(target, tag) as writer:
-        packed = pack_ranges(
-            _sources(ctx, setup.source, ranges), writer.car, read_ahead=ctx.read_ahead
-        )
+        sources = _sources(ctx, setup.source, iter_job_ranges(ctx.db, ctx.job_id))
+        write_ranges(sources, writer.car, spool, read_ahead=ctx.read_ahead)
+        if spool.range_count != size.ranges:
+            raise RuntimeError(
+                f"job {ctx.job_id} had {size.ranges} ranges but {spool.range_count} were packed "
+                "(its ranges changed while it was packed)"
+            )
         ctx.check_cancelled()
         sealed = writer.seal(setup.min_piece_size, pad=pad, min_content=DATA_MIN_CONTENT)
         storage_path = writer.publish()
@@ -150,7 +200,7 @@ def _pack(
     )
 
     def record(session: Session) -> Recorded:
-        return record_pack(session, ctx, setup, ranges, packed, piece)
+        return record_pack(session, ctx, setup, spool, piece)
 
     recorded = record_or_unpublish(ctx.db, target.storage, target.storage_id, storage_path, record)
     return recorded, piece
@@ -162,6 +212,7 @@ def _after_commit(
     outputs: list[OutputTarget],
     recorded: Recorded,
     piece: Piece,
+    spool: PackSpool,
 ) -> None:
     """Best-effort clean-ups once the piece is recorded: an earlier run's file under another
     name, and (delete-after-export) the source files finalised here."""
@@ -170,7 +221,7 @@ def _after_commit(
         if old_path and (old_storage, old_path) != (piece.storage_id, piece.storage_path):
             _remove_if_unused(ctx, outputs, old_storage, old_path)
     if setup.delete_after_export:
-        for path in recorded.finalised_paths:
+        for path in finalised_paths(spool, recorded):
             try:
                 setup.source.remove(path)
             except OSError as exc:

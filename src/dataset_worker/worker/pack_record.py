@@ -3,47 +3,28 @@
 Singularity writes range CIDs, file CIDs, the `cars` row, `car_blocks` and the directory tree in
 separate steps, so a failure half-way leaves a mix. Here they are one transaction that first
 checks the job still belongs to this worker; a re-run replaces the job's earlier `cars` row
-instead of adding a second one (cars.job_id is unique).
+instead of adding a second one (cars.job_id is unique). The rows come from the job's spool in
+batches, so the transaction's memory does not grow with the number of files either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
-from dataset_worker.content.chunker import BlockKind
-from dataset_worker.content.packer import PackedCar, PackedRange
 from dataset_worker.content.unixfs import assemble_file_from_links
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, PieceType
 from dataset_worker.worker.attachment import AttachmentSetup, lock_own_job
 from dataset_worker.worker.bulk_insert import execute_many
 from dataset_worker.worker.context import JobContext
 from dataset_worker.worker.dirtree import FinalisedFile, update_directories
+from dataset_worker.worker.pack_spool import PackSpool, SpooledRange
 
 INSERT_BATCH = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class JobRange:
-    """One range of the job with its file, as loaded before packing."""
-
-    range_id: int
-    offset: int
-    length: int
-    file_id: int
-    path: str
-    file_size: int
-    mtime_ns: int
-    directory_id: int | None
-
-    @property
-    def whole_file(self) -> bool:
-        """The range covers its whole file (the file CID is the range CID); a range of unknown
-        length (-1) always does."""
-        return self.offset == 0 and (self.length == self.file_size or self.length == -1)
+DIRECTORY_BATCH = 1000  # files per update_directories call (whole directories kept together)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +41,45 @@ class Piece:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What the transaction did: the car id, files finalised, and any row it replaced."""
+    """What the transaction did: the car id, how many files it finalised (whole files, whose
+    paths the spool has, then the split files in `split_paths`), and any row it replaced."""
 
     car_id: int
-    finalised: list[FinalisedFile]
-    finalised_paths: list[str]
+    files: int
+    split_paths: tuple[str, ...]
     replaced: tuple[int | None, str] | None
+
+
+class _Batcher:
+    """Rows for one statement, sent by executemany every INSERT_BATCH rows."""
+
+    def __init__(self, conn: Connection, sql: str) -> None:
+        self._conn = conn
+        self._sql = sql
+        self._rows: list[tuple[object, ...]] = []
+
+    def add(self, row: tuple[object, ...]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= INSERT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        execute_many(self._conn, self._sql, self._rows)
+        self._rows = []
 
 
 def record_pack(
     session: Session,
     ctx: JobContext,
     setup: AttachmentSetup,
-    ranges: Sequence[JobRange],
-    packed: PackedCar,
+    spool: PackSpool,
     piece: Piece,
 ) -> Recorded:
     """Write everything a packed job produced, in the caller's (write) transaction."""
     lock_own_job(session, ctx)
     replaced = _drop_previous_car(session, ctx.job_id)
-    by_id = {r.range_id: r for r in ranges}
-    measured = {p.key: p for p in packed.ranges}
-    _store_range_cids(session, ranges, measured)
-    finalised, paths = _whole_files(session, ranges, measured)
-    split, split_paths = _split_files(session, ranges)
-    finalised += split
-    paths += split_paths
+    whole_files, split = _store_ranges(session, spool)
+    split_done, split_paths = _split_files(session, split)
     car_id = session.execute(
         insert(Car)
         .values(
@@ -97,7 +91,7 @@ def record_pack(
             min_piece_size_padding=0,
             storage_id=piece.storage_id,
             storage_path=piece.storage_path,
-            num_of_files=len(paths),
+            num_of_files=whole_files + len(split_paths),
             preparation_id=setup.preparation_id,
             attachment_id=setup.attachment_id,
             job_id=ctx.job_id,
@@ -105,10 +99,23 @@ def record_pack(
         .returning(Car.id)
     ).scalar_one()
     if not setup.no_inline:
-        _insert_blocks(session, car_id, packed, by_id)
+        _insert_blocks(session, car_id, spool)
     if not setup.no_dag:
-        update_directories(session, finalised)
-    return Recorded(car_id, finalised, paths, replaced)
+        _update_directories(session, spool, split_done)
+    return Recorded(car_id, whole_files + len(split_paths), tuple(split_paths), replaced)
+
+
+def finalised_paths(spool: PackSpool, recorded: Recorded) -> Iterator[str]:
+    """Paths of the files the recorded job finalised: whole files in range order, then split."""
+    for r in spool.ranges():
+        if _finalises_whole_file(r):
+            yield r.path
+    yield from recorded.split_paths
+
+
+def _finalises_whole_file(r: SpooledRange) -> bool:
+    """A range holding its whole file gives the file its CID, unless it was skipped."""
+    return r.whole_file and r.cid is not None
 
 
 def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] | None:
@@ -124,55 +131,43 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
     return storage_id, storage_path
 
 
-def _store_range_cids(
-    session: Session, ranges: Sequence[JobRange], measured: Mapping[Hashable, PackedRange]
-) -> None:
-    rows: list[tuple[object, ...]] = []
-    sizes: list[tuple[object, ...]] = []
-    for r in ranges:
-        packed = measured[r.range_id]
-        rows.append((packed.cid, packed.length, r.range_id))
-        if r.length == -1:  # unknown size: the file is as long as what was read (spec §5.8.1)
-            sizes.append((packed.length, r.file_id))
+def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, SpooledRange]]:
+    """Range CIDs and lengths, sizes of files of unknown size (spec §5.8.1), CIDs of files held
+    whole by one range (file CID = range CID). Returns the count of those whole files and the
+    ranges of split files, by file id."""
     conn = session.connection()
-    execute_many(conn, 'UPDATE file_ranges SET cid = ?, "length" = ? WHERE id = ?', rows)
-    execute_many(conn, "UPDATE files SET size = ? WHERE id = ?", sizes)
+    ranges = _Batcher(conn, 'UPDATE file_ranges SET cid = ?, "length" = ? WHERE id = ?')
+    sizes = _Batcher(conn, "UPDATE files SET size = ? WHERE id = ?")
+    file_cids = _Batcher(conn, "UPDATE files SET cid = ? WHERE id = ?")
+    whole_files = 0
+    split: dict[int, SpooledRange] = {}
+    for r in spool.ranges():
+        ranges.add((r.cid, r.length, r.range_id))
+        if r.unknown_length:
+            sizes.add((r.length, r.file_id))
+        if not r.whole_file:
+            split[r.file_id] = r
+        elif r.cid is not None:  # None: a range skipped as inaccessible
+            file_cids.add((r.cid, r.file_id))
+            whole_files += 1
+    ranges.flush()
+    sizes.flush()
+    file_cids.flush()
+    return whole_files, split
 
 
 def _file_name(path: str) -> str:
     return path[path.rfind("/") + 1 :]
 
 
-def _whole_files(
-    session: Session, ranges: Sequence[JobRange], measured: Mapping[Hashable, PackedRange]
-) -> tuple[list[FinalisedFile], list[str]]:
-    """Files held whole by one range: file CID = range CID."""
-    finalised: list[FinalisedFile] = []
-    paths: list[str] = []
-    rows: list[tuple[object, ...]] = []
-    for r in ranges:
-        packed = measured[r.range_id]
-        if not r.whole_file or packed.cid is None:
-            continue  # a split file, or a range skipped as inaccessible
-        rows.append((packed.cid, r.file_id))
-        paths.append(r.path)
-        if r.directory_id is not None:
-            finalised.append(
-                FinalisedFile(r.directory_id, _file_name(r.path), packed.cid, packed.length)
-            )
-    _set_file_cids(session, rows)
-    return finalised, paths
-
-
 def _split_files(
-    session: Session, ranges: Sequence[JobRange]
+    session: Session, split: dict[int, SpooledRange]
 ) -> tuple[list[FinalisedFile], list[str]]:
     """Split files touched by this job whose ranges all have CIDs now (spec §5.4).
 
     The file rows are locked first (ascending ids) so that two jobs finishing the last two
     ranges of one file at the same time cannot both miss the other's CID on PostgreSQL.
     """
-    split = {r.file_id: r for r in ranges if not r.whole_file}
     if not split:
         return [], []
     ids = sorted(split)
@@ -199,13 +194,8 @@ def _split_files(
                     r.directory_id, _file_name(r.path), dag.root_cid, dag.size, tuple(dag.nodes)
                 )
             )
-    _set_file_cids(session, update_rows)
+    execute_many(session.connection(), "UPDATE files SET cid = ? WHERE id = ?", update_rows)
     return finalised, paths
-
-
-def _set_file_cids(session: Session, rows: list[tuple[object, ...]]) -> None:
-    """(cid, file id) rows."""
-    execute_many(session.connection(), "UPDATE files SET cid = ? WHERE id = ?", rows)
 
 
 CAR_BLOCK_INSERT = (
@@ -214,39 +204,31 @@ CAR_BLOCK_INSERT = (
 )
 
 
-def _insert_blocks(
-    session: Session, car_id: int, packed: PackedCar, by_id: dict[int, JobRange]
-) -> None:
+def _insert_blocks(session: Session, car_id: int, spool: PackSpool) -> None:
     """car_blocks rows: leaves point into their file, dag-pb nodes carry their bytes."""
-    conn = session.connection()
-    batch: list[tuple[object, ...]] = []
-    for block in packed.blocks:
-        row: tuple[object, ...]
-        if block.kind is BlockKind.LEAF:
-            file_id = by_id[block.range_key].file_id  # type: ignore[index]  # keys are range ids
-            row = (
-                block.cid,
-                block.car_offset,
-                block.car_block_length,
-                block.varint,
-                None,
-                block.file_offset,
-                car_id,
-                file_id,
-            )
-        else:
-            row = (
-                block.cid,
-                block.car_offset,
-                block.car_block_length,
-                block.varint,
-                block.raw_block,
-                None,
-                car_id,
-                None,
-            )
-        batch.append(row)
-        if len(batch) >= INSERT_BATCH:
-            execute_many(conn, CAR_BLOCK_INSERT, batch)
+    rows = _Batcher(session.connection(), CAR_BLOCK_INSERT)
+    for cid, car_offset, length, varint, raw_block, file_offset, file_id in spool.blocks():
+        rows.add((cid, car_offset, length, varint, raw_block, file_offset, car_id, file_id))
+    rows.flush()
+
+
+def _update_directories(
+    session: Session, spool: PackSpool, split_done: list[FinalisedFile]
+) -> None:
+    """Add the finalised files to their directories, a batch of directories at a time.
+
+    Each `update_directories` call reads the rows it rewrites, so later calls in this
+    transaction build on earlier ones and the end result is that of one call with every file.
+    A batch ends only where the directory changes, so a directory is rewritten once when its
+    files come together (the scan's order); split files come last, as before.
+    """
+    batch: list[FinalisedFile] = []
+    for r in spool.ranges():
+        if not _finalises_whole_file(r) or r.directory_id is None:
+            continue
+        if len(batch) >= DIRECTORY_BATCH and batch[-1].directory_id != r.directory_id:
+            update_directories(session, batch)
             batch = []
-    execute_many(conn, CAR_BLOCK_INSERT, batch)
+        assert r.cid is not None
+        batch.append(FinalisedFile(r.directory_id, _file_name(r.path), r.cid, r.length))
+    update_directories(session, batch + split_done)
