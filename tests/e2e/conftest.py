@@ -93,7 +93,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) ->
     raise AssertionError(f"the server did not answer /healthz in time:\n{log_path.read_text()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`python -m dataset_worker … serve` on a free port with a known admin token."""
     base = tmp_path_factory.mktemp("e2e-server")
@@ -135,7 +135,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """Headless Debian Chromium with a fresh profile (no browser download)."""
     if not CHROMIUM.exists():
