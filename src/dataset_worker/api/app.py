@@ -14,8 +14,10 @@ from fastapi.staticfiles import StaticFiles
 
 import dataset_worker
 from dataset_worker.api.auth import BearerAuthMiddleware, resolve_admin_token
+from dataset_worker.api.dataversion import for_database as data_version_of
 from dataset_worker.api.errors import install_error_handlers
 from dataset_worker.api.metrics import make_registry
+from dataset_worker.api.replycache import ReplyCache
 from dataset_worker.api.routes import logs, ops, preparations, worker
 from dataset_worker.api.services import Services
 from dataset_worker.config import Settings
@@ -55,13 +57,20 @@ def create_app(
         worker_command(settings),
         release_jobs=lambda hostname, pid: _release_jobs(db, hostname, pid),
     )
-    app_services = Services(settings, db, manager, AuditLog(manager.paths.audit))
+    app_services = Services(
+        settings,
+        db,
+        manager,
+        AuditLog(manager.paths.audit),
+        job_replies=ReplyCache(data_version_of(db)),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         if stop_worker_on_shutdown and manager.status().running:
             manager.stop()
+        app_services.job_replies.close()
         db.dispose()
 
     app = FastAPI(

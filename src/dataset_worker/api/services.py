@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request, Response
 from pydantic import BaseModel
 
+from dataset_worker.api.replycache import ReplyCache
+from dataset_worker.api.statusreply import StatusReplies
 from dataset_worker.config import Settings
 from dataset_worker.db import Database
 from dataset_worker.manager.audit import AuditLog
@@ -21,10 +23,17 @@ class Services:
     db: Database
     manager: WorkerManager
     audit: AuditLog
+    job_replies: ReplyCache = field(default_factory=lambda: ReplyCache(None))
+    status_replies: StatusReplies = field(default_factory=StatusReplies)
 
 
 async def services(request: Request) -> Services:
     """FastAPI dependency: the app's services (async: a sync dependency costs a thread hop)."""
+    return app_services(request)
+
+
+def app_services(request: Request) -> Services:
+    """The services of the app serving `request`."""
     found = request.app.state.services
     assert isinstance(found, Services)
     return found

@@ -41,7 +41,7 @@ from dataset_worker.manager.results import (
     WorkerLogs,
     WorkerStatus,
 )
-from dataset_worker.manager.runrecord import RunRecord, WorkerPaths, read_record
+from dataset_worker.manager.runrecord import RecordReader, RunRecord, WorkerPaths, read_record
 from dataset_worker.manager.segments import STREAMS
 from dataset_worker.manager.state import WorkerState, check_transition
 from dataset_worker.manager.stopping import POLL, terminate
@@ -75,6 +75,7 @@ class WorkerManager:
     ) -> None:
         self.paths = WorkerPaths(state_dir)
         self.paths.create()
+        self._records = RecordReader(self.paths.record)  # read by status() at every request
         self._command = command
         self._env = env if env is not None else child_env((ENV_ADMIN_TOKEN,))
         self._release_jobs = release_jobs
@@ -301,7 +302,7 @@ class WorkerManager:
         """Bring the state up to date with the state dir (caller holds the state lock)."""
         if self._state in (WorkerState.STARTING, WorkerState.STOPPING):
             return  # our own operation is in flight and will set the outcome
-        record = read_record(self.paths.record)
+        record = self._records.read()
         self._record = record
         if record is None:
             return

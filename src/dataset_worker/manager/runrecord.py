@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,41 @@ def write_record(path: Path, record: RunRecord) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+# File timestamps come from a coarse clock (a few ms); a record younger than this may be
+# replaced without its mtime changing, so it is not trusted from a cache.
+_SETTLE_SECONDS = 0.1
+
+
+class RecordReader:
+    """`read_record` for a path read often (every status request), parsing the file again only
+    when it changed.
+
+    A change is seen in the file's inode, size or modification time, which every
+    `write_record` changes (it renames a new file into place). A record written less than
+    0.1 s before it was read is read again next time, because two replacements within the
+    timestamps' granularity could reuse a freed inode with the same size and mtime (the "racy
+    clean" rule of git's index).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._signature: tuple[int, int, int, int] | None = None
+        self._record: RunRecord | None = None
+
+    def read(self) -> RunRecord | None:
+        """The record as it is on disk now (None when there is none, as `read_record`)."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            self._signature = None
+            return None
+        signature = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        if signature == self._signature:
+            return self._record
+        record = read_record(self.path)
+        settled = time.time() - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9 > _SETTLE_SECONDS
+        self._signature = signature if settled else None
+        self._record = record
+        return record

@@ -4,25 +4,85 @@ Built to stay fast with millions of rows: `WHERE <filters> AND id < :cursor ORDE
 LIMIT :n` walks an index backwards (the primary key, ix_jobs_state_id, ix_jobs_type_id or
 ix_jobs_type_state_id) and stops after n rows; the preparation name is looked up for those rows
 only. An offset would make deep pages slow; the cursor is the last id of the previous page.
+
+The read path is lean because the admin page polls it: a Core select returning plain tuples,
+turned straight into the JSON-ready dicts of JobPage's wire form (`job_page_data`). Building
+pydantic models per row cost more than the query itself; `list_jobs` validates the page once
+for callers that want the model (the CLI).
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import Connection, Executable, Integer, String, bindparam, select, type_coerce
+from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
 from dataset_worker.prep.errors import InvalidParameter
 from dataset_worker.prep.lookup import MAX_ID, find_preparation, is_all_digits
-from dataset_worker.prep.views import JobListItem, JobPage, as_utc
+from dataset_worker.prep.views import JobPage
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 
 E = TypeVar("E", bound=enum.StrEnum)
+
+# Type and state come back as the stored strings: the JSON needs the text, not the enum member.
+_COLUMNS = (
+    Job.id,
+    type_coerce(Job.type, String()),
+    type_coerce(Job.state, String()),
+    Job.started_at,
+    Job.finished_at,
+    Preparation.name,
+    Job.worker_id,
+    Job.error_message,
+)
+
+_ATTACHMENTS = select(Preparation.id, SourceAttachment.id).outerjoin(
+    SourceAttachment, SourceAttachment.preparation_id == Preparation.id
+)
+_ATTACHMENTS_BY_ID = _ATTACHMENTS.where(Preparation.id == bindparam("key"))
+_ATTACHMENTS_BY_NAME = _ATTACHMENTS.where(Preparation.name == bindparam("key"))
+
+
+@dataclass(frozen=True)
+class JobsQuery:
+    """Checked parameters of a jobs page (see `parse_jobs_query`)."""
+
+    state: JobState | None = None
+    job_type: JobType | None = None
+    preparation: str | None = None
+    limit: int = DEFAULT_LIMIT
+    before: int | None = None
+
+
+def parse_jobs_query(
+    *,
+    status: str | None = None,
+    type: str | None = None,  # named as the API field, though it shadows the builtin
+    preparation: str | int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> JobsQuery:
+    """Check the parameters of `list_jobs`; bad values raise InvalidParameter."""
+    state = _parse_choice(JobState, "status", status)
+    job_type = _parse_choice(JobType, "type", type)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    return JobsQuery(
+        state=state,
+        job_type=job_type,
+        preparation=None if preparation is None else str(preparation),
+        limit=limit,
+        before=parse_cursor(cursor),
+    )
 
 
 def list_jobs(
@@ -40,60 +100,109 @@ def list_jobs(
     `limit` is 1..1000 (default 50); `cursor` is the `nextCursor` of the previous page. Bad
     values raise InvalidParameter; an unknown preparation raises NotFound.
     """
-    state = _parse_choice(JobState, "status", status)
-    job_type = _parse_choice(JobType, "type", type)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
-    before = parse_cursor(cursor)
-    query = (
-        select(
-            Job.id,
-            Job.type,
-            Job.state,
-            Job.started_at,
-            Job.finished_at,
-            Job.worker_id,
-            Job.error_message,
-            Preparation.name,
+    query = parse_jobs_query(
+        status=status, type=type, preparation=preparation, limit=limit, cursor=cursor
+    )
+    return JobPage.model_validate(job_page_data(db, query))
+
+
+def job_page_data(db: Database, query: JobsQuery) -> dict[str, Any]:
+    """One page as JSON-ready data: exactly `JobPage.model_dump(mode="json", by_alias=True)`.
+
+    Raises NotFound for an unknown preparation.
+    """
+    params: dict[str, Any] = {
+        "state": query.state,
+        "job_type": query.job_type,
+        "before": query.before,
+        "limit": query.limit + 1,  # one row more than asked tells whether another page exists
+    }
+    # A plain connection, not a Session: no ORM objects on this path (BEGIN DEFERRED on SQLite
+    # comes from the engine's "begin" hook, as for Database.read()).
+    with db.engine.connect() as connection:
+        attachments = None
+        if query.preparation is not None:
+            attachments = _attachments_of(connection, query.preparation)
+            params["attachments"] = attachments
+            params["attachment"] = attachments[0] if attachments else None
+        statement = _statement(
+            query.state is not None,
+            query.job_type is not None,
+            query.before is not None,
+            None if attachments is None else len(attachments) == 1,
         )
+        rows = connection.execute(statement, params).all()
+    jobs = [
+        {
+            "id": job_id,
+            "type": job_type,
+            "status": state,
+            "started": rfc3339(started) if started is not None else None,
+            "finished": rfc3339(finished) if finished is not None else None,
+            "preparation": name,
+            "worker": worker,
+            "error": error or None,
+        }
+        for job_id, job_type, state, started, finished, name, worker, error in rows[: query.limit]
+    ]
+    next_cursor = str(jobs[-1]["id"]) if len(rows) > query.limit else None
+    return {"jobs": jobs, "nextCursor": next_cursor}
+
+
+def _attachments_of(connection: Connection, preparation: str) -> list[int]:
+    """Ids of the source attachments of a preparation given by name or id (one query)."""
+    key_is_id = is_all_digits(preparation)
+    if preparation.strip() and (not key_is_id or int(preparation) <= MAX_ID):
+        statement = _ATTACHMENTS_BY_ID if key_is_id else _ATTACHMENTS_BY_NAME
+        rows = connection.execute(
+            statement, {"key": int(preparation) if key_is_id else preparation}
+        ).all()
+        if rows:  # one row per attachment, or one with a NULL id when there is none
+            return [attachment for _, attachment in rows if attachment is not None]
+    # Unknown or malformed: the shared lookup raises the error every command gives (or finds
+    # a preparation created in the meantime).
+    with Session(connection) as session:
+        return [a.id for a in find_preparation(session, preparation).source_attachments]
+
+
+def rfc3339(value: datetime) -> str:
+    """`value` as pydantic writes a UTC datetime: "2024-01-02T03:04:05Z", microseconds if any.
+
+    SQLite hands back naive values (stored as UTC); PostgreSQL aware ones.
+    """
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+@functools.cache
+def _statement(
+    by_state: bool, by_type: bool, by_cursor: bool, one_attachment: bool | None
+) -> Executable:
+    """The select for one combination of filters, built once (building one costs more than
+    running it); values come as bound parameters. `one_attachment` is None without a
+    preparation filter."""
+    statement = (
+        select(*_COLUMNS)
         .outerjoin(SourceAttachment, Job.attachment_id == SourceAttachment.id)
         .outerjoin(Preparation, SourceAttachment.preparation_id == Preparation.id)
     )
-    if state is not None:
-        query = query.where(Job.state == state)
-    if job_type is not None:
-        query = query.where(Job.type == job_type)
-    if before is not None:
-        query = query.where(Job.id < before)
-    with db.read() as session:
-        if preparation is not None:
-            prep = find_preparation(session, preparation)
-            query = query.where(_of_attachments([a.id for a in prep.source_attachments]))
-        # One row more than asked tells whether another page exists.
-        rows = session.execute(query.order_by(Job.id.desc()).limit(limit + 1)).all()
-    items = [
-        JobListItem(
-            id=row.id,
-            type=row.type,
-            status=row.state,
-            started=as_utc(row.started_at) if row.started_at else None,
-            finished=as_utc(row.finished_at) if row.finished_at else None,
-            preparation=row.name,
-            worker=row.worker_id,
-            error=row.error_message or None,
+    if by_state:
+        statement = statement.where(Job.state == bindparam("state"))
+    if by_type:
+        statement = statement.where(Job.type == bindparam("job_type"))
+    if by_cursor:
+        statement = statement.where(Job.id < bindparam("before"))
+    if one_attachment is not None:
+        # With one attachment (the usual case) an equality lets the index on attachment_id,
+        # whose entries are ordered by id within a value on SQLite, deliver rows newest first
+        # with no sort.
+        statement = statement.where(
+            Job.attachment_id == bindparam("attachment")
+            if one_attachment
+            else Job.attachment_id.in_(bindparam("attachments", expanding=True))
         )
-        for row in rows[:limit]
-    ]
-    next_cursor = str(items[-1].id) if len(rows) > limit else None
-    return JobPage(jobs=items, next_cursor=next_cursor)
-
-
-def _of_attachments(ids: list[int]) -> ColumnElement[bool]:
-    # With one attachment (the usual case) an equality lets the index on attachment_id, whose
-    # entries are ordered by id within a value on SQLite, deliver rows newest first with no sort.
-    if len(ids) == 1:
-        return Job.attachment_id == ids[0]
-    return Job.attachment_id.in_(ids)
+    return statement.order_by(Job.id.desc()).limit(bindparam("limit", type_=Integer))
 
 
 def parse_cursor(cursor: str | None) -> int | None:
