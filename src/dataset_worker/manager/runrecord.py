@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,9 @@ class RecordReader:
     clean" rule of git's index).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self._clock = clock
         self._signature: tuple[int, int, int, int] | None = None
         self._record: RunRecord | None = None
 
@@ -162,7 +164,7 @@ class RecordReader:
         if signature == self._signature:
             return self._record
         record = read_record(self.path)
-        settled = time.time() - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9 > _SETTLE_SECONDS
+        settled = self._clock() - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9 > _SETTLE_SECONDS
         self._signature = signature if settled else None
         self._record = record
         return record
