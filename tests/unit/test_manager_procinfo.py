@@ -8,6 +8,7 @@ import sys
 import time
 
 from dataset_worker.manager.procinfo import (
+    LivenessWatch,
     ProcessIdentity,
     group_members,
     identity_of,
@@ -58,3 +59,22 @@ def test_group_members_lists_a_new_group() -> None:
         child.kill()
         child.wait()
     assert group_members(child.pid) == []
+
+
+def test_liveness_watch_sees_an_exit_and_never_a_recycled_pid() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    watch = LivenessWatch()
+    try:
+        identity = identity_of(child.pid)
+        assert identity is not None
+        assert watch.is_alive(identity) and watch.is_alive(identity)
+        impostor = ProcessIdentity(child.pid, identity.start_ticks + 1)
+        assert not watch.is_alive(impostor)
+        child.kill()
+        child.wait(timeout=30)
+        assert not watch.is_alive(identity)
+        assert not LivenessWatch().is_alive(identity)  # gone before it was first asked about
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        watch.close()

@@ -16,6 +16,7 @@ import dataset_worker
 from dataset_worker.api.auth import BearerAuthMiddleware, resolve_admin_token
 from dataset_worker.api.dataversion import for_database as data_version_of
 from dataset_worker.api.errors import install_error_handlers
+from dataset_worker.api.fastpath import PolledRoutesMiddleware
 from dataset_worker.api.metrics import make_registry
 from dataset_worker.api.replycache import ReplyCache
 from dataset_worker.api.routes import logs, ops, preparations, worker
@@ -89,6 +90,8 @@ def create_app(
     # folder at all nothing is mounted, as StaticFiles would fail every request with a 500).
     if web_dir.is_dir():
         app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
+    # Inside the token check: the polled requests are answered without the router.
+    app.add_middleware(PolledRoutesMiddleware, services=app_services)
     app.add_middleware(BearerAuthMiddleware, token=admin_token)
     return app
 

@@ -33,7 +33,7 @@ from dataset_worker.manager.launchconfig import WorkerLaunchConfig
 from dataset_worker.manager.launcher import LogLimits, child_env, launch_worker
 from dataset_worker.manager.lock import try_lock
 from dataset_worker.manager.logtail import DEFAULT_CAPACITY, LogChunk, StreamTail, last_lines
-from dataset_worker.manager.procinfo import is_alive
+from dataset_worker.manager.procinfo import LivenessWatch, is_alive
 from dataset_worker.manager.results import (
     RunSummary,
     StartResult,
@@ -76,6 +76,7 @@ class WorkerManager:
         self.paths = WorkerPaths(state_dir)
         self.paths.create()
         self._records = RecordReader(self.paths.record)  # read by status() at every request
+        self._liveness = LivenessWatch()  # likewise: the worker's and the pump's liveness
         self._command = command
         self._env = env if env is not None else child_env((ENV_ADMIN_TOKEN,))
         self._release_jobs = release_jobs
@@ -306,7 +307,8 @@ class WorkerManager:
         self._record = record
         if record is None:
             return
-        if not record.ended and (is_alive(record.identity) or is_alive(record.pump_identity)):
+        alive = self._liveness.is_alive
+        if not record.ended and (alive(record.identity) or alive(record.pump_identity)):
             # A worker whose pump has not yet recorded its end still counts as running: the run
             # is over once its exit code is known (a few milliseconds after the exit).
             self._transition(WorkerState.RUNNING)

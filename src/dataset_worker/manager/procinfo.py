@@ -8,6 +8,7 @@ changes for a process and differs for any later one with the same pid. Linux onl
 from __future__ import annotations
 
 import os
+import select
 from dataclasses import dataclass
 
 _PROC = "/proc"
@@ -84,3 +85,50 @@ def group_members(pgid: int) -> list[int]:
         if info is not None and info.pgrp == pgid and not info.is_zombie:
             members.append(info.pid)
     return members
+
+
+class LivenessWatch:
+    """`is_alive` for the few processes asked about again and again (status polls the worker
+    and its log pump at every request), answered by a pidfd instead of a read of /proc.
+
+    A pidfd (Linux 5.3+) refers to one process, never to a later one with the same pid, and
+    becomes readable when that process exits: checking it is a poll() with no wait. It is
+    opened once per process and trusted only after /proc confirmed the identity (the process
+    existed before the pidfd was opened, so the pidfd is that process's). Where pidfds are not
+    available, or the process is already gone, /proc is read as by `is_alive`.
+    """
+
+    MAX_WATCHED = 4
+
+    def __init__(self) -> None:
+        self._fds: dict[ProcessIdentity, int] = {}
+
+    def is_alive(self, identity: ProcessIdentity) -> bool:
+        """True while the very process `identity` names runs (not a zombie)."""
+        fd = self._fds.get(identity)
+        if fd is None:
+            fd = self._open(identity)
+            if fd is None:
+                return is_alive(identity)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return not poller.poll(0)
+
+    def _open(self, identity: ProcessIdentity) -> int | None:
+        try:
+            fd = os.pidfd_open(identity.pid)
+        except (OSError, AttributeError):
+            return None  # gone already, or no pidfd support
+        if not is_alive(identity):
+            os.close(fd)
+            return None
+        if len(self._fds) >= self.MAX_WATCHED:
+            self.close()
+        self._fds[identity] = fd
+        return fd
+
+    def close(self) -> None:
+        """Close the pidfds."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

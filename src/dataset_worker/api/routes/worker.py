@@ -143,11 +143,12 @@ async def jobs(
     )
     # Async with the query in a worker thread: a reply from the cache (the database unchanged
     # since it was made) costs no thread hop.
-    body = await app.job_replies.get(query, lambda: _page_json(app, query))
+    body = await app.job_replies.get(query, lambda: page_json(app, query))
     return Response(body, media_type="application/json")
 
 
-def _page_json(app: Services, query: JobsQuery) -> bytes:
+def page_json(app: Services, query: JobsQuery) -> bytes:
+    """The serialised jobs page (blocking: it queries the database)."""
     page = job_page_data(app.db, query)
     return json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
 
