@@ -16,11 +16,15 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 
 from dataset_worker.api.dataversion import SqliteDataVersion
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+# Computations (database reads) at once. More would not go faster on a few cores, and each one
+# beyond the connection pool's size would open a connection of its own (about a millisecond).
+DEFAULT_CONCURRENCY = 4
 
 
 class ReplyCache:
@@ -31,9 +35,15 @@ class ReplyCache:
     """
 
     def __init__(
-        self, version: SqliteDataVersion | None, *, max_bytes: int = DEFAULT_MAX_BYTES
+        self,
+        version: SqliteDataVersion | None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self._version = version
+        self._concurrency = concurrency
+        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop
         self._max_bytes = max_bytes
         self._seen: int | None = None  # the data version the entries belong to
         self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
@@ -51,7 +61,7 @@ class ReplyCache:
         `compute` propagate and are not stored."""
         version = self._version.current() if self._version is not None else None
         if version is None:
-            return await run_in_threadpool(compute)
+            return await self._run(compute)
         if version != self._seen:
             self._seen = version
             self._entries.clear()
@@ -64,10 +74,15 @@ class ReplyCache:
         if flight is None:
             # A task of its own, so a request that goes away does not cancel the computation
             # the others wait for.
-            flight = asyncio.ensure_future(run_in_threadpool(compute))
+            flight = asyncio.ensure_future(self._run(compute))
             self._flights[(key, version)] = flight
             flight.add_done_callback(functools.partial(self._landed, key, version))
         return await asyncio.shield(flight)
+
+    async def _run(self, compute: Callable[[], bytes]) -> bytes:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._concurrency)
+        return await anyio.to_thread.run_sync(compute, limiter=self._limiter)
 
     def _landed(self, key: Hashable, version: int, flight: asyncio.Future[bytes]) -> None:
         del self._flights[(key, version)]
