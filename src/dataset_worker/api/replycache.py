@@ -22,9 +22,10 @@ import anyio.to_thread
 from dataset_worker.api.dataversion import SqliteDataVersion
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
-# Computations (database reads) at once. More would not go faster on a few cores, and each one
-# beyond the connection pool's size would open a connection of its own (about a millisecond).
-DEFAULT_CONCURRENCY = 4
+# Computations (database reads) at once. Two, so one slow page does not hold up the rest; more
+# only made every page dearer in the benchmark (threads contend for the GIL; past the pool's size
+# each would also open a connection of its own, about a millisecond).
+DEFAULT_CONCURRENCY = 2
 
 
 class ReplyCache:
