@@ -10,31 +10,19 @@
 #                                                       and run both checks on the result
 #
 # Tools: $DATASET_WORKER_VERIFY_TOOLS if set (a folder with car-verify.mjs and node_modules, e.g.
-# /work/verify); otherwise ../shared/tools/verify (or $DATASET_WORKER_VERIFY_SRC) is copied to a
-# temp folder keyed by its package-lock.json and installed there once with `npm ci`.
+# /work/verify); otherwise scripts/setup-verify-tools.sh installs ../shared/tools/verify (or
+# $DATASET_WORKER_VERIFY_SRC) once with `npm ci` into a cache folder keyed by its lock file.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-$repo/.venv/bin/python}"
 
 tools_dir() {
+  # One installer for the verify tools: the same one CI uses.
   if [[ -n "${DATASET_WORKER_VERIFY_TOOLS:-}" ]]; then
     echo "$DATASET_WORKER_VERIFY_TOOLS"
-    return
+  else
+    "$repo/scripts/setup-verify-tools.sh"
   fi
-  local src="${DATASET_WORKER_VERIFY_SRC:-$repo/../shared/tools/verify}"
-  [[ -f "$src/package-lock.json" ]] || { echo "verify tools not found in $src" >&2; exit 2; }
-  local key
-  key="$(sha256sum "$src/package-lock.json" | cut -c1-16)"
-  local dir="${TMPDIR:-/tmp}/dataset-worker-verify-$key"
-  if [[ ! -f "$dir/.installed" ]]; then
-    echo "installing the verify tools into $dir (npm ci)" >&2
-    rm -rf "$dir" && mkdir -p "$dir"
-    cp -R "$src/." "$dir/"
-    rm -rf "$dir/node_modules"
-    (cd "$dir" && npm ci --silent --no-audit --no-fund >&2)
-    touch "$dir/.installed"
-  fi
-  echo "$dir"
 }
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
