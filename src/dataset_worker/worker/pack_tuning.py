@@ -9,10 +9,7 @@ only while the pack jobs leave a core idle.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-
-from dataset_worker.worker.context import Handler, JobContext
 
 
 def usable_cpus() -> int:
@@ -30,12 +27,3 @@ def choose_read_ahead(pack_concurrency: int, cpus: int | None = None) -> bool:
     """
     available = usable_cpus() if cpus is None else cpus
     return pack_concurrency < available
-
-
-def with_read_ahead(handler: Handler, read_ahead: bool) -> Handler:
-    """`handler`, run with `ctx.read_ahead` set to the process's choice."""
-
-    def run(ctx: JobContext) -> None:
-        handler(dataclasses.replace(ctx, read_ahead=read_ahead))
-
-    return run

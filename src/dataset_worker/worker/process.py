@@ -28,7 +28,7 @@ from dataset_worker.worker.context import Handler
 from dataset_worker.worker.handlers import default_handlers
 from dataset_worker.worker.housekeeping import run_heartbeat, run_reaper
 from dataset_worker.worker.monitor import JobMonitor
-from dataset_worker.worker.pack_tuning import choose_read_ahead, with_read_ahead
+from dataset_worker.worker.pack_tuning import choose_read_ahead
 from dataset_worker.worker.registry import LiveWorkers, register_workers, unregister_workers
 from dataset_worker.worker.thread import ThreadResult, WorkerThread
 
@@ -56,9 +56,6 @@ class WorkerProcess:
         self.handlers = dict(handlers) if handlers is not None else default_handlers()
         # Every thread may run a pack job: read ahead only while they leave a core idle.
         self.pack_read_ahead = choose_read_ahead(config.concurrency)
-        if JobType.PACK in self.handlers:
-            pack = with_read_ahead(self.handlers[JobType.PACK], self.pack_read_ahead)
-            self.handlers[JobType.PACK] = pack
         self.worker_ids = [str(uuid.uuid4()) for _ in range(config.concurrency)]
         self.shutdown = threading.Event()
         self.live = LiveWorkers(db, self.worker_ids)
@@ -132,7 +129,13 @@ class WorkerProcess:
     def _start_threads(self) -> None:
         for index, worker_id in enumerate(self.worker_ids):
             worker = WorkerThread(
-                self.db, self.config, self.handlers, worker_id, self.shutdown, self.monitor
+                self.db,
+                self.config,
+                self.handlers,
+                worker_id,
+                self.shutdown,
+                self.monitor,
+                read_ahead=self.pack_read_ahead,
             )
             thread = threading.Thread(
                 target=self._thread_main, args=(worker,), name=f"worker-{index}", daemon=True

@@ -59,8 +59,11 @@ class WorkerThread:
         worker_id: str,
         shutdown: threading.Event,
         monitor: JobMonitor,
+        *,
+        read_ahead: bool = True,
     ) -> None:
         self.db = db
+        self.read_ahead = read_ahead  # handed to pack jobs (worker/pack_tuning.py decides)
         self.config = config
         self.handlers = handlers
         self.worker_id = worker_id
@@ -124,6 +127,7 @@ class WorkerThread:
             logger=job_log,
             shutdown=self.shutdown,
             stop=stop,
+            read_ahead=self.read_ahead,
         )
         started = time.monotonic()
         try:
