@@ -39,23 +39,12 @@ from dataset_worker.worker.testing import (
     scan_and_pack,
     write_files,
 )
+from tests.spec_vectors import ASSEMBLER_CAR_SIZES, PACK_TEST_FILE
 
 KIB, MIB = 1 << 10, 1 << 20
 
-# Spec §5.5: CAR bytes for one file of n bytes in one range (pack/assembler_test.go).
-CAR_SIZES = {
-    0: 96,
-    1: 97,
-    1024: 1121,
-    MIB: 1048674,
-    2 * MIB - 1: 2097434,
-    2 * MIB: 2097436,
-    2 * MIB + 1: 2097520,
-    10 * MIB - 1: 10486755,
-    10 * MIB: 10486756,
-    10 * MIB + 1: 10486840,
-    1_500_000: 1500283,
-}
+# Spec §5.5: CAR bytes for one file of n bytes in one range, as the pack job writes it.
+CAR_SIZES = {**ASSEMBLER_CAR_SIZES, PACK_TEST_FILE[0]: PACK_TEST_FILE[1]}
 
 
 def prepare(

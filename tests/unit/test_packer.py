@@ -25,26 +25,10 @@ from dataset_worker.content.packer import (
     write_ranges,
 )
 from dataset_worker.content.unixfs import assemble_file_from_links
+from tests.spec_vectors import ASSEMBLER_CAR_SIZES, PACK_TEST_FILE, UNKNOWN_SIZE_FILE
 
 MIB = 1 << 20
 
-# pack/assembler_test.go: file size → CAR bytes for that file alone, in one range.
-ASSEMBLER_CAR_SIZES = {
-    0: 96,
-    1: 97,
-    1024: 1121,
-    MIB: 1048674,
-    2 * MIB - 1: 2097434,
-    2 * MIB: 2097436,
-    2 * MIB + 1: 2097520,
-    10 * MIB - 1: 10486755,
-    10 * MIB: 10486756,
-    10 * MIB + 1: 10486840,
-}
-# The eleventh assembler file is read with an unknown size (range length -1).
-UNKNOWN_SIZE_FILE = (2048, 2145)
-# pack/pack_test.go: 1,500,000 bytes → 1500283.
-PACK_TEST_FILE = (1_500_000, 1500283)
 ALL_ASSEMBLER_FILES_CAR = 38804284
 
 
