@@ -31,12 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select, update
+from tests.support.jobs import add_job, make_local_preparation, new_worker, run_job
 
 from dataset_worker.db import Database, open_database
 from dataset_worker.db.models import Car, Job, JobState, JobType
-from dataset_worker.worker.context import JobContext
-from dataset_worker.worker.pack_tuning import choose_read_ahead, usable_cpus
-from dataset_worker.worker.testing import add_job, make_local_preparation, new_worker, run_job
+from dataset_worker.worker.runtime.config import choose_read_ahead, usable_cpus
+from dataset_worker.worker.runtime.context import JobContext
 
 MIB = 1 << 20
 

@@ -34,14 +34,15 @@ def peak_rss_mib() -> float:
 
 
 def child(size_gib: int, work: Path) -> None:
-    from dataset_worker.db import open_database
-    from dataset_worker.db.models import JobType
-    from dataset_worker.worker.testing import (
+    from tests.support.jobs import (
         add_job,
         make_local_preparation,
         run_job,
         run_ready_jobs,
     )
+
+    from dataset_worker.db import open_database
+    from dataset_worker.db.models import JobType
 
     source = work / "src"
     source.mkdir()
@@ -75,9 +76,10 @@ FILES_PER_DIRECTORY = 100
 
 def scan_small_files(count: int, work: Path) -> None:
     """Child 1: `count` files of 1 KiB under `work`/src, scanned into one pack job."""
+    from tests.support.jobs import add_job, make_local_preparation, run_job
+
     from dataset_worker.db import open_database
     from dataset_worker.db.models import JobType
-    from dataset_worker.worker.testing import add_job, make_local_preparation, run_job
 
     source = work / "src"
     for i in range(count):
@@ -95,10 +97,10 @@ def scan_small_files(count: int, work: Path) -> None:
 def pack_small_files(work: Path) -> None:
     """Child 2: pack the one job scanned by child 1 and report this process's peak RSS."""
     from sqlalchemy import func, select
+    from tests.support.jobs import run_ready_jobs
 
     from dataset_worker.db import open_database
     from dataset_worker.db.models import CarBlock, Job, JobType
-    from dataset_worker.worker.testing import run_ready_jobs
 
     db = open_database(f"sqlite:///{work / 'bench.db'}")
     with db.read() as session:

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from sqlalchemy import func, select
+from tests.support.jobs import add_job, make_local_preparation, run_job
 
 from dataset_worker.db import open_database
 from dataset_worker.db.models import File, JobType
 from dataset_worker.storage import LocalSource
-from dataset_worker.worker.testing import add_job, make_local_preparation, run_job
 
 PER_FOLDER = 100
 

@@ -6,28 +6,19 @@ from __future__ import annotations
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.integration.api_support import (
     FAST,
     TOKEN,
     AdminServer,
-    running_server,
     start_server,
     start_worker,
     wait_for_log,
     worker_processes,
 )
-
-
-@pytest.fixture
-def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
-    yield from running_server(tmp_path, database_url)
 
 
 def test_100_concurrent_starts_over_three_server_processes_make_one_worker(

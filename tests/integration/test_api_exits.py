@@ -5,27 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.integration.api_support import (
     AdminServer,
     add_preparation,
     make_source,
-    running_server,
     start_worker,
     wait_for_log,
     wait_until,
 )
-
-
-@pytest.fixture
-def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
-    yield from running_server(tmp_path, database_url)
 
 
 def last_run(client: httpx.Client) -> dict[str, Any] | None:

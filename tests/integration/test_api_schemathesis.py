@@ -13,10 +13,8 @@ Cases are drawn with Hypothesis from each operation's strategy, positive and neg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -33,15 +31,8 @@ from schemathesis.specs.openapi.checks import (
 from tests.integration.api_support import (
     TOKEN,
     AdminServer,
-    running_server,
     start_worker,
 )
-
-
-@pytest.fixture
-def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
-    yield from running_server(tmp_path, database_url)
-
 
 EXAMPLES = 50
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

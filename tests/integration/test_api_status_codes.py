@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.integration.api_support import (
     TOKEN,
     AdminServer,
     make_source,
-    running_server,
     start_worker,
     wait_for_log,
 )
-
-
-@pytest.fixture
-def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
-    yield from running_server(tmp_path, database_url)
-
 
 PROTECTED = [
     ("POST", "/api/dataset-worker/start"),

@@ -3,26 +3,17 @@ partial CAR; forced (SIGKILL after the grace period) has the server release the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.integration.api_support import (
     AdminServer,
     add_preparation,
-    running_server,
     start_worker,
     wait_until,
 )
-
-
-@pytest.fixture
-def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
-    yield from running_server(tmp_path, database_url)
-
 
 GIB = 1 << 30
 

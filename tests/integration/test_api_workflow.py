@@ -3,27 +3,18 @@ worker, watch status, logs and jobs, stop it, list the pieces; plus the audit lo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.api_support import (
     AdminServer,
     create_preparation,
     make_source,
-    running_server,
     start_worker,
     wait_until,
 )
-
-
-@pytest.fixture
-def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
-    yield from running_server(tmp_path, database_url)
-
 
 KIB = 1024
 

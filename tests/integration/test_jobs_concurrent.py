@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, Directory, Job, JobState, JobType, PieceType
-from dataset_worker.worker.selfcheck import verify_tree
-from dataset_worker.worker.testing import (
+from dataset_worker.verify.readback import verify_tree
+from tests.support.jobs import (
     JobRun,
     add_job,
     make_local_preparation,
@@ -37,7 +37,9 @@ def test_parallel_pack_jobs_keep_every_entry(db: Database, tmp_path: Path) -> No
         files[f"top{d}.bin"] = 5000  # split over ranges of 1 KiB, across jobs
     write_files(source, files)
     (source / "empty" / "deeper").mkdir(parents=True)
-    rows = make_local_preparation(db, "p", source, tmp_path / "out", max_size=4000)
+    rows = make_local_preparation(
+        db, "p", source, tmp_path / "out", max_size=4000, min_piece_size=256
+    )
     assert run_job(db, add_job(db, rows.attachment_id, JobType.SCAN)).state is JobState.COMPLETE
     with db.read() as s:
         job_ids = list(s.scalars(select(Job.id).where(Job.type == JobType.PACK).order_by(Job.id)))

@@ -8,10 +8,13 @@ from sqlalchemy import update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobState, JobType, Worker
-from dataset_worker.worker.claim import claim_next_job
-from dataset_worker.worker.reaper import ReapResult, reap_stale_workers
-from dataset_worker.worker.recovery import release_jobs_of_process
-from dataset_worker.worker.registry import LiveWorkers, heartbeat, unregister_workers
+from dataset_worker.worker.runtime.claim import claim_next_job
+from dataset_worker.worker.runtime.reaper import (
+    ReapResult,
+    reap_stale_workers,
+    release_jobs_of_process,
+)
+from dataset_worker.worker.runtime.registry import LiveWorkers, heartbeat, unregister_workers
 from tests.integration.worker_support import (
     add_job,
     age_worker,

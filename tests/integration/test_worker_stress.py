@@ -16,8 +16,8 @@ from dataset_worker.db.models import Car, Job, JobState, JobType
 from dataset_worker.prep import CreatePreparationRequest, create_preparation, start_scan
 
 pytest.importorskip(
-    "dataset_worker.worker.pack",
-    reason="dataset_worker.worker.pack (run_pack, the real pack job body) is not in the tree yet",
+    "dataset_worker.worker.jobs.pack.job",
+    reason="dataset_worker.worker.jobs.pack.job (run_pack, the real pack job body) is not in the tree yet",
 )
 
 PROCESSES = 4

@@ -12,11 +12,11 @@ from sqlalchemy import update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState, JobType
-from dataset_worker.worker.config import WorkerConfig
-from dataset_worker.worker.context import Handler, JobCancelled, JobContext
-from dataset_worker.worker.monitor import JobMonitor
-from dataset_worker.worker.process import EXIT_ERROR, EXIT_OK, WorkerProcess
-from dataset_worker.worker.thread import ThreadResult, WorkerThread
+from dataset_worker.worker.runtime.config import WorkerConfig
+from dataset_worker.worker.runtime.context import Handler, JobCancelled, JobContext
+from dataset_worker.worker.runtime.monitor import JobMonitor
+from dataset_worker.worker.runtime.process import EXIT_ERROR, EXIT_OK, WorkerProcess
+from dataset_worker.worker.runtime.thread import ThreadResult, WorkerThread
 from tests.integration.worker_support import (
     add_job,
     add_jobs,

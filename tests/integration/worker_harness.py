@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from dataset_worker.cli import app
 from dataset_worker.db.models import Job, JobState, JobType
-from dataset_worker.worker import process
-from dataset_worker.worker.context import Handler, JobContext
+from dataset_worker.worker.runtime import process
+from dataset_worker.worker.runtime.context import Handler, JobContext
 
 
 def quick(ctx: JobContext) -> None:

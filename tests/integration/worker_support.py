@@ -25,7 +25,7 @@ from dataset_worker.db.models import (
     Worker,
     utcnow,
 )
-from dataset_worker.worker.registry import register_workers
+from dataset_worker.worker.runtime.registry import register_workers
 
 HARNESS = Path(__file__).with_name("worker_harness.py")
 

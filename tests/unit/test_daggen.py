@@ -11,9 +11,9 @@ from dataset_worker.content.car import CarReader
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, Directory, JobState, JobType, PieceType
-from dataset_worker.worker.dirdata import build_node, decode_entries, extra_blocks
-from dataset_worker.worker.selfcheck import verify_tree
-from dataset_worker.worker.testing import (
+from dataset_worker.verify.readback import verify_tree
+from dataset_worker.worker.jobs.dirdata import build_node, decode_entries, extra_blocks
+from tests.support.jobs import (
     JobRun,
     PreparationRows,
     add_job,

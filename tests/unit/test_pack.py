@@ -26,10 +26,11 @@ from dataset_worker.db.models import (
     JobState,
     JobType,
 )
-from dataset_worker.worker import pack as pack_module
-from dataset_worker.worker import pack_record
-from dataset_worker.worker.context import JobContext, StopSignal
-from dataset_worker.worker.testing import (
+from dataset_worker.worker.jobs.pack import job as pack_module
+from dataset_worker.worker.jobs.pack import record as pack_record
+from dataset_worker.worker.runtime.context import JobContext, StopSignal
+from tests.spec_vectors import ASSEMBLER_CAR_SIZES, PACK_TEST_FILE
+from tests.support.jobs import (
     PreparationRows,
     add_job,
     make_local_preparation,
@@ -39,7 +40,6 @@ from dataset_worker.worker.testing import (
     scan_and_pack,
     write_files,
 )
-from tests.spec_vectors import ASSEMBLER_CAR_SIZES, PACK_TEST_FILE
 
 KIB, MIB = 1 << 10, 1 << 20
 

@@ -7,7 +7,7 @@ import pytest
 from dataset_worker.content.chunker import BlockKind
 from dataset_worker.content.cid import EMPTY_FILE_CID, dag_pb_cid, raw_cid
 from dataset_worker.content.packer import BlockRecord, PackedRange
-from dataset_worker.worker.pack_spool import JobRange, PackSpool, SpooledRange
+from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool, SpooledRange
 
 WHOLE = JobRange(11, 0, 5, 101, "d/a.bin", 5, 1, 7)
 PART = JobRange(12, 1 << 20, 3, 102, "big\udcff.bin", (1 << 20) + 3, 2, None)  # not UTF-8

@@ -8,10 +8,9 @@ import pytest
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
-from dataset_worker.worker.config import WorkerConfig
-from dataset_worker.worker.context import JobContext
-from dataset_worker.worker.pack_tuning import choose_read_ahead, usable_cpus
-from dataset_worker.worker.process import EXIT_OK, WorkerProcess
+from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead, usable_cpus
+from dataset_worker.worker.runtime.context import JobContext
+from dataset_worker.worker.runtime.process import EXIT_OK, WorkerProcess
 from tests.integration.worker_support import add_jobs, make_attachment
 
 

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
-from dataset_worker.worker import scan as scan_module
-from dataset_worker.worker.batching import range_split_size, split_file, to_car_size
-from dataset_worker.worker.testing import add_job, make_local_preparation, run_job
+from dataset_worker.worker.jobs.scan import job as scan_module
+from dataset_worker.worker.jobs.scan.batching import range_split_size, split_file, to_car_size
+from tests.support.jobs import add_job, make_local_preparation, run_job
 
 KIB, MIB = 1 << 10, 1 << 20
 
@@ -139,7 +139,9 @@ def test_leftover_ranges_are_rebatched(db: Database, tmp_path: Path) -> None:
 def test_jobs_never_exceed_max_size_estimate(db: Database, tmp_path: Path, max_size: int) -> None:
     source = tmp_path / "src"
     write_tree(source, {f"f{i:03}.bin": (i * 7919) % 50_000 for i in range(60)})
-    rows = make_local_preparation(db, "p", source, tmp_path / "out", max_size=max_size)
+    rows = make_local_preparation(
+        db, "p", source, tmp_path / "out", max_size=max_size, min_piece_size=256
+    )
     scan(db, rows.attachment_id)
     with db.read() as s:
         by_job: dict[int, int] = {}

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataset_worker.worker.backoff import Backoff, next_interval
+from dataset_worker.worker.runtime.thread import Backoff, next_interval
 
 
 def test_next_interval_doubles_and_caps() -> None:

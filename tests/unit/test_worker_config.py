@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from dataset_worker.db.models import JobType
-from dataset_worker.worker.config import InvalidWorkerConfig, WorkerConfig
+from dataset_worker.worker.runtime.config import InvalidWorkerConfig, WorkerConfig
 
 
 def test_defaults_are_singularitys_flags() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
-from dataset_worker.worker.context import JobCancelled, JobContext, StopSignal
+from dataset_worker.worker.runtime.context import JobCancelled, JobContext, StopSignal
 
 
 def make_context(tmp_path: Path) -> JobContext:

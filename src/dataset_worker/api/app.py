@@ -24,7 +24,7 @@ from dataset_worker.api.services import Services
 from dataset_worker.config import Settings
 from dataset_worker.db import Database, open_database
 from dataset_worker.manager.audit import AuditLog
-from dataset_worker.manager.command import worker_command
+from dataset_worker.manager.command import worker_command, worker_env
 from dataset_worker.manager.manager import WorkerManager
 
 WEB_DIR = Path(dataset_worker.__file__).parent / "web"
@@ -56,6 +56,7 @@ def create_app(
     manager = WorkerManager(
         settings.state_dir,
         worker_command(settings),
+        env=worker_env(settings),
         release_jobs=lambda hostname, pid: _release_jobs(db, hostname, pid),
     )
     app_services = Services(
@@ -118,6 +119,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def _release_jobs(db: Database, hostname: str, pid: int) -> int:
     # Imported late: the worker package is only needed once a worker was killed.
-    from dataset_worker.worker.recovery import release_jobs_of_process
+    from dataset_worker.worker.runtime.reaper import release_jobs_of_process
 
     return release_jobs_of_process(db, hostname or socket.gethostname(), pid)

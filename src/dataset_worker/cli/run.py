@@ -16,8 +16,8 @@ from dataset_worker.cli.common import fail, settings
 from dataset_worker.db import open_database
 from dataset_worker.durations import DurationError, parse_duration
 from dataset_worker.logs import setup_logging
-from dataset_worker.worker.config import InvalidWorkerConfig, WorkerConfig
-from dataset_worker.worker.process import EXIT_ERROR, EXIT_USAGE, WorkerProcess
+from dataset_worker.worker.runtime.config import InvalidWorkerConfig, WorkerConfig
+from dataset_worker.worker.runtime.process import EXIT_ERROR, EXIT_USAGE, WorkerProcess
 
 BOOL_FLAGS = ("enable-scan", "enable-pack", "enable-dag", "exit-on-complete", "exit-on-error")
 # Go's strconv.ParseBool, which urfave/cli uses for `--flag=value`.

@@ -25,10 +25,16 @@ from dataset_worker.db.models import Car
 from dataset_worker.logs import log_event
 from dataset_worker.sizes import next_power_of_two
 from dataset_worker.storage import OutputStorage, TempOutput
-from dataset_worker.worker.attachment import OutputTarget
+from dataset_worker.worker.jobs.attachment import OutputTarget
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# One `car_blocks` row per block of a piece (pack and daggen alike), for driver-level executemany.
+CAR_BLOCK_INSERT = (
+    "INSERT INTO car_blocks (cid, car_offset, car_block_length, varint, raw_block, file_offset, "
+    "car_id, file_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class NoContentError(Exception):

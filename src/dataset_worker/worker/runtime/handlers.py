@@ -6,12 +6,12 @@ import importlib
 from collections.abc import Mapping
 
 from dataset_worker.db.models import JobType
-from dataset_worker.worker.context import Handler, JobContext
+from dataset_worker.worker.runtime.context import Handler, JobContext
 
 HANDLER_PATHS: Mapping[JobType, tuple[str, str]] = {
-    JobType.SCAN: ("dataset_worker.worker.scan", "run_scan"),
-    JobType.PACK: ("dataset_worker.worker.pack", "run_pack"),
-    JobType.DAGGEN: ("dataset_worker.worker.daggen", "run_daggen"),
+    JobType.SCAN: ("dataset_worker.worker.jobs.scan.job", "run_scan"),
+    JobType.PACK: ("dataset_worker.worker.jobs.pack.job", "run_pack"),
+    JobType.DAGGEN: ("dataset_worker.worker.jobs.daggen.job", "run_daggen"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -14,9 +15,12 @@ from sqlalchemy.types import DateTime
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Worker, utcnow
-from dataset_worker.worker.lifecycle import release_jobs_of_workers
+from dataset_worker.logs import log_event
+from dataset_worker.worker.runtime.outcomes import release_jobs_of_workers
 
 WORKER_TYPE = "dataset_worker"
+
+log = logging.getLogger("dataset_worker.worker")
 
 
 def now_expr(db: Database, *, minus: float = 0.0) -> ColumnElement[datetime]:
@@ -128,3 +132,18 @@ class LiveWorkers:
             if worker_id in self._ids:
                 self._ids.remove(worker_id)
             unregister_workers(self._db, [worker_id])
+
+
+def run_heartbeat(live: LiveWorkers, interval: float, stop: threading.Event) -> None:
+    """Refresh the rows of every live thread of this process each `interval` until `stop`.
+
+    Failures are logged and retried next time: a worker keeps working while the DB hiccups.
+    """
+    while not stop.wait(interval):
+        try:
+            restored = live.beat()
+        except Exception as exc:
+            log_event(log, "heartbeat.failed", logging.WARNING, error=str(exc))
+            continue
+        if restored:
+            log_event(log, "heartbeat.reregistered", logging.WARNING, workers=restored)

@@ -8,6 +8,8 @@ reapers split the work instead of queueing; the updates are idempotent in any ca
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, text
@@ -15,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Worker
-from dataset_worker.worker.lifecycle import release_jobs_of_workers
-from dataset_worker.worker.registry import now_expr
+from dataset_worker.logs import log_event
+from dataset_worker.worker.runtime.outcomes import release_jobs_of_workers
+from dataset_worker.worker.runtime.registry import now_expr
 
 REAP_BATCH = 100
+
+log = logging.getLogger("dataset_worker.worker")
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,40 @@ def reap_stale_workers(db: Database, stale_after: float) -> ReapResult:
         return ReapResult(workers=len(stale), jobs=jobs)
 
     return db.run_write(write)
+
+
+def release_jobs_of_process(db: Database, hostname: str, pid: int) -> int:
+    """Put the `processing` jobs of every worker row of (hostname, pid) back to `ready`.
+
+    Deletes those worker rows too, so no reaper has to wait for them to turn stale.
+    Returns the number of jobs released. Call it only once the process is surely dead.
+    """
+
+    def write(session: Session) -> int:
+        ids = list(
+            session.scalars(
+                select(Worker.id)
+                .where(Worker.hostname == hostname, Worker.pid == pid)
+                .with_for_update()
+            )
+        )
+        released = release_jobs_of_workers(session, ids)
+        if ids:
+            session.execute(delete(Worker).where(Worker.id.in_(ids)))
+        return released
+
+    return db.run_write(write)
+
+
+def run_reaper(db: Database, stale_after: float, interval: float, stop: threading.Event) -> None:
+    """Reap stale workers now, then every `interval` until `stop` (any process may run this)."""
+    while True:
+        try:
+            result = reap_stale_workers(db, stale_after)
+        except Exception as exc:
+            log_event(log, "reaper.failed", logging.WARNING, error=str(exc))
+        else:
+            if result.workers:
+                log_event(log, "reaper.reaped", workers=result.workers, jobs=result.jobs)
+        if stop.wait(interval):
+            return

@@ -1,4 +1,4 @@
-"""Helpers to drive job bodies in process: tests, benchmarks and one-off tools.
+"""Helpers to drive job bodies in process, for tests and benchmarks.
 
 `make_local_preparation` creates the rows a preparation needs (as `prep create` does, but with
 every setting open, e.g. `no_inline`); `run_job` claims one job for a throw-away worker row,
@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import traceback
 import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from dataset_worker.content.chunker import stream_file_cid
 from dataset_worker.content.directory import build_directory
@@ -33,7 +34,9 @@ from dataset_worker.db.models import (
     Worker,
     utcnow,
 )
-from dataset_worker.worker.context import Handler, JobCancelled, JobContext
+from dataset_worker.prep.create import validate_sizes
+from dataset_worker.worker.runtime.context import Handler, JobCancelled, JobContext
+from dataset_worker.worker.runtime.outcomes import complete_job, fail_job, release_job
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,18 @@ def make_local_preparation(
     no_inline: bool = False,
     delete_after_export: bool = False,
 ) -> PreparationRows:
-    """Insert a preparation with a local source (and output, unless None) and its root dir."""
+    """Insert a preparation with a local source (and output, unless None) and its root dir.
+
+    The size limits go through `prep create`'s own rules, so a default piece size here is the
+    one a real preparation gets.
+    """
+    limits = validate_sizes(max_size, piece_size, min_piece_size)
     with db.write() as session:
         prep = Preparation(
             name=name,
             max_size=max_size,
-            piece_size=piece_size or 1 << (max_size * 128 // 127).bit_length(),
-            min_piece_size=min_piece_size,
+            piece_size=limits.piece_size,
+            min_piece_size=limits.min_piece_size,
             no_dag=no_dag,
             no_inline=no_inline,
             delete_after_export=delete_after_export,
@@ -100,14 +108,14 @@ def add_job(db: Database, attachment_id: int, job_type: JobType) -> int:
 def default_handler(job_type: JobType) -> Handler:
     """The real handler of a job type."""
     if job_type is JobType.SCAN:
-        from dataset_worker.worker.scan import run_scan
+        from dataset_worker.worker.jobs.scan.job import run_scan
 
         return run_scan
     if job_type is JobType.PACK:
-        from dataset_worker.worker.pack import run_pack
+        from dataset_worker.worker.jobs.pack.job import run_pack
 
         return run_pack
-    from dataset_worker.worker.daggen import run_daggen
+    from dataset_worker.worker.jobs.daggen.job import run_daggen
 
     return run_daggen
 
@@ -165,22 +173,13 @@ def run_job(
     try:
         (handler or default_handler(job_type))(ctx)
     except JobCancelled as exc:
-        _finish(db, job_id, worker, JobState.READY, "")
+        release_job(db, job_id, worker)
         return JobRun(job_id, JobState.READY, exc)
     except Exception as exc:
-        _finish(db, job_id, worker, JobState.ERROR, str(exc))
+        fail_job(db, job_id, worker, str(exc), traceback.format_exc())
         return JobRun(job_id, JobState.ERROR, exc)
-    _finish(db, job_id, worker, JobState.COMPLETE, "")
+    complete_job(db, job_id, worker)
     return JobRun(job_id, JobState.COMPLETE)
-
-
-def _finish(db: Database, job_id: int, worker: str, state: JobState, message: str) -> None:
-    with db.write() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.worker_id == worker)
-            .values(state=state, worker_id=None, error_message=message, finished_at=utcnow())
-        )
 
 
 def run_ready_jobs(

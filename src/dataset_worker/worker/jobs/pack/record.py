@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from dataset_worker.content.unixfs import assemble_file_from_links
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, PieceType
-from dataset_worker.worker.attachment import AttachmentSetup, lock_own_job
-from dataset_worker.worker.bulk_insert import execute_many
-from dataset_worker.worker.context import JobContext
-from dataset_worker.worker.dirtree import FinalisedFile, update_directories
-from dataset_worker.worker.pack_spool import PackSpool, SpooledRange
+from dataset_worker.worker.jobs.attachment import AttachmentSetup, lock_own_job
+from dataset_worker.worker.jobs.bulk_insert import execute_many
+from dataset_worker.worker.jobs.dirtree import FinalisedFile, update_directories
+from dataset_worker.worker.jobs.pack.spool import PackSpool, SpooledRange
+from dataset_worker.worker.jobs.pieces import CAR_BLOCK_INSERT
+from dataset_worker.worker.runtime.context import JobContext
 
 INSERT_BATCH = 1000
 DIRECTORY_BATCH = 1000  # files per update_directories call (whole directories kept together)
@@ -196,12 +197,6 @@ def _split_files(
             )
     execute_many(session.connection(), "UPDATE files SET cid = ? WHERE id = ?", update_rows)
     return finalised, paths
-
-
-CAR_BLOCK_INSERT = (
-    "INSERT INTO car_blocks (cid, car_offset, car_block_length, varint, raw_block, file_offset, "
-    "car_id, file_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def _insert_blocks(session: Session, car_id: int, spool: PackSpool) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataset_worker.db.models import Directory
-from dataset_worker.worker.bulk_insert import execute_many
-from dataset_worker.worker.dirdata import (
+from dataset_worker.worker.jobs.bulk_insert import execute_many
+from dataset_worker.worker.jobs.dirdata import (
     DirEntry,
     Entries,
     build_node,

@@ -20,9 +20,13 @@ from sqlalchemy.orm import Session
 
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
 from dataset_worker.storage import SourceEntry
-from dataset_worker.worker.batching import JobBatcher, split_file
-from dataset_worker.worker.bulk_insert import insert_returning_ids
-from dataset_worker.worker.tables import DIRECTORIES, FILE_RANGES, FILES
+from dataset_worker.worker.jobs.bulk_insert import (
+    DIRECTORIES,
+    FILE_RANGES,
+    FILES,
+    insert_returning_ids,
+)
+from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
 
 IN_CHUNK = 500
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")

@@ -23,14 +23,18 @@ from typing import Any
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
 from dataset_worker.logs import log_event
-from dataset_worker.worker.config import WorkerConfig
-from dataset_worker.worker.context import Handler
-from dataset_worker.worker.handlers import default_handlers
-from dataset_worker.worker.housekeeping import run_heartbeat, run_reaper
-from dataset_worker.worker.monitor import JobMonitor
-from dataset_worker.worker.pack_tuning import choose_read_ahead
-from dataset_worker.worker.registry import LiveWorkers, register_workers, unregister_workers
-from dataset_worker.worker.thread import ThreadResult, WorkerThread
+from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
+from dataset_worker.worker.runtime.context import Handler
+from dataset_worker.worker.runtime.handlers import default_handlers
+from dataset_worker.worker.runtime.monitor import JobMonitor
+from dataset_worker.worker.runtime.reaper import run_reaper
+from dataset_worker.worker.runtime.registry import (
+    LiveWorkers,
+    register_workers,
+    run_heartbeat,
+    unregister_workers,
+)
+from dataset_worker.worker.runtime.thread import ThreadResult, WorkerThread
 
 EXIT_OK = 0
 EXIT_ERROR = 1

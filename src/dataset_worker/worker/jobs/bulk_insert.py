@@ -14,9 +14,11 @@ path spends more time building and parsing parameters than the database spends i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, select, text
+
+from dataset_worker.db.models import Directory, File, FileRange
 
 
 def insert_returning_ids(
@@ -85,3 +87,9 @@ def execute_many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]])
     if conn.dialect.paramstyle in ("format", "pyformat"):
         sql = sql.replace("?", "%s")
     conn.exec_driver_sql(sql, list(rows))
+
+
+# Core `Table` objects of the models, for executemany statements (Core, not ORM bulk).
+DIRECTORIES = cast(Table, Directory.__table__)
+FILES = cast(Table, File.__table__)
+FILE_RANGES = cast(Table, FileRange.__table__)

@@ -20,15 +20,38 @@ from typing import Any
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
 from dataset_worker.logs import log_event
-from dataset_worker.worker.backoff import Backoff
-from dataset_worker.worker.claim import ClaimedJob, claim_next_job
-from dataset_worker.worker.config import WorkerConfig
-from dataset_worker.worker.context import Handler, JobContext
-from dataset_worker.worker.lifecycle import complete_job, fail_job, release_job
-from dataset_worker.worker.monitor import JobMonitor
+from dataset_worker.worker.runtime.claim import ClaimedJob, claim_next_job
+from dataset_worker.worker.runtime.config import WorkerConfig
+from dataset_worker.worker.runtime.context import Handler, JobContext
+from dataset_worker.worker.runtime.monitor import JobMonitor
+from dataset_worker.worker.runtime.outcomes import complete_job, fail_job, release_job
 
 log = logging.getLogger("dataset_worker.worker")
 job_log = logging.getLogger("dataset_worker.job")
+
+
+def next_interval(current: float, maximum: float) -> float:
+    """The sleep after `current`: doubled, capped at `maximum` (5, 10, 20, … 160, 160 …)."""
+    return min(current * 2, maximum)
+
+
+class Backoff:
+    """Interval that doubles while idle or failing and resets after a success or a pause."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.current = minimum
+
+    def reset(self) -> None:
+        """Back to the minimum (after a successful or a paused job)."""
+        self.current = self.minimum
+
+    def advance(self) -> float:
+        """Return the interval to sleep now, and double it for next time."""
+        interval = self.current
+        self.current = next_interval(self.current, self.maximum)
+        return interval
 
 
 class Outcome(enum.Enum):

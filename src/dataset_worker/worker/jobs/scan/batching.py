@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dataset_worker.content.chunker import CHUNK_SIZE
 from dataset_worker.sizes import next_power_of_two
+from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
 
-EMPTY_CAR_HEADER_SIZE = 59  # len(EmptyCarHeader): a CAR header with a 36-byte CID root
 MAX_RANGE_SIZE = 1 << 30
-_BLOCK_OVERHEAD = 36 + 3  # CID + a 3-byte varint per leaf
-_NODE_LINK_OVERHEAD = 52  # per link of the range's parent node(s)
-_NODE_OVERHEAD = 44
 
 
 def range_split_size(max_size: int) -> int:
@@ -36,23 +32,6 @@ def split_file(size: int, split_size: int) -> Iterator[tuple[int, int]]:
         return
     for offset in range(0, size, split_size):
         yield offset, min(split_size, size - offset)
-
-
-def _go_div(a: int, b: int) -> int:
-    """Integer division truncating toward zero, as Go does."""
-    quotient = abs(a) // abs(b)
-    return quotient if (a >= 0) == (b > 0) else -quotient
-
-
-def to_car_size(length: int) -> int:
-    """Singularity's estimate of the CAR bytes one range adds (`toCarSize`)."""
-    if length == 0:
-        return 37
-    blocks = _go_div(length - 1, CHUNK_SIZE) + 1
-    size = length + blocks * _BLOCK_OVERHEAD
-    if blocks > 1:
-        size += blocks * _NODE_LINK_OVERHEAD + _NODE_OVERHEAD
-    return size
 
 
 @dataclass(slots=True)

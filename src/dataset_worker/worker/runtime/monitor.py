@@ -17,7 +17,7 @@ from sqlalchemy import select
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState
 from dataset_worker.logs import log_event
-from dataset_worker.worker.context import StopSignal
+from dataset_worker.worker.runtime.context import StopSignal
 
 log = logging.getLogger("dataset_worker.worker")
 

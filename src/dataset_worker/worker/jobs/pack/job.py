@@ -25,12 +25,12 @@ from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.logs import log_event
 from dataset_worker.storage import RangeStream, SourceStorage, choose_output
-from dataset_worker.worker.attachment import AttachmentSetup, OutputTarget, load_setup
-from dataset_worker.worker.batching import EMPTY_CAR_HEADER_SIZE, to_car_size
-from dataset_worker.worker.context import JobContext
-from dataset_worker.worker.pack_record import Piece, Recorded, finalised_paths, record_pack
-from dataset_worker.worker.pack_spool import JobRange, PackSpool
-from dataset_worker.worker.piece_writer import NoContentError, PieceWriter, record_or_unpublish
+from dataset_worker.worker.jobs.attachment import AttachmentSetup, OutputTarget, load_setup
+from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
+from dataset_worker.worker.jobs.pack.record import Piece, Recorded, finalised_paths, record_pack
+from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool
+from dataset_worker.worker.jobs.pieces import NoContentError, PieceWriter, record_or_unpublish
+from dataset_worker.worker.runtime.context import JobContext
 
 DATA_MIN_CONTENT = 65  # a data CAR of at most this many bytes holds nothing (ErrNoContent)
 RANGE_PAGE = 1000  # ranges read per query while packing

@@ -16,7 +16,7 @@ from dataset_worker.db.models import (
     SourceAttachment,
 )
 from dataset_worker.storage import OutputStorage, SourceStorage, open_output, open_source
-from dataset_worker.worker.context import JobCancelled, JobContext
+from dataset_worker.worker.runtime.context import JobCancelled, JobContext
 
 DEFAULT_MIN_PIECE_SIZE = 1 << 20  # Preparation.GetMinPieceSize when min_piece_size is 0
 

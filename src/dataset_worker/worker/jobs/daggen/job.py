@@ -19,23 +19,23 @@ from dataset_worker.content.cid import EMPTY_FILE_CID, cid_to_str
 from dataset_worker.db.models import Car, Directory, PieceType
 from dataset_worker.logs import log_event
 from dataset_worker.storage import choose_output
-from dataset_worker.worker.attachment import (
+from dataset_worker.worker.jobs.attachment import (
     AttachmentSetup,
     JobSetupError,
     load_setup,
     lock_own_job,
     root_directory,
 )
-from dataset_worker.worker.bulk_insert import execute_many
-from dataset_worker.worker.context import JobContext
-from dataset_worker.worker.dirdata import build_node, decode_entries, extra_blocks
-from dataset_worker.worker.pack_record import CAR_BLOCK_INSERT
-from dataset_worker.worker.piece_writer import (
+from dataset_worker.worker.jobs.bulk_insert import execute_many
+from dataset_worker.worker.jobs.dirdata import build_node, decode_entries, extra_blocks
+from dataset_worker.worker.jobs.pieces import (
+    CAR_BLOCK_INSERT,
     NoContentError,
     PieceWriter,
     SealedPiece,
     record_or_unpublish,
 )
+from dataset_worker.worker.runtime.context import JobContext
 
 DAG_MIN_CONTENT = 59  # only the header: nothing to export
 DIRECTORY_BATCH = 200

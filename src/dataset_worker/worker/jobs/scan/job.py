@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from dataset_worker.db.models import File
 from dataset_worker.logs import log_event
 from dataset_worker.storage import SourceEntry
-from dataset_worker.worker.attachment import AttachmentSetup, load_setup, root_directory
-from dataset_worker.worker.batching import JobBatcher, range_split_size
-from dataset_worker.worker.context import JobContext
-from dataset_worker.worker.scan_writer import BatchResult, ScanState, ScanWriter
+from dataset_worker.worker.jobs.attachment import AttachmentSetup, load_setup, root_directory
+from dataset_worker.worker.jobs.scan.batching import JobBatcher, range_split_size
+from dataset_worker.worker.jobs.scan.writer import BatchResult, ScanState, ScanWriter
+from dataset_worker.worker.runtime.context import JobContext
 
 BATCH_FILES = 5000  # commit at least every this many listed entries …
 BATCH_SECONDS = 2.0  # … or this often, so a slow listing still saves its progress

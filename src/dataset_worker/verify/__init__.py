@@ -1,0 +1,1 @@
+"""Independent read-back of prepared pieces: CAR framing, block hashes, piece CIDs, files."""

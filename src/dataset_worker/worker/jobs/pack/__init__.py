@@ -1,0 +1,1 @@
+"""The pack job: ranges → one CAR file and its piece CID, recorded in one transaction."""
