@@ -24,6 +24,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -135,6 +137,13 @@ class Preparation(Base):
     min_piece_size: Mapped[int] = mapped_column(BigInteger)
     no_inline: Mapped[bool] = mapped_column(Boolean, default=False)
     no_dag: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Queue daggen by itself once the last pack job completes (`prep create --no-auto`: off).
+    auto_chain: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Pack records each file's sha256 while it reads (`prep create --no-file-hash`: off).
+    file_hash: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The manifest's dataset uuid, made once and kept; and the manifest fields last exported.
+    uuid: Mapped[str | None] = mapped_column(String(36))
+    manifest_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     source_attachments: Mapped[list[SourceAttachment]] = relationship(
         back_populates="preparation", cascade="all, delete-orphan", order_by="SourceAttachment.id"
@@ -205,6 +214,12 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Retries: failed attempts so far, and when a transiently failed job may be claimed again.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who ran the job last: kept after the run (worker rows are deleted when workers stop).
+    last_worker_id: Mapped[str | None] = mapped_column(String(63))
+    last_worker_host: Mapped[str | None] = mapped_column(String(255))
 
     attachment: Mapped[SourceAttachment | None] = relationship()
     worker: Mapped[Worker | None] = relationship()
@@ -239,6 +254,8 @@ class File(Base):
     cid: Mapped[bytes | None] = mapped_column(LargeBinary)
     path: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(String(255), default="")
+    # sha256 of the whole file's bytes, recorded by pack (NULL: not hashed, or not yet).
+    sha256: Mapped[bytes | None] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger)  # -1 = unknown
     last_modified_nano: Mapped[int] = mapped_column(BigInteger)
     attachment_id: Mapped[int | None] = mapped_column(
