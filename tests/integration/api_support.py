@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from dataset_worker.config import ENV_ADMIN_TOKEN
+from dataset_worker.config import ENV_ADMIN_TOKEN, ENV_DATABASE_URL
 from dataset_worker.manager.procinfo import is_alive, read_process
 from dataset_worker.manager.runrecord import WorkerPaths, read_record
 
@@ -87,21 +87,31 @@ class AdminServer:
 
 
 def start_server(
-    state_dir: Path, database_url: str, *, extra_args: tuple[str, ...] = ()
+    state_dir: Path,
+    database_url: str,
+    *,
+    extra_args: tuple[str, ...] = (),
+    url_in_env: bool = False,
 ) -> AdminServer:
-    """Start a server on a free port and wait until /healthz answers."""
+    """Start a server on a free port and wait until /healthz answers.
+
+    `url_in_env` passes the database URL in the environment instead of on the command line.
+    """
     port = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     output = state_dir.parent / f"server-{port}.log"
     env = {**os.environ, ENV_ADMIN_TOKEN: TOKEN}
+    url_args = ["--database-url", database_url]
+    if url_in_env:
+        env[ENV_DATABASE_URL] = database_url
+        url_args = []
     command = [
         sys.executable,
         "-m",
         "dataset_worker",
         "--state-dir",
         str(state_dir),
-        "--database-url",
-        database_url,
+        *url_args,
         "serve",
         "--port",
         str(port),
@@ -157,13 +167,15 @@ def worker_processes(state_dir: Path) -> list[int]:
     return found
 
 
-def running_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
+def running_server(
+    tmp_path: Path, database_url: str, *, url_in_env: bool = False
+) -> Iterator[AdminServer]:
     """A running admin server on a fresh state dir and database; cleaned up afterwards.
 
     Each test module turns it into its fixture: `yield from running_server(tmp_path, url)`.
     """
     state_dir = tmp_path / "state"
-    server = start_server(state_dir, database_url)
+    server = start_server(state_dir, database_url, url_in_env=url_in_env)
     servers = [server]
     try:
         yield server

@@ -9,14 +9,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from dataset_worker.api.app import create_app
 from dataset_worker.api.fastpath import plain_jobs_query
+from dataset_worker.api.routes import preparations, worker
 from dataset_worker.config import Settings
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobState, JobType
 from dataset_worker.prep import CreatePreparationRequest, create_preparation
-from dataset_worker.prep.jobs import JobsQuery
+from dataset_worker.prep.jobs import (
+    DEFAULT_LIMIT,
+    MAX_CURSOR_LENGTH,
+    MAX_LIMIT,
+    MAX_PREPARATION_LENGTH,
+    JobsQuery,
+)
+from dataset_worker.prep.lookup import MAX_KEY_LENGTH
 
 TOKEN = "fastpath-test-token"
 JOBS = "/api/dataset-worker/jobs"
@@ -123,3 +132,27 @@ def test_plain_queries_are_taken(query: bytes, expected: JobsQuery) -> None:
 )
 def test_other_queries_go_to_the_route(query: bytes) -> None:
     assert plain_jobs_query(query) is None
+
+
+def test_the_fast_path_and_the_routes_share_the_list_limits() -> None:
+    """Both read the bounds from prep.jobs, so neither can take what the other refuses."""
+    app = FastAPI()
+    app.include_router(worker.router)
+    app.include_router(preparations.router)
+    schema = app.openapi()
+    jobs = {p["name"]: p["schema"] for p in schema["paths"][JOBS]["get"]["parameters"]}
+    assert jobs["limit"]["maximum"] == MAX_LIMIT and jobs["limit"]["default"] == DEFAULT_LIMIT
+    assert jobs["cursor"]["anyOf"][0]["maxLength"] == MAX_CURSOR_LENGTH
+    assert jobs["preparation"]["anyOf"][0]["maxLength"] == MAX_PREPARATION_LENGTH
+    prep_route = schema["paths"]["/api/preparations/{name}"]["get"]["parameters"]
+    assert prep_route[0]["schema"]["maxLength"] == MAX_KEY_LENGTH == MAX_PREPARATION_LENGTH
+
+    assert plain_jobs_query(b"") == JobsQuery(limit=DEFAULT_LIMIT)
+    assert plain_jobs_query(f"limit={MAX_LIMIT}".encode()) == JobsQuery(limit=MAX_LIMIT)
+    assert plain_jobs_query(f"limit={MAX_LIMIT + 1}".encode()) is None
+    longest = "p" * MAX_PREPARATION_LENGTH
+    assert plain_jobs_query(f"preparation={longest}".encode()) == JobsQuery(preparation=longest)
+    assert plain_jobs_query(f"preparation={longest}p".encode()) is None
+    cursor = "1".rjust(MAX_CURSOR_LENGTH, "0")
+    assert plain_jobs_query(f"cursor={cursor}".encode()) == JobsQuery(before=1)
+    assert plain_jobs_query(f"cursor=0{cursor}".encode()) is None

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
+from dataset_worker.manager.runrecord import WorkerPaths
+from dataset_worker.manager.segments import list_segments
 from tests.integration.api_support import (
     TOKEN,
     AdminServer,
-    running_server,
     start_worker,
     wait_for_log,
     wait_until,
 )
-
-
-@pytest.fixture
-def admin_server(tmp_path: Path, database_url: str) -> Iterator[AdminServer]:
-    yield from running_server(tmp_path, database_url)
 
 
 def logs(client: httpx.Client, **params: Any) -> dict[str, Any]:
@@ -112,3 +106,54 @@ def test_server_sent_events(admin_server: AdminServer) -> None:
     assert client.post("/api/dataset-worker/stop").status_code == 200
     final = read_events(client, 1)
     assert json.loads(final[0]["data"])["running"] is False
+
+
+def test_server_sent_events_keep_characters_split_across_reads(admin_server: AdminServer) -> None:
+    """A UTF-8 character whose bytes arrive in two reads reaches the client whole."""
+    client = admin_server.client()
+    start_worker(client)
+    wait_for_log(client, "worker.idle")
+    assert client.post("/api/dataset-worker/stop").status_code == 200
+    # The run is over and its pump gone: the test is now the only writer of the stream.
+    segment = list_segments(WorkerPaths(admin_server.state_dir).logs, "stdout")[-1].path
+    end = logs(client, stream="stdout")["nextOffset"]["stdout"]
+    writes = [b"caf\xc3", b"\xa9 party \xf0\x9f", b"\x8e\x89\n"]  # é and 🎉 split in two
+
+    received: list[dict[str, str]] = []
+    with client.stream(
+        "GET", "/api/dataset-worker/logs/stream", params={"stream": "stdout", "tail": 0}
+    ) as reply:
+        assert reply.status_code == 200
+        events = sse_events(reply)
+        assert next(events)["event"] == "run"
+        for data in writes:  # one write per poll: each is read on its own
+            with segment.open("ab") as stream:
+                stream.write(data)
+            received.append(next(events))
+    payloads = [json.loads(event["data"]) for event in received]
+    assert "".join(p["text"] for p in payloads) == "café party 🎉\n"
+    assert [p["text"] for p in payloads] == ["caf", "é party ", "🎉\n"]
+    # Offsets count the bytes of the text sent: a held-back partial character is not yet in.
+    assert [(p["offset"], p["nextOffset"]) for p in payloads] == [
+        (end, end + 3),
+        (end + 3, end + 3 + len("é party ".encode())),
+        (end + 3 + len("é party ".encode()), end + len(b"".join(writes))),
+    ]
+    assert [int(e["id"].split(":")[1]) for e in received] == [p["nextOffset"] for p in payloads]
+
+    # Resuming after the first event starts at the split character, so it arrives whole too.
+    resumed = read_events(client, 2, headers={"Last-Event-ID": received[0]["id"]})
+    assert [json.loads(e["data"])["text"] for e in resumed[1:]] == ["é party 🎉\n"]
+
+
+def sse_events(reply: httpx.Response) -> Iterator[dict[str, str]]:
+    """The events of an open Server-Sent Events reply, as they arrive."""
+    current: dict[str, str] = {}
+    for line in reply.iter_lines():
+        if line == "":
+            if current:
+                yield current
+                current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            current[name] = value

@@ -110,6 +110,7 @@ def test_database_url_is_never_on_a_command_line(
         status.text,
         client.get("/api/dataset-worker/audit").text,
         client.get("/api/dataset-worker/logs").text,
+        client.get("/healthz").text,
+        client.get("/metrics").text,
     ]
     assert not any(password in reply for reply in replies)
-

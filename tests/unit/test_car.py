@@ -9,6 +9,7 @@ import pytest
 
 from dataset_worker.content.car import CarReader, CarWriter, car_header, iter_car_blocks
 from dataset_worker.content.cid import EMPTY_FILE_CID, dag_pb_cid, raw_cid
+from dataset_worker.content.varint import encode_uvarint
 
 HELLO = raw_cid(b"hello")
 
@@ -171,3 +172,21 @@ def test_reader_rejects_a_header_without_roots() -> None:
     body = b"\xa1\x67version\x01"
     with pytest.raises(ValueError, match='needs "roots"'):
         CarReader(io.BytesIO(bytes((len(body),)) + body))
+
+
+def test_reader_rejects_deeply_nested_header_cbor() -> None:
+    # {"roots": [[[[…100k arrays…]]]], …}: without a depth limit this is a RecursionError.
+    depth = 100_000
+    body = b"\xa1\x65roots" + b"\x81" * depth + b"\x00"
+    framed = encode_uvarint(len(body)) + body
+    with pytest.raises(ValueError, match="nested deeper than 64 levels"):
+        CarReader(io.BytesIO(framed))
+
+
+@pytest.mark.parametrize(("arrays", "error"), [(62, "root is not a CID link"), (63, "deeper")])
+def test_header_nesting_limit_is_64_levels(arrays: int, error: str) -> None:
+    # The map, the arrays, then an integer: 64 levels in all decode (and the header is then
+    # refused for its shape); one more is refused for its depth.
+    body = b"\xa2\x65roots" + b"\x81" * arrays + b"\x00" + b"\x67version\x01"
+    with pytest.raises(ValueError, match=error):
+        CarReader(io.BytesIO(encode_uvarint(len(body)) + body))

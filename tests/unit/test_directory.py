@@ -9,7 +9,7 @@ import pytest
 
 from dataset_worker.content import hamt
 from dataset_worker.content.cid import cid_to_str, dag_pb_cid, raw_cid
-from dataset_worker.content.dagpb import decode_node
+from dataset_worker.content.dagpb import PBLink, decode_node, encode_node
 from dataset_worker.content.directory import (
     HAMT_SHARDING_SIZE,
     build_basic_directory,
@@ -20,7 +20,12 @@ from dataset_worker.content.directory import (
     read_directory_entries,
 )
 from dataset_worker.content.hamt import bitfield_bytes, hamt_hash
-from dataset_worker.content.unixfs import DataType, assemble_file_from_links, decode_data
+from dataset_worker.content.unixfs import (
+    DataType,
+    assemble_file_from_links,
+    decode_data,
+    hamt_shard_data,
+)
 
 Entries = dict[str, tuple[bytes, int]]
 
@@ -278,3 +283,20 @@ def test_reading_a_file_node_as_a_directory_fails() -> None:
     [(cid, block)] = file_node.nodes
     with pytest.raises(ValueError, match="not a directory: UnixFS type FILE"):
         read_directory_entries(cid, lambda _: block)
+
+
+def test_a_hamt_deeper_than_the_hash_is_refused() -> None:
+    # A shard whose only child is itself: only possible with blocks that were never checked
+    # against their CIDs, and without a bound it would be walked for ever.
+    block = encode_node([PBLink(b"self", b"00", 0)], hamt_shard_data(bitfield_bytes(1)))
+    reads = 0
+
+    def get_block(_cid: bytes) -> bytes:
+        nonlocal reads
+        reads += 1
+        assert reads < 1000, "the walk does not end"
+        return block
+
+    with pytest.raises(ValueError, match=f"HAMT directory deeper than {hamt.MAX_DEPTH} levels"):
+        read_directory_entries(b"self", get_block)
+    assert reads == hamt.MAX_DEPTH

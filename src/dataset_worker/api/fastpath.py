@@ -21,17 +21,22 @@ from dataset_worker.api.routes.worker import page_json
 from dataset_worker.api.services import Services
 from dataset_worker.db.models import JobState, JobType
 from dataset_worker.prep.errors import PrepError
-from dataset_worker.prep.jobs import MAX_LIMIT, JobsQuery, parse_jobs_query
+from dataset_worker.prep.jobs import (
+    DEFAULT_LIMIT,
+    MAX_CURSOR_LENGTH,
+    MAX_LIMIT,
+    MAX_PREPARATION_LENGTH,
+    JobsQuery,
+    parse_jobs_query,
+)
 
 STATUS_PATH = "/api/dataset-worker/status"
 JOBS_PATH = "/api/dataset-worker/jobs"
 
 _STATES = frozenset(member.value for member in JobState)
 _TYPES = frozenset(member.value for member in JobType)
-_LIMIT = re.compile(r"[1-9][0-9]{0,3}")
-# As the route declares them (Query max_length): longer values go to the route, which refuses.
-_MAX_PREPARATION = 255
-_MAX_CURSOR = 20
+# The one spelling of a limit the route reads the same way: no sign, no leading zero.
+_LIMIT = re.compile(rf"[1-9][0-9]{{0,{len(str(MAX_LIMIT)) - 1}}}")
 _HEADERS_TEMPLATE = (b"content-type", b"application/json")
 
 
@@ -79,14 +84,15 @@ def plain_jobs_query(query_string: bytes) -> JobsQuery | None:
     status = values.pop("status", None)
     job_type = values.pop("type", None)
     preparation = values.pop("preparation", None)
-    limit = values.pop("limit", "50")
+    limit = values.pop("limit", str(DEFAULT_LIMIT))
     cursor = values.pop("cursor", None)
     if (
         values
         or (status is not None and status not in _STATES)
         or (job_type is not None and job_type not in _TYPES)
-        or (preparation is not None and not 0 < len(preparation) <= _MAX_PREPARATION)
-        or (cursor is not None and not 0 < len(cursor) <= _MAX_CURSOR)
+        # Longer values go to the route, which refuses them with its error reply.
+        or (preparation is not None and not 0 < len(preparation) <= MAX_PREPARATION_LENGTH)
+        or (cursor is not None and not 0 < len(cursor) <= MAX_CURSOR_LENGTH)
         or not _LIMIT.fullmatch(limit)
         or int(limit) > MAX_LIMIT
     ):

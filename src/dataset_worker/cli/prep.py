@@ -47,7 +47,7 @@ from dataset_worker.prep import (
     start_pack,
     start_scan,
 )
-from dataset_worker.prep.jobs import DEFAULT_LIMIT
+from dataset_worker.prep.jobs import DEFAULT_LIMIT, MAX_LIMIT
 from dataset_worker.prep.views import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
 from dataset_worker.sizes import format_size
 
@@ -457,7 +457,7 @@ def jobs_list_command(
     job_type: Annotated[str | None, typer.Option("--type", help="scan, pack or daggen.")] = None,
     prep: Annotated[str | None, typer.Option("--prep", help="Preparation name or id.")] = None,
     limit: Annotated[
-        int, typer.Option("--limit", help="Jobs per page, 1 to 1000.")
+        int, typer.Option("--limit", help=f"Jobs per page, 1 to {MAX_LIMIT}.")
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="The next cursor printed by the previous page.")

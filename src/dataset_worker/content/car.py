@@ -16,6 +16,9 @@ from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 Tee = Callable[[bytes | memoryview], object]
 
 _CID_TAG = b"\xd8\x2a"  # CBOR tag 42 (IPLD link)
+# A real header nests 3 deep (map, roots array, link); the bound keeps crafted input from
+# exhausting Python's stack with a RecursionError.
+MAX_CBOR_DEPTH = 64
 
 
 def _cbor_head(major: int, value: int) -> bytes:
@@ -226,8 +229,10 @@ class _Link:
 _Cbor = int | bytes | str | list["_Cbor"] | dict[str, "_Cbor"] | _Link
 
 
-def _cbor_decode(buf: bytes, pos: int) -> tuple[_Cbor, int]:
+def _cbor_decode(buf: bytes, pos: int, depth: int = 0) -> tuple[_Cbor, int]:
     """Just enough CBOR for a CAR header: uints, byte/text strings, arrays, maps, tag 42."""
+    if depth >= MAX_CBOR_DEPTH:
+        raise ValueError(f"CAR header: CBOR nested deeper than {MAX_CBOR_DEPTH} levels")
     if pos >= len(buf):
         raise ValueError("CAR header: truncated CBOR")
     major, info = buf[pos] >> 5, buf[pos] & 0x1F
@@ -250,17 +255,17 @@ def _cbor_decode(buf: bytes, pos: int) -> tuple[_Cbor, int]:
     if major == 4:
         items = []
         for _ in range(arg):
-            item, pos = _cbor_decode(buf, pos)
+            item, pos = _cbor_decode(buf, pos, depth + 1)
             items.append(item)
         return items, pos
     if major == 5:
         mapping: dict[str, _Cbor] = {}
         for _ in range(arg):
-            key, pos = _cbor_decode(buf, pos)
-            mapping[str(key)], pos = _cbor_decode(buf, pos)
+            key, pos = _cbor_decode(buf, pos, depth + 1)
+            mapping[str(key)], pos = _cbor_decode(buf, pos, depth + 1)
         return mapping, pos
     if major == 6 and arg == 42:
-        link, pos = _cbor_decode(buf, pos)
+        link, pos = _cbor_decode(buf, pos, depth + 1)
         if not isinstance(link, bytes) or link[:1] != b"\x00":
             raise ValueError("CAR header: tag 42 must wrap 0x00 + CID bytes")
         return _Link(link[1:]), pos

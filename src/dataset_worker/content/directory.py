@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from dataset_worker.content.dagpb import PBLink, decode_node, encode_node, node_cid
-from dataset_worker.content.hamt import build_hamt
+from dataset_worker.content.hamt import MAX_DEPTH, build_hamt
 from dataset_worker.content.unixfs import DIRECTORY_DATA, DataType, decode_data
 
 HAMT_SHARDING_SIZE = 262144  # boxo HAMTShardingSize (256 KiB)
@@ -101,12 +101,16 @@ def read_directory_entries(
         return entries
     if kind is not DataType.HAMT_SHARD:
         raise ValueError(f"not a directory: UnixFS type {kind.name}")
-    pending = [root]
+    pending = [(root, 1)]
     while pending:
-        shard = pending.pop()
+        shard, depth = pending.pop()
         for link in shard.links:
             if len(link.name) == _SHARD_LINK_NAME_LENGTH:
-                pending.append(decode_node(get_block(link.cid)))
+                # One level per byte of the name's hash: a deeper (or cyclic) HAMT is malformed,
+                # and would otherwise be walked without end.
+                if depth >= MAX_DEPTH:
+                    raise ValueError(f"HAMT directory deeper than {MAX_DEPTH} levels")
+                pending.append((decode_node(get_block(link.cid)), depth + 1))
             else:
                 name = link.name[_SHARD_LINK_NAME_LENGTH:].decode("utf-8", "surrogateescape")
                 entries[name] = (link.cid, link.tsize)

@@ -21,8 +21,18 @@ from sqlalchemy.orm import Session, sessionmaker
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 50_000  # as Singularity
-# Error texts that mean "another transaction got in the way; run it again" (Singularity DoRetry).
-RETRYABLE = ("40001", "40P01", "database is locked", "database table is locked", "deadlock")
+# Errors that mean "another transaction got in the way; run it again" (Singularity DoRetry),
+# known by their codes: a message can quote anything (a table or file name, a RAISE in SQL).
+RETRYABLE_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available (NOWAIT, lock_timeout)
+    }
+)
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+RETRYABLE_SQLITE_CODES = frozenset({SQLITE_BUSY, SQLITE_LOCKED})
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -96,5 +106,13 @@ class Database:
 
 def is_retryable(exc: BaseException) -> bool:
     """True for errors that a re-run of the same transaction can cure."""
-    text = str(exc)
-    return any(marker in text for marker in RETRYABLE)
+    # SQLAlchemy wraps the driver's exception; a bare driver exception is accepted too.
+    driver_error = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(driver_error, "sqlstate", None)  # psycopg 3
+    if isinstance(sqlstate, str):
+        return sqlstate in RETRYABLE_SQLSTATES
+    code = getattr(driver_error, "sqlite_errorcode", None)  # sqlite3, Python 3.11+
+    if isinstance(code, int):
+        # The low byte is the primary code: SQLITE_BUSY_SNAPSHOT (517) is a kind of SQLITE_BUSY.
+        return (code & 0xFF) in RETRYABLE_SQLITE_CODES
+    return False

@@ -25,11 +25,14 @@ from sqlalchemy.orm import Session
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
 from dataset_worker.prep.errors import InvalidParameter
-from dataset_worker.prep.lookup import MAX_ID, find_preparation, is_all_digits
+from dataset_worker.prep.lookup import MAX_ID, MAX_KEY_LENGTH, find_preparation, is_all_digits
 from dataset_worker.prep.views import JobPage
 
+# The bounds of a jobs page request, shared by the CLI, the API routes and the API's fast path.
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+MAX_CURSOR_LENGTH = 20  # a cursor is an id: MAX_ID has 19 digits
+MAX_PREPARATION_LENGTH = MAX_KEY_LENGTH
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -97,7 +100,7 @@ def list_jobs(
     """One page of jobs, newest first.
 
     `status` and `type` filter by job state and type; `preparation` (name or id) by preparation;
-    `limit` is 1..1000 (default 50); `cursor` is the `nextCursor` of the previous page. Bad
+    `limit` is 1..MAX_LIMIT (default DEFAULT_LIMIT); `cursor` is the `nextCursor` of the previous page. Bad
     values raise InvalidParameter; an unknown preparation raises NotFound.
     """
     query = parse_jobs_query(

@@ -15,6 +15,8 @@ _WITH_STORAGES = (
     selectinload(Preparation.output_attachments).selectinload(OutputAttachment.storage),
 )
 MAX_ID = 2**63 - 1  # larger numbers cannot be ids (PostgreSQL bigint); they match nothing
+# Longest preparation name or id a request may give: the width of the name column.
+MAX_KEY_LENGTH = 255
 
 
 def is_all_digits(text: str) -> bool:

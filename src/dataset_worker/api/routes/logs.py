@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import time
 from collections.abc import AsyncIterator
@@ -131,10 +132,18 @@ def _parse_event_id(value: str | None) -> tuple[int, dict[str, int]] | None:
     return int(parts[0]), {"stdout": int(parts[1]), "stderr": int(parts[2])}
 
 
+def _decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
 async def _follow(
     request: Request, manager: WorkerManager, run_id: int, offsets: dict[str, int]
 ) -> AsyncIterator[str]:
+    # `offsets`: where the next read of each stream starts. `positions`: where the text sent so
+    # far ends, which is earlier by the bytes of a character split across two reads: those
+    # wait in the stream's decoder for the rest of the character instead of becoming U+FFFD.
     positions = {"stdout": 0, "stderr": 0, **offsets}
+    decoders = {name: _decoder() for name in offsets}
     running: bool | None = None
     last_sent = time.monotonic()
     while not await request.is_disconnected():
@@ -143,6 +152,7 @@ async def _follow(
             run_id, running = result.run_id, None
             offsets = dict.fromkeys(offsets, 0)
             positions = {"stdout": 0, "stderr": 0}
+            decoders = {name: _decoder() for name in offsets}
             continue
         if result.running != running:
             running = result.running
@@ -151,10 +161,19 @@ async def _follow(
         for name, chunk in result.chunks.items():
             if not chunk.data:
                 continue
-            offsets[name] = positions[name] = chunk.end
+            decoder = decoders[name]
+            if chunk.start != offsets[name]:
+                # Output was skipped (it rotated away): a partial character cannot continue.
+                decoder.reset()
+                positions[name] = chunk.start
+            start = positions[name]
+            text = decoder.decode(chunk.data)
+            offsets[name] = chunk.end
+            positions[name] = chunk.end - len(decoder.getstate()[0])
+            if not text:
+                continue  # only the start of a character so far
             event_id = f"{run_id}:{positions['stdout']}:{positions['stderr']}"
-            text = chunk.data.decode("utf-8", "replace")
-            payload = {"text": text, "offset": chunk.start, "nextOffset": chunk.end}
+            payload = {"text": text, "offset": start, "nextOffset": positions[name]}
             yield _event(name, payload, event_id)
             last_sent = time.monotonic()
         if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:

@@ -25,10 +25,13 @@ from dataset_worker.prep import (
     start_pack,
     start_scan,
 )
+from dataset_worker.prep.lookup import MAX_KEY_LENGTH
 
 router = APIRouter(prefix="/api/preparations", tags=["preparations"])
 
-Name = Annotated[str, Path(min_length=1, max_length=255, description="Preparation name or id.")]
+Name = Annotated[
+    str, Path(min_length=1, max_length=MAX_KEY_LENGTH, description="Preparation name or id.")
+]
 AppServices = Annotated[Services, Depends(services)]
 JobId = Annotated[
     int | None, Query(alias="jobId", ge=1, le=2**62, description="One pack job (default: all).")

@@ -20,7 +20,15 @@ from dataset_worker.db.models import JobState, JobType
 from dataset_worker.manager.launchconfig import WorkerLaunchConfig
 from dataset_worker.manager.manager import DEFAULT_STOP_TIMEOUT
 from dataset_worker.prep import JobPage
-from dataset_worker.prep.jobs import JobsQuery, job_page_data, parse_jobs_query
+from dataset_worker.prep.jobs import (
+    DEFAULT_LIMIT,
+    MAX_CURSOR_LENGTH,
+    MAX_LIMIT,
+    MAX_PREPARATION_LENGTH,
+    JobsQuery,
+    job_page_data,
+    parse_jobs_query,
+)
 
 router = APIRouter(prefix="/api/dataset-worker", tags=["dataset worker"])
 
@@ -125,11 +133,13 @@ async def jobs(
     status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     type: Annotated[JobType | None, Query(description="Only jobs of this type.")] = None,
     preparation: Annotated[
-        str | None, Query(max_length=255, description="Preparation name or id.")
+        str | None,
+        Query(max_length=MAX_PREPARATION_LENGTH, description="Preparation name or id."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[
-        str | None, Query(max_length=20, description="nextCursor of the previous page.")
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="nextCursor of the previous page."),
     ] = None,
 ) -> Response:
     """Read from the database; filters combine; pass nextCursor back as cursor."""
