@@ -1,12 +1,13 @@
 """Write tests/vectors/commp.json: commP of seeded inputs as computed by independent tools.
 
-The piece CIDs come from /work/verify/piece-cid.mjs (or $PIECE_CID_TOOL), which runs both npm
-implementations, `fr32-sha2-256-trunc254-padded-binary-tree-multihash` (Rust/WASM) and
-`@web3-storage/data-segment` (JS), over the same bytes and fails if they disagree; its
-`--min-piece-size` padding is data-segment's own zero-subtree code. Nothing of ours computes an
-expected value here. The tests regenerate the inputs from the seed (see `vector_input`) and read
-only the JSON.
+The piece CIDs come from the interop harness's tests/interop/commp.mjs (or $PIECE_CID_TOOL) with
+`--impl both`: it runs both npm implementations, `fr32-sha2-256-trunc254-padded-binary-tree-multihash`
+(Rust/WASM) and `@web3-storage/data-segment` (JS), over the same bytes and fails if they
+disagree; its `--min-piece-size` padding uses data-segment's zero-subtree commitments. Nothing of
+ours computes an expected value here. The tests regenerate the inputs from the seed (see
+`vector_input`) and read only the JSON.
 
+Needs the harness installed: `make interop` (npm ci --prefix tests/interop).
 Usage: .venv/bin/python scripts/make_commp_vectors.py [--tool PATH] [--out PATH]
 """
 
@@ -33,7 +34,8 @@ PADDED = [
     ("zeros", 1024, 1 << 30),
 ]
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_TOOL = os.environ.get("PIECE_CID_TOOL", "/work/verify/piece-cid.mjs")
+DEFAULT_TOOL = os.environ.get("PIECE_CID_TOOL", str(REPO / "tests" / "interop" / "commp.mjs"))
+BOTH = ["wasm", "data-segment"]
 DEFAULT_OUT = REPO / "tests" / "vectors" / "commp.json"
 
 
@@ -45,20 +47,23 @@ def vector_input(kind: str, size: int, seed: str = SEED) -> bytes:
 
 
 def run_tool(tool: str, path: Path, min_piece_size: int | None) -> dict[str, object]:
-    """One JSON line of piece-cid.mjs for one file, with both implementations cross-checked."""
-    cmd = ["node", tool, "--impl", "both", "--json", str(path)]
+    """commp.mjs's JSON record for one file, both implementations cross-checked."""
+    cmd = ["node", tool, "--impl", "both", str(path)]
     if min_piece_size is not None:
         cmd[2:2] = ["--min-piece-size", str(min_piece_size)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    record: dict[str, object] = json.loads(out)
-    if record.get("agree") is not True:
-        raise SystemExit(f"the two npm implementations disagree on {path}: {record}")
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    # commp.mjs exits 1 when the two implementations disagree: say so, not just "exit status 1".
+    if proc.returncode != 0:
+        raise SystemExit(f"{tool} failed on {path}: {proc.stderr.strip()}")
+    record: dict[str, object] = json.loads(proc.stdout)
+    if record.get("impls") != BOTH:
+        raise SystemExit(f"{tool} did not run both implementations on {path}: {record}")
     return record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tool", default=DEFAULT_TOOL, help="path of piece-cid.mjs")
+    parser.add_argument("--tool", default=DEFAULT_TOOL, help="path of the harness's commp.mjs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="vectors file to write")
     args = parser.parse_args()
 
@@ -79,18 +84,18 @@ def main() -> None:
                     "input": kind,
                     "size": size,
                     "minPieceSize": min_piece_size,
-                    "pieceCid": record["pieceCidV1"],
+                    "pieceCid": record["pieceCid"],
                     "commP": record["commP"],
-                    "pieceSize": record["paddedPieceSize"],
-                    "naturalPieceSize": record["naturalPaddedPieceSize"],
+                    "pieceSize": record["pieceSize"],
+                    "naturalPieceSize": record["naturalPieceSize"],
                 }
             )
-            print(f"{kind:6} {size:>9} min={min_piece_size!s:>10} {record['pieceCidV1']}")
+            print(f"{kind:6} {size:>9} min={min_piece_size!s:>10} {record['pieceCid']}")
 
     document = {
         "description": "commP vectors computed by independent npm implementations",
-        "tool": "piece-cid.mjs --impl both: fr32-sha2-256-trunc254-padded-binary-tree-multihash"
-        " (wasm) and @web3-storage/data-segment, cross-checked",
+        "tool": "tests/interop/commp.mjs --impl both: fr32-sha2-256-trunc254-padded-binary-tree"
+        "-multihash (wasm) and @web3-storage/data-segment, cross-checked",
         "script": "scripts/make_commp_vectors.py",
         "seed": SEED,
         "generator": 'random: hashlib.shake_256(f"{seed}:{size}".encode()).digest(size); '

@@ -4,24 +4,24 @@
 `prep start-daggen` → `run --exit-on-complete` again, each a separate `python -m dataset_worker`
 process. Then every CAR is re-read and the whole tree is rebuilt from the root CID:
 - always, by the project's pure-Python self-check (`worker.selfcheck`);
-- with DATASET_WORKER_VERIFY_TOOLS set (see scripts/setup-verify-tools.sh), also by independent
-  JavaScript tools: `car-verify.mjs` (@ipld/car, every block re-hashed) per CAR and
-  `export-verify.mjs` (ipfs-unixfs-exporter) over all CARs against the original folder.
+- then by the ecosystem's JavaScript libraries through the interop harness (tests/interop,
+  `make interop`): `verify-car.mjs` (@ipld/car, every block re-hashed) per CAR, `export.mjs`
+  (ipfs-unixfs-exporter) over all CARs, compared with the original folder, and `commp.mjs` for
+  every piece CID. Without the harness that part skips (fails in CI).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from dataset_worker.content.cid import cid_from_str, cid_to_str
-from dataset_worker.worker.selfcheck import verify_tree
-from dataset_worker.worker.testing import pseudo_random_bytes, reference_root
-from tests.conftest import skip_or_fail
+from dataset_worker.verify.readback import verify_tree
+from tests.interop_harness import assert_same_files, harness
+from tests.support.jobs import pseudo_random_bytes, reference_root
 
 MAX_SIZE = 2_000_000  # ranges of 512 KiB, CARs under 2 MB
 RANGE_SIZE = 512 << 10
@@ -119,62 +119,17 @@ def test_prepare_a_tree_end_to_end(database_url: str, tmp_path: Path) -> None:
 
     assert verify_tree(cars, cid_from_str(root), source) == n_files
 
-    tools = os.environ.get("DATASET_WORKER_VERIFY_TOOLS", "")
-    if not tools:
-        skip_or_fail(
-            "independent JS check skipped: set DATASET_WORKER_VERIFY_TOOLS to the folder printed "
-            "by scripts/setup-verify-tools.sh (the pure-Python self-check above did run)"
-        )
-    if shutil.which("node") is None:
-        skip_or_fail("independent JS check skipped: node is not installed")
-    node = ["node", "--no-warnings"]
-    check = subprocess.run(
-        [*node, str(Path(tools) / "car-verify.mjs"), *map(str, cars)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    export = subprocess.run(
-        [
-            *node,
-            str(Path(tools) / "export-verify.mjs"),
-            "--root",
-            root,
-            "--cars",
-            str(output),
-            "--original",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert export.returncode == 0, export.stdout + export.stderr
-    # Piece CIDs and sizes from two independent commP implementations, padded like GetCommp.
-    commp = subprocess.run(
-        [
-            *node,
-            str(Path(tools) / "piece-cid.mjs"),
-            "--impl",
-            "wasm",
-            "--json",
-            "--min-piece-size",
-            str(1 << 20),
-            *(str(output / p["storagePath"]) for p in pieces),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert commp.returncode == 0, commp.stdout + commp.stderr
-    by_path = {Path(r["path"]).name: r for r in map(json.loads, commp.stdout.splitlines())}
-    for piece in pieces:
-        reference = by_path[piece["storagePath"]]
-        assert (reference["pieceCidV1"], reference["paddedPieceSize"]) == (
+    # The same CARs read by the ecosystem's libraries (the self-check above ran either way).
+    js = harness()
+    reports = js.verify_car(cars)
+    assert all(r["ok"] and r["rootsPresent"] == [True] for r in reports), reports
+    js.export(root, tmp_path / "exported", cars)
+    assert assert_same_files(tmp_path / "exported", source) == n_files
+    # Piece CIDs and sizes of the CARs as written (zero padding included), padded like GetCommp.
+    paths = [output / p["storagePath"] for p in pieces]
+    references = js.commp(paths, min_piece_size=1 << 20)
+    for piece, reference in zip(pieces, references, strict=True):
+        assert (reference["pieceCid"], reference["pieceSize"]) == (
             piece["pieceCid"],
             piece["pieceSize"],
         )
