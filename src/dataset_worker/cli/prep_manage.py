@@ -1,0 +1,155 @@
+"""CLI commands `prep explore` (browse a preparation's source as scanned) and `prep delete`."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dataset_worker.cli.prep import JsonOpt, PrepArg, database, prep_app
+from dataset_worker.prep import get_preparation_status
+from dataset_worker.prep.delete import DeleteReport, delete_preparation
+from dataset_worker.prep.explore import DEFAULT_LIMIT, MAX_LIMIT, ExplorePage, explore
+from dataset_worker.sizes import format_size
+
+# Singular and plural words for the counts of a delete, in the order they are printed.
+COUNT_WORDS = {
+    "preparations": ("preparation", "preparations"),
+    "storages": ("storage", "storages"),
+    "jobs": ("job", "jobs"),
+    "directories": ("folder", "folders"),
+    "files": ("file", "files"),
+    "file_ranges": ("file range", "file ranges"),
+    "cars": ("piece", "pieces"),
+    "car_blocks": ("CAR block", "CAR blocks"),
+    "car_files": ("CAR file", "CAR files"),
+    "source_attachments": ("source attachment", "source attachments"),
+    "output_attachments": ("output attachment", "output attachments"),
+}
+
+
+def register(_app: typer.Typer) -> None:
+    """Add `explore` and `delete` to the `prep` command group."""
+    prep_app.command("explore")(explore_command)
+    prep_app.command("delete")(delete_command)
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=240)  # piped output: do not squeeze CIDs into 80 columns
+    return console
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# --- explore --------------------------------------------------------------------------------------
+
+
+def explore_command(
+    ctx: typer.Context,
+    prep: PrepArg,
+    path: Annotated[
+        str, typer.Argument(metavar="[PATH]", help="Folder inside the source (default: the root).")
+    ] = "",
+    limit: Annotated[
+        int, typer.Option("--limit", help=f"Entries per page, 1 to {MAX_LIMIT}.")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next cursor printed by the previous page.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a folder of the source as the scan recorded it: size, CID, pieces, sha256."""
+    with database(ctx) as db:
+        page = explore(db, prep, path, limit=limit, cursor=cursor)
+    if as_json:
+        _print_json(page.model_dump(mode="json", by_alias=True))
+        return
+    console = _console()
+    console.print(_explore_table(page))
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}", highlight=False)
+
+
+def _explore_table(page: ExplorePage) -> Table | str:
+    where = f'"{page.preparation}" /{page.path}'
+    if not page.entries:
+        return f"{escape(where)}: empty folder"
+    table = Table(title=escape(f"{where} (folder CID {page.cid or 'not yet'})"))
+    table.add_column("Name", overflow="fold")
+    table.add_column("Size", justify="right")
+    table.add_column("CID", no_wrap=True)
+    table.add_column("Pieces", no_wrap=True)
+    table.add_column("SHA-256", overflow="fold")
+    for entry in page.entries:
+        table.add_row(
+            escape(entry.name + ("/" if entry.is_dir else "")),
+            "" if entry.size is None else format_size(entry.size),
+            escape(entry.cid or "-"),
+            escape("\n".join(entry.piece_cids) or "-"),
+            escape(entry.sha256 or "-"),
+        )
+    return table
+
+
+# --- delete ---------------------------------------------------------------------------------------
+
+
+def delete_command(
+    ctx: typer.Context,
+    prep: PrepArg,
+    delete_cars: Annotated[
+        bool,
+        typer.Option(
+            "--delete-cars",
+            help="Also remove its CAR files (<pieceCID>.car of its pieces; nothing else).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a preparation: its jobs, folders, files, pieces and its own storages."""
+    with database(ctx) as db:
+        if not yes:
+            status = get_preparation_status(db, prep)
+            what = (
+                f'Delete preparation "{status.name}" (id {status.id}): {status.files_scanned} '
+                f"files, {status.pieces} pieces, {status.total_jobs()} jobs"
+                + (", and its CAR files" if delete_cars else " (CAR files are kept)")
+                + "?"
+            )
+            if not typer.confirm(what, err=True):
+                typer.echo("nothing deleted", err=True)
+                raise typer.Exit(1)
+        report = delete_preparation(db, prep, delete_cars=delete_cars)
+    if as_json:
+        _print_json(report.model_dump(mode="json", by_alias=True))
+        return
+    _console().print(escape(_summary(report)), highlight=False)
+
+
+def _summary(report: DeleteReport) -> str:
+    removed = report.removed
+    counts = [
+        _count(getattr(removed, field), *words)
+        for field, words in COUNT_WORDS.items()
+        if getattr(removed, field)
+    ]
+    text = f'Deleted preparation "{report.name}" (id {report.id}): ' + (
+        ", ".join(counts) or "nothing left to remove"
+    )
+    if report.kept_storages:
+        text += f"; kept storages used by other preparations: {', '.join(report.kept_storages)}"
+    return text
+
+
+def _count(n: int, singular: str, plural: str) -> str:
+    return f"{n} {singular if n == 1 else plural}"
