@@ -59,6 +59,15 @@ system-deps:
 	    "'sudo apt-get install chromium'); they skip without it, and fail under" \
 	    "DATASET_WORKER_REQUIRE_ALL_TESTS=1"; \
 	fi
+	@if [ -x /usr/sbin/sshd ]; then \
+	  :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's openssh-server for the SFTP tests (run privately on loopback)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; \
+	else \
+	  echo "note: sshd is missing: install openssh-server for the SFTP tests; they skip" \
+	    "without it, and fail under DATASET_WORKER_REQUIRE_ALL_TESTS=1"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
@@ -74,7 +83,7 @@ test: lint typecheck pytest
 
 # Benchmarks are not tests: each prints ratios against a baseline measured in the same run.
 bench: $(STAMP)
-	for b in commp car pack scan pack_memory api; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in commp car pack scan pack_memory api cli; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/dataset_worker/content/*.so $(INTEROP)/node_modules

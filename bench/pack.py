@@ -8,7 +8,9 @@ its rename, so the disk's write speed is part of the figure). In the same run:
 - 1 job at a time with the read-ahead a worker chooses at --concurrency 1 (on, with 2+ cores);
 - 2 jobs at once with the read-ahead a worker chooses at --concurrency 2 (off, on 2 cores);
 - 1 job at a time with read-ahead off: the same pipeline as the 2-job case, for its scaling;
-- sha256 over the two files in two threads: the scaling the (shared) machine allows right now.
+- sha256 over the two files in two threads: the scaling the (shared) machine allows right now;
+- 1 job at a time as the first pack case but with the per-file sha256 off (`--no-file-hash`):
+  what recording each file's hash for manifests costs (every other pack case hashes, the default).
 Each case runs --runs times, interleaved; medians are reported, as MB/s (10^6 bytes/s).
 Goals: pack / sha256 ≥ 0.15 (one job); concurrency 2 / concurrency 1 ≥ 1.7. "cores busy" is
 this process's CPU time over wall time: it shows how much of the machine each case could use.
@@ -34,7 +36,7 @@ from sqlalchemy import select, update
 from tests.support.jobs import add_job, make_local_preparation, new_worker, run_job
 
 from dataset_worker.db import Database, open_database
-from dataset_worker.db.models import Car, Job, JobState, JobType
+from dataset_worker.db.models import Car, Job, JobState, JobType, Preparation
 from dataset_worker.worker.runtime.config import choose_read_ahead, usable_cpus
 from dataset_worker.worker.runtime.context import JobContext
 
@@ -76,11 +78,20 @@ def in_threads(groups: list[list[Path]]) -> None:
         thread.join()
 
 
-def pack_jobs(db: Database, jobs: list[int], output: Path, threads: int, read_ahead: bool) -> None:
-    """Reset the jobs, remove earlier CARs, then pack every job with `threads` threads."""
+def pack_jobs(
+    db: Database,
+    jobs: list[int],
+    output: Path,
+    threads: int,
+    read_ahead: bool,
+    file_hash: bool = True,
+) -> None:
+    """Reset the jobs (and the file-hash switch), remove earlier CARs, then pack every job with
+    `threads` threads."""
     with db.write() as session:
         session.execute(Car.__table__.delete())
         session.execute(update(Job).where(Job.id.in_(jobs)).values(state=JobState.READY))
+        session.execute(update(Preparation).values(file_hash=file_hash))
     for car in output.glob("*.car"):
         car.unlink()
     errors: list[BaseException] = []
@@ -151,10 +162,11 @@ def main() -> None:
         total = 2 * size
         # What a worker process chooses at --concurrency 1 and 2 on this machine.
         chosen1, chosen2 = choose_read_ahead(1), choose_read_ahead(2)
-        one, two, one_off = (
+        one, two, one_off, one_no_hash = (
             f"pack 1 job, read-ahead {_on(chosen1)} (worker's choice at concurrency 1)",
             f"pack 2 jobs, read-ahead {_on(chosen2)} (worker's choice at concurrency 2)",
             "pack 1 job, read-ahead off",
+            f"pack 1 job, read-ahead {_on(chosen1)}, file hash off",
         )
         result, cores = medians(
             {
@@ -163,6 +175,7 @@ def main() -> None:
                 one: lambda: pack_jobs(db, jobs, output, 1, chosen1),
                 two: lambda: pack_jobs(db, jobs, output, 2, chosen2),
                 one_off: lambda: pack_jobs(db, jobs, output, 1, False),
+                one_no_hash: lambda: pack_jobs(db, jobs, output, 1, chosen1, file_hash=False),
             },
             args.runs,
         )
@@ -186,6 +199,10 @@ def main() -> None:
         )
         print(
             f"concurrency 2 / concurrency 1 (same pipeline, off): {mbps[two] / mbps[one_off]:.2f}   (goal >= 1.7)"
+        )
+        print(
+            f"file hash on / off (1 job, worker's choice):      {mbps[one] / mbps[one_no_hash]:.3f}"
+            "  (1.0 = free)"
         )
         machine = mbps["sha256 2 threads"] / mbps["sha256"]
         print(f"sha256 2 threads / 1: {machine:.2f} (what the machine itself gave two threads)")

@@ -16,6 +16,13 @@ from sqlalchemy import text
 
 from dataset_worker.db import Database, open_database
 from dataset_worker.db.models import Base
+from tests.support.s3servers import (  # noqa: F401 - fixtures for every test package
+    moto_server,
+    rclone_server,
+    s3_environment,
+    s3_server,
+)
+from tests.support.sshd import ssh_server  # noqa: F401 - the SFTP tests' server
 
 REQUIRE_ALL = os.environ.get("DATASET_WORKER_REQUIRE_ALL_TESTS") == "1"
 ENV_PG = "DATASET_WORKER_TEST_POSTGRES_URL"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _UNITS_NS = {
     "ns": 1,
@@ -14,6 +15,10 @@ _UNITS_NS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
+# Go's time.Duration is an int64 of nanoseconds: about 2562047h47m16.85s either way.
+MAX_DURATION_NS = 2**63 - 1
+MIN_DURATION_NS = -(2**63)
+MAX_DURATION_TEXT = "2562047h47m16.854775807s"
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -24,7 +29,8 @@ class DurationError(ValueError):
 def parse_duration(text: str) -> float:
     """Parse a Go duration such as "1m30s", "1.5h" or "250ms" into seconds.
 
-    Like Go, a sign is accepted, "0" needs no unit, and there is no "d" unit.
+    Like Go, a sign is accepted, "0" needs no unit, there is no "d" unit, and a duration
+    beyond Go's range (an int64 of nanoseconds, about 2562047h) is refused.
     """
     s = text.strip()
     if not s:
@@ -35,7 +41,7 @@ def parse_duration(text: str) -> float:
         s = s[1:]
     if s == "0":
         return 0.0
-    pos, total_ns = 0, 0.0
+    pos, total_ns = 0, Fraction(0)
     while pos < len(s):
         match = _PART.match(s, pos)
         if match is None:
@@ -43,11 +49,18 @@ def parse_duration(text: str) -> float:
                 f'invalid duration "{text}": use a number and a unit (ns, us, ms, s, m, h), '
                 'e.g. "5s" or "2m40s"'
             )
-        total_ns += float(match.group(1)) * _UNITS_NS[match.group(2)]
+        # Exact arithmetic, so the range check below is exact at its edges too.
+        total_ns += Fraction(match.group(1)) * _UNITS_NS[match.group(2)]
         pos = match.end()
     if not s:
         raise DurationError(f'invalid duration "{text}"')
-    return sign * total_ns / 1e9
+    signed_ns = sign * total_ns
+    if not MIN_DURATION_NS <= signed_ns <= MAX_DURATION_NS:
+        raise DurationError(
+            f'invalid duration "{text}": out of range, Go durations go up to '
+            f"{MAX_DURATION_TEXT} (2^63-1 nanoseconds)"
+        )
+    return float(signed_ns / 1_000_000_000)
 
 
 def format_duration(seconds: float) -> str:

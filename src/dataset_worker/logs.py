@@ -30,10 +30,21 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def _quote(value: Any) -> str:
+    """A value as one logfmt token. Untrusted text (names, paths, error messages) can hold
+    anything: control characters (a newline would forge a log line, an escape sequence would
+    drive the terminal) are written as escapes, never raw."""
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\n\t'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if text == "" or any(c in text for c in ' "=\\') or not text.isprintable():
+        return '"' + "".join(_ESCAPES.get(c) or _escape_control(c) for c in text) + '"'
     return text
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_control(c: str) -> str:
+    # isprintable() is False for control and separator characters (other than the space).
+    return c if c.isprintable() or c == " " else f"\\u{ord(c):04x}"
 
 
 def setup_logging(level: str = "INFO") -> None:

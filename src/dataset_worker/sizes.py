@@ -1,8 +1,13 @@
-"""Byte sizes as Singularity parses them (go-humanize ParseBytes) and as people read them."""
+"""Byte sizes as Singularity parses them (go-humanize ParseBytes) and as people read them.
+
+One deliberate difference: a size must come to a whole number of bytes. "1.5KiB" (1536 bytes)
+is fine; "1.5" or "0.3KiB" (307.2 bytes) is refused, where go-humanize would silently truncate.
+"""
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _UNITS = {
     "": 1,
@@ -47,7 +52,13 @@ def parse_size(text: str | int) -> int:
     unit = match.group(2).lower()
     if unit not in _UNITS:
         raise SizeError(f'invalid size "{text}": unknown unit "{match.group(2)}"')
-    return int(float(match.group(1)) * _UNITS[unit])
+    # Exact arithmetic: a float would turn "0.1GB" into 100000000.00000001 bytes.
+    value = Fraction(match.group(1)) * _UNITS[unit]
+    if value.denominator != 1:
+        raise SizeError(
+            f'invalid size "{text}": {float(value)!r} bytes is not a whole number of bytes'
+        )
+    return int(value)
 
 
 def format_size(n: int) -> str:

@@ -96,6 +96,7 @@ def test_prepare_a_tree_end_to_end(database_url: str, tmp_path: Path) -> None:
         str(output),
         "--max-size",
         str(MAX_SIZE),
+        "--no-auto",  # every step by hand, each run a separate process
     )
     cli(state, database_url, "prep", "start-scan", "e2e")
     cli(state, database_url, *run)

@@ -17,7 +17,12 @@ def test_a_failed_job_shows_its_error_message(signed_in: Page, server: Server) -
     source = server.data_dir / "vanishing"
     source.mkdir()
     (source / "a.txt").write_text("soon gone\n")
-    body = {"name": "vanishing", "source": str(source), "output": str(source) + "-cars"}
+    body = {
+        "name": "vanishing",
+        "source": str(source),
+        "output": str(source) + "-cars",
+        "noAuto": True,  # the scan is started below, after the source is gone
+    }
     created = server.api("POST", "/api/preparations", json=body)
     assert created.status_code == 201, created.text
     shutil.rmtree(source)  # the scan will find no source folder

@@ -64,6 +64,7 @@ def test_run_a_preparation_from_the_page(signed_in: Page, server: Server) -> Non
     form.get_by_label("Source folder").fill(str(source))
     form.get_by_label("Output folder (CAR files)").fill(str(output))
     form.get_by_label("Max CAR size").fill("1000KiB")
+    form.get_by_label("Manual steps", exact=False).check()  # the card's buttons start each step
     form.get_by_role("button", name="Create preparation").click()
     card = page.locator("li.prep[data-name='demo']")
     expect(card).to_be_visible()

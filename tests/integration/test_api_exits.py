@@ -46,7 +46,7 @@ def test_exit_on_complete_is_seen_with_code_0(admin_server: AdminServer) -> None
 def test_exit_on_error_is_seen_with_code_1(admin_server: AdminServer, tmp_path: Path) -> None:
     client = admin_server.client()
     source = make_source(tmp_path / "gone", {"a.txt": 100})
-    add_preparation(admin_server.database_url, "broken", source, tmp_path / "out")
+    add_preparation(admin_server.database_url, "broken", source, tmp_path / "out", noAuto=True)
     assert client.post("/api/preparations/broken/start-scan").status_code == 200
     shutil.rmtree(source)  # the scan will fail
     pid = start_worker(client, exitOnError=True)

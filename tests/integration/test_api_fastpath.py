@@ -5,18 +5,20 @@ answer. (In process, through httpx's ASGI transport.)"""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import insert
 
 from dataset_worker.api.app import create_app
 from dataset_worker.api.fastpath import plain_jobs_query
 from dataset_worker.api.routes import preparations, worker
 from dataset_worker.config import Settings
 from dataset_worker.db import Database
-from dataset_worker.db.models import JobState, JobType
+from dataset_worker.db.models import Job, JobState, JobType
 from dataset_worker.prep import CreatePreparationRequest, create_preparation
 from dataset_worker.prep.jobs import (
     DEFAULT_LIMIT,
@@ -25,7 +27,7 @@ from dataset_worker.prep.jobs import (
     MAX_PREPARATION_LENGTH,
     JobsQuery,
 )
-from dataset_worker.prep.lookup import MAX_KEY_LENGTH
+from dataset_worker.prep.lookup import MAX_KEY_LENGTH, find_preparation
 
 TOKEN = "fastpath-test-token"
 JOBS = "/api/dataset-worker/jobs"
@@ -57,12 +59,36 @@ def fetch_pairs(
         app.state.services.db.dispose()
 
 
+def db_attachment(db: Database, name: str) -> int:
+    with db.read() as session:
+        return find_preparation(session, name).source_attachments[0].id
+
+
 def test_jobs_replies_match_the_route(tmp_path: Path, database_url: str, db: Database) -> None:
     source = tmp_path / "src"
     source.mkdir()
     create_preparation(
-        db, CreatePreparationRequest(name="alpha", source=str(source), output=str(tmp_path / "o"))
+        db,
+        CreatePreparationRequest(
+            name="alpha", source=str(source), output=str(tmp_path / "o"), no_auto=True
+        ),
     )
+    # Jobs with every field the page shows, retry and worker bookkeeping included.
+    attachment = db_attachment(db, "alpha")
+    with db.write() as session:
+        session.execute(
+            insert(Job),
+            [
+                {"type": JobType.SCAN, "state": JobState.COMPLETE, "attachment_id": attachment,
+                 "error_message": "", "error_stack_trace": "", "last_worker_id": "w-1",
+                 "last_worker_host": "host-a", "started_at": datetime(2024, 5, 1, tzinfo=UTC),
+                 "finished_at": datetime(2024, 5, 1, 0, 0, 2, tzinfo=UTC)},
+                {"type": JobType.PACK, "state": JobState.READY, "attachment_id": attachment,
+                 "error_message": "connection reset", "error_stack_trace": "", "attempts": 2,
+                 "next_attempt_at": datetime(2030, 1, 1, tzinfo=UTC), "last_worker_id": "w-2",
+                 "last_worker_host": "host-b"},
+            ],
+        )  # fmt: skip
     settings = Settings(state_dir=tmp_path / "state", database_url=database_url)
     paths = [
         JOBS,
@@ -85,8 +111,12 @@ def test_jobs_replies_match_the_route(tmp_path: Path, database_url: str, db: Dat
         assert direct.status_code == routed.status_code, path
         assert direct.headers["content-type"] == routed.headers["content-type"], path
         assert direct.json() == routed.json(), path
-    [(page, _)] = fetch_pairs(settings, [JOBS])
-    assert page.status_code == 200 and page.json() == {"jobs": [], "nextCursor": None}
+    [(page, routed)] = fetch_pairs(settings, [JOBS])
+    assert page.status_code == 200 and page.json() == routed.json()
+    [retrying, done] = page.json()["jobs"]
+    assert (retrying["attempts"], retrying["nextAttemptAt"]) == (2, "2030-01-01T00:00:00Z")
+    assert (retrying["error"], retrying["lastWorkerHost"]) == ("connection reset", "host-b")
+    assert (done["lastWorker"], done["lastWorkerHost"], done["worker"]) == ("w-1", "host-a", None)
 
 
 def test_status_replies_match_the_route(tmp_path: Path, database_url: str) -> None:

@@ -29,7 +29,9 @@ JOBS = "/api/dataset-worker/jobs"
 def _attachment(db: Database, tmp_path: Path, name: str) -> int:
     source = tmp_path / f"{name}-src"
     source.mkdir()
-    req = CreatePreparationRequest(name=name, source=str(source), output=str(tmp_path / name))
+    req = CreatePreparationRequest(
+        name=name, source=str(source), output=str(tmp_path / name), no_auto=True
+    )
     create_preparation(db, req)
     with db.read() as session:
         return session.scalars(
@@ -82,6 +84,10 @@ def test_replies_are_the_job_page_json(settings: Settings, db: Database, tmp_pat
             error_message="failed: ünïcode" if number % 4 == 0 else "",
             started_at=started,
             finished_at=finished if number % 2 else None,
+            attempts=number % 3,
+            next_attempt_at=finished if number % 4 == 1 else None,
+            last_worker_id=f"worker-{number}" if number % 2 else None,
+            last_worker_host="host-ä" if number % 2 else None,
         )
     queries: list[dict[str, Any]] = [
         {},
@@ -103,6 +109,11 @@ def test_replies_are_the_job_page_json(settings: Settings, db: Database, tmp_pat
         everything = (await client.get(JOBS)).json()["jobs"]
         assert everything[-1]["started"] == "2024-05-01T12:00:00.250000Z"
         assert {job["finished"] for job in everything} == {None, "2024-05-01T12:00:03Z"}
+        assert {job["attempts"] for job in everything} == {0, 1, 2}
+        assert {job["nextAttemptAt"] for job in everything} == {None, "2024-05-01T12:00:03Z"}
+        assert {job["lastWorkerHost"] for job in everything} == {None, "host-ä"}
+        odd = {f"worker-{number}" for number in range(1, 12, 2)}
+        assert {job["lastWorker"] for job in everything} == {None, *odd}
         first = (await client.get(JOBS, params={"limit": 5})).json()
         second = (await client.get(JOBS, params={"limit": 5, "cursor": first["nextCursor"]})).json()
         assert first["jobs"][-1]["id"] > second["jobs"][0]["id"]
@@ -127,6 +138,16 @@ def test_a_commit_from_another_connection_shows_at_once(
         assert await ids(status="ready") == [first]
         second = _add_job(other, attachment)
         assert await ids() == [second, first]
+        # A retry's bookkeeping is a commit like any other: the next reply shows it.
+        with other.write() as session:
+            session.execute(
+                Job.__table__.update()
+                .where(Job.id == first)
+                .values(attempts=1, next_attempt_at=datetime(2030, 1, 1, tzinfo=UTC))
+            )
+        [newest, oldest] = (await client.get(JOBS)).json()["jobs"]
+        assert (oldest["attempts"], oldest["nextAttemptAt"]) == (1, "2030-01-01T00:00:00Z")
+        assert newest["attempts"] == 0
         with other.write() as session:
             session.execute(Job.__table__.update().values(state=JobState.COMPLETE))
         assert await ids(status="ready") == []

@@ -136,6 +136,7 @@ def test_start_200_409_stop_200_404_and_query_400s(admin_server: AdminServer) ->
         "exitOnError": False,
         "minInterval": "5s",
         "maxInterval": "160s",
+        "maxAttempts": 5,
     }
     conflict = assert_error(client.post("/api/dataset-worker/start", json={}), 409)
     assert conflict["error"] == "Worker already running" and conflict["pid"] == pid
@@ -195,7 +196,7 @@ def test_start_500_when_the_worker_cannot_be_spawned(admin_server: AdminServer) 
 def test_preparation_codes(admin_server: AdminServer, tmp_path: Path) -> None:
     client = admin_server.client()
     source = make_source(tmp_path / "src", {"a": 10})
-    body = {"name": "p1", "source": str(source), "output": str(tmp_path / "out")}
+    body = {"name": "p1", "source": str(source), "output": str(tmp_path / "out"), "noAuto": True}
     created = client.post("/api/preparations", json=body)
     assert created.status_code == 201, created.text
     assert_error(client.post("/api/preparations", json=body), 409, "p1")
@@ -211,7 +212,7 @@ def test_preparation_codes(admin_server: AdminServer, tmp_path: Path) -> None:
     assert_error(client.get("/api/preparations/nope/pieces"), 404, "nope")
     assert_error(client.post("/api/preparations/nope/start-scan"), 404, "nope")
     assert client.post("/api/preparations/p1/start-scan").json()["state"] == "ready"
-    assert_error(client.post("/api/preparations/p1/start-scan"), 400)  # already ready
+    assert_error(client.post("/api/preparations/p1/start-scan"), 409, "already queued")
     assert client.post("/api/preparations/p1/pause-scan").json()["state"] == "paused"
     assert_error(client.post("/api/preparations/p1/start-pack", params={"jobId": 0}), 400, "jobId")
     assert client.get("/api/preparations/p1").json()["jobs"]["scan"]["paused"] == 1

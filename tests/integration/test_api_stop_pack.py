@@ -41,7 +41,12 @@ def start_packing(admin_server: AdminServer, tmp_path: Path) -> tuple[httpx.Clie
     client = admin_server.client()
     output = tmp_path / "cars"
     add_preparation(
-        admin_server.database_url, "big", sparse_source(tmp_path / "src"), output, maxSize="1000MiB"
+        admin_server.database_url,
+        "big",
+        sparse_source(tmp_path / "src"),
+        output,
+        maxSize="1000MiB",
+        noAuto=True,
     )
     assert client.post("/api/preparations/big/start-scan").status_code == 200
     start_worker(client)

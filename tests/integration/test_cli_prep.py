@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner, Result
 
+from dataset_worker import prep as prep_package
 from dataset_worker.cli import app
 from dataset_worker.cli import prep as cli_prep
 from dataset_worker.content.cid import cid_to_str, dag_pb_cid, piece_cid
@@ -52,7 +53,8 @@ def _json(result: Result) -> Any:
 
 def _create(run: Run, source: Path, tmp_path: Path, name: str = "demo", *extra: str) -> Any:
     out = str(tmp_path / f"{name}-cars")
-    return _json(run("prep", "create", "--name", name, "--source", str(source), "--output", out, *extra, "--json"))  # fmt: skip
+    # --no-auto: these tests start each step themselves.
+    return _json(run("prep", "create", "--name", name, "--source", str(source), "--output", out, "--no-auto", *extra, "--json"))  # fmt: skip
 
 
 def _set_states(db: Database, job_type: JobType, state: JobState, *, error: str = "") -> None:
@@ -165,7 +167,7 @@ def test_scan_and_daggen_start_pause(run: Run, source: Path, tmp_path: Path) -> 
 
     again = run("prep", "start-scan", "demo")
     assert again.exit_code == 1
-    assert 'scan job 1 of preparation "demo" is already running (state ready)' in again.stderr
+    assert 'scan job 1 of preparation "demo" is already queued (state ready)' in again.stderr
 
     paused = _json(run("prep", "pause-scan", "demo", "--json"))
     assert paused == {"id": 1, "type": "scan", "state": "paused", "errorMessage": "",
@@ -241,7 +243,8 @@ def test_status_watch_stops_when_all_jobs_are_complete(
     _add_pack_jobs(db, [JobState.READY])
     monkeypatch.setattr(cli_prep, "WATCH_INTERVAL", 0.01)
     polls: list[PreparationStatus] = []
-    real = cli_prep.get_preparation_status
+    # The command imports the use-case when it runs (a fast CLI start): patch it at its source.
+    real = prep_package.get_preparation_status
 
     def status_then_finish(database: Database, prep: str) -> PreparationStatus:
         status = real(database, prep)
@@ -251,7 +254,7 @@ def test_status_watch_stops_when_all_jobs_are_complete(
             _set_states(db, JobType.PACK, JobState.COMPLETE)
         return status
 
-    monkeypatch.setattr(cli_prep, "get_preparation_status", status_then_finish)
+    monkeypatch.setattr(prep_package, "get_preparation_status", status_then_finish)
     result = run("prep", "status", "demo", "--watch")
     assert result.exit_code == 0, result.output
     assert len(polls) == 3
@@ -365,8 +368,9 @@ def test_sqlite_file_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
 def test_status_watch_exits_130_on_ctrl_c(tmp_path: Path, source: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATASET_WORKER_")}
     base = [sys.executable, "-m", "dataset_worker", "--state-dir", str(tmp_path / "state")]
+    create = ["prep", "create", "--name", "d", "--source", str(source), "--no-auto"]
     for args in (
-        ["prep", "create", "--name", "d", "--source", str(source), "--output", str(tmp_path / "o")],
+        [*create, "--output", str(tmp_path / "o")],
         ["prep", "start-scan", "d"],
     ):
         subprocess.run([*base, *args], env=env, check=True, capture_output=True, timeout=60)

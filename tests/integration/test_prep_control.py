@@ -19,6 +19,7 @@ from dataset_worker.db.models import (
     utcnow,
 )
 from dataset_worker.prep import (
+    Conflict,
     CreatePreparationRequest,
     InvalidParameter,
     JobView,
@@ -41,7 +42,11 @@ def _prep(db: Database, tmp_path: Path, name: str = "p", *, no_dag: bool = False
     source = tmp_path / f"{name}-src"
     source.mkdir()
     req = CreatePreparationRequest(
-        name=name, source=str(source), output=str(tmp_path / f"{name}-out"), no_dag=no_dag
+        name=name,
+        source=str(source),
+        output=str(tmp_path / f"{name}-out"),
+        no_dag=no_dag,
+        no_auto=True,  # these tests start every job themselves
     )
     create_preparation(db, req)
     return _attachment(db, name)
@@ -123,14 +128,16 @@ def test_start_reuses_the_row_and_makes_it_ready(
 
 @pytest.mark.parametrize(("start", "job_type"), START_SINGLE)
 @pytest.mark.parametrize("state", [S.READY, S.PROCESSING])
-def test_start_refuses_a_running_job(
+def test_start_of_a_queued_or_running_job_is_a_conflict_naming_its_state(
     db: Database, tmp_path: Path, start: SingleChange, job_type: JobType, state: JobState
 ) -> None:
     attachment = _prep(db, tmp_path)
     job_id = _add_job(db, attachment, job_type, state)
+    # A ready job is queued, not running: the message says which (HTTP 409, not 400).
+    what = "queued" if state is S.READY else "running"
     with pytest.raises(
-        InvalidParameter,
-        match=rf'{job_type} job {job_id} of preparation "p" is already running \(state {state}\)',
+        Conflict,
+        match=rf'{job_type} job {job_id} of preparation "p" is already {what} \(state {state}\)',
     ):
         start(db, "p")
     assert _job(db, job_id).state is state
@@ -139,7 +146,7 @@ def test_start_refuses_a_running_job(
 def test_start_scan_twice_is_refused_the_second_time(db: Database, tmp_path: Path) -> None:
     _prep(db, tmp_path)
     start_scan(db, "p")
-    with pytest.raises(InvalidParameter, match="already running"):
+    with pytest.raises(Conflict, match="already queued"):
         start_scan(db, "p")
     assert len(_jobs_of_type(db, JobType.SCAN)) == 1
 

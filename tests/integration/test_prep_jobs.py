@@ -22,7 +22,9 @@ from dataset_worker.prep import (
 def _prep(db: Database, tmp_path: Path, name: str) -> int:
     source = tmp_path / f"{name}-src"
     source.mkdir()
-    req = CreatePreparationRequest(name=name, source=str(source), output=str(tmp_path / name))
+    req = CreatePreparationRequest(
+        name=name, source=str(source), output=str(tmp_path / name), no_auto=True
+    )
     create_preparation(db, req)
     with db.read() as session:
         return session.scalars(
@@ -66,9 +68,11 @@ def test_newest_first_with_every_field(db: Database, tmp_path: Path) -> None:
             {"type": JobType.SCAN, "state": JobState.COMPLETE, "attachment_id": attachment,
              "started_at": started, "finished_at": finished},
             {"type": JobType.PACK, "state": JobState.ERROR, "attachment_id": attachment,
-             "error_message": "source file a.bin changed"},
+             "error_message": "source file a.bin changed", "attempts": 1,
+             "last_worker_id": "w-8", "last_worker_host": "old-host"},
             {"type": JobType.PACK, "state": JobState.PROCESSING, "attachment_id": attachment,
-             "worker_id": "w-9", "started_at": started},
+             "worker_id": "w-9", "started_at": started, "attempts": 2,
+             "next_attempt_at": finished, "last_worker_id": "w-9", "last_worker_host": "h"},
         ],
     )  # fmt: skip
     page = list_jobs(db)
@@ -84,8 +88,16 @@ def test_newest_first_with_every_field(db: Database, tmp_path: Path) -> None:
         "preparation": "p",
         "worker": "w-9",
         "error": None,
+        "attempts": 2,
+        "nextAttemptAt": "2024-05-01T12:00:03Z",
+        "lastWorker": "w-9",
+        "lastWorkerHost": "h",
     }
     assert data["jobs"][1]["error"] == "source file a.bin changed"
+    assert data["jobs"][1]["attempts"] == 1
+    # The worker row is gone after the run; who ran it stays on the job.
+    assert (data["jobs"][1]["worker"], data["jobs"][1]["lastWorker"]) == (None, "w-8")
+    assert data["jobs"][1]["lastWorkerHost"] == "old-host"
     assert data["jobs"][2]["finished"] == "2024-05-01T12:00:03Z"
     assert data["nextCursor"] is None
 

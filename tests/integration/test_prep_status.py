@@ -35,7 +35,9 @@ def _prep(db: Database, tmp_path: Path, name: str) -> tuple[int, int, int]:
     """Create a preparation; return (preparation id, attachment id, root directory id)."""
     source = tmp_path / f"{name}-src"
     source.mkdir()
-    req = CreatePreparationRequest(name=name, source=str(source), output=str(tmp_path / name))
+    req = CreatePreparationRequest(
+        name=name, source=str(source), output=str(tmp_path / name), no_auto=True
+    )
     prep_id = create_preparation(db, req).id
     with db.read() as session:
         attachment = session.scalars(

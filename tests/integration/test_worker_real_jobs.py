@@ -40,7 +40,7 @@ def prepare(db: Database, tmp_path: Path, files: dict[str, int]) -> Path:
             f.write(name.encode() * (min(size, 4096) // max(len(name), 1)))
             f.truncate(size)
     request = CreatePreparationRequest.model_validate(
-        {"name": "real", "source": str(source), "output": str(output)}
+        {"name": "real", "source": str(source), "output": str(output), "noAuto": True}
     )
     create_preparation(db, request)
     start_scan(db, "real")

@@ -59,6 +59,7 @@ def test_processes_share_pack_jobs_without_loss_or_duplicates(
             "output": str(tmp_path / "out"),
             "maxSize": 500,
             "minPieceSize": 256,
+            "noAuto": True,
         }
     )
     create_preparation(db, request)

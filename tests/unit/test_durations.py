@@ -33,3 +33,20 @@ def test_rejects_what_go_rejects(text: str) -> None:
 )
 def test_format_like_go(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["100000000h", "2562048h", "2562047h47m16.854775808s", "-2562047h47m16.854775809s", "1e3h"],
+)
+def test_durations_beyond_gos_int64_nanoseconds_are_refused(text: str) -> None:
+    with pytest.raises(DurationError, match=rf'^invalid duration "{text}"'):
+        parse_duration(text)
+
+
+def test_the_edges_of_gos_range_are_accepted_exactly() -> None:
+    # Go's time.Duration is int64 nanoseconds: these two are its largest and smallest values.
+    assert parse_duration("2562047h47m16.854775807s") == pytest.approx(9223372036.854775807)
+    assert parse_duration("-2562047h47m16.854775808s") == pytest.approx(-9223372036.854775808)
+    with pytest.raises(DurationError, match=r"out of range.*up to 2562047h47m16\.854775807s"):
+        parse_duration("100000000h")

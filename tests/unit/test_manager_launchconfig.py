@@ -21,10 +21,11 @@ def test_omitted_fields_take_the_cli_defaults() -> None:
         "exitOnError": False,
         "minInterval": "5s",
         "maxInterval": "160s",
+        "maxAttempts": 5,
     }
     assert config.to_args() == [
         "--concurrency", "1", "--enable-scan", "--enable-pack", "--enable-dag",
-        "--min-interval", "5s", "--max-interval", "160s",
+        "--min-interval", "5s", "--max-interval", "160s", "--max-attempts", "5",
     ]  # fmt: skip
 
 
@@ -37,11 +38,13 @@ def test_flags_follow_the_config() -> None:
             "exitOnError": True,
             "minInterval": "250ms",
             "maxInterval": "1m",
+            "maxAttempts": 1,
         }
     )
     assert config.to_args() == [
         "--concurrency", "4", "--enable-scan", "--no-enable-pack", "--enable-dag",
         "--exit-on-complete", "--exit-on-error", "--min-interval", "250ms", "--max-interval", "1m",
+        "--max-attempts", "1",
     ]  # fmt: skip
 
 
@@ -62,6 +65,9 @@ def test_flags_follow_the_config() -> None:
             {"enableScan": False, "enablePack": False, "enableDag": False},
             "at least one of enableScan, enablePack, enableDag must be true",
         ),
+        ({"maxAttempts": 0}, "maxAttempts must be between 1 and 100, got 0"),
+        ({"maxAttempts": 101}, "maxAttempts must be between 1 and 100, got 101"),
+        ({"maxAttempts": "3"}, "valid integer"),
         ({"enable_scan": False}, "Extra inputs are not permitted"),
         ({"bogus": 1}, "Extra inputs are not permitted"),
     ],
@@ -70,3 +76,11 @@ def test_bad_values_are_refused_with_the_rule(body: dict[str, Any], message: str
     with pytest.raises(ValidationError) as info:
         WorkerLaunchConfig.model_validate(body)
     assert message in str(info.value)
+
+
+def test_the_attempts_bounds_match_the_worker() -> None:
+    from dataset_worker.manager import launchconfig
+    from dataset_worker.worker.runtime import config, retry
+
+    assert launchconfig.MAX_ATTEMPTS == config.MAX_ATTEMPTS
+    assert launchconfig.DEFAULT_MAX_ATTEMPTS == retry.DEFAULT_MAX_ATTEMPTS

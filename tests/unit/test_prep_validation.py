@@ -7,35 +7,51 @@ from pathlib import Path
 import pytest
 
 from dataset_worker.prep.create import (
+    LARGEST_DERIVED_MAX_SIZE,
     MAX_NAME_LENGTH,
     SizeLimits,
+    require_absolute_folders,
     resolve_folders,
     validate_name,
     validate_sizes,
 )
 from dataset_worker.prep.errors import InvalidParameter
+from dataset_worker.prep.views import CreatePreparationRequest
 
 GIB, MIB = 1 << 30, 1 << 20
 
 
-@pytest.mark.parametrize("name", ["demo", "a", "2024-photos", "x1", "ünïcødé"])
+@pytest.mark.parametrize(
+    "name", ["demo", "a", "2024-photos", "x1", "a.b_c-D", "1.5", "_x", "x" * MAX_NAME_LENGTH]
+)
 def test_valid_names_pass(name: str) -> None:
     validate_name(name)
+
+
+RULE = r'a name is 1 to 64 characters from A-Z, a-z, 0-9, "\.", "_" and "-", not starting'
 
 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("", "name must not be empty"),
-        ("   ", "name must not be empty"),
-        ("123", 'name "123" must not be all digits'),
-        ("0", 'name "0" must not be all digits'),
-        ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH} characters"),
+        ("", "^name must not be empty: " + RULE),
+        ("   ", "^name contains ' ', which is not allowed: " + RULE),
+        ("a b", "^name contains ' ', which is not allowed"),
+        ("ünïcødé", "^name contains 'é', 'ï', 'ø', 'ü', which is not allowed"),
+        ("a/b", "^name contains '/', which is not allowed"),
+        ("x[bold]", r"^name contains '\[', '\]', which is not allowed"),
+        ("esc\x1b[31m", r"^name contains '\\x1b', '\[', which is not allowed"),
+        (".hidden", '^name ".hidden" must not start with "."'),
+        ("123", '^name "123" must not be all digits'),
+        ("0", '^name "0" must not be all digits'),
+        ("x" * (MAX_NAME_LENGTH + 1), f"^name must be at most {MAX_NAME_LENGTH} characters"),
     ],
 )
-def test_bad_names_are_refused(name: str, message: str) -> None:
-    with pytest.raises(InvalidParameter, match=message):
+def test_bad_names_are_refused_naming_the_field_and_the_rule(name: str, message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message) as raised:
         validate_name(name)
+    assert "\x1b" not in str(raised.value)  # control characters are shown escaped, never raw
+    assert RULE.replace("\\", "") in str(raised.value)
 
 
 def test_defaults_give_singularity_sizes() -> None:
@@ -85,13 +101,22 @@ def test_rule_3_piece_size_at_most_64_gib() -> None:
     assert validate_sizes("63GiB", "64GiB", None).piece_size == 64 * GIB
     with pytest.raises(InvalidParameter, match="pieceSize must be at most 64 GiB"):
         validate_sizes("1GiB", "128GiB", None)
-    # An empty pieceSize derived from a huge maxSize is checked by the same rule.
-    with pytest.raises(InvalidParameter, match="pieceSize must be at most 64 GiB"):
-        validate_sizes("65GiB", None, None)
+    # No pieceSize given: a huge maxSize is reported as a maxSize problem (the user never set
+    # pieceSize), with the largest maxSize that works.
+    for huge in ("65GiB", 10**30):
+        with pytest.raises(
+            InvalidParameter,
+            match=rf"^maxSize must be at most {LARGEST_DERIVED_MAX_SIZE} bytes \(63\.5 GiB\), got",
+        ):
+            validate_sizes(huge, None, None)
+    assert validate_sizes(LARGEST_DERIVED_MAX_SIZE, None, None).piece_size == 64 * GIB
 
 
 def test_rule_4_max_size_needs_room_for_padding() -> None:
-    with pytest.raises(InvalidParameter, match="maxSize needs to be reduced to leave space"):
+    with pytest.raises(
+        InvalidParameter,
+        match=r"maxSize needs to be reduced to leave space.*\(derived from maxSize: its next",
+    ):
         validate_sizes("32GiB", None, None)
     # The integer boundary: maxSize*128//127 must be strictly less than pieceSize.
     piece = 4 * MIB
@@ -166,3 +191,61 @@ def test_output_must_not_be_inside_the_source(tmp_path: Path, inner: str) -> Non
 def test_output_may_contain_the_source(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     assert resolve_folders(str(tmp_path / "src"), str(tmp_path))[1] == tmp_path
+
+
+@pytest.mark.parametrize("size", ["64B", "64", "1", "2"])
+def test_min_piece_size_below_the_smallest_piece_is_refused(size: str) -> None:
+    with pytest.raises(
+        InvalidParameter,
+        match=r"^minPieceSize must be at least 128 bytes, got \d+: the smallest Filecoin piece "
+        r"is 128 bytes \(127 bytes of data after Fr32 padding\)",
+    ):
+        validate_sizes("31.5GiB", None, size)
+    assert validate_sizes("31.5GiB", None, "128B").min_piece_size == 128
+
+
+def test_piece_size_below_the_smallest_piece_is_refused() -> None:
+    with pytest.raises(
+        InvalidParameter, match=r"^pieceSize must be at least 128 bytes, got 64: the smallest"
+    ):
+        validate_sizes("10", "64", "64")
+    assert validate_sizes("100", "128", "128") == SizeLimits(100, 128, 128)
+
+
+def test_a_max_size_too_small_for_any_piece_is_a_max_size_problem() -> None:
+    with pytest.raises(
+        InvalidParameter, match=r"^maxSize must be at least 65 bytes, got 64: the piece size is"
+    ):
+        validate_sizes("64B", None, "128")
+    assert validate_sizes("65", None, "128").piece_size == 128
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("maxSize", {"max_size": "1.5"}),
+        ("pieceSize", {"piece_size": "0.3KiB"}),
+        ("minPieceSize", {"min_piece_size": "1.5"}),
+    ],
+)
+def test_fractional_bytes_are_refused_naming_the_field(field: str, kwargs: dict[str, str]) -> None:
+    args: dict[str, str | None] = {
+        "max_size": "1000MiB",
+        "piece_size": None,
+        "min_piece_size": None,
+    }
+    args.update(kwargs)
+    with pytest.raises(InvalidParameter, match=rf"^{field}: invalid size .* whole number of bytes"):
+        validate_sizes(args["max_size"] or "", args["piece_size"], args["min_piece_size"])
+
+
+@pytest.mark.parametrize("field", ["source", "output"])
+# A bare name such as "data" is a storage reference over HTTP (it must name a storage, see
+# tests/integration/test_prep_storage_refs.py); relative paths are refused here.
+@pytest.mark.parametrize("path", [".", "data/x", "../x", "~/x"])
+def test_http_folders_must_be_absolute(tmp_path: Path, field: str, path: str) -> None:
+    fields = {"source": str(tmp_path), "output": str(tmp_path / "out"), field: path}
+    request = CreatePreparationRequest(name="p", **fields)
+    with pytest.raises(InvalidParameter, match=rf'^{field} must be an absolute path, got "'):
+        require_absolute_folders(request)
+    require_absolute_folders(CreatePreparationRequest(name="p", source="/a", output="/b"))

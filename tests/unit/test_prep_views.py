@@ -62,6 +62,10 @@ def test_job_list_item_json_has_rfc3339_z_times() -> None:
         "preparation": "demo",
         "worker": None,
         "error": None,
+        "attempts": 0,
+        "nextAttemptAt": None,
+        "lastWorker": None,
+        "lastWorkerHost": None,
     }
 
 
@@ -122,6 +126,8 @@ def test_status_counts_helpers() -> None:
     status = PreparationStatus(
         id=1,
         name="p",
+        stage="error",
+        auto_chain=True,
         jobs=jobs,
         files_scanned=0,
         bytes_scanned=0,

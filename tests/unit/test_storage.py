@@ -183,5 +183,7 @@ def test_choose_output_skips_full_storages() -> None:
 def test_open_by_type(tmp_path: Path) -> None:
     assert isinstance(open_source("local", str(tmp_path)), LocalSource)
     assert isinstance(open_output("local", str(tmp_path)), LocalOutput)
-    with pytest.raises(StorageError, match='"s3" is not supported yet'):
+    with pytest.raises(StorageError, match='storage type "ftp" is not supported'):
+        open_source("ftp", "bucket")
+    with pytest.raises(StorageError, match="must start with s3://"):
         open_source("s3", "bucket")

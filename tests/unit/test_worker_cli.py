@@ -52,6 +52,7 @@ def test_a_non_boolean_value_is_rejected() -> None:
     [
         (["--concurrency", "0"], "--concurrency must be between 1 and 64, got 0"),
         (["--concurrency", "65"], "--concurrency must be between 1 and 64, got 65"),
+        (["--max-attempts", "0"], "--max-attempts must be between 1 and 100, got 0"),
         (["--min-interval", "5x"], '--min-interval: invalid duration "5x"'),
         (["--max-interval", "1d"], '--max-interval: invalid duration "1d"'),
         (["--min-interval", "0"], "--min-interval must be a positive duration, got 0s"),

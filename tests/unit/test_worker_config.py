@@ -12,6 +12,8 @@ def test_defaults_are_singularitys_flags() -> None:
     assert (config.min_interval, config.max_interval) == (5.0, 160.0)
     assert not config.exit_on_complete and not config.exit_on_error
     assert config.job_types == [JobType.DAGGEN, JobType.SCAN, JobType.PACK]
+    assert config.max_attempts == 5
+    assert config.retry_policy.max_attempts == 5
 
 
 def test_default_recovery_window_is_within_30_seconds() -> None:
@@ -41,6 +43,13 @@ def test_priority_keeps_only_enabled_types_in_order() -> None:
         (
             WorkerConfig(min_interval=10, max_interval=5),
             "--min-interval (10s) must not be greater than --max-interval (5s)",
+        ),
+        (WorkerConfig(max_attempts=0), "--max-attempts must be between 1 and 100, got 0"),
+        (WorkerConfig(max_attempts=101), "--max-attempts must be between 1 and 100, got 101"),
+        (WorkerConfig(retry_base=0), "retry base delay must be a positive duration, got 0s"),
+        (
+            WorkerConfig(retry_base=10, retry_cap=5),
+            "the retry base delay (10s) must not be greater than the retry delay cap (5s)",
         ),
         (
             WorkerConfig(heartbeat_interval=10, stale_after=15),

@@ -11,15 +11,29 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 import dataset_worker
 from dataset_worker.api.auth import BearerAuthMiddleware, resolve_admin_token
+from dataset_worker.api.bodylimit import BodySizeLimitMiddleware
 from dataset_worker.api.dataversion import for_database as data_version_of
 from dataset_worker.api.errors import install_error_handlers
 from dataset_worker.api.fastpath import PolledRoutesMiddleware
 from dataset_worker.api.metrics import make_registry
 from dataset_worker.api.replycache import ReplyCache
-from dataset_worker.api.routes import logs, ops, preparations, worker
+from dataset_worker.api.routes import (
+    explore,
+    fleet,
+    history,
+    lifecycle,
+    logs,
+    manifest,
+    ops,
+    preparations,
+    retries,
+    storages,
+    worker,
+)
 from dataset_worker.api.services import Services
 from dataset_worker.config import Settings
 from dataset_worker.db import Database, open_database
@@ -34,7 +48,8 @@ Run and watch the dataset worker process, and manage preparations.
 
 Authentication: every `/api/…` endpoint and `/metrics` need `Authorization: Bearer <token>`
 (DATASET_WORKER_ADMIN_TOKEN, or `<state dir>/admin-token`). Every error is
-`{"error": "<sentence>", "detail": <optional>}`.
+`{"error": "<sentence>", "detail": <optional>}`; a 400 adds `"errors": [{"field", "message"}]`,
+one entry per invalid field.
 """
 
 
@@ -75,7 +90,9 @@ def create_app(
         app_services.job_replies.close()
         db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc from the installed fastapi-offline package,
+    # not from a CDN: they work offline and on closed networks.
+    app = FastAPIOffline(
         title="dataset-worker admin API",
         version=dataset_worker.__version__,
         description=DESCRIPTION,
@@ -85,12 +102,26 @@ def create_app(
     app.state.metrics_registry = make_registry(app_services)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
-    for module in (worker, logs, preparations, ops):
+    for module in (
+        worker,
+        logs,
+        preparations,
+        explore,
+        lifecycle,
+        retries,
+        fleet,
+        history,
+        manifest,
+        ops,
+        storages,
+    ):
         app.include_router(module.router)
     # Last, so API routes win: the web page's files at / (404 when the folder is empty; with no
     # folder at all nothing is mounted, as StaticFiles would fail every request with a 500).
     if web_dir.is_dir():
         app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
+    # Inside the token check (401 first): request bodies are capped at 1 MiB.
+    app.add_middleware(BodySizeLimitMiddleware)
     # Inside the token check: the polled requests are answered without the router.
     app.add_middleware(PolledRoutesMiddleware, services=app_services)
     app.add_middleware(BearerAuthMiddleware, token=admin_token)

@@ -24,6 +24,12 @@ from dataset_worker.logs import log_event
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "admin-token"
+# A shorter secret could be guessed over the network; a generated one has 43 characters.
+MIN_TOKEN_LENGTH = 16
+
+
+class AdminTokenError(Exception):
+    """A configured token that cannot be used (too short, or an empty token file)."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,13 @@ def token_path(state_dir: Path) -> Path:
 
 
 def configured_token(state_dir: Path) -> AdminToken | None:
-    """The token from the environment or the token file, without generating one."""
+    """The token from the environment or the token file, without generating one.
+
+    Raises AdminTokenError for a token shorter than MIN_TOKEN_LENGTH characters.
+    """
     from_env = os.environ.get(ENV_ADMIN_TOKEN, "").strip()
     if from_env:
+        _check_length(from_env, ENV_ADMIN_TOKEN)
         return AdminToken(from_env, "env")
     path = token_path(state_dir)
     try:
@@ -54,8 +64,18 @@ def configured_token(state_dir: Path) -> AdminToken | None:
         return None
     if not value:
         return None
+    _check_length(value, str(path))
     _tighten_mode(path)
     return AdminToken(value, "file")
+
+
+def _check_length(value: str, where: str) -> None:
+    if len(value) < MIN_TOKEN_LENGTH:
+        raise AdminTokenError(
+            f"the admin token in {where} is too short: {len(value)} characters, at least "
+            f"{MIN_TOKEN_LENGTH} are needed (a short token can be guessed); use a long random "
+            "one, e.g. the output of `openssl rand -base64 32`"
+        )
 
 
 def resolve_admin_token(state_dir: Path) -> AdminToken:
@@ -71,7 +91,7 @@ def resolve_admin_token(state_dir: Path) -> AdminToken:
         # Another server process generated it first (or left it empty): use theirs.
         again = configured_token(state_dir)
         if again is None:
-            raise RuntimeError(
+            raise AdminTokenError(
                 f"{token_path(state_dir)} is empty: delete it or set {ENV_ADMIN_TOKEN}"
             ) from None
         return again

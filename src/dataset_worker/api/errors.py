@@ -1,8 +1,9 @@
 """One place that maps errors to HTTP statuses, and the one error body: {"error", "detail"}.
 
 Manager and preparation errors are types; each type has one status here. FastAPI's validation
-errors become 400 (never 422) with a sentence naming the field and the rule. Anything unexpected
-is a 500 with the reason, in the same body shape.
+errors become 400 (never 422) with a sentence naming the field and the rule. Every 400 also lists
+all the problems found, each with its field, in `errors`. Anything unexpected is a 500 with the
+reason, in the same body shape.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from dataset_worker.manager.errors import (
     WorkerAlreadyRunning,
     WorkerNotRunning,
     WorkerSpawnFailed,
+    WorkerStarting,
 )
-from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound, PrepError
+from dataset_worker.prep.errors import (
+    Conflict,
+    InvalidParameter,
+    InvalidParameters,
+    NotFound,
+    PrepError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +49,19 @@ STATUS_OF_ERROR: dict[type[Exception], int] = {
     NoWorkerLogs: 404,
     Conflict: 409,
     WorkerAlreadyRunning: 409,
+    WorkerStarting: 409,
     WorkerSpawnFailed: 500,
 }
+
+
+class FieldError(BaseModel):
+    """One problem of a 400 reply."""
+
+    field: str | None = Field(
+        description='The request field, as spelled in the request ("maxSize", "timeout"); '
+        "null when the rule spans fields or the body as a whole."
+    )
+    message: str = Field(description="What is wrong with it, naming the field and the rule.")
 
 
 class ErrorBody(BaseModel):
@@ -51,6 +70,12 @@ class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong, as a sentence.")
     detail: Any = Field(default=None, description="Optional structured information.")
     pid: int | None = Field(default=None, description="The running worker's pid (409 on start).")
+    errors: list[FieldError] | None = Field(
+        default=None,
+        description="400 only: every problem found in the request, each with the field it is "
+        "about, so a form can mark all its invalid fields at once. `error` and `detail` are "
+        "kept as before.",
+    )
 
 
 _DESCRIPTIONS = {
@@ -94,9 +119,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _known_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, WorkerAlreadyRunning):
-        detail = {"pid": exc.pid} if exc.pid is not None else None
+        # The current run: its pid and run id (both null while it is still starting).
+        detail = {"pid": exc.pid, "runId": exc.run_id} if exc.pid is not None else None
         return error_response(409, str(exc), detail, pid=exc.pid)
-    return error_response(status_of(exc), str(exc))
+    status = status_of(exc)
+    if status == 400:
+        return error_response(400, str(exc), errors=_field_errors(exc))
+    return error_response(status, str(exc))
+
+
+def _field_errors(exc: Exception) -> list[dict[str, Any]]:
+    """The `errors` list of a 400 raised as an exception: one entry per problem it carries."""
+    problems = exc.problems if isinstance(exc, InvalidParameters) else [exc]
+    return [
+        {"field": getattr(problem, "field", None), "message": str(problem)} for problem in problems
+    ]
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -105,7 +142,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     message = problems[0]["message"] if problems else "invalid request"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return error_response(400, message, problems)
+    errors = [{"field": p["field"], "message": p["message"]} for p in problems]
+    return error_response(400, message, problems, errors=errors)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -116,7 +154,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"Method {request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    response = error_response(exc.status_code, message)
+    extra = {"errors": _field_errors(Exception(message))} if exc.status_code == 400 else {}
+    response = error_response(exc.status_code, message, **extra)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
@@ -193,5 +232,12 @@ def _message(kind: str, label: str, ctx: dict[str, Any], error: dict[str, Any]) 
 
 
 _OWN_RULES = frozenset(
-    {"concurrency_range", "duration_parsing", "duration_positive", "no_job_types", "interval_order"}
+    {
+        "concurrency_range",
+        "duration_parsing",
+        "duration_positive",
+        "no_job_types",
+        "interval_order",
+        "max_attempts_range",
+    }
 )

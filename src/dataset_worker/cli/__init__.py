@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from dataset_worker.cli import cid, commp, prep, run, serve
-from dataset_worker.cli.common import root_callback
+from dataset_worker.cli import (
+    cid,
+    commp,
+    extract,
+    fetch,
+    manifest,
+    operations,
+    prep,
+    prep_manage,
+    prepare,
+    provider,
+    run,
+    serve,
+    storage,
+    verify,
+)
+from dataset_worker.cli.common import PlainHelpGroup, root_callback
 
 app = typer.Typer(
     name="dataset-worker",
@@ -13,10 +28,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=PlainHelpGroup,  # help that wraps at any width instead of cutting option names
 )
 app.callback()(root_callback)
-for module in (commp, cid, prep, run, serve):
+for module in (commp, cid, prep, prep_manage, operations, run, serve, verify, manifest, prepare):
     module.register(app)
+for module in (provider, fetch, extract):
+    module.register(app)
+storage.register(app)
 
 
 def main() -> None:

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from dataset_worker.cli.common import fail, file_progress, reading_regular_file
-from dataset_worker.content.chunker import DEFAULT_RANGE_SIZE, ShortReadError, stream_file_cid
-from dataset_worker.content.cid import cid_to_str
 
-RANGE_SIZE = DEFAULT_RANGE_SIZE  # Singularity's split size with its default max size (§4.2)
+# Singularity's split size with its default max size (§4.2): content.chunker's
+# DEFAULT_RANGE_SIZE, repeated here so that loading the CLI does not import the chunker.
+RANGE_SIZE = 1 << 30
 
 
 def cid_command(
@@ -22,6 +22,9 @@ def cid_command(
     ] = False,
 ) -> None:
     """Print the CID Singularity gives this file's content (1 MiB raw leaves, 1 GiB ranges)."""
+    from dataset_worker.content.chunker import ShortReadError, stream_file_cid
+    from dataset_worker.content.cid import cid_to_str
+
     with reading_regular_file(file) as (stream, size), file_progress(size, file.name) as advance:
         try:
             cid = stream_file_cid(

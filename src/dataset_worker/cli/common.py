@@ -1,7 +1,15 @@
-"""Options and helpers shared by all commands."""
+"""Options and helpers shared by all commands.
+
+Start-up time rule for every command module: at module level import only typer, the standard
+library and light project modules (config, sizes, durations, cli.common, cli.prep). Import
+rich, pydantic, SQLAlchemy, the database, the use-cases, the worker and the server inside the
+command function, so `dataset-worker --help` and `commp` do not pay for them
+(tests/unit/test_cli_startup.py checks it).
+"""
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import stat
@@ -9,19 +17,41 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, cast
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+import typer.core
 
 from dataset_worker.config import ENV_DATABASE_URL, ENV_STATE_DIR, Settings, load_settings
+
+
+class PlainHelpGroup(typer.core.TyperGroup):
+    """The root command group: every command's help is click's plain help.
+
+    Rich's help panels cut long option names at 80 columns ("--no-exit-on-compl…"); click's
+    formatter wraps the descriptions instead and keeps every option whole. It also spares
+    `--help` the import of rich. Set on the whole tree, including groups added later.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_help(self)
+
+
+def _plain_help(command: Any) -> None:
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    if not command.short_help and command.help:
+        # The whole first sentence in command lists (click would cut it to fit one line).
+        command.short_help = _first_sentence(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def _first_sentence(text: str) -> str:
+    paragraph = inspect.cleandoc(text).split("\n\n")[0].replace("\n", " ")
+    end = paragraph.find(". ")
+    return paragraph[: end + 1] if end >= 0 else paragraph
 
 
 def root_callback(
@@ -88,6 +118,16 @@ def file_progress(size: int, name: str) -> Iterator[Callable[[int], object] | No
     if size < PROGRESS_MIN_SIZE or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -96,5 +136,5 @@ def file_progress(size: int, name: str) -> Iterator[Callable[[int], object] | No
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(name, total=size)
+        task = progress.add_task(escape(name), total=size)  # a file name is not markup
         yield lambda n: progress.advance(task, n)

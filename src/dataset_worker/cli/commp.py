@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dataset_worker.cli.common import fail, file_progress, reading_regular_file
-from dataset_worker.content.cid import cid_to_str, piece_cid
-from dataset_worker.content.commp import (
-    MAX_PAYLOAD,
-    MAX_PIECE_SIZE,
-    MIN_PAYLOAD,
-    MIN_PIECE_SIZE,
-    CommP,
-    CommPError,
-    CommPResult,
-    finalize,
-)
 from dataset_worker.sizes import SizeError, format_size, is_power_of_two, parse_size
+
+if TYPE_CHECKING:
+    from dataset_worker.content.commp import CommPResult
 
 READ_SIZE = 4 << 20  # one reused buffer: constant memory whatever the file size
 
@@ -41,6 +33,9 @@ def commp_command(
     ] = False,
 ) -> None:
     """Print the Filecoin piece CID (commP), payload size and piece size of a file."""
+    from dataset_worker.content.cid import cid_to_str, piece_cid
+    from dataset_worker.content.commp import finalize
+
     minimum = _parse_min_piece_size(min_piece_size)
     result = _file_commp(file)
     commitment, piece_size = result.commitment, result.piece_size
@@ -57,6 +52,8 @@ def commp_command(
 
 
 def _parse_min_piece_size(text: str | None) -> int | None:
+    from dataset_worker.content.commp import MAX_PIECE_SIZE, MIN_PIECE_SIZE
+
     if text is None:
         return None
     try:
@@ -73,6 +70,14 @@ def _parse_min_piece_size(text: str | None) -> int | None:
 
 def _file_commp(file: Path) -> CommPResult:
     """Stream the file through a CommP calculator; exits with a clear message on failure."""
+    from dataset_worker.content.commp import (
+        MAX_PAYLOAD,
+        MAX_PIECE_SIZE,
+        MIN_PAYLOAD,
+        CommP,
+        CommPError,
+    )
+
     with reading_regular_file(file, buffering=0) as (stream, size):
         if size < MIN_PAYLOAD:
             fail(f"{file}: too small for a piece: {size} bytes, commP needs at least {MIN_PAYLOAD}")

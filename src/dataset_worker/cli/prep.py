@@ -14,42 +14,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from dataset_worker.cli.common import fail, settings
 from dataset_worker.config import Settings
-from dataset_worker.db import Database, open_database
-from dataset_worker.db.models import JobState, JobType
-from dataset_worker.prep import (
-    CreatePreparationRequest,
-    JobView,
-    PreparationStatus,
-    PreparationView,
-    PrepError,
-    create_preparation,
-    get_preparation_status,
-    list_jobs,
-    list_pieces,
-    list_preparations,
-    pause_daggen,
-    pause_pack,
-    pause_scan,
-    start_daggen,
-    start_pack,
-    start_scan,
+from dataset_worker.defaults import (
+    DEFAULT_JOBS_LIMIT,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_MIN_PIECE_SIZE,
+    MAX_JOBS_LIMIT,
 )
-from dataset_worker.prep.jobs import DEFAULT_LIMIT, MAX_LIMIT
-from dataset_worker.prep.views import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
 from dataset_worker.sizes import format_size
+
+# Only for annotations: rich, pydantic, SQLAlchemy and the use-cases are imported inside the
+# functions that use them, so loading the CLI stays fast (see cli/common.py).
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.console import Console, RenderableType
+    from rich.progress_bar import ProgressBar
+
+    from dataset_worker.db import Database
+    from dataset_worker.db.models import JobType
+    from dataset_worker.prep import JobListItem, JobView, PreparationStatus, PreparationView
+
+DEFAULT_LIMIT, MAX_LIMIT = DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT
 
 WATCH_INTERVAL = 1.0  # seconds between refreshes of `prep status --watch`
 EXIT_INTERRUPTED = 130
@@ -78,6 +68,11 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def database(ctx: typer.Context) -> Iterator[Database]:
     """Open the configured database for one command; turn PrepErrors into clean failures."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from dataset_worker.db import open_database
+    from dataset_worker.prep.errors import PrepError
+
     config = settings(ctx)
     _prepare_sqlite_folder(config)
     try:
@@ -96,6 +91,9 @@ def database(ctx: typer.Context) -> Iterator[Database]:
 
 def _prepare_sqlite_folder(config: Settings) -> None:
     """Create the state dir for the default SQLite file; refuse other missing folders clearly."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     if not config.is_sqlite:
         return
     try:
@@ -112,6 +110,9 @@ def _prepare_sqlite_folder(config: Settings) -> None:
 
 
 def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -119,6 +120,8 @@ def _safe_url(url: str) -> str:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped output: do not squeeze CIDs into 80 columns.
@@ -140,7 +143,13 @@ def _dump(view: BaseModel) -> Any:
 @prep_app.command("create")
 def create_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name", help="Unique name (not all digits).")],
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help='Unique name: 1-64 of A-Z a-z 0-9 . _ - (not starting with ".", not all digits).',
+        ),
+    ],
     source: Annotated[str, typer.Option("--source", help="Folder to prepare (must exist).")],
     output: Annotated[
         str | None,
@@ -168,9 +177,27 @@ def create_command(
         bool,
         typer.Option("--delete-after-export", help="Delete source files once they are packed."),
     ] = False,
+    no_file_hash: Annotated[
+        bool,
+        typer.Option(
+            "--no-file-hash", help="Do not record each file's sha256 while packing (manifests)."
+        ),
+    ] = False,
+    no_auto: Annotated[
+        bool,
+        typer.Option(
+            "--no-auto",
+            help="Do not chain the steps: start the scan and the daggen yourself "
+            "(default: the scan is queued now and the daggen after the last pack job).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a preparation of a local folder (sizes like 31.5GiB, 1MiB or bytes)."""
+    from rich.markup import escape
+
+    from dataset_worker.prep import CreatePreparationRequest, create_preparation
+
     request = CreatePreparationRequest(
         name=name,
         source=source,
@@ -180,6 +207,8 @@ def create_command(
         min_piece_size=min_piece_size,
         no_dag=no_dag,
         delete_after_export=delete_after_export,
+        no_file_hash=no_file_hash,
+        no_auto=no_auto,
     )
     with database(ctx) as db:
         view = create_preparation(db, request)
@@ -187,23 +216,34 @@ def create_command(
         _print_json(_dump(view))
         return
     console = _console()
-    console.print(f'Created preparation "{view.name}" (id {view.id})')
+    # Names and paths are not rich markup: escape them.
+    console.print(f'Created preparation "{escape(view.name)}" (id {view.id})')
     for label, storages in (("source", view.source_storages), ("output", view.output_storages)):
         for storage in storages:
-            console.print(f"  {label}: {storage.path}", highlight=False)
+            console.print(f"  {label}: {escape(storage.path)}", highlight=False)
     console.print(
         f"  max size {format_size(view.max_size)}, piece size {format_size(view.piece_size)}, "
         f"min piece size {format_size(view.min_piece_size)}"
         + (", no DAG" if view.no_dag else "")
-        + (", delete after export" if view.delete_after_export else ""),
+        + (", delete after export" if view.delete_after_export else "")
+        + ("" if view.file_hash else ", no file hash"),
         highlight=False,
     )
-    console.print(f"Next: dataset-worker prep start-scan {view.name}", highlight=False)
+    if view.auto_chain:
+        console.print(
+            "Scan queued; a running worker (`dataset-worker run`) scans, packs and builds the "
+            f"DAG by itself. Progress: dataset-worker prep status {escape(view.name)}",
+            highlight=False,
+        )
+    else:
+        console.print(f"Next: dataset-worker prep start-scan {escape(view.name)}", highlight=False)
 
 
 @prep_app.command("list")
 def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the preparations."""
+    from dataset_worker.prep import list_preparations
+
     with database(ctx) as db:
         views = list_preparations(db)
     if as_json:
@@ -213,6 +253,9 @@ def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 def _preparations_table(views: list[PreparationView]) -> RenderableType:
+    from rich.markup import escape
+    from rich.table import Table
+
     if not views:
         return "No preparations yet: create one with `dataset-worker prep create`."
     table = Table(title="Preparations")
@@ -221,9 +264,9 @@ def _preparations_table(views: list[PreparationView]) -> RenderableType:
     for view in views:
         table.add_row(
             str(view.id),
-            view.name,
-            "\n".join(s.path for s in view.source_storages),
-            "\n".join(s.path for s in view.output_storages),
+            escape(view.name),
+            "\n".join(escape(s.path) for s in view.source_storages),
+            "\n".join(escape(s.path) for s in view.output_storages),
             format_size(view.max_size),
             format_size(view.piece_size),
             format_size(view.min_piece_size),
@@ -248,6 +291,9 @@ def status_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Show job counts per type and state, and bytes scanned and packed."""
+    from dataset_worker.db.models import JobState
+    from dataset_worker.prep import get_preparation_status
+
     with database(ctx) as db:
         if watch:
             status = _watch(db, prep, as_json)
@@ -266,6 +312,10 @@ def status_command(
 
 def _watch(db: Database, prep: str, as_json: bool) -> PreparationStatus:
     """Refresh until every job is complete or in error (or Ctrl-C, exit code 130)."""
+    from rich.live import Live
+
+    from dataset_worker.prep import get_preparation_status
+
     try:
         if as_json:
             while True:
@@ -286,13 +336,21 @@ def _watch(db: Database, prep: str, as_json: bool) -> PreparationStatus:
 
 
 def _all_done(status: PreparationStatus) -> bool:
+    from dataset_worker.db.models import JobState
+
     total = status.total_jobs()
     finished = status.count(state=JobState.COMPLETE) + status.count(state=JobState.ERROR)
     return total > 0 and finished == total
 
 
 def _status_view(status: PreparationStatus) -> RenderableType:
-    counts = Table(title=f'Preparation "{status.name}" (id {status.id})')
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dataset_worker.db.models import JobState
+
+    counts = Table(title=f'Preparation "{escape(status.name)}" (id {status.id})')
     counts.add_column("Job type")
     for state in JobState:
         counts.add_column(state.value, justify="right")
@@ -305,7 +363,10 @@ def _status_view(status: PreparationStatus) -> RenderableType:
 
 
 def _totals(status: PreparationStatus) -> RenderableType:
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
+    grid.add_row("Stage", status.stage + ("" if status.auto_chain else " (manual steps)"))
     grid.add_row("Files scanned", str(status.files_scanned))
     grid.add_row("Bytes scanned", f"{format_size(status.bytes_scanned)} ({status.bytes_scanned})")
     grid.add_row("Bytes packed", f"{format_size(status.bytes_packed)} ({status.bytes_packed})")
@@ -315,8 +376,14 @@ def _totals(status: PreparationStatus) -> RenderableType:
 
 
 def _progress_view(status: PreparationStatus) -> RenderableType:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dataset_worker.db.models import JobState, JobType
+
     grid = Table.grid(padding=(0, 2))
-    grid.add_row(f'[bold]Preparation "{status.name}"[/bold]')
+    grid.add_row(f'[bold]Preparation "{escape(status.name)}"[/bold]')
+    grid.add_row("stage", status.stage)
     grid.add_row("scan", _single_job_state(status, JobType.SCAN))
     packs = status.jobs[JobType.PACK]
     done, total = packs[JobState.COMPLETE], sum(packs.values())
@@ -334,6 +401,8 @@ def _progress_view(status: PreparationStatus) -> RenderableType:
 
 
 def _bar(completed: int, total: int) -> ProgressBar:
+    from rich.progress_bar import ProgressBar
+
     # An empty total would make rich draw a pulsing bar; show an empty one instead.
     return ProgressBar(total=max(total, 1), completed=completed if total else 0, width=40)
 
@@ -369,6 +438,8 @@ def _report_jobs(views: list[JobView], as_json: bool, prep: str, wanted: str) ->
 @prep_app.command("start-scan")
 def start_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
     """Start the scan (or rescan: only new and changed files are added)."""
+    from dataset_worker.prep import start_scan
+
     with database(ctx) as db:
         _report_job(start_scan(db, prep), as_json, prep)
 
@@ -376,6 +447,8 @@ def start_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = Fal
 @prep_app.command("pause-scan")
 def pause_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
     """Pause the scan."""
+    from dataset_worker.prep import pause_scan
+
     with database(ctx) as db:
         _report_job(pause_scan(db, prep), as_json, prep)
 
@@ -391,6 +464,8 @@ def start_pack_command(
     ctx: typer.Context, prep: PrepArg, job: JobArg = None, as_json: JsonOpt = False
 ) -> None:
     """Make pack jobs that are created, paused or in error ready again."""
+    from dataset_worker.prep import start_pack
+
     with database(ctx) as db:
         _report_jobs(start_pack(db, prep, job), as_json, prep, "created, paused or in error")
 
@@ -400,6 +475,8 @@ def pause_pack_command(
     ctx: typer.Context, prep: PrepArg, job: JobArg = None, as_json: JsonOpt = False
 ) -> None:
     """Pause pack jobs that are ready or processing."""
+    from dataset_worker.prep import pause_pack
+
     with database(ctx) as db:
         _report_jobs(pause_pack(db, prep, job), as_json, prep, "ready or processing")
 
@@ -407,6 +484,8 @@ def pause_pack_command(
 @prep_app.command("start-daggen")
 def start_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
     """Start DAG generation (the directory tree and root CID), normally after packing."""
+    from dataset_worker.prep import start_daggen
+
     with database(ctx) as db:
         _report_job(start_daggen(db, prep), as_json, prep)
 
@@ -414,6 +493,8 @@ def start_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = F
 @prep_app.command("pause-daggen")
 def pause_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
     """Pause DAG generation."""
+    from dataset_worker.prep import pause_daggen
+
     with database(ctx) as db:
         _report_job(pause_daggen(db, prep), as_json, prep)
 
@@ -424,6 +505,11 @@ def pause_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = F
 @prep_app.command("pieces")
 def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
     """List the pieces (CAR files) with piece CID, piece size, root CID and CAR size."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dataset_worker.prep import list_pieces
+
     with database(ctx) as db:
         pieces = list_pieces(db, prep)
     if as_json:
@@ -432,7 +518,7 @@ def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) 
     if not pieces:
         typer.echo(f'preparation "{prep}" has no pieces yet')
         return
-    table = Table(title=f'Pieces of "{prep}"')
+    table = Table(title=f'Pieces of "{escape(prep)}"')
     for column in ("Type", "Piece CID", "Piece size", "Root CID", "CAR size", "File"):
         table.add_column(column, no_wrap="CID" in column)
     for piece in pieces:
@@ -442,7 +528,7 @@ def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) 
             format_size(piece.piece_size),
             piece.root_cid,
             str(piece.file_size),
-            piece.storage_path,
+            escape(piece.storage_path),
         )
     _console().print(table)
 
@@ -465,6 +551,11 @@ def jobs_list_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List jobs, newest first, one page at a time."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dataset_worker.prep import list_jobs
+
     with database(ctx) as db:
         page = list_jobs(
             db, status=status, type=job_type, preparation=prep, limit=limit, cursor=cursor
@@ -476,18 +567,20 @@ def jobs_list_command(
         typer.echo("no jobs match")
         return
     table = Table(title="Jobs (newest first)")
-    for column in ("ID", "Type", "Status", "Preparation", "Started", "Finished", "Worker", "Error"):
-        table.add_column(column, justify="right" if column == "ID" else "left")
+    columns = ("ID", "Type", "Status", "Preparation", "Started", "Finished", "Worker", "Tries")
+    for column in (*columns, "Error (last)"):
+        table.add_column(column, justify="right" if column in ("ID", "Tries") else "left")
     for item in page.jobs:
         table.add_row(
             str(item.id),
             item.type.value,
-            item.status.value,
-            item.preparation or "",
+            _job_status(item),
+            escape(item.preparation or ""),
             _time(item.started),
             _time(item.finished),
-            item.worker or "",
-            item.error or "",
+            escape(_job_worker(item)),
+            str(item.attempts) if item.attempts else "",
+            escape(item.error or ""),
         )
     console = _console()
     console.print(table)
@@ -497,3 +590,21 @@ def jobs_list_command(
 
 def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def _job_status(item: JobListItem) -> str:
+    """The state, and when a job waiting for a retry may run again."""
+    from dataset_worker.db.models import JobState
+
+    if item.status is JobState.READY and item.next_attempt_at is not None:
+        return f"{item.status.value} (retry at {_time(item.next_attempt_at)})"
+    return item.status.value
+
+
+def _job_worker(item: JobListItem) -> str:
+    """The worker thread holding the job, else the last one that ran it, with its host."""
+    worker = item.worker or item.last_worker
+    if worker is None:
+        return ""
+    short = worker[:8]
+    return f"{short}@{item.last_worker_host}" if item.last_worker_host else short

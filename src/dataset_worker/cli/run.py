@@ -10,14 +10,16 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
-from sqlalchemy.engine import make_url
 
 from dataset_worker.cli.common import fail, settings
-from dataset_worker.db import open_database
 from dataset_worker.durations import DurationError, parse_duration
 from dataset_worker.logs import setup_logging
-from dataset_worker.worker.runtime.config import InvalidWorkerConfig, WorkerConfig
-from dataset_worker.worker.runtime.process import EXIT_ERROR, EXIT_USAGE, WorkerProcess
+
+# As worker.runtime.process and worker.runtime.retry, repeated so that loading the CLI does not
+# import the worker (tests/unit/test_cli_startup.py keeps them equal).
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+DEFAULT_MAX_ATTEMPTS = 5
 
 BOOL_FLAGS = ("enable-scan", "enable-pack", "enable-dag", "exit-on-complete", "exit-on-error")
 # Go's strconv.ParseBool, which urfave/cli uses for `--flag=value`.
@@ -91,6 +93,13 @@ def run_command(
             help="A worker silent this long is dead; its jobs become claimable again.",
         ),
     ] = "20s",
+    max_attempts: Annotated[
+        int,
+        typer.Option(
+            help="Attempts a job gets when it fails transiently (connection lost, database "
+            "busy, storage 5xx), with exponential backoff between them (1-100).",
+        ),
+    ] = DEFAULT_MAX_ATTEMPTS,
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error.", case_sensitive=False)
     ] = "info",
@@ -99,6 +108,12 @@ def run_command(
 
     Exit codes: 0 all threads done (--exit-on-complete), 1 error, 2 bad flags, 130 SIGINT/SIGTERM.
     """
+    from sqlalchemy.engine import make_url
+
+    from dataset_worker.db import open_database
+    from dataset_worker.worker.runtime.config import InvalidWorkerConfig, WorkerConfig
+    from dataset_worker.worker.runtime.process import WorkerProcess
+
     if log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         fail(f"--log-level must be debug, info, warning or error, got {log_level!r}", EXIT_USAGE)
     try:
@@ -113,6 +128,7 @@ def run_command(
             max_interval=_duration("--max-interval", max_interval),
             heartbeat_interval=_duration("--heartbeat-interval", heartbeat_interval),
             stale_after=_duration("--stale-after", stale_after),
+            max_attempts=max_attempts,
         ).validate()
     except InvalidWorkerConfig as exc:
         fail(str(exc), EXIT_USAGE)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,7 +19,6 @@ from dataset_worker.config import (
     Settings,
     load_settings,
 )
-from dataset_worker.db import open_database
 from dataset_worker.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -94,29 +95,40 @@ def run_server(
     import uvicorn
 
     from dataset_worker.api.app import create_app
-    from dataset_worker.api.auth import configured_token, resolve_admin_token, token_path
+    from dataset_worker.api.auth import (
+        AdminTokenError,
+        configured_token,
+        resolve_admin_token,
+        token_path,
+    )
+    from dataset_worker.db import open_database
 
     setup_logging("INFO")
     _quiet_library_logs()
     # The server keeps its token, worker logs, pid file and audit log here, whatever the database.
     resolved.state_dir.mkdir(parents=True, exist_ok=True)
-    if not is_loopback(host) and configured_token(resolved.state_dir) is None:
-        fail(
-            f"refusing to bind {host}, which other machines can reach, without an admin token: "
-            f"set {ENV_ADMIN_TOKEN}, or start once on 127.0.0.1 to generate "
-            f"{token_path(resolved.state_dir)}"
-        )
-    token = resolve_admin_token(resolved.state_dir)
+    try:
+        if not is_loopback(host) and configured_token(resolved.state_dir) is None:
+            fail(
+                f"refusing to bind {host}, which other machines can reach, without an admin "
+                f"token: set {ENV_ADMIN_TOKEN}, or start once on 127.0.0.1 to generate "
+                f"{token_path(resolved.state_dir)}"
+            )
+        token = resolve_admin_token(resolved.state_dir)
+    except AdminTokenError as exc:
+        fail(str(exc))
+    check_port_free(host, port)
     if demo:
         _ensure_demo(resolved)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     typer.echo(f"dataset-worker admin server: {url} (API docs: {url}docs)")
-    if token.source == "generated":
-        typer.echo(f"admin token (shown once; kept in {token_path(resolved.state_dir)}):")
+    path = token_path(resolved.state_dir)
+    if demo:  # a development server: show the token every time, so never "shown once"
+        where = {"env": f"from {ENV_ADMIN_TOKEN}", "file": f"from {path}"}
+        typer.echo(f"admin token ({where.get(token.source, f'new, kept in {path}')}):")
         typer.echo(f"  {token.value}")
-    elif demo:  # a development server: show the token every time
-        where = ENV_ADMIN_TOKEN if token.source == "env" else token_path(resolved.state_dir)
-        typer.echo(f"admin token (from {where}):")
+    elif token.source == "generated":  # only now: later starts read it from the file
+        typer.echo(f"admin token (shown once; kept in {path}):")
         typer.echo(f"  {token.value}")
     options: dict[str, Any] = {
         "host": host,
@@ -139,6 +151,35 @@ def run_server(
         }
     )
     uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Exit with a clear message when uvicorn could not listen on host:port (it would only
+    print an errno): bind a socket the way uvicorn does, then let it go."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            fail(f"cannot listen on {address}: {_bind_problem(exc, port)}")
+        except UnicodeError:  # a host name that is not even a name
+            fail(f"cannot listen on {address}: {host!r} is not a valid address or host name")
+
+
+def _bind_problem(exc: OSError, port: int) -> str:
+    other = port + 1 if port < 65535 else 9090
+    choose = f"choose another port with --port {other} (or `make run PORT={other}`)"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use (by another server or program); {choose}"
+    if exc.errno == errno.EACCES:
+        return f"permission denied for port {port} (ports below 1024 need privileges); {choose}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "that address does not belong to this machine; give one of its own with --host"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name: {exc.strerror}; give an address with --host"
+    return f"{exc.strerror or exc}; {choose}"
 
 
 def app_from_environment() -> FastAPI:
@@ -166,6 +207,7 @@ def _quiet_library_logs() -> None:
 
 
 def _ensure_demo(resolved: Settings) -> None:
+    from dataset_worker.db import open_database
     from dataset_worker.prep.demo import ensure_demo_preparation
 
     db = open_database(resolved.database_url)

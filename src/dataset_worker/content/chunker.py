@@ -32,6 +32,12 @@ class ReadableStream(Protocol):
     def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
+class Digest(Protocol):
+    """A running hash fed every byte of the range (hashlib.sha256() fits)."""
+
+    def update(self, data: memoryview, /) -> None: ...
+
+
 class BlockKind(StrEnum):
     """Raw file-data leaf, or dag-pb parent node."""
 
@@ -60,6 +66,8 @@ class RangeChunker:
     `length` then reports the bytes actually read. `label` names the source in errors.
     `read_ahead` (default on) reads and hashes up to PREFETCH_BUFFERS chunks ahead in a thread:
     it uses a spare core, but only adds contention when every core is already busy.
+    `digest`, when given, is fed every byte read, in order, by whichever thread reads (the
+    read-ahead thread, when there is one: the hash then overlaps with the CAR writing).
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class RangeChunker:
         buffer: bytearray | None = None,
         chunk_size: int = CHUNK_SIZE,
         read_ahead: bool = True,
+        digest: Digest | None = None,
     ) -> None:
         if offset < 0:
             raise ValueError(f"range offset must not be negative, got {offset}")
@@ -85,6 +94,7 @@ class RangeChunker:
         self.label = label
         self._chunk_size = chunk_size
         self._read_ahead = read_ahead
+        self._digest = digest
         self._buffer = buffer if buffer is not None and len(buffer) >= chunk_size else None
         self._cid: bytes | None = None
         self._length: int | None = None
@@ -154,6 +164,8 @@ class RangeChunker:
             if got == 0:
                 return
             data = view[:got]
+            if self._digest is not None:
+                self._digest.update(data)
             yield raw_cid(data), data
             position += got
             if remaining is not None:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dataset_worker.content.car import CarWriter
-from dataset_worker.content.chunker import CHUNK_SIZE, BlockKind, RangeChunker, ReadableStream
+from dataset_worker.content.chunker import (
+    CHUNK_SIZE,
+    BlockKind,
+    Digest,
+    RangeChunker,
+    ReadableStream,
+)
 
 
 class ClosableStream(ReadableStream, Protocol):
@@ -28,7 +34,8 @@ class RangeSource:
 
     `open` returns a stream already positioned at `offset` (it is closed after the range), or
     None to skip the range (an inaccessible file with skipInaccessibleFile set). `key` is opaque
-    to the packer and comes back in the results; `label` names the file in errors.
+    to the packer and comes back in the results; `label` names the file in errors. `digest`, when
+    set, is fed the range's bytes as they are read (a whole-file hash the caller keeps).
     """
 
     key: Hashable
@@ -36,6 +43,7 @@ class RangeSource:
     length: int
     open: Callable[[], ClosableStream | None]
     label: str = ""
+    digest: Digest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,7 @@ def write_ranges(
             label=source.label,
             buffer=buffer,
             read_ahead=read_ahead,
+            digest=source.digest,
         )
         # Close the block generator before the stream: it stops the chunker's read-ahead thread.
         with closing(stream), closing(iter(chunker)) as blocks:

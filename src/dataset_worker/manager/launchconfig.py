@@ -15,6 +15,9 @@ from pydantic_core import PydanticCustomError
 from dataset_worker.durations import DurationError, format_duration, parse_duration
 
 MAX_CONCURRENCY = 64
+# As worker/runtime (config.MAX_ATTEMPTS, retry.DEFAULT_MAX_ATTEMPTS); a unit test keeps them equal.
+MAX_ATTEMPTS = 100
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 class WorkerLaunchConfig(BaseModel):
@@ -48,6 +51,13 @@ class WorkerLaunchConfig(BaseModel):
         alias="maxInterval",
         description='Go duration: longest wait between polls, e.g. "2m40s".',
     )
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        alias="maxAttempts",
+        description=f"Attempts a transiently failing job gets, 1 to {MAX_ATTEMPTS} "
+        "(exponential backoff between them).",
+        examples=[5],
+    )
 
     @field_validator("concurrency")
     @classmethod
@@ -57,6 +67,17 @@ class WorkerLaunchConfig(BaseModel):
                 "concurrency_range",
                 "concurrency must be between 1 and {maximum}, got {value}",
                 {"maximum": MAX_CONCURRENCY, "value": value},
+            )
+        return value
+
+    @field_validator("max_attempts")
+    @classmethod
+    def _attempts_in_range(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ATTEMPTS:
+            raise PydanticCustomError(
+                "max_attempts_range",
+                "maxAttempts must be between 1 and {maximum}, got {value}",
+                {"maximum": MAX_ATTEMPTS, "value": value},
             )
         return value
 
@@ -124,4 +145,5 @@ class WorkerLaunchConfig(BaseModel):
         if self.exit_on_error:
             args.append("--exit-on-error")
         args += ["--min-interval", self.min_interval, "--max-interval", self.max_interval]
+        args += ["--max-attempts", str(self.max_attempts)]
         return args

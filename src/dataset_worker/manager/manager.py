@@ -28,9 +28,10 @@ from dataset_worker.manager.errors import (
     WorkerAlreadyRunning,
     WorkerNotRunning,
     WorkerSpawnFailed,
+    WorkerStarting,
 )
 from dataset_worker.manager.launchconfig import WorkerLaunchConfig
-from dataset_worker.manager.launcher import LogLimits, child_env, launch_worker
+from dataset_worker.manager.launcher import READY_TIMEOUT, LogLimits, child_env, launch_worker
 from dataset_worker.manager.lock import try_lock
 from dataset_worker.manager.logtail import DEFAULT_CAPACITY, LogChunk, StreamTail, last_lines
 from dataset_worker.manager.procinfo import LivenessWatch, is_alive
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10.0
 # How long to wait for a finishing run's pump to record the end and let go of the lock.
 SETTLE_WAIT = 3.0
+# How long a start or a stop waits for a start already under way (in this server process or
+# another) to have a worker: a launch gives up after READY_TIMEOUT.
+START_WAIT = READY_TIMEOUT + 5.0
 
 CommandFactory = Callable[[WorkerLaunchConfig], list[str]]
 JobReleaser = Callable[[str, int], int]  # (hostname, pid) -> number of jobs released
@@ -83,6 +87,8 @@ class WorkerManager:
         self._limits = log_limits or LogLimits()
         self._tails = {stream: StreamTail(stream, log_capacity) for stream in STREAMS}
         self._state_lock = threading.Lock()
+        # Notified at every state change: a start or stop waits on it while a start is under way.
+        self._changed = threading.Condition(self._state_lock)
         self._stop_lock = threading.Lock()
         self._state = WorkerState.STOPPED
         self._record: RunRecord | None = None
@@ -98,12 +104,14 @@ class WorkerManager:
         """Start a worker with `config`; returns once the process exists.
 
         Raises WorkerAlreadyRunning while one runs, starts or stops (in any server process on
-        this state dir), WorkerSpawnFailed when it cannot be started.
+        this state dir), naming the current run: a start already under way is waited for, so
+        the reply carries its worker's pid. WorkerSpawnFailed when it cannot be started.
         """
         with self._state_lock:
+            self._await_start(time.monotonic() + START_WAIT)
             self._observe()
             if self._state in (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.STOPPING):
-                raise WorkerAlreadyRunning(self._record.pid if self._record else None)
+                raise self._conflict()
             previous_state = self._state
             self._transition(WorkerState.STARTING)
         try:
@@ -111,6 +119,7 @@ class WorkerManager:
         except WorkerAlreadyRunning:
             with self._state_lock:
                 self._state = previous_state  # nothing happened: back to where we were
+                self._changed.notify_all()
                 self._observe()
             raise
         try:
@@ -121,12 +130,19 @@ class WorkerManager:
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> StopResult:
         """Stop the worker: SIGTERM to its group, up to `timeout` s of grace, then SIGKILL.
 
-        Returns once the process is gone. Raises WorkerNotRunning when no worker is alive.
+        Returns once the process is gone. A start under way (here or in another server process
+        on this state dir) is waited for, then its worker is stopped; WorkerStarting if it is
+        still starting after START_WAIT. Raises WorkerNotRunning when no worker is alive.
         """
         with self._stop_lock:
+            deadline = time.monotonic() + START_WAIT
+            self._await_foreign_start(deadline)
             with self._state_lock:
+                self._await_start(deadline)
                 self._observe()
                 record = self._record
+                if self._state == WorkerState.STARTING:
+                    raise WorkerStarting()
                 if self._state != WorkerState.RUNNING or record is None:
                     raise WorkerNotRunning()
                 self._transition(WorkerState.STOPPING)
@@ -213,18 +229,49 @@ class WorkerManager:
     # -- start -----------------------------------------------------------------------------
 
     def _take_worker_lock(self) -> int:
-        """The state dir's worker lock, waiting briefly for a run that is finishing."""
-        deadline = time.monotonic() + SETTLE_WAIT
+        """The state dir's worker lock.
+
+        Held with no live worker means a run is finishing (its pump lets go in a moment) or
+        another server process is starting one: wait, so that a conflict names the new worker.
+        """
+        deadline = time.monotonic() + START_WAIT
         while True:
             fd = try_lock(self.paths.lock)
             if fd is not None:
                 return fd
-            record = read_record(self.paths.record)
-            alive = record is not None and not record.ended and is_alive(record.identity)
-            if alive or time.monotonic() >= deadline:
-                # A worker runs, or another server process is starting one right now.
-                raise WorkerAlreadyRunning(record.pid if record and alive else None)
+            record = _live_record(self.paths)
+            if record is not None:
+                raise WorkerAlreadyRunning(record.pid, record.run_id)
+            if time.monotonic() >= deadline:
+                raise WorkerAlreadyRunning(None)
             time.sleep(POLL)
+
+    def _await_start(self, deadline: float) -> None:
+        """Wait until this process's start under way (if any) has an outcome (state lock held)."""
+        while self._state == WorkerState.STARTING:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._changed.wait(remaining)
+
+    def _await_foreign_start(self, deadline: float) -> None:
+        """Wait while the worker lock is held but no worker lives: a start in another server
+        process (or a run that is finishing). Returns at once when neither is happening."""
+        while time.monotonic() < deadline:
+            fd = try_lock(self.paths.lock)
+            if fd is not None:
+                os.close(fd)  # nobody is starting or running a worker
+                return
+            if _live_record(self.paths) is not None:
+                return
+            time.sleep(POLL)
+
+    def _conflict(self) -> WorkerAlreadyRunning:
+        """The 409 of a start: the current run, or none yet while it is still starting."""
+        record = self._record
+        if self._state == WorkerState.STARTING or record is None:
+            return WorkerAlreadyRunning(None)
+        return WorkerAlreadyRunning(record.pid, record.run_id)
 
     def _launch(self, config: WorkerLaunchConfig, lock_fd: int) -> StartResult:
         previous = read_record(self.paths.record)
@@ -320,6 +367,7 @@ class WorkerManager:
         if new != self._state:
             log_event(log, "worker.state", old=str(self._state), new=str(new))
             self._state = new
+            self._changed.notify_all()
 
     def _read_stream(
         self, run_id: int, stream: str, tail: int | None, offset: int | None, max_bytes: int | None
@@ -332,6 +380,14 @@ class WorkerManager:
             return chunk
         data = last_lines(chunk.data, tail)
         return LogChunk(chunk.end - len(data), chunk.end, data)
+
+
+def _live_record(paths: WorkerPaths) -> RunRecord | None:
+    """The run record when its worker is alive now, else None."""
+    record = read_record(paths.record)
+    if record is not None and not record.ended and is_alive(record.identity):
+        return record
+    return None
 
 
 def _clean_end(record: RunRecord) -> bool:

@@ -16,6 +16,7 @@ from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound, Pre
 from dataset_worker.prep.jobs import list_jobs
 from dataset_worker.prep.lookup import list_preparations
 from dataset_worker.prep.pieces import list_pieces
+from dataset_worker.prep.retry import retry_jobs
 from dataset_worker.prep.status import get_preparation_status
 from dataset_worker.prep.views import (
     CreatePreparationRequest,
@@ -49,6 +50,7 @@ __all__ = [
     "pause_daggen",
     "pause_pack",
     "pause_scan",
+    "retry_jobs",
     "start_daggen",
     "start_pack",
     "start_scan",

@@ -6,7 +6,8 @@
 - start-pack: created, paused or error → ready, but never complete (the piece already exists).
 - pause (any kind): ready or processing → paused. A processing job keeps its worker_id; the
   worker notices the pause and stops working on it.
-Any other request is refused with InvalidParameter naming the job and its state.
+A start of a job that is already ready (queued) or processing is a Conflict naming its state;
+any other request is refused with InvalidParameter naming the job and its state.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
 from dataset_worker.logs import log_event
-from dataset_worker.prep.errors import InvalidParameter, NotFound
+from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound
 from dataset_worker.prep.lookup import MAX_ID, find_preparation, single_source
 from dataset_worker.prep.views import JobView
 
@@ -31,13 +32,16 @@ RUNNING = (JobState.READY, JobState.PROCESSING)
 RESTARTABLE = (JobState.CREATED, JobState.PAUSED, JobState.ERROR, JobState.COMPLETE)
 PACK_STARTABLE = (JobState.CREATED, JobState.PAUSED, JobState.ERROR)
 
-# Moving a job to `ready` forgets the previous run: its error and its timestamps.
+# Moving a job to `ready` forgets the previous run: its error, its timestamps, and its failed
+# attempts (a fresh retry budget).
 _RESET_TO_READY: dict[str, Any] = {
     "state": JobState.READY,
     "error_message": "",
     "error_stack_trace": "",
     "started_at": None,
     "finished_at": None,
+    "attempts": 0,
+    "next_attempt_at": None,
 }
 
 
@@ -120,8 +124,10 @@ def _start(
         job = Job(type=job_type, attachment_id=attachment.id)
         session.add(job)
     elif job.state not in RESTARTABLE:
-        raise InvalidParameter(
-            f'{job_type} job {job.id} of preparation "{prep.name}" is already running '
+        # A conflict with the job's current state, not a bad request: say which state it is in.
+        what = "queued" if job.state is JobState.READY else "running"
+        raise Conflict(
+            f'{job_type} job {job.id} of preparation "{prep.name}" is already {what} '
             f"(state {job.state})"
         )
     for column, value in _RESET_TO_READY.items():

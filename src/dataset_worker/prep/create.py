@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,22 +18,29 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dataset_worker.content.commp import MIN_PIECE_SIZE
 from dataset_worker.db import Database
 from dataset_worker.db.models import (
     Directory,
+    Job,
+    JobState,
+    JobType,
     OutputAttachment,
     Preparation,
     SourceAttachment,
     Storage,
 )
+from dataset_worker.defaults import DEFAULT_MIN_PIECE_SIZE
 from dataset_worker.logs import log_event
-from dataset_worker.prep.errors import Conflict, InvalidParameter
+from dataset_worker.prep.errors import Conflict, InvalidParameter, InvalidParameters
 from dataset_worker.prep.lookup import is_all_digits
-from dataset_worker.prep.views import (
-    DEFAULT_MIN_PIECE_SIZE,
-    CreatePreparationRequest,
-    PreparationView,
+from dataset_worker.prep.storage_refs import (
+    StorageTarget,
+    check_local_side,
+    looks_like_reference,
+    split_references,
 )
+from dataset_worker.prep.views import CreatePreparationRequest, PreparationView
 from dataset_worker.sizes import (
     SizeError,
     format_size,
@@ -43,8 +52,13 @@ from dataset_worker.sizes import (
 logger = logging.getLogger(__name__)
 
 MAX_PIECE_SIZE = 1 << 36  # 64 GiB, the largest Filecoin sector
-# Storage names add "-source"/"-output" and must fit the 255-character name columns.
-MAX_NAME_LENGTH = 240
+# A name goes into URLs, file names, logs, metrics labels and terminal output: keep it plain.
+MAX_NAME_LENGTH = 64
+NAME_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+NAME_RULE = (
+    f'a name is 1 to {MAX_NAME_LENGTH} characters from A-Z, a-z, 0-9, ".", "_" and "-", '
+    'not starting with "." and not all digits'
+)
 
 
 @dataclass(frozen=True)
@@ -57,16 +71,23 @@ class SizeLimits:
 
 
 def validate_name(name: str) -> None:
-    """Rule 1: a name is non-empty and not all digits (it would read as an id)."""
-    if not name.strip():
-        raise InvalidParameter("name must not be empty")
-    if is_all_digits(name):
-        raise InvalidParameter(
-            f'name "{name}" must not be all digits (it would be confused with an id)'
-        )
+    """Rule 1: a name is NAME_RULE (all digits would read as an id)."""
+    if not name:
+        raise InvalidParameter(f"name must not be empty: {NAME_RULE}")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidParameter(
-            f"name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+            f"name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}: {NAME_RULE}"
+        )
+    bad = sorted({c for c in name if c not in NAME_CHARACTERS})
+    if bad:
+        # repr() shows a control character or a space as something visible, never raw.
+        shown = ", ".join(repr(c) for c in bad)
+        raise InvalidParameter(f"name contains {shown}, which is not allowed: {NAME_RULE}")
+    if name.startswith("."):
+        raise InvalidParameter(f'name "{name}" must not start with ".": {NAME_RULE}')
+    if is_all_digits(name):
+        raise InvalidParameter(
+            f'name "{name}" must not be all digits (it would be confused with an id): {NAME_RULE}'
         )
 
 
@@ -85,24 +106,26 @@ def _is_empty(value: str | int | None) -> bool:
 def validate_sizes(
     max_size: str | int, piece_size: str | int | None, min_piece_size: str | int | None
 ) -> SizeLimits:
-    """Rules 2-5 of spec §8.1, in order, with Singularity's integer arithmetic."""
+    """Rules 2-5 of spec §8.1, in order, with Singularity's integer arithmetic.
+
+    Every message names the field the user gave: a piece size derived from maxSize is reported
+    as a problem with maxSize.
+    """
     max_bytes = parse_size_field("maxSize", max_size)
     if _is_empty(piece_size):
         piece_bytes = next_power_of_two(max_bytes)
+        _check_derived_piece_size(max_bytes, piece_bytes)
     else:
         assert piece_size is not None
         piece_bytes = parse_size_field("pieceSize", piece_size)
-        if not is_power_of_two(piece_bytes):
-            raise InvalidParameter(f"pieceSize must be a power of two, got {piece_bytes}")
-    if piece_bytes > MAX_PIECE_SIZE:
-        raise InvalidParameter(
-            f"pieceSize must be at most 64 GiB ({MAX_PIECE_SIZE}), got {piece_bytes}"
-        )
+        _check_piece_size(piece_bytes)
     if not max_bytes * 128 // 127 < piece_bytes:
+        derived = " (derived from maxSize: its next power of two)" if _is_empty(piece_size) else ""
         raise InvalidParameter(
             "maxSize needs to be reduced to leave space for padding: "
             f"maxSize * 128 / 127 must be less than pieceSize {piece_bytes} "
-            f"({format_size(piece_bytes)}), but maxSize is {max_bytes} ({format_size(max_bytes)})"
+            f"({format_size(piece_bytes)}){derived}, "
+            f"but maxSize is {max_bytes} ({format_size(max_bytes)})"
         )
     min_text = DEFAULT_MIN_PIECE_SIZE if _is_empty(min_piece_size) else min_piece_size
     assert min_text is not None
@@ -113,7 +136,65 @@ def validate_sizes(
         )
     if not is_power_of_two(min_bytes):
         raise InvalidParameter(f"minPieceSize must be a power of two, got {min_bytes}")
+    if min_bytes < MIN_PIECE_SIZE:
+        raise InvalidParameter(
+            f"minPieceSize must be at least {MIN_PIECE_SIZE} bytes, got {min_bytes}: "
+            f"{_SMALLEST_PIECE}, so no piece can be padded to less"
+        )
     return SizeLimits(max_bytes, piece_bytes, min_bytes)
+
+
+# Why pieces have a floor: commP is a binary tree of 32-byte nodes over Fr32-padded data.
+_SMALLEST_PIECE = (
+    f"the smallest Filecoin piece is {MIN_PIECE_SIZE} bytes "
+    f"({MIN_PIECE_SIZE // 128 * 127} bytes of data after Fr32 padding)"
+)
+# The largest maxSize whose derived piece (64 GiB) still leaves room for the padding.
+LARGEST_DERIVED_MAX_SIZE = (MAX_PIECE_SIZE * 127 - 1) // 128
+
+
+def _check_piece_size(piece_bytes: int) -> None:
+    """A pieceSize the user gave: a power of two from 128 bytes to 64 GiB."""
+    if not is_power_of_two(piece_bytes):
+        raise InvalidParameter(f"pieceSize must be a power of two, got {piece_bytes}")
+    if piece_bytes > MAX_PIECE_SIZE:
+        raise InvalidParameter(
+            f"pieceSize must be at most 64 GiB ({MAX_PIECE_SIZE}), got {piece_bytes}"
+        )
+    if piece_bytes < MIN_PIECE_SIZE:
+        raise InvalidParameter(
+            f"pieceSize must be at least {MIN_PIECE_SIZE} bytes, got {piece_bytes}: "
+            f"{_SMALLEST_PIECE}"
+        )
+
+
+def _check_derived_piece_size(max_bytes: int, piece_bytes: int) -> None:
+    """No pieceSize given: it is maxSize's next power of two, so the limits fall on maxSize."""
+    if piece_bytes > MAX_PIECE_SIZE:
+        raise InvalidParameter(
+            f"maxSize must be at most {LARGEST_DERIVED_MAX_SIZE} bytes "
+            f"({format_size(LARGEST_DERIVED_MAX_SIZE)}), got {max_bytes}: a CAR file and its "
+            "padding must fit one 64 GiB piece"
+        )
+    if piece_bytes < MIN_PIECE_SIZE:
+        smallest = MIN_PIECE_SIZE // 2 + 1
+        raise InvalidParameter(
+            f"maxSize must be at least {smallest} bytes, got {max_bytes}: the piece size is "
+            f"maxSize's next power of two, and {_SMALLEST_PIECE}"
+        )
+
+
+def require_absolute_folders(req: CreatePreparationRequest) -> None:
+    """Refuse relative folders (the HTTP API's rule: the server's cwd is not the client's)."""
+    for field, value in (("source", req.source), ("output", req.output)):
+        if looks_like_reference(value):
+            continue  # NAME[:/sub/path]: must name a storage (create_preparation checks)
+        if value is not None and value.strip() and not Path(value).is_absolute():
+            raise InvalidParameter(
+                f'{field} must be an absolute path, got "{value}": over HTTP a relative path '
+                "would be resolved against the server's working directory",
+                field=field,
+            )
 
 
 def resolve_folders(source: str, output: str | None) -> tuple[Path, Path]:
@@ -138,29 +219,95 @@ def resolve_folders(source: str, output: str | None) -> tuple[Path, Path]:
     return source_path, output_path
 
 
-def create_preparation(db: Database, req: CreatePreparationRequest) -> PreparationView:
+_SIZE_FIELDS = ("maxSize", "pieceSize", "minPieceSize")
+_FOLDER_FIELDS = ("source", "output")
+
+
+def check_request(
+    req: CreatePreparationRequest, remote: Mapping[str, StorageTarget] | None = None
+) -> tuple[SizeLimits, Path | None, Path | None]:
+    """The name, size and folder rules, each group checked even when another fails, so one
+    reply names every broken field; raises InvalidParameter (InvalidParameters for several).
+    A side given in `remote` (a named non-local storage) has no folder (None)."""
+    problems: list[InvalidParameter] = []
+    limits = source = output = None
+    try:
+        validate_name(req.name)
+    except InvalidParameter as exc:
+        problems.append(_about(exc, ("name",)))
+    try:
+        limits = validate_sizes(req.max_size, req.piece_size, req.min_piece_size)
+    except InvalidParameter as exc:
+        problems.append(_about(exc, _SIZE_FIELDS))
+    try:
+        if not remote:
+            source, output = resolve_folders(req.source, req.output)
+        else:
+            if "source" not in remote:
+                source = check_local_side("source", req.source)
+            if "output" not in remote:
+                output = check_local_side("output", req.output)
+    except InvalidParameter as exc:
+        # "inline preparations … give an output folder" is about the missing output.
+        problems.append(_about(exc, _FOLDER_FIELDS, default="output"))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise InvalidParameters(problems)
+    assert limits is not None
+    return limits, source, output
+
+
+def _about(exc: InvalidParameter, fields: tuple[str, ...], default: str = "") -> InvalidParameter:
+    """`exc` with its field set: the field its message starts with (every rule's message in this
+    module names its field first), else `default` or the group's first field."""
+    if exc.field is None:
+        first = str(exc).split(" ", 1)[0].rstrip(":")
+        exc.field = first if first in fields else default or fields[0]
+    return exc
+
+
+def create_preparation(
+    db: Database, req: CreatePreparationRequest, *, strict_references: bool = False
+) -> PreparationView:
     """Validate `req` (spec §8.1) and create the preparation, its storages, attachments and the
     source's root directory in one transaction. The output folder is created if missing (and
     removed again if the creation fails).
 
+    Source and output may name storages (`NAME[:/sub/path]`, prep/storage_refs.py); with
+    `strict_references` (HTTP) such a value must name an existing storage.
     Raises InvalidParameter for a broken rule and Conflict for a name already in use.
     """
-    validate_name(req.name)
-    limits = validate_sizes(req.max_size, req.piece_size, req.min_piece_size)
-    source, output = resolve_folders(req.source, req.output)
-    made = _missing_ancestors(output)
+    src, out, remote = split_references(db, req.source, req.output, strict=strict_references)
+    req = req.model_copy(update={"source": src, "output": out})
+    limits, source, output = check_request(req, remote)
+    source_target = remote.get("source") or StorageTarget("local", str(source))
+    output_target = remote.get("output") or StorageTarget("local", str(output))
+    made = _missing_ancestors(output) if output is not None else []
     try:
-        view = db.run_write(lambda session: _insert(session, req, limits, source, output))
+        view = db.run_write(
+            lambda session: _insert(session, req, limits, source_target, output_target)
+        )
     except BaseException:
         for folder in made:
             _remove_if_empty(folder)
         raise
-    log_event(logger, "preparation.created", id=view.id, preparation=view.name, source=str(source))
+    log_event(
+        logger,
+        "preparation.created",
+        id=view.id,
+        preparation=view.name,
+        source=source_target.describe(),
+    )
     return view
 
 
 def _insert(
-    session: Session, req: CreatePreparationRequest, limits: SizeLimits, source: Path, output: Path
+    session: Session,
+    req: CreatePreparationRequest,
+    limits: SizeLimits,
+    source: StorageTarget,
+    output: StorageTarget,
 ) -> PreparationView:
     source_name, output_name = f"{req.name}-source", f"{req.name}-output"
     if session.scalar(select(Preparation.id).where(Preparation.name == req.name)) is not None:
@@ -174,11 +321,18 @@ def _insert(
         piece_size=limits.piece_size,
         min_piece_size=limits.min_piece_size,
         no_dag=req.no_dag,
+        auto_chain=not req.no_auto,
+        file_hash=not req.no_file_hash,
+        uuid=str(uuid.uuid4()),  # the dataset's id in its manifests, kept from now on
         no_inline=False,
         delete_after_export=req.delete_after_export,
     )
-    source_storage = Storage(name=source_name, type="local", path=str(source), config={})
-    output_storage = Storage(name=output_name, type="local", path=str(output), config={})
+    source_storage = Storage(
+        name=source_name, type=source.type, path=source.path, config=dict(source.config)
+    )
+    output_storage = Storage(
+        name=output_name, type=output.type, path=output.path, config=dict(output.config)
+    )
     source_attachment = SourceAttachment(storage=source_storage)
     prep.source_attachments.append(source_attachment)
     prep.output_attachments.append(OutputAttachment(storage=output_storage))
@@ -186,11 +340,18 @@ def _insert(
     try:
         session.flush()
         session.add(Directory(name="", parent_id=None, attachment_id=source_attachment.id))
+        if prep.auto_chain:
+            # The chain's first step, queued with the preparation (its completion queues the
+            # rest: worker/jobs/chain.py).
+            session.add(
+                Job(type=JobType.SCAN, state=JobState.READY, attachment_id=source_attachment.id)
+            )
         session.flush()
     except IntegrityError:
         # Another process created the same name between our check and our insert.
         raise Conflict(f'a preparation named "{req.name}" or its storages already exist') from None
-    _make_output(output)
+    if output.type == "local":
+        _make_output(Path(output.path))
     return PreparationView.from_model(prep)
 
 

@@ -24,13 +24,14 @@ from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
+from dataset_worker.defaults import DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT
 from dataset_worker.prep.errors import InvalidParameter
 from dataset_worker.prep.lookup import MAX_ID, MAX_KEY_LENGTH, find_preparation, is_all_digits
 from dataset_worker.prep.views import JobPage
 
 # The bounds of a jobs page request, shared by the CLI, the API routes and the API's fast path.
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 1000
+DEFAULT_LIMIT = DEFAULT_JOBS_LIMIT
+MAX_LIMIT = MAX_JOBS_LIMIT
 MAX_CURSOR_LENGTH = 20  # a cursor is an id: MAX_ID has 19 digits
 MAX_PREPARATION_LENGTH = MAX_KEY_LENGTH
 
@@ -46,6 +47,10 @@ _COLUMNS = (
     Preparation.name,
     Job.worker_id,
     Job.error_message,
+    Job.attempts,
+    Job.next_attempt_at,
+    Job.last_worker_id,
+    Job.last_worker_host,
 )
 
 _ATTACHMENTS = select(Preparation.id, SourceAttachment.id).outerjoin(
@@ -145,8 +150,25 @@ def job_page_data(db: Database, query: JobsQuery) -> dict[str, Any]:
             "preparation": name,
             "worker": worker,
             "error": error or None,
+            "attempts": attempts,
+            "nextAttemptAt": rfc3339(next_at) if next_at is not None else None,
+            "lastWorker": last_worker,
+            "lastWorkerHost": last_host,
         }
-        for job_id, job_type, state, started, finished, name, worker, error in rows[: query.limit]
+        for (
+            job_id,
+            job_type,
+            state,
+            started,
+            finished,
+            name,
+            worker,
+            error,
+            attempts,
+            next_at,
+            last_worker,
+            last_host,
+        ) in rows[: query.limit]
     ]
     next_cursor = str(jobs[-1]["id"]) if len(rows) > query.limit else None
     return {"jobs": jobs, "nextCursor": next_cursor}

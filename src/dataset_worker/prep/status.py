@@ -8,7 +8,10 @@ from sqlalchemy.orm import Session
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange, Job, JobState, JobType, PieceType
 from dataset_worker.prep.lookup import find_preparation
-from dataset_worker.prep.views import PreparationStatus, cid_text
+from dataset_worker.prep.views import PreparationStatus, Stage, cid_text
+
+JobCounts = dict[JobType, dict[JobState, int]]
+_ACTIVE = (JobState.CREATED, JobState.READY, JobState.PROCESSING)
 
 
 def get_preparation_status(db: Database, name_or_id: str | int) -> PreparationStatus:
@@ -27,10 +30,13 @@ def get_preparation_status(db: Database, name_or_id: str | int) -> PreparationSt
         pieces = session.scalar(
             select(func.count()).select_from(Car).where(Car.preparation_id == prep.id)
         )
+        jobs = _job_counts(session, attachments)
         return PreparationStatus(
             id=prep.id,
             name=prep.name,
-            jobs=_job_counts(session, attachments),
+            stage=pipeline_stage(jobs, no_dag=prep.no_dag),
+            auto_chain=prep.auto_chain,
+            jobs=jobs,
             files_scanned=files,
             bytes_scanned=bytes_scanned,
             bytes_packed=_packed(session, attachments),
@@ -39,7 +45,42 @@ def get_preparation_status(db: Database, name_or_id: str | int) -> PreparationSt
         )
 
 
-def _job_counts(session: Session, attachments: list[int]) -> dict[JobType, dict[JobState, int]]:
+def pipeline_stage(jobs: JobCounts, *, no_dag: bool) -> Stage:
+    """Where the preparation is, from its job counts.
+
+    error: some job failed for good (it blocks the chain until `prep retry`). new: no job at
+    all (manual mode, before start-scan). Otherwise the first step with jobs left to run names
+    the stage: scanning, packing, then dag; each is `paused` instead when its remaining jobs are
+    all paused. packed: packing done and no daggen job (manual mode, before start-daggen); done:
+    everything complete (or nothing to pack, or no DAG wanted).
+    """
+    if any(states[JobState.ERROR] for states in jobs.values()):
+        return "error"
+    scan, pack, dag = jobs[JobType.SCAN], jobs[JobType.PACK], jobs[JobType.DAGGEN]
+    if not any(sum(states.values()) for states in jobs.values()):
+        return "new"
+    steps: tuple[tuple[dict[JobState, int], Stage], ...] = ((scan, "scanning"), (pack, "packing"))
+    for step, name in steps:
+        stage = _unfinished(step, name)
+        if stage is not None:
+            return stage
+    if no_dag or not sum(pack.values()):
+        return "done"  # nothing to build a DAG of: the DAG job could only fail
+    if not sum(dag.values()):
+        return "packed"
+    return _unfinished(dag, "dag") or "done"
+
+
+def _unfinished(states: dict[JobState, int], stage: Stage) -> Stage | None:
+    """`stage` while jobs of the step remain to run, `paused` when all of those are paused."""
+    if any(states[state] for state in _ACTIVE):
+        return stage
+    if states[JobState.PAUSED]:
+        return "paused"
+    return None
+
+
+def _job_counts(session: Session, attachments: list[int]) -> JobCounts:
     counts = {job_type: dict.fromkeys(JobState, 0) for job_type in JobType}
     rows = session.execute(
         select(Job.type, Job.state, func.count())

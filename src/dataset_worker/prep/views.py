@@ -8,15 +8,16 @@ RFC 3339 with a "Z"; CIDs are base32 strings ("" when undefined, as Singularity 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db.models import Car, Job, JobState, JobType, PieceType, Preparation, Storage
+from dataset_worker.defaults import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
 
-DEFAULT_MAX_SIZE = "31.5GiB"
-DEFAULT_MIN_PIECE_SIZE = "1MiB"
+Stage = Literal["new", "scanning", "packing", "packed", "dag", "done", "paused", "error"]
 
 
 class View(BaseModel):
@@ -55,6 +56,14 @@ class CreatePreparationRequest(View):
     min_piece_size: str | int | None = DEFAULT_MIN_PIECE_SIZE
     no_dag: bool = False
     delete_after_export: bool = False
+    no_auto: bool = Field(
+        default=False,
+        description="Do not chain the steps: no scan queued at creation, no daggen queued "
+        "after the last pack job (start each step yourself).",
+    )
+    no_file_hash: bool = Field(
+        default=False, description="Do not record each file's sha256 while packing."
+    )
 
 
 class StorageView(View):
@@ -83,6 +92,11 @@ class PreparationView(View):
     min_piece_size: int
     no_inline: bool
     no_dag: bool
+    auto_chain: bool = Field(
+        default=True,
+        description="Steps run by themselves: scan queued at creation, daggen after packing.",
+    )
+    file_hash: bool = Field(description="Pack records each file's sha256 (for manifests).")
     source_storages: list[StorageView]
     output_storages: list[StorageView]
 
@@ -100,6 +114,8 @@ class PreparationView(View):
             min_piece_size=prep.min_piece_size,
             no_inline=prep.no_inline,
             no_dag=prep.no_dag,
+            auto_chain=prep.auto_chain,
+            file_hash=prep.file_hash,
             source_storages=[StorageView.from_model(a.storage) for a in prep.source_attachments],
             output_storages=[StorageView.from_model(a.storage) for a in prep.output_attachments],
         )
@@ -172,10 +188,17 @@ class PreparationStatus(View):
     fixed). `bytesScanned` is the sum of the sizes of the files the scans recorded;
     `bytesPacked` the sum of the lengths of the ranges that have been packed (have a CID).
     `rootCid` is the root of the newest DAG piece, or null before daggen has produced one.
+    `stage` is where the pipeline is, from the job states (see prep/status.py).
     """
 
     id: int
     name: str
+    stage: Stage = Field(
+        description="new (nothing queued), scanning, packing, packed (waiting for a manual "
+        "start-daggen), dag, done; paused when the current step is paused, error when a job "
+        "failed for good (see prep retry)."
+    )
+    auto_chain: bool = Field(description="Steps run by themselves (see prep create --no-auto).")
     jobs: dict[JobType, dict[JobState, int]]
     files_scanned: int
     bytes_scanned: int
@@ -202,8 +225,16 @@ class JobListItem(View):
     started: datetime | None
     finished: datetime | None
     preparation: str | None
-    worker: str | None
-    error: str | None
+    worker: str | None = Field(description="The worker thread that holds the job now.")
+    error: str | None = Field(description="The error, or the last error of a job being retried.")
+    attempts: int = Field(default=0, description="Failed attempts so far.")
+    next_attempt_at: datetime | None = Field(
+        default=None, description="When a transiently failed job may run again."
+    )
+    last_worker: str | None = Field(
+        default=None, description="The worker thread that ran (or runs) it last."
+    )
+    last_worker_host: str | None = Field(default=None, description="The host of that worker.")
 
 
 class JobPage(View):

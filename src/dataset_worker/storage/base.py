@@ -25,13 +25,15 @@ class SourceEntry:
     """One listed object. `path` is relative to the storage root and `/`-separated.
 
     For a directory, `size` and `mtime_ns` are 0. `mtime_ns` is the modification time in
-    nanoseconds since the epoch (files.last_modified_nano).
+    nanoseconds since the epoch (files.last_modified_nano). `hash` is the storage's version tag
+    of the object (files.hash: an S3 ETag; empty for local files).
     """
 
     path: str
     is_dir: bool
     size: int = 0
     mtime_ns: int = 0
+    hash: str = ""
 
 
 ListingErrorHandler = Callable[[str, Exception], None]
@@ -54,9 +56,12 @@ class SourceStorage(Protocol):
         (path, error) and skipped."""
         ...
 
-    def open_range(self, path: str, offset: int, *, size: int, mtime_ns: int) -> RangeStream:
+    def open_range(
+        self, path: str, offset: int, *, size: int, mtime_ns: int, hash: str = ""
+    ) -> RangeStream:
         """Open `path` positioned at `offset`, after checking that it still has the recorded
-        `size` (unless -1) and `mtime_ns`; raises SourceChangedError naming the file if not."""
+        `size` (unless -1), `mtime_ns` and `hash` (when both sides have one); raises
+        SourceChangedError naming the file if not."""
         ...
 
     def remove(self, path: str) -> None:

@@ -118,8 +118,11 @@ class LocalSource:
         on_error(path, StorageError(f"{path} is a {kind}; skipped"))
         return None
 
-    def open_range(self, path: str, offset: int, *, size: int, mtime_ns: int) -> io.FileIO:
-        """Open `path` at `offset` after checking it against the scanned size and mtime."""
+    def open_range(
+        self, path: str, offset: int, *, size: int, mtime_ns: int, hash: str = ""
+    ) -> io.FileIO:
+        """Open `path` at `offset` after checking it against the scanned size and mtime (local
+        files have no version tag: `hash` is ignored)."""
         full = _safe_join(self.root, path)
         try:
             stream = io.FileIO(full, "r")

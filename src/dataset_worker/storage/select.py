@@ -1,10 +1,10 @@
-"""Opening storages by type, and Singularity's choice of output storage (spec §5.1)."""
+"""Opening storages by type, and Singularity's choice of output storage."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from dataset_worker.storage.base import OutputStorage, SourceStorage, StorageError
 from dataset_worker.storage.local import LocalOutput, LocalSource
@@ -14,18 +14,41 @@ T = TypeVar("T")
 SKIP_FREE_RATIO = 0.01  # Singularity skips an output with <= 1 % free space
 
 
-def open_source(kind: str, path: str) -> SourceStorage:
-    """The source storage for a `storages` row's type and path."""
+def open_source(kind: str, path: str, config: Mapping[str, Any] | None = None) -> SourceStorage:
+    """The source storage for a `storages` row's type, path and config."""
     if kind == "local":
         return LocalSource(path)
-    raise StorageError(f'storage type "{kind}" is not supported yet (only "local" is)')
+    if kind == "s3":
+        from dataset_worker.storage.s3 import open_s3_source  # boto3 loads only when needed
+
+        return open_s3_source(path, _s3_config(config))
+    if kind == "sftp":
+        from dataset_worker.storage.sftp import open_sftp_source  # paramiko loads when needed
+
+        return open_sftp_source(path, config)
+    raise StorageError(f'storage type "{kind}" is not supported (use "local", "s3" or "sftp")')
 
 
-def open_output(kind: str, path: str) -> OutputStorage:
-    """The output storage for a `storages` row's type and path."""
+def open_output(kind: str, path: str, config: Mapping[str, Any] | None = None) -> OutputStorage:
+    """The output storage for a `storages` row's type, path and config."""
     if kind == "local":
         return LocalOutput(path)
-    raise StorageError(f'storage type "{kind}" is not supported yet (only "local" is)')
+    if kind == "s3":
+        from dataset_worker.storage.s3 import open_s3_output
+
+        return open_s3_output(path, _s3_config(config))
+    if kind == "sftp":
+        from dataset_worker.storage.sftp import open_sftp_output
+
+        return open_sftp_output(path, config)
+    raise StorageError(f'storage type "{kind}" is not supported (use "local", "s3" or "sftp")')
+
+
+def _s3_config(config: Mapping[str, Any] | None) -> Any:
+    from dataset_worker.storage.s3client import S3Config
+
+    # A stored row was validated when it was created; its secrets were allowed then.
+    return S3Config.from_mapping(config, allow_secrets=True)
 
 
 def choose_output(

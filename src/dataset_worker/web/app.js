@@ -3,6 +3,7 @@
 import { forgetToken, onUnauthorized, request, savedToken, saveToken } from "./client.js";
 import { PackedChart } from "./chart.js";
 import { byId } from "./dom.js";
+import { WorkersPanel } from "./fleet.js";
 import { JobsPanel } from "./jobs.js";
 import { LogsPanel } from "./logs.js";
 import { PrepsPanel } from "./preps.js";
@@ -30,7 +31,7 @@ function buildPanels() {
     onList: (names) => jobs.setPreparations(names),
     onPacked: (bytes) => chart.add(bytes),
   });
-  return [worker, logs, preps, jobs];
+  return [worker, logs, preps, jobs, chart, new WorkersPanel()];
 }
 
 function setBanner(text) {
@@ -78,7 +79,9 @@ async function signIn(event) {
     form.reset();
     form.elements.token.removeAttribute("aria-invalid");
     showApp();
-    byId("main").focus(); // keyboard users continue at the top of the content
+    // Keyboard users continue at the top of the content; without preventScroll a phone (whose
+    // top bar is not sticky) scrolls the top bar out of view.
+    byId("main").focus({ preventScroll: true });
   } catch (err) {
     if (err.status === 401 || err.status === 403) {
       fieldError.textContent = REFUSED;

@@ -2,13 +2,17 @@
 
 const TOKEN_KEY = "dataset-worker.token";
 
-/** An HTTP error reply: status code, the server's human sentence, and its optional detail. */
+/**
+ * An HTTP error reply: status code, the server's human sentence, its optional detail, and (on a
+ * 400) `errors`, every problem found as {field, message}.
+ */
 export class ApiError extends Error {
-  constructor(status, message, detail) {
+  constructor(status, message, detail, errors) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.detail = detail;
+    this.errors = Array.isArray(errors) ? errors : [];
   }
 }
 
@@ -58,7 +62,7 @@ export async function request(path, { method = "GET", body, token = savedToken()
     (payload && typeof payload === "object" && (payload.error || payload.detail?.toString())) ||
     (typeof payload === "string" && payload) ||
     `${response.status} ${response.statusText}`;
-  const error = new ApiError(response.status, String(message), payload?.detail);
+  const error = new ApiError(response.status, String(message), payload?.detail, payload?.errors);
   if (response.status === 401) unauthorizedListeners.forEach((fn) => fn(error));
   throw error;
 }

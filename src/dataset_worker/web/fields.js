@@ -1,4 +1,5 @@
-// Put an API 400 message next to the form field it is about.
+// Put an API 400 message next to the form field it is about, or each of several messages next
+// to its own field when the reply lists them (the API's `errors`: [{field, message}]).
 //
 // Each field wrapper in a form carries data-field="<JSON name>" and holds a .field-error
 // element. The field is found from the error's structured detail when the server gives one
@@ -34,6 +35,33 @@ function firstMentioned(message, names) {
   return best;
 }
 
+/**
+ * The problems of `error` placed on fields: a Map of field name -> message (several messages for
+ * one field joined), plus the problems no field of `names` was found for.
+ */
+export function fieldErrors(error, names) {
+  const placed = new Map();
+  const unplaced = [];
+  for (const item of problemsOf(error)) {
+    const field = fieldOfError({ message: item.message, detail: { field: item.field } }, names);
+    if (!field) unplaced.push(item.message);
+    else placed.set(field, placed.has(field) ? `${placed.get(field)} ${item.message}` : item.message);
+  }
+  if (!placed.size) {
+    // No list, or nothing in it matched: the whole sentence, at the field it names if any.
+    const field = fieldOfError(error, names);
+    return field ? { placed: new Map([[field, error.message]]), unplaced: [] } : { placed, unplaced: [error.message] };
+  }
+  return { placed, unplaced };
+}
+
+/** Every {field, message} the reply lists: `errors`, else validation errors in `detail`. */
+function problemsOf(error) {
+  const valid = (list) => (Array.isArray(list) ? list.filter((p) => p && typeof p.message === "string") : []);
+  const errors = valid(error.errors);
+  return errors.length ? errors : valid(error.detail);
+}
+
 /** Remove every field message and the form-level message of `form`. */
 export function clearErrors(form) {
   for (const wrapper of form.querySelectorAll("[data-field]")) setFieldError(wrapper, "");
@@ -52,21 +80,26 @@ function setFieldError(wrapper, message) {
 }
 
 /**
- * Show `error` in `form`: next to its field when one is named, else in the form's .form-error.
- * Returns the field name used (or null) and moves focus to that field for keyboard users.
+ * Show `error` in `form`: each problem next to the field it names (every invalid field is
+ * marked), the rest in the form's .form-error. Returns the names of the fields marked, in page
+ * order, and moves focus to the first of them for keyboard users.
  */
 export function showError(form, error) {
   clearErrors(form);
   const wrappers = [...form.querySelectorAll("[data-field]")];
   const names = wrappers.flatMap((w) => w.dataset.field.split(" "));
-  const field = [400, 409, 422].includes(error.status) ? fieldOfError(error, names) : null;
-  const wrapper = field && wrappers.find((w) => w.dataset.field.split(" ").includes(field));
-  if (wrapper) {
-    setFieldError(wrapper, error.message);
-    wrapper.querySelector("input, select, textarea")?.focus();
-    return field;
+  const fieldRelated = [400, 409, 422].includes(error.status);
+  const { placed, unplaced } = fieldRelated ? fieldErrors(error, names) : { placed: new Map(), unplaced: [error.message] };
+  const marked = [];
+  for (const wrapper of wrappers) {
+    const mine = wrapper.dataset.field.split(" ").filter((name) => placed.has(name));
+    if (!mine.length) continue;
+    setFieldError(wrapper, mine.map((name) => placed.get(name)).join(" "));
+    marked.push(...mine);
   }
   const general = form.querySelector(".form-error");
-  if (general) general.textContent = error.message;
-  return null;
+  if (general) general.textContent = unplaced.join(" ");
+  const first = wrappers.find((w) => w.classList.contains("invalid"));
+  first?.querySelector("input, select, textarea")?.focus();
+  return marked;
 }

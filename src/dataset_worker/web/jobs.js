@@ -4,6 +4,7 @@ import { request } from "./client.js";
 import { byId, h, replace } from "./dom.js";
 import { formatTime, formatTook, secondsBetween } from "./format.js";
 import { Poller } from "./poll.js";
+import { retryJobs } from "./retry.js";
 
 export class JobsPanel {
   constructor() {
@@ -113,24 +114,57 @@ export class JobsPanel {
     else document.getElementById(`job-error-${job.id}`)?.remove();
   }
 
+  /** Make the failed jobs of this job's type and preparation ready again, then refresh. */
+  async retry(job, button) {
+    button.disabled = true;
+    const error = byId("jobs-error");
+    try {
+      const changed = await retryJobs(job.preparation, job.type);
+      error.textContent = "";
+      button.textContent = `Queued ${changed.length}`;
+      this.poller.poke();
+      if (!this.auto.checked) this.refresh();
+    } catch (err) {
+      error.textContent = err.message;
+      button.disabled = false;
+    }
+  }
+
   row(job) {
     // Time taken for finished jobs, time so far for running ones; nothing for queued ones.
     const took = job.finished || job.status === "processing" ? secondsBetween(job.started, job.finished) : null;
-    let errorCell = "";
+    const actions = [];
+    if (job.status === "error" && job.preparation) {
+      actions.push(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-small btn-retry",
+            title: `Retry the failed ${job.type} jobs of ${job.preparation}`,
+            dataset: { focusKey: `retry-${job.id}` },
+            onclick: (event) => this.retry(job, event.currentTarget),
+          },
+          "Retry",
+        ),
+      );
+    }
     if (job.error) {
       const open = this.expanded.has(job.id);
-      errorCell = h(
-        "button",
-        {
-          type: "button",
-          class: "btn btn-small btn-quiet disclosure",
-          "aria-expanded": String(open),
-          title: "Show or hide the error message",
-          "aria-controls": `job-error-${job.id}`,
-          dataset: { focusKey: `error-${job.id}` },
-          onclick: (event) => this.toggleError(job, event.currentTarget),
-        },
-        "Error",
+      actions.push(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-small btn-quiet disclosure",
+            "aria-expanded": String(open),
+            title: "Show or hide the error message",
+            "aria-controls": `job-error-${job.id}`,
+            dataset: { focusKey: `error-${job.id}` },
+            onclick: (event) => this.toggleError(job, event.currentTarget),
+          },
+          "Error",
+        ),
       );
     }
     return h(
@@ -138,15 +172,32 @@ export class JobsPanel {
       { dataset: { jobId: job.id, status: job.status } },
       h("td", { class: "num" }, String(job.id)),
       h("td", {}, job.type),
-      h("td", {}, h("span", { class: `badge badge-${job.status}` }, job.status)),
+      h("td", {}, h("span", { class: `badge badge-${job.status}` }, job.status), attemptsNote(job)),
       h("td", {}, job.preparation ?? "—"),
-      h("td", { class: "hide-narrow mono small", title: job.worker ?? "" }, job.worker ? String(job.worker).slice(0, 8) : "—"),
+      workerCell(job),
       h("td", { class: "hide-narrow" }, formatTime(job.started)),
       h("td", { class: "hide-narrow" }, formatTime(job.finished)),
       h("td", { class: "hide-narrow num" }, took === null ? "—" : formatTook(took)),
-      h("td", {}, errorCell),
+      h("td", { class: "row-actions" }, actions),
     );
   }
+}
+
+/** The worker holding the job, else the last one that ran it (kept after the run), and its host. */
+function workerCell(job) {
+  const who = job.worker ?? job.lastWorker;
+  const host = job.lastWorkerHost;
+  const title = who ? `${who}${host ? ` on ${host}` : ""}` : "";
+  const text = who ? `${String(who).slice(0, 8)}${host ? ` @ ${host}` : ""}` : "—";
+  return h("td", { class: "hide-narrow mono small worker-cell", title }, text);
+}
+
+/** Failed attempts so far, and when a job waiting for a retry runs again. */
+function attemptsNote(job) {
+  if (!job.attempts) return null;
+  const retry = job.status === "ready" && job.nextAttemptAt ? `, retry at ${formatTime(job.nextAttemptAt)}` : "";
+  const words = `${job.attempts} failed ${job.attempts === 1 ? "attempt" : "attempts"}${retry}`;
+  return h("span", { class: "attempts small muted", title: words }, ` ${words}`);
 }
 
 function errorRow(job) {

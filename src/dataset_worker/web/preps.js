@@ -2,9 +2,12 @@
 
 import { request } from "./client.js";
 import { byId, copyText, h, replace } from "./dom.js";
+import { FileBrowser } from "./explore.js";
 import { clearErrors, showError } from "./fields.js";
 import { formatBytes, percent, shortCid } from "./format.js";
+import { DeleteControl } from "./lifecycle.js";
 import { Poller } from "./poll.js";
+import { RetryControl, stagePill } from "./retry.js";
 
 const BASE = "/api/preparations";
 const JOB_TYPES = ["scan", "pack", "daggen"];
@@ -50,7 +53,8 @@ export class PrepsPanel {
     event.preventDefault();
     const form = this.form;
     clearErrors(form);
-    const body = { noDag: form.elements.noDag.checked };
+    const body = { noDag: form.elements.noDag.checked, noFileHash: form.elements.noFileHash.checked };
+    body.noAuto = form.elements.noAuto.checked;
     for (const name of ["name", "source", "output", "maxSize", "minPieceSize", "pieceSize"]) {
       const value = form.elements[name].value.trim();
       if (value !== "" || name === "name") body[name] = value;
@@ -134,6 +138,8 @@ export function summarize(status) {
     bytesPacked: Number(status.bytesPacked ?? 0),
     pieces: status.pieces ?? status.piecesCount ?? status.pieceCount ?? null,
     rootCid: status.rootCid ?? null,
+    stage: status.stage ?? null,
+    autoChain: status.autoChain ?? null,
   };
 }
 
@@ -143,6 +149,7 @@ class PrepCard {
     this.onChange = onChange;
     this.piecesOpen = false;
     this.lastPieceCount = null;
+    this.failure = null; // the status error on show, cleared once the status loads again
     const id = `prep-${cssId(prep.name)}`;
 
     this.message = h("p", { class: "card-message", role: "status" });
@@ -155,6 +162,10 @@ class PrepCard {
       { type: "button", class: "btn btn-small", "aria-expanded": "false", "aria-controls": `${id}-pieces`, onclick: () => this.togglePieces() },
       "Pieces",
     );
+    this.browser = new FileBrowser(prep.name, `${id}-files`, (open) => this.el.classList.toggle("browsing", open));
+    this.deleter = new DeleteControl(prep.name, `${id}-delete`, () => onChange());
+    this.retry = new RetryControl(prep.name, { say: (text, isError) => this.say(text, isError), onChange });
+    this.stageSlot = h("span", { class: "stage-slot" }, stagePill(null));
     this.el = h(
       "li",
       { class: "prep", id, dataset: { name: prep.name } },
@@ -162,6 +173,7 @@ class PrepCard {
         "div",
         { class: "prep-head" },
         h("h3", {}, prep.name),
+        this.stageSlot,
         h("span", { class: "muted small mono prep-paths" }, describePaths(prep)),
       ),
       this.facts,
@@ -172,18 +184,26 @@ class PrepCard {
         { class: "actions" },
         h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-scan", "Scan", e.currentTarget) }, "Start scan"),
         h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-daggen", "DAG generation", e.currentTarget) }, "Start daggen"),
+        this.retry.button,
         this.piecesButton,
+        this.browser.button,
+        this.deleter.button,
       ),
+      this.deleter.el,
       this.message,
       this.piecesBox,
+      this.browser.el,
     );
   }
 
   update(summary) {
     if (summary.failed) {
-      this.message.textContent = summary.failed.message;
+      this.failure = summary.failed.message;
+      this.say(this.failure, true);
       return;
     }
+    if (this.failure !== null && this.message.textContent === this.failure) this.say("");
+    this.failure = null;
     const { bytesScanned, bytesPacked } = summary;
     this.packedBar.set(percent(bytesPacked, bytesScanned), `${formatBytes(bytesPacked)} of ${formatBytes(bytesScanned)} scanned`);
     replace(
@@ -192,24 +212,31 @@ class PrepCard {
       fact("Packed", formatBytes(bytesPacked)),
       fact("Pieces", summary.pieces ?? "—"),
       fact("Max size", formatBytes(this.prep.maxSize)),
+      fact("File hash", this.prep.fileHash === false ? "off" : "sha256"),
       fact("Root CID", summary.rootCid ? h("span", { class: "mono", title: summary.rootCid }, shortCid(summary.rootCid)) : "—"),
     );
     replace(this.jobsBox, JOB_TYPES.map((type) => jobBar(type, summary.jobs[type] || {})));
+    replace(this.stageSlot, stagePill(summary.stage, summary.autoChain));
+    this.retry.update(summary.jobs);
     this.piecesButton.textContent = summary.pieces ? `Pieces (${summary.pieces})` : "Pieces";
     if (this.piecesOpen && summary.pieces !== this.lastPieceCount) this.loadPieces();
     this.lastPieceCount = summary.pieces;
   }
 
+  /** Show `text` under the card's buttons: the error colour for failures, else the success one. */
+  say(text, isError = false) {
+    this.message.textContent = text;
+    this.message.classList.toggle("is-error", isError);
+  }
+
   async action(verb, label, button) {
     button.disabled = true;
-    this.message.classList.remove("is-error");
     try {
       const job = await request(`${prepPath(this.prep.name)}/${verb}`, { method: "POST" });
-      this.message.textContent = `${label} queued (job ${job.id ?? "?"}, ${job.state ?? job.status ?? "ready"}).`;
+      this.say(`${label} queued (job ${job.id ?? "?"}, ${job.state ?? job.status ?? "ready"}).`);
       this.onChange();
     } catch (err) {
-      this.message.classList.add("is-error");
-      this.message.textContent = err.message;
+      this.say(err.message, true);
     } finally {
       button.disabled = false;
     }

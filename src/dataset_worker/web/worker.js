@@ -18,6 +18,7 @@ const CONFIG_LABELS = {
   exitOnError: "Exit on error",
   minInterval: "Min interval",
   maxInterval: "Max interval",
+  maxAttempts: "Max attempts",
 };
 
 // The manager's states (supervisord-like); "exited" is a worker that ended by itself.

@@ -25,6 +25,7 @@ from dataset_worker.prep import (
     start_pack,
     start_scan,
 )
+from dataset_worker.prep.create import require_absolute_folders
 from dataset_worker.prep.lookup import MAX_KEY_LENGTH
 
 router = APIRouter(prefix="/api/preparations", tags=["preparations"])
@@ -51,8 +52,13 @@ def preparations(app: AppServices) -> list[PreparationView]:
     responses=error_responses(400, 401, 404, 409),
 )
 def create(app: AppServices, request: CreatePreparationRequest) -> PreparationView:
-    """Create a preparation over a local source folder and output folder (spec §8.1 rules)."""
-    return create_preparation(app.db, request)
+    """Create a preparation over a local source folder and output folder (spec §8.1 rules).
+
+    Over HTTP the folders must be absolute paths: the server's working directory means nothing
+    to the client.
+    """
+    require_absolute_folders(request)
+    return create_preparation(app.db, request, strict_references=True)
 
 
 @router.get("/{name}", response_model=PreparationStatus, responses=error_responses(400, 401, 404))
@@ -61,7 +67,9 @@ def preparation_status(app: AppServices, name: Name) -> PreparationStatus:
     return get_preparation_status(app.db, name)
 
 
-@router.post("/{name}/start-scan", response_model=JobView, responses=error_responses(400, 401, 404))
+@router.post(
+    "/{name}/start-scan", response_model=JobView, responses=error_responses(400, 401, 404, 409)
+)
 def scan_start(app: AppServices, name: Name) -> JobView:
     """Make the scan job ready (created on first use)."""
     return start_scan(app.db, name)
@@ -74,7 +82,7 @@ def scan_pause(app: AppServices, name: Name) -> JobView:
 
 
 @router.post(
-    "/{name}/start-daggen", response_model=JobView, responses=error_responses(400, 401, 404)
+    "/{name}/start-daggen", response_model=JobView, responses=error_responses(400, 401, 404, 409)
 )
 def daggen_start(app: AppServices, name: Name) -> JobView:
     """Make the daggen job ready (created on first use)."""

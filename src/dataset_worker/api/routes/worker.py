@@ -69,7 +69,7 @@ def start_worker(
 @router.post(
     "/stop",
     response_model=StopReply,
-    responses=error_responses(400, 401, 404, 500),
+    responses=error_responses(400, 401, 404, 409, 500),
     summary="Stop the worker process",
 )
 def stop_worker(
@@ -84,7 +84,11 @@ def stop_worker(
         ),
     ] = DEFAULT_STOP_TIMEOUT,
 ) -> Response:
-    """SIGTERM, wait up to `timeout` s, then SIGKILL; answers once the process is gone."""
+    """SIGTERM, wait up to `timeout` s, then SIGKILL; answers once the process is gone.
+
+    A start under way is waited for and its worker stopped (409 only if it is still starting
+    after the launch timeout).
+    """
     config = _running_config(app)
     try:
         stopped = app.manager.stop(timeout)

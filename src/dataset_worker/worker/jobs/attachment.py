@@ -48,6 +48,7 @@ class AttachmentSetup:
     source_storage_id: int
     source: SourceStorage
     outputs: list[OutputTarget]
+    file_hash: bool = True  # pack records each file's sha256
 
     def require_output(self) -> list[OutputTarget]:
         """The outputs; inline preparations (none attached) are refused for now (spec §8.4)."""
@@ -76,7 +77,10 @@ def load_setup(session: Session, attachment_id: int) -> AttachmentSetup:
         raise JobSetupError(f"source attachment {attachment_id} does not exist any more")
     prep = attachment.preparation
     outputs = [
-        OutputTarget(link.storage.id, open_output(link.storage.type, link.storage.path))
+        OutputTarget(
+            link.storage.id,
+            open_output(link.storage.type, link.storage.path, link.storage.config),
+        )
         for link in prep.output_attachments
     ]
     return AttachmentSetup(
@@ -89,8 +93,11 @@ def load_setup(session: Session, attachment_id: int) -> AttachmentSetup:
         no_dag=prep.no_dag,
         delete_after_export=prep.delete_after_export,
         source_storage_id=attachment.storage.id,
-        source=open_source(attachment.storage.type, attachment.storage.path),
+        source=open_source(
+            attachment.storage.type, attachment.storage.path, attachment.storage.config
+        ),
         outputs=outputs,
+        file_hash=prep.file_hash,
     )
 
 

@@ -7,8 +7,15 @@ from dataclasses import dataclass
 
 from dataset_worker.db.models import JobType
 from dataset_worker.durations import format_duration
+from dataset_worker.worker.runtime.retry import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_BASE,
+    DEFAULT_RETRY_CAP,
+    RetryPolicy,
+)
 
 MAX_CONCURRENCY = 64
+MAX_ATTEMPTS = 100
 
 
 class InvalidWorkerConfig(ValueError):
@@ -21,7 +28,8 @@ class WorkerConfig:
 
     Defaults: one thread, every job type, poll backoff 5s…160s. `heartbeat_interval` 5s and
     `stale_after` 20s make a killed worker's jobs claimable again within ~25 s (reaper period =
-    heartbeat interval), where Singularity needs up to ~10 min.
+    heartbeat interval), where Singularity needs up to ~10 min. A job failing transiently gets
+    `max_attempts` attempts in all, `retry_base`…`retry_cap` apart (see retry.py).
     """
 
     concurrency: int = 1
@@ -35,6 +43,14 @@ class WorkerConfig:
     heartbeat_interval: float = 5.0
     stale_after: float = 20.0
     monitor_interval: float = 1.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retry_base: float = DEFAULT_RETRY_BASE
+    retry_cap: float = DEFAULT_RETRY_CAP
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The attempts budget and backoff of failed jobs."""
+        return RetryPolicy(self.max_attempts, self.retry_base, self.retry_cap)
 
     @property
     def job_types(self) -> list[JobType]:
@@ -52,6 +68,10 @@ class WorkerConfig:
             raise InvalidWorkerConfig(
                 f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
             )
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise InvalidWorkerConfig(
+                f"--max-attempts must be between 1 and {MAX_ATTEMPTS}, got {self.max_attempts}"
+            )
         if not self.job_types:
             raise InvalidWorkerConfig(
                 "no job types enabled: keep at least one of --enable-scan, --enable-pack, --enable-dag"
@@ -61,6 +81,8 @@ class WorkerConfig:
             ("--max-interval", self.max_interval),
             ("--heartbeat-interval", self.heartbeat_interval),
             ("--stale-after", self.stale_after),
+            ("retry base delay", self.retry_base),
+            ("retry delay cap", self.retry_cap),
         ):
             if value <= 0:
                 raise InvalidWorkerConfig(
@@ -70,6 +92,11 @@ class WorkerConfig:
             raise InvalidWorkerConfig(
                 f"--min-interval ({format_duration(self.min_interval)}) must not be greater than "
                 f"--max-interval ({format_duration(self.max_interval)})"
+            )
+        if self.retry_base > self.retry_cap:
+            raise InvalidWorkerConfig(
+                f"the retry base delay ({format_duration(self.retry_base)}) must not be greater "
+                f"than the retry delay cap ({format_duration(self.retry_cap)})"
             )
         if self.stale_after < 2 * self.heartbeat_interval:
             raise InvalidWorkerConfig(

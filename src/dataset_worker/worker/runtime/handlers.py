@@ -1,17 +1,30 @@
-"""Which function runs which job type. Job bodies are imported on first use."""
+"""Which function runs which job type, and what follows a job's completion. Job bodies and
+hooks are imported on first use."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
 
+from sqlalchemy.orm import Session
+
 from dataset_worker.db.models import JobType
 from dataset_worker.worker.runtime.context import Handler, JobContext
+from dataset_worker.worker.runtime.outcomes import CompletionHook
 
 HANDLER_PATHS: Mapping[JobType, tuple[str, str]] = {
     JobType.SCAN: ("dataset_worker.worker.jobs.scan.job", "run_scan"),
     JobType.PACK: ("dataset_worker.worker.jobs.pack.job", "run_pack"),
     JobType.DAGGEN: ("dataset_worker.worker.jobs.daggen.job", "run_daggen"),
+}
+
+
+# Run in the transaction that marks a job of the type complete (see outcomes.complete_job): the
+# pipeline's next step is queued atomically with the completion that makes it due.
+COMPLETION_HOOK_PATHS: Mapping[JobType, tuple[str, str]] = {
+    JobType.SCAN: ("dataset_worker.worker.jobs.chain", "after_scan_complete"),
+    JobType.PACK: ("dataset_worker.worker.jobs.chain", "after_pack_complete"),
+    JobType.DAGGEN: ("dataset_worker.worker.jobs.chain", "after_daggen_complete"),
 }
 
 
@@ -35,3 +48,19 @@ def _lazy(module: str, name: str) -> Handler:
         function(ctx)
 
     return handler
+
+
+def default_completion_hooks() -> dict[JobType, CompletionHook]:
+    """The real pipeline's hooks (the auto chain), imported on first use."""
+    return {
+        job_type: _lazy_hook(module, name)
+        for job_type, (module, name) in COMPLETION_HOOK_PATHS.items()
+    }
+
+
+def _lazy_hook(module: str, name: str) -> CompletionHook:
+    def hook(session: Session, job_id: int) -> None:
+        function: CompletionHook = getattr(importlib.import_module(module), name)
+        function(session, job_id)
+
+    return hook

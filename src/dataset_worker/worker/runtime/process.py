@@ -25,8 +25,9 @@ from dataset_worker.db.models import JobType
 from dataset_worker.logs import log_event
 from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
 from dataset_worker.worker.runtime.context import Handler
-from dataset_worker.worker.runtime.handlers import default_handlers
+from dataset_worker.worker.runtime.handlers import default_completion_hooks, default_handlers
 from dataset_worker.worker.runtime.monitor import JobMonitor
+from dataset_worker.worker.runtime.outcomes import CompletionHook
 from dataset_worker.worker.runtime.reaper import run_reaper
 from dataset_worker.worker.runtime.registry import (
     LiveWorkers,
@@ -47,17 +48,26 @@ log = logging.getLogger("dataset_worker.worker")
 
 
 class WorkerProcess:
-    """Runs `config.concurrency` worker threads until they are done or a signal arrives."""
+    """Runs `config.concurrency` worker threads until they are done or a signal arrives.
+
+    Without `handlers` the real job bodies run, with the real completion hooks (the auto
+    chain); with test handlers no hook runs unless `completion_hooks` are given too.
+    """
 
     def __init__(
         self,
         db: Database,
         config: WorkerConfig,
         handlers: Mapping[JobType, Handler] | None = None,
+        completion_hooks: Mapping[JobType, CompletionHook] | None = None,
     ) -> None:
         self.db = db
         self.config = config.validate()
         self.handlers = dict(handlers) if handlers is not None else default_handlers()
+        if completion_hooks is None and handlers is None:
+            completion_hooks = default_completion_hooks()
+        self.completion_hooks = dict(completion_hooks or {})
+        self.hostname = socket.gethostname()
         # Every thread may run a pack job: read ahead only while they leave a core idle.
         self.pack_read_ahead = choose_read_ahead(config.concurrency)
         self.worker_ids = [str(uuid.uuid4()) for _ in range(config.concurrency)]
@@ -103,7 +113,7 @@ class WorkerProcess:
             log,
             "worker.start",
             pid=os.getpid(),
-            hostname=socket.gethostname(),
+            hostname=self.hostname,
             concurrency=config.concurrency,
             types=",".join(config.job_types),
             min_interval=config.min_interval,
@@ -112,6 +122,7 @@ class WorkerProcess:
             stale_after=config.stale_after,
             exit_on_complete=config.exit_on_complete,
             exit_on_error=config.exit_on_error,
+            max_attempts=config.max_attempts,
             pack_read_ahead=self.pack_read_ahead,
         )
 
@@ -140,6 +151,8 @@ class WorkerProcess:
                 self.shutdown,
                 self.monitor,
                 read_ahead=self.pack_read_ahead,
+                completion_hooks=self.completion_hooks,
+                hostname=self.hostname,
             )
             thread = threading.Thread(
                 target=self._thread_main, args=(worker,), name=f"worker-{index}", daemon=True

@@ -7,33 +7,19 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.types import DateTime
 
 from dataset_worker.db import Database
-from dataset_worker.db.models import Worker, utcnow
+from dataset_worker.db.models import Worker
 from dataset_worker.logs import log_event
+from dataset_worker.worker.runtime.clock import now_expr as now_expr  # re-exported
 from dataset_worker.worker.runtime.outcomes import release_jobs_of_workers
 
 WORKER_TYPE = "dataset_worker"
 
 log = logging.getLogger("dataset_worker.worker")
-
-
-def now_expr(db: Database, *, minus: float = 0.0) -> ColumnElement[datetime]:
-    """The current time, minus `minus` seconds, as SQL.
-
-    PostgreSQL uses the server clock, so workers on hosts with skewed clocks still agree on who is
-    stale; SQLite is only shared by processes of one host, which share its clock.
-    """
-    if db.is_sqlite:
-        return literal(utcnow() - timedelta(seconds=minus), DateTime(timezone=True))
-    if minus:
-        return func.now() - timedelta(seconds=minus)
-    return func.now()
 
 
 def register_workers(db: Database, worker_ids: Sequence[str]) -> None:

@@ -3,13 +3,17 @@
 Differences from Singularity, on purpose: outcome writes are ownership-checked (a job paused or
 taken over meanwhile is left alone), a job that finishes while the process shuts down is still
 recorded as complete, and a failure to record an outcome releases the job instead of leaving it
-`processing` under a live owner.
+`processing` under a live owner. A transient failure (retry.py) sends the job back to `ready`
+after a backoff, up to `max_attempts`; with exit-on-complete a thread waits for such retries
+instead of leaving them behind. Completion hooks (the auto chain) run in the transaction that
+marks a job complete.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import socket
 import threading
 import time
 import traceback
@@ -20,14 +24,23 @@ from typing import Any
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
 from dataset_worker.logs import log_event
-from dataset_worker.worker.runtime.claim import ClaimedJob, claim_next_job
+from dataset_worker.worker.runtime.claim import ClaimedJob, claim_next_job, seconds_until_retry
 from dataset_worker.worker.runtime.config import WorkerConfig
 from dataset_worker.worker.runtime.context import Handler, JobContext
 from dataset_worker.worker.runtime.monitor import JobMonitor
-from dataset_worker.worker.runtime.outcomes import complete_job, fail_job, release_job
+from dataset_worker.worker.runtime.outcomes import (
+    CompletionHook,
+    Failure,
+    FailureRecord,
+    complete_job,
+    fail_or_retry,
+    release_job,
+)
+from dataset_worker.worker.runtime.retry import is_transient
 
 log = logging.getLogger("dataset_worker.worker")
 job_log = logging.getLogger("dataset_worker.job")
+RETRY_SLACK = 0.05  # seconds past a retry's due time before polling again (clock granularity)
 
 
 def next_interval(current: float, maximum: float) -> float:
@@ -59,6 +72,7 @@ class Outcome(enum.Enum):
 
     COMPLETED = "completed"  # row written `complete`
     FAILED = "failed"  # row written `error` (or the handler's failure could not be recorded)
+    RETRIED = "retried"  # transient failure: row written back to `ready`, due after a backoff
     RELEASED = "released"  # shutdown: row written back to `ready`
     STOPPED = "stopped"  # paused / taken over: row not written
 
@@ -84,8 +98,12 @@ class WorkerThread:
         monitor: JobMonitor,
         *,
         read_ahead: bool = True,
+        completion_hooks: Mapping[JobType, CompletionHook] | None = None,
+        hostname: str | None = None,
     ) -> None:
         self.db = db
+        self.completion_hooks = dict(completion_hooks or {})
+        self.hostname = hostname if hostname is not None else socket.gethostname()
         self.read_ahead = read_ahead  # handed to pack jobs (worker/pack_tuning.py decides)
         self.config = config
         self.handlers = handlers
@@ -99,16 +117,19 @@ class WorkerThread:
         types = self.config.job_types
         while not self.shutdown.is_set():
             try:
-                job = claim_next_job(self.db, self.worker_id, types)
+                job = claim_next_job(self.db, self.worker_id, types, self.hostname)
+                retry_in = seconds_until_retry(self.db, types) if job is None else None
             except Exception as exc:
                 log_event(log, "claim.error", logging.ERROR, worker=self.worker_id, error=str(exc))
                 error: BaseException = exc
             else:
                 if job is None:
-                    if self.config.exit_on_complete:
+                    if self.config.exit_on_complete and retry_in is None:
                         log_event(log, "thread.done", worker=self.worker_id, reason="no work")
                         return ThreadResult(self.worker_id)
                     interval = backoff.advance()
+                    if retry_in is not None:  # wake up when a retry falls due
+                        interval = min(interval, retry_in + RETRY_SLACK)
                     log_event(log, "worker.idle", worker=self.worker_id, sleep=interval)
                     if self.shutdown.wait(interval):
                         break
@@ -177,12 +198,69 @@ class WorkerThread:
         if self.shutdown.is_set():
             # Whatever the handler raised while we shut down, the job goes back to the queue.
             return self._record(job, Outcome.RELEASED)
+        return self._record_failure(job, exc)
+
+    def _record_failure(
+        self, job: ClaimedJob, exc: Exception
+    ) -> tuple[Outcome, BaseException | None]:
+        """Write the failed attempt: back to `ready` (transient, attempts left) or `error`."""
         message = str(exc) or type(exc).__name__
         trace = "".join(traceback.format_exception(exc))
-        outcome, failure = self._record(job, Outcome.FAILED, message=message, trace=trace)
-        if outcome is Outcome.FAILED:
-            return outcome, failure or exc
-        return outcome, None
+        fields: dict[str, Any] = {"job": job.id, "type": job.type, "worker": self.worker_id}
+        transient = is_transient(exc)
+        try:
+            record = fail_or_retry(
+                self.db,
+                job.id,
+                self.worker_id,
+                message,
+                trace,
+                transient=transient,
+                policy=self.config.retry_policy,
+            )
+        except Exception as write_error:
+            log_event(
+                log,
+                "job.record_failed",
+                logging.ERROR,
+                outcome=Outcome.FAILED.value,
+                error=str(write_error),
+                **fields,
+            )
+            self._release_quietly(job)
+            return Outcome.FAILED, write_error
+        outcome = self._report_failure(record, message, transient, fields)
+        return outcome, exc if outcome is Outcome.FAILED else None
+
+    def _report_failure(
+        self, record: FailureRecord, message: str, transient: bool, fields: dict[str, Any]
+    ) -> Outcome:
+        """Log what `fail_or_retry` wrote; return the outcome it means for the thread."""
+        if record.kind is Failure.NOT_OWNED:
+            log_event(log, "job.not_owned", logging.WARNING, outcome=Outcome.FAILED.value, **fields)
+            return Outcome.STOPPED
+        if record.kind is Failure.RETRY:
+            log_event(
+                log,
+                "job.retry",
+                logging.WARNING,
+                error=message,
+                attempts=record.attempts,
+                max_attempts=self.config.max_attempts,
+                delay=round(record.delay, 3),
+                **fields,
+            )
+            return Outcome.RETRIED
+        log_event(
+            log,
+            "job.error",
+            logging.ERROR,
+            error=message,
+            attempts=record.attempts,
+            transient=transient,
+            **fields,
+        )
+        return Outcome.FAILED
 
     def _record(
         self,
@@ -190,16 +268,14 @@ class WorkerThread:
         outcome: Outcome,
         *,
         seconds: float = 0.0,
-        message: str = "",
-        trace: str = "",
     ) -> tuple[Outcome, BaseException | None]:
-        """Write `outcome` if the row is still ours; a row that is not is left alone (STOPPED)."""
+        """Write COMPLETED or RELEASED if the row is still ours; a row that is not is left alone
+        (STOPPED). A completion runs the job type's completion hook in the same transaction."""
         fields: dict[str, Any] = {"job": job.id, "type": job.type, "worker": self.worker_id}
         try:
             if outcome is Outcome.COMPLETED:
-                written = complete_job(self.db, job.id, self.worker_id)
-            elif outcome is Outcome.FAILED:
-                written = fail_job(self.db, job.id, self.worker_id, message, trace)
+                hook = self.completion_hooks.get(job.type)
+                written = complete_job(self.db, job.id, self.worker_id, hook)
             else:
                 written = release_job(self.db, job.id, self.worker_id)
         except Exception as exc:
@@ -218,8 +294,6 @@ class WorkerThread:
             return Outcome.STOPPED, None
         if outcome is Outcome.COMPLETED:
             log_event(log, "job.complete", seconds=round(seconds, 3), **fields)
-        elif outcome is Outcome.FAILED:
-            log_event(log, "job.error", logging.ERROR, error=message, **fields)
         else:
             log_event(log, "job.released", reason="shutdown", **fields)
         return outcome, None

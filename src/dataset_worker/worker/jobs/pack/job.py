@@ -27,6 +27,12 @@ from dataset_worker.logs import log_event
 from dataset_worker.storage import RangeStream, SourceStorage, choose_output
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, OutputTarget, load_setup
 from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
+from dataset_worker.worker.jobs.pack.filehash import (
+    FileHashes,
+    HashingSink,
+    hash_split_files,
+    unhashed_split_files,
+)
 from dataset_worker.worker.jobs.pack.record import Piece, Recorded, finalised_paths, record_pack
 from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool
 from dataset_worker.worker.jobs.pieces import NoContentError, PieceWriter, record_or_unpublish
@@ -71,8 +77,11 @@ def run_pack(ctx: JobContext) -> None:
         ).one_or_none()
     outputs = setup.require_output()
     if previous is not None and _already_stored(outputs, *previous):
-        # An earlier run recorded everything but died before the job was marked complete.
+        # An earlier run recorded everything but died before the job was marked complete
+        # (perhaps while it re-read a split file to hash it: finish that).
         log_event(ctx.logger, "pack.already_recorded", job=ctx.job_id, path=previous[1])
+        if setup.file_hash:
+            hash_split_files(ctx, setup.source, unhashed_split_files(ctx))
         return
     if not size.ranges:
         raise NoContentError(f"no content to pack: job {ctx.job_id} has no file ranges")
@@ -125,6 +134,7 @@ def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Itera
                     File.size,
                     File.last_modified_nano,
                     File.directory_id,
+                    File.hash,
                 )
                 .join(File, File.id == FileRange.file_id)
                 .where(FileRange.job_id == job_id, FileRange.id > last)
@@ -148,17 +158,23 @@ def _already_stored(
 
 
 def _sources(
-    ctx: JobContext, source: SourceStorage, ranges: Iterator[JobRange]
+    ctx: JobContext, source: SourceStorage, ranges: Iterator[JobRange], hashes: FileHashes
 ) -> Iterator[RangeSource]:
-    """One RangeSource per range, keyed by the JobRange itself (the spool reads its fields)."""
+    """One RangeSource per range, keyed by the JobRange itself (the spool reads its fields),
+    feeding its file's running sha256 when there is one. The packer asks for the next range only
+    once the previous one is in the sink, which is the order `hashes` needs."""
     for r in ranges:
 
         def open_range(r: JobRange = r) -> _CancellableStream:
             ctx.check_cancelled()
-            stream = source.open_range(r.path, r.offset, size=r.file_size, mtime_ns=r.mtime_ns)
+            stream = source.open_range(
+                r.path, r.offset, size=r.file_size, mtime_ns=r.mtime_ns, hash=r.source_hash
+            )
             return _CancellableStream(stream, ctx)
 
-        yield RangeSource(r, r.offset, r.length, open_range, label=r.path)
+        yield RangeSource(
+            r, r.offset, r.length, open_range, label=r.path, digest=hashes.digest_for(r)
+        )
 
 
 def _pack(
@@ -180,8 +196,10 @@ def _pack(
     if removed:
         log_event(ctx.logger, "pack.removed_stale_temp", job=ctx.job_id, count=removed)
     with PieceWriter(target, tag) as writer:
-        sources = _sources(ctx, setup.source, iter_job_ranges(ctx.db, ctx.job_id))
-        write_ranges(sources, writer.car, spool, read_ahead=ctx.read_ahead)
+        hashes = FileHashes(setup.file_hash)
+        sources = _sources(ctx, setup.source, iter_job_ranges(ctx.db, ctx.job_id), hashes)
+        sink = HashingSink(spool, hashes)
+        write_ranges(sources, writer.car, sink, read_ahead=ctx.read_ahead)
         if spool.range_count != size.ranges:
             raise RuntimeError(
                 f"job {ctx.job_id} had {size.ranges} ranges but {spool.range_count} were packed "
@@ -214,8 +232,11 @@ def _after_commit(
     piece: Piece,
     spool: PackSpool,
 ) -> None:
-    """Best-effort clean-ups once the piece is recorded: an earlier run's file under another
-    name, and (delete-after-export) the source files finalised here."""
+    """Once the piece is recorded: hash the split files finalised here that could not be hashed
+    while packing; then best-effort clean-ups: an earlier run's file under another name, and
+    (delete-after-export) the source files finalised here (after hashing: it reads them)."""
+    if setup.file_hash and recorded.unhashed_split_ids:
+        hash_split_files(ctx, setup.source, recorded.unhashed_split_ids)
     if recorded.replaced is not None:
         old_storage, old_path = recorded.replaced
         if old_path and (old_storage, old_path) != (piece.storage_id, piece.storage_path):

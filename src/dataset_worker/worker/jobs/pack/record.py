@@ -43,12 +43,15 @@ class Piece:
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """What the transaction did: the car id, how many files it finalised (whole files, whose
-    paths the spool has, then the split files in `split_paths`), and any row it replaced."""
+    paths the spool has, then the split files in `split_paths`), and any row it replaced.
+    `unhashed_split_ids`: split files it finalised without a sha256 (their ranges were spread
+    over several jobs), which the job reads once more to hash."""
 
     car_id: int
     files: int
     split_paths: tuple[str, ...]
     replaced: tuple[int | None, str] | None
+    unhashed_split_ids: tuple[int, ...] = ()
 
 
 class _Batcher:
@@ -80,7 +83,7 @@ def record_pack(
     lock_own_job(session, ctx)
     replaced = _drop_previous_car(session, ctx.job_id)
     whole_files, split = _store_ranges(session, spool)
-    split_done, split_paths = _split_files(session, split)
+    split_done, split_paths, unhashed = _split_files(session, split)
     car_id = session.execute(
         insert(Car)
         .values(
@@ -103,7 +106,9 @@ def record_pack(
         _insert_blocks(session, car_id, spool)
     if not setup.no_dag:
         _update_directories(session, spool, split_done)
-    return Recorded(car_id, whole_files + len(split_paths), tuple(split_paths), replaced)
+    return Recorded(
+        car_id, whole_files + len(split_paths), tuple(split_paths), replaced, tuple(unhashed)
+    )
 
 
 def finalised_paths(spool: PackSpool, recorded: Recorded) -> Iterator[str]:
@@ -134,12 +139,12 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
 
 def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, SpooledRange]]:
     """Range CIDs and lengths, sizes of files of unknown size (spec §5.8.1), CIDs of files held
-    whole by one range (file CID = range CID). Returns the count of those whole files and the
-    ranges of split files, by file id."""
+    whole by one range (file CID = range CID) with their sha256 when hashed. Returns the count of
+    those whole files and the last range of each split file, by file id."""
     conn = session.connection()
     ranges = _Batcher(conn, 'UPDATE file_ranges SET cid = ?, "length" = ? WHERE id = ?')
     sizes = _Batcher(conn, "UPDATE files SET size = ? WHERE id = ?")
-    file_cids = _Batcher(conn, "UPDATE files SET cid = ? WHERE id = ?")
+    file_cids = _Batcher(conn, "UPDATE files SET cid = ?, sha256 = ? WHERE id = ?")
     whole_files = 0
     split: dict[int, SpooledRange] = {}
     for r in spool.ranges():
@@ -149,7 +154,7 @@ def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, Sp
         if not r.whole_file:
             split[r.file_id] = r
         elif r.cid is not None:  # None: a range skipped as inaccessible
-            file_cids.add((r.cid, r.file_id))
+            file_cids.add((r.cid, r.sha256, r.file_id))
             whole_files += 1
     ranges.flush()
     sizes.flush()
@@ -163,19 +168,21 @@ def _file_name(path: str) -> str:
 
 def _split_files(
     session: Session, split: dict[int, SpooledRange]
-) -> tuple[list[FinalisedFile], list[str]]:
-    """Split files touched by this job whose ranges all have CIDs now (spec §5.4).
+) -> tuple[list[FinalisedFile], list[str], list[int]]:
+    """Split files touched by this job whose ranges all have CIDs now (spec §5.4), with their
+    sha256 when this job hashed every range; the ids of those it could not hash come last.
 
     The file rows are locked first (ascending ids) so that two jobs finishing the last two
     ranges of one file at the same time cannot both miss the other's CID on PostgreSQL.
     """
     if not split:
-        return [], []
+        return [], [], []
     ids = sorted(split)
     session.execute(select(File.id).where(File.id.in_(ids)).order_by(File.id).with_for_update())
     update_rows: list[tuple[object, ...]] = []
     finalised: list[FinalisedFile] = []
     paths: list[str] = []
+    unhashed: list[int] = []
     for file_id in ids:
         parts = session.execute(
             select(FileRange.cid, FileRange.length)
@@ -186,8 +193,10 @@ def _split_files(
         if len(links) < len(parts):
             continue  # another job still has to pack a part of this file
         dag = assemble_file_from_links(links)
-        update_rows.append((dag.root_cid, file_id))
-        r = split[file_id]
+        r = split[file_id]  # the file's last range in this job: it carries a completed hash
+        update_rows.append((dag.root_cid, r.sha256, file_id))
+        if r.sha256 is None:
+            unhashed.append(file_id)
         paths.append(r.path)
         if r.directory_id is not None:
             finalised.append(
@@ -195,8 +204,10 @@ def _split_files(
                     r.directory_id, _file_name(r.path), dag.root_cid, dag.size, tuple(dag.nodes)
                 )
             )
-    execute_many(session.connection(), "UPDATE files SET cid = ? WHERE id = ?", update_rows)
-    return finalised, paths
+    execute_many(
+        session.connection(), "UPDATE files SET cid = ?, sha256 = ? WHERE id = ?", update_rows
+    )
+    return finalised, paths, unhashed
 
 
 def _insert_blocks(session: Session, car_id: int, spool: PackSpool) -> None:

@@ -26,7 +26,8 @@ NONE = -1  # stands for NULL in the integer fields
 _BLOCK = struct.Struct("<qIqqBBI")
 # range id, file id, measured length, directory id, flags, cid length, path length
 _RANGE = struct.Struct("<qqqqBBI")
-_HAS_CID, _WHOLE_FILE, _UNKNOWN_LENGTH = 1, 2, 4
+_HAS_CID, _WHOLE_FILE, _UNKNOWN_LENGTH, _HAS_SHA256 = 1, 2, 4, 8
+SHA256_SIZE = 32
 
 BlockRow = tuple[bytes, int, int, bytes, bytes | None, int | None, int | None]
 """(cid, car_offset, car_block_length, varint, raw_block, file_offset, file_id)."""
@@ -44,6 +45,7 @@ class JobRange:
     file_size: int
     mtime_ns: int
     directory_id: int | None
+    source_hash: str = ""  # files.hash: the storage's version tag (S3 ETag), or ""
 
     @property
     def whole_file(self) -> bool:
@@ -64,6 +66,7 @@ class SpooledRange:
     path: str
     whole_file: bool
     unknown_length: bool  # the scan did not know the size: the file is what was read
+    sha256: bytes | None = None  # the whole file's, when this range completed its hash
 
 
 class PackSpool:
@@ -119,15 +122,19 @@ class PackSpool:
         self._blocks.write(header + record.cid + record.varint + raw)
         self.block_count += 1
 
-    def add_range(self, packed: PackedRange, /) -> None:
-        """Append one range result with what the recording needs of its file."""
+    def add_range(self, packed: PackedRange, /, sha256: bytes | None = None) -> None:
+        """Append one range result with what the recording needs of its file; `sha256` is the
+        whole file's hash when this range was its last and every byte before it was hashed."""
         job_range: JobRange = packed.key  # type: ignore[assignment]
         cid = packed.cid or b""
         path = job_range.path.encode("utf-8", "surrogatepass")
+        if sha256 is not None and len(sha256) != SHA256_SIZE:
+            raise ValueError(f"a sha256 digest has {SHA256_SIZE} bytes, got {len(sha256)}")
         flags = (
             (_HAS_CID if packed.cid is not None else 0)
             | (_WHOLE_FILE if job_range.whole_file else 0)
             | (_UNKNOWN_LENGTH if job_range.length == -1 else 0)
+            | (_HAS_SHA256 if sha256 is not None else 0)
         )
         directory = NONE if job_range.directory_id is None else job_range.directory_id
         header = _RANGE.pack(
@@ -139,7 +146,7 @@ class PackSpool:
             len(cid),
             len(path),
         )
-        self._ranges.write(header + cid + path)
+        self._ranges.write(header + cid + path + (sha256 or b""))
         self.range_count += 1
 
     def blocks(self) -> Iterator[BlockRow]:
@@ -167,16 +174,18 @@ class PackSpool:
             range_id, file_id, length, directory, flags, cid_len, path_len = _RANGE.unpack(
                 _read(stream, _RANGE.size)
             )
-            tail = _read(stream, cid_len + path_len)
+            sha_len = SHA256_SIZE if flags & _HAS_SHA256 else 0
+            tail = _read(stream, cid_len + path_len + sha_len)
             yield SpooledRange(
                 range_id,
                 file_id,
                 tail[:cid_len] if flags & _HAS_CID else None,
                 length,
                 None if directory == NONE else directory,
-                tail[cid_len:].decode("utf-8", "surrogatepass"),
+                tail[cid_len : cid_len + path_len].decode("utf-8", "surrogatepass"),
                 bool(flags & _WHOLE_FILE),
                 bool(flags & _UNKNOWN_LENGTH),
+                tail[cid_len + path_len :] if sha_len else None,
             )
 
     @staticmethod

@@ -191,7 +191,14 @@ class ScanWriter:
                 continue
             directory_id = self._ensure_dir(session, parent_path(entry.path), result)
             rows.append(
-                (entry.path, "", entry.size, entry.mtime_ns, self.attachment_id, directory_id)
+                (
+                    entry.path,
+                    entry.hash,  # the storage's version tag (S3 ETag), checked when packing
+                    entry.size,
+                    entry.mtime_ns,
+                    self.attachment_id,
+                    directory_id,
+                )
             )
         if rows:
             self._insert_files(session, result, rows)
