@@ -1,0 +1,129 @@
+"""CLI command: `dataset-worker content-provider` serves pieces over HTTP to storage providers.
+
+Its own process and app, apart from the admin server; it only reads the database. Without a token
+it listens on loopback only; a non-loopback address needs `--token-file` or an explicit
+`--public`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dataset_worker.cli.common import fail, settings
+
+
+def content_provider(
+    ctx: typer.Context,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to bind. Non-loopback needs --token-file or --public."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 7777,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            metavar="FILE",
+            help="Require 'Authorization: Bearer <token>', the token being this file's content.",
+        ),
+    ] = None,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public", help="Serve pieces to anyone who can reach the address, without a token."
+        ),
+    ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            help="Database to read pieces from (default: the global --database-url).",
+        ),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log one line per HTTP request.")] = False,
+    sendfile: Annotated[
+        bool,
+        typer.Option(
+            help="Send piece bytes with sendfile (zero-copy): about a third of the CPU per byte; "
+            "on loopback it measured ~10% slower than the default 4 MiB reads."
+        ),
+    ] = False,
+) -> None:
+    """Serve pieces (CAR files) by piece CID: GET|HEAD /piece/{pieceCid}, as Boost expects."""
+    import uvicorn
+
+    from dataset_worker.cli.serve import _quiet_library_logs, is_loopback
+    from dataset_worker.config import normalize_database_url
+    from dataset_worker.logs import setup_logging
+
+    token = _read_token(token_file) if token_file is not None else None
+    if token is None and not public and not is_loopback(host):
+        fail(
+            f"refusing to serve pieces on {host}, which other machines can reach, without a "
+            "token: pass --token-file FILE (clients then send Authorization: Bearer <token>), "
+            "or --public to serve them to anyone"
+        )
+    url = normalize_database_url(database_url) if database_url else settings(ctx).database_url
+    setup_logging("INFO")
+    _quiet_library_logs()
+    app = _build_app(url, token, zero_copy=sendfile)
+    shown_host = host if ":" not in host else f"[{host}]"
+    access = "token required" if token else "open to anyone who can connect"
+    typer.echo(
+        f"dataset-worker content provider: http://{shown_host}:{port}/piece/{{pieceCid}} "
+        f"({access}; OpenAPI at /openapi.json)"
+    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": access_log,
+        "http": "httptools",  # the zero-copy send path works on uvicorn's httptools protocol
+        "timeout_graceful_shutdown": 5,
+    }
+    uvicorn.run(app, **options)
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        fail(f"--token-file: {path}: no such file")
+    except OSError as exc:
+        fail(f"--token-file: {path}: cannot read: {exc.strerror or exc}")
+    if not token:
+        fail(f"--token-file: {path} is empty: put the token in it")
+    if any(ch.isspace() or not ch.isprintable() for ch in token):
+        fail(f"--token-file: {path}: the token must be one word of printable characters")
+    return token
+
+
+def _build_app(url: str, token: str | None, *, zero_copy: bool) -> Any:
+    """The app over a read-only use of the database at `url` (checked before serving)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dataset_worker.db import Database
+    from dataset_worker.db.models import Car
+    from dataset_worker.provider.app import create_provider_app
+    from dataset_worker.provider.pieces import PieceCatalog
+
+    db = Database(url, pool_size=8)  # never migrated here: the provider only reads
+    try:
+        with db.read() as session:
+            session.execute(select(Car.id).limit(1)).all()
+    except SQLAlchemyError as exc:
+        db.dispose()
+        driver_error = getattr(exc, "orig", None)  # the database's own message, when there is one
+        reason = str(driver_error if driver_error is not None else exc)
+        fail(f"cannot read pieces from the database: {reason.splitlines()[0]}")
+    return create_provider_app(PieceCatalog(db), token=token, zero_copy=zero_copy)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("content-provider")(content_provider)

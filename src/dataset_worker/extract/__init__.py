@@ -1,0 +1,1 @@
+"""`dataset-worker extract`: files and folders rebuilt from CAR files (pieces) and a root CID."""
