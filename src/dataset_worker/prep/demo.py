@@ -48,12 +48,13 @@ def ensure_demo_preparation(db: Database, base_dir: Path, *, scan: bool = False)
     preparation "demo" over them; return the preparation. Idempotent: existing files are left
     untouched (a rewrite would change their mtime and make a rescan see them as new).
 
-    With `scan=True`, also start the scan job when the preparation has none yet.
+    With `scan=True` the demo runs itself like any new preparation (its scan is queued now, the
+    DAG after the last pack job); without it, it is a manual (`--no-auto`) preparation, no job.
     """
     source, output = base_dir / "demo-source", base_dir / "demo-output"
     write_demo_tree(source)
     output.mkdir(parents=True, exist_ok=True)
-    view = _find_or_create(db, source, output)
+    view = _find_or_create(db, source, output, auto=scan)
     if scan and not _has_scan_job(db, view.id):
         start_scan(db, view.id)
     return view
@@ -79,12 +80,16 @@ def _content(relative: str, size: int) -> bytes:
     return random.Random(relative).randbytes(size)
 
 
-def _find_or_create(db: Database, source: Path, output: Path) -> PreparationView:
+def _find_or_create(db: Database, source: Path, output: Path, *, auto: bool) -> PreparationView:
     existing = _find(db)
     if existing is not None:
         return existing
     request = CreatePreparationRequest(
-        name=DEMO_NAME, source=str(source), output=str(output), max_size=DEMO_MAX_SIZE
+        name=DEMO_NAME,
+        source=str(source),
+        output=str(output),
+        max_size=DEMO_MAX_SIZE,
+        no_auto=not auto,
     )
     try:
         return create_preparation(db, request)
