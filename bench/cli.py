@@ -69,6 +69,11 @@ def main() -> None:
         folder = Path(tmp)
         env = {**os.environ, "DATASET_WORKER_STATE_DIR": str(folder / "state")}
         env.pop("DATASET_WORKER_DATABASE_URL", None)
+        # Bytecode, as an installed package has it: the baselines' libraries come with .pyc
+        # files, while a PYTHONDONTWRITEBYTECODE environment would compile this project's
+        # modules from source on every run. The warm-up below writes them here (not in src/).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
         small = setup(folder, env)
         typer_base = [PYTHON, "-c", "import typer"]
         sqlalchemy_base = [PYTHON, "-c", "import sqlalchemy"]

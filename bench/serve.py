@@ -11,11 +11,15 @@ SQLite), then `dataset-worker content-provider` serves it in a subprocess. Three
    work: download and piece CID check). Goal: fetch-piece speed / curl speed >= 0.8.
 3. 16 clients at once, each asking GET /piece for a different --range-mib range in a loop on its
    keep-alive connection: time to first byte (status line) per request. Goal: p99 < 50 ms.
+4. The same source prepared inline (no CAR file; own SQLite database and provider process):
+   GET /piece rebuilt from the source file and car_blocks, every leaf hashed against its CID,
+   against the provider serving the CAR file. The bytes are compared once. Goal: >= 0.5.
 
 Runs are interleaved and medians reported; the machine is shared, so figures move run to run.
 Everything (client, servers, hashing) shares this machine's cores.
 
 Usage: .venv/bin/python bench/serve.py [--mib 1024] [--runs 5] [--requests 20] [--range-mib 4]
+       [--inline-only]
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ CLIENTS = 16
 GOAL_SERVE = 1.0
 GOAL_FETCH = 0.8
 GOAL_TTFB = 0.050
+GOAL_INLINE = 0.5
 
 
 def free_port() -> int:
@@ -53,6 +58,20 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def make_inline(folder: Path) -> str:
+    """Prepare the same source inline in a database of its own; returns its URL."""
+    url = sqlite_url(folder / "inline.db")
+    db = open_database(url)
+    try:
+        rows = make_local_preparation(db, "inline", folder / "source", None)
+        runs = scan_and_pack(db, rows.attachment_id)
+        if [run.state.value for run in runs] != ["complete"]:
+            raise SystemExit(f"inline packing failed: {[run.error for run in runs]}")
+    finally:
+        db.dispose()
+    return url
 
 
 def make_piece(folder: Path, mib: int) -> tuple[str, Path, str]:
@@ -80,8 +99,7 @@ def make_piece(folder: Path, mib: int) -> tuple[str, Path, str]:
             cid, path = cid_to_str(car.piece_cid), output / car.storage_path
     finally:
         db.dispose()
-    shutil.rmtree(source)  # only the CAR is needed from here on
-    return url, path, cid
+    return url, path, cid  # the source stays: the inline preparation reads it
 
 
 def start(command: list[str], port: int, probe: str) -> subprocess.Popen[bytes]:
@@ -169,6 +187,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20, help="range requests per client")
     parser.add_argument("--range-mib", type=int, default=4)
+    parser.add_argument("--inline-only", action="store_true", help="only measurement 4")
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed")
@@ -178,17 +197,22 @@ def main() -> None:
         url, car, cid = make_piece(folder, args.mib)
         size = car.stat().st_size
         print(f"piece {cid}: {size:,} bytes, packed in {time.perf_counter() - began:.1f}s")
+        inline_url = make_inline(folder)
         ports = {"read": free_port(), "sendfile": free_port(), "http.server": free_port()}
+        ports["inline"] = free_port()
         http_server = [sys.executable, "-m", "http.server", str(ports["http.server"])]
         http_server += ["--bind", "127.0.0.1", "--directory", str(car.parent)]
         servers = [
             provider(url, ports["read"]),
             provider(url, ports["sendfile"], "--sendfile"),
             start(http_server, ports["http.server"], "/" + car.name),
+            provider(inline_url, ports["inline"]),
         ]
         pids = {name: server.pid for name, server in zip(ports, servers, strict=True)}
         try:
-            run_all(args, folder, car, cid, size, ports, pids)
+            if not args.inline_only:
+                run_all(args, folder, car, cid, size, ports, pids)
+            run_inline(args, folder, car, cid, size, ports, pids)
         finally:
             for server in servers:
                 server.terminate()
@@ -290,6 +314,48 @@ def run_all(
     print(f"   time to first byte: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
           f"max {max(samples) * 1000:.1f} ms; goal p99 < 50 ms: "
           f"{verdict(p99 < GOAL_TTFB, 'p99')}")  # fmt: skip
+
+
+def run_inline(
+    args: argparse.Namespace,
+    folder: Path,
+    car: Path,
+    cid: str,
+    size: int,
+    ports: dict[str, int],
+    pids: dict[str, int],
+) -> None:
+    """Measurement 4: the inline piece rebuilt from the source against the CAR file."""
+    urls = {name: f"http://127.0.0.1:{ports[name]}/piece/{cid}" for name in ("read", "inline")}
+    for path in (car, folder / "source" / "data.bin"):  # both in the page cache alike
+        with open(path, "rb") as warm:
+            while warm.read(16 * MIB):
+                pass
+    copy = folder / "inline.car"
+    subprocess.run(["curl", "-sSf", "-o", str(copy), urls["inline"]], check=True)
+    same = subprocess.run(["cmp", "-s", str(copy), str(car)]).returncode == 0
+    copy.unlink()
+    speeds: dict[str, list[float]] = {name: [] for name in urls}
+    cpu = dict.fromkeys(urls, 0.0)
+    for _ in range(args.runs):
+        for name, url in urls.items():
+            before = cpu_seconds(pids[name])
+            speeds[name].append(curl_speed(url))
+            cpu[name] += cpu_seconds(pids[name]) - before
+    print(f"\n4. inline piece (rebuilt from the source), curl, median of {args.runs}")
+    print(f"   bytes identical to the CAR file: {same}")
+    base = statistics.median(speeds["read"])
+    labels = {"read": "provider, CAR file", "inline": "provider, inline"}
+    for name, values in speeds.items():
+        speed = statistics.median(values)
+        per_gb = cpu[name] / (size * args.runs / 1e9)
+        print(
+            f"   {labels[name]:24} {speed / 1e6:8.0f} MB/s   ratio {speed / base:5.2f}"
+            f"   server CPU {per_gb:5.2f} s/GB"
+        )
+    ratio = statistics.median(speeds["inline"]) / base
+    ok = same and ratio >= GOAL_INLINE
+    print(f"   goal inline / CAR file >= {GOAL_INLINE}: {verdict(ok, 'ratio and bytes')}")
 
 
 if __name__ == "__main__":

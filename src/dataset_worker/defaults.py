@@ -13,3 +13,7 @@ DEFAULT_MIN_PIECE_SIZE = "1MiB"
 # Jobs per page of the jobs list.
 DEFAULT_JOBS_LIMIT = 50
 MAX_JOBS_LIMIT = 1000
+
+# Entries per page of `prep explore`.
+DEFAULT_EXPLORE_LIMIT = 100
+MAX_EXPLORE_LIMIT = 1000

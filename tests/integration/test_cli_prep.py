@@ -130,10 +130,12 @@ def test_create_errors_are_one_sentence_and_create_nothing(
     assert not (tmp_path / "out").exists()
 
 
-def test_create_without_output_is_refused(run: Run, source: Path) -> None:
+def test_create_without_output_makes_an_inline_preparation(run: Run, source: Path) -> None:
     result = run("prep", "create", "--name", "demo", "--source", str(source))
-    assert result.exit_code == 1
-    assert "inline preparations (no output storage) are not supported yet" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    assert "output: none (inline: pieces are rebuilt from the source when served)" in result.stdout
+    (prep,) = _json(run("prep", "list", "--json"))
+    assert prep["outputStorages"] == []
 
 
 def test_create_duplicate_is_refused(run: Run, source: Path, tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_taken_storage_name_is_a_conflict(db: Database, tmp_path: Path) -> None:
         ({"max_size": "32GiB"}, "maxSize needs to be reduced to leave space for padding"),
         ({"min_piece_size": "64GiB"}, "must not be larger than pieceSize"),
         ({"min_piece_size": "3MiB"}, "minPieceSize must be a power of two"),
-        ({"output": None}, "inline preparations"),
+        ({"output": None, "delete_after_export": True}, "deleteAfterExport needs an output"),
     ],
 )
 def test_invalid_requests_create_nothing(
@@ -162,3 +162,14 @@ def test_list_preparations_oldest_first_with_storages(db: Database, tmp_path: Pa
     assert [v.name for v in views] == ["b", "a"]
     assert [v.no_dag for v in views] == [False, True]
     assert views[1].output_storages[0].name == "a-output"
+
+
+@pytest.mark.parametrize("output", [None, "", "  "])
+def test_no_output_makes_an_inline_preparation(
+    db: Database, tmp_path: Path, output: str | None
+) -> None:
+    view = create_preparation(db, _request(tmp_path, output=output))
+    assert view.output_storages == [] and len(view.source_storages) == 1
+    counts = _row_counts(db)
+    assert counts["storages"] == 1 and counts["output_attachments"] == 0
+    assert counts["directories"] == 1

@@ -69,8 +69,12 @@ def test_no_server_errors_and_only_documented_codes(
     operations = [result.ok() for result in schema.get_all_operations()]
     labels = sorted(operation.label for operation in operations)
     assert labels == [
+        "GET /ipfs/{cid}",
+        "GET /ipfs/{cid}/{path}",
         "GET /piece/metadata/{pieceCid}",
         "GET /piece/{pieceCid}",
+        "HEAD /ipfs/{cid}",
+        "HEAD /ipfs/{cid}/{path}",
         "HEAD /piece/{pieceCid}",
     ]
     known = [piece.cid for piece in tree.pieces]

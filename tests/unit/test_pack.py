@@ -279,13 +279,33 @@ def test_taken_over_job_records_nothing(db: Database, tmp_path: Path) -> None:
     assert cars(db) == [] and out_files(tmp_path) == []
 
 
-def test_inline_preparation_is_refused(db: Database, tmp_path: Path) -> None:
+def test_inline_preparation_records_the_piece_without_a_file(
+    db: Database, tmp_path: Path
+) -> None:
     source = tmp_path / "src"
     write_files(source, {"a.bin": 10})
     rows = make_local_preparation(db, "p", source, None)
     runs = scan_and_pack(db, rows.attachment_id)
+    assert [r.state for r in runs] == [JobState.COMPLETE]
+    (car,) = cars(db)
+    assert car.storage_id is None and car.storage_path == ""
+    # Padded to the 1 MiB minimum piece like a written CAR; the zeros are not stored anywhere.
+    assert car.piece_size == 1 << 20 and car.file_size == (1 << 20) * 127 // 128
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(CarBlock)) == 1
+    assert not any(p.suffix in (".car", ".part") for p in tmp_path.rglob("*"))
+    # A re-run finds the recorded row and keeps it.
+    rerun = run_job(db, runs[0].job_id)
+    assert rerun.state is JobState.COMPLETE and [c.id for c in cars(db)] == [car.id]
+
+
+def test_no_inline_without_an_output_is_refused(db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    write_files(source, {"a.bin": 10})
+    rows = make_local_preparation(db, "p", source, None, no_inline=True)
+    runs = scan_and_pack(db, rows.attachment_id)
     assert [r.state for r in runs] == [JobState.ERROR]
-    assert "inline preparations" in str(runs[0].error)
+    assert "has no output storage but is no-inline" in str(runs[0].error)
 
 
 def test_no_inline_writes_no_car_blocks(db: Database, tmp_path: Path) -> None:

@@ -168,11 +168,8 @@ def test_source_must_be_an_existing_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("output", [None, "", "  "])
-def test_output_is_required(tmp_path: Path, output: str | None) -> None:
-    with pytest.raises(
-        InvalidParameter, match=r"inline preparations \(no output storage\) are not supported yet"
-    ):
-        resolve_folders(str(tmp_path), output)
+def test_no_output_is_an_inline_preparation(tmp_path: Path, output: str | None) -> None:
+    assert resolve_folders(str(tmp_path), output) == (tmp_path.resolve(), None)
 
 
 def test_output_must_not_be_a_file(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from dataset_worker.api.fastpath import PolledRoutesMiddleware
 from dataset_worker.api.metrics import make_registry
 from dataset_worker.api.replycache import ReplyCache
 from dataset_worker.api.routes import (
+    config,
     explore,
     fleet,
     history,
@@ -32,6 +33,7 @@ from dataset_worker.api.routes import (
     preparations,
     retries,
     storages,
+    verify,
     worker,
 )
 from dataset_worker.api.services import Services
@@ -103,6 +105,7 @@ def create_app(
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     for module in (
+        config,
         worker,
         logs,
         preparations,
@@ -114,6 +117,7 @@ def create_app(
         manifest,
         ops,
         storages,
+        verify,
     ):
         app.include_router(module.router)
     # Last, so API routes win: the web page's files at / (404 when the folder is empty; with no

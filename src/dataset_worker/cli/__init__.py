@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from dataset_worker.cli import (
@@ -21,6 +23,7 @@ from dataset_worker.cli import (
     verify,
 )
 from dataset_worker.cli.common import PlainHelpGroup, root_callback
+from dataset_worker.cli.dispatch import invoked_only
 
 app = typer.Typer(
     name="dataset-worker",
@@ -40,4 +43,5 @@ storage.register(app)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    # Only the command being run is built (see cli/dispatch.py): a faster start.
+    invoked_only(app, sys.argv[1:])()

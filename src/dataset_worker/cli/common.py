@@ -22,6 +22,7 @@ from typing import Annotated, Any, NoReturn, cast
 import typer
 import typer.core
 
+from dataset_worker.cli import params
 from dataset_worker.config import ENV_DATABASE_URL, ENV_STATE_DIR, Settings, load_settings
 
 
@@ -30,12 +31,14 @@ class PlainHelpGroup(typer.core.TyperGroup):
 
     Rich's help panels cut long option names at 80 columns ("--no-exit-on-compl…"); click's
     formatter wraps the descriptions instead and keeps every option whole. It also spares
-    `--help` the import of rich. Set on the whole tree, including groups added later.
+    `--help` the import of rich. Set on the whole tree, including groups added later. Plain
+    option values are converted without pydantic too (see cli/params.py).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain_help(self)
+        _plain_conversions(self)
 
 
 def _plain_help(command: Any) -> None:
@@ -46,6 +49,12 @@ def _plain_help(command: Any) -> None:
         command.short_help = _first_sentence(command.help)
     for sub in getattr(command, "commands", {}).values():
         _plain_help(sub)
+
+
+def _plain_conversions(command: Any) -> None:
+    params.install_on_command(command)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_conversions(sub)
 
 
 def _first_sentence(text: str) -> str:

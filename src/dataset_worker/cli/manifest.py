@@ -11,15 +11,18 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from dataset_worker.cli.common import fail
 from dataset_worker.cli.prep import PrepArg, database, prep_app
-from dataset_worker.db import Database
-from dataset_worker.prep.manifest import ManifestRequest, export_manifest, parse_format
-from dataset_worker.prep.manifest_meta import ManifestMetaInput
+
+# Imported inside the functions so that loading the CLI stays fast (see cli/common.py).
+if TYPE_CHECKING:
+    from dataset_worker.db import Database
+    from dataset_worker.prep.manifest import ManifestRequest
+    from dataset_worker.prep.manifest_meta import ManifestMetaInput
 
 DatasetNameOpt = Annotated[
     str | None,
@@ -64,6 +67,8 @@ def meta_input(
     tags: list[str] | None,
 ) -> ManifestMetaInput:
     """The dataset description given on the command line (None: not given)."""
+    from dataset_worker.prep.manifest_meta import ManifestMetaInput
+
     return ManifestMetaInput(
         dataset_name=dataset_name,
         description=description,
@@ -107,6 +112,8 @@ def manifest_command(
     The super-manifest needs --description, --license, --project-url and --open-with once;
     the preparation remembers them (and every other field given) for later exports.
     """
+    from dataset_worker.prep.manifest import ManifestRequest, parse_format
+
     meta = meta_input(dataset_name, description, version, license_, project_url, open_with, tags)
     with database(ctx) as db:
         request = ManifestRequest(parse_format(fmt), meta, public_url)
@@ -119,6 +126,8 @@ def write_export(
     db: Database, prep: str | int, request: ManifestRequest, output: Path | None
 ) -> None:
     """Export to `output` (replaced only once complete) or to stdout."""
+    from dataset_worker.prep.manifest import export_manifest
+
     if output is None:
         with _stdout() as out:
             export_manifest(db, prep, request, out)

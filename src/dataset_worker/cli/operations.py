@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from dataset_worker.cli.common import fail, settings
 from dataset_worker.cli.prep import JsonOpt, PrepArg, database, prep_app
 from dataset_worker.durations import DurationError, parse_duration
+
+# rich is imported inside the functions so that loading the CLI stays fast (see cli/common.py).
+if TYPE_CHECKING:
+    from rich.console import Console
 
 workers_app = typer.Typer(
     help="The worker threads registered in the database.", no_args_is_help=True
@@ -29,6 +30,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=240)  # piped: do not squeeze ids into 80 columns
@@ -74,6 +77,9 @@ def workers_list_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List every worker thread in the database (any machine): alive or stale, and its jobs."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from dataset_worker.fleet import list_workers
 
     try:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from dataset_worker.db import Database
     from dataset_worker.db.models import JobType
-    from dataset_worker.prep import JobListItem, JobView, PreparationStatus, PreparationView
+    from dataset_worker.prep import JobView, PreparationStatus, PreparationView
 
 DEFAULT_LIMIT, MAX_LIMIT = DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT
 
@@ -150,10 +150,21 @@ def create_command(
             help='Unique name: 1-64 of A-Z a-z 0-9 . _ - (not starting with ".", not all digits).',
         ),
     ],
-    source: Annotated[str, typer.Option("--source", help="Folder to prepare (must exist).")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="Folder to prepare (must exist), or a named storage: NAME[:/sub/path].",
+        ),
+    ],
     output: Annotated[
         str | None,
-        typer.Option("--output", help="Folder for the CAR files (created if missing)."),
+        typer.Option(
+            "--output",
+            help="Folder for the CAR files (created if missing), or a storage: NAME[:/path]. "
+            "Without it the preparation is inline: no CAR files, pieces are rebuilt from the "
+            "source when served.",
+        ),
     ] = None,
     max_size: Annotated[
         str, typer.Option("--max-size", metavar="SIZE", help="Largest CAR file.")
@@ -221,6 +232,8 @@ def create_command(
     for label, storages in (("source", view.source_storages), ("output", view.output_storages)):
         for storage in storages:
             console.print(f"  {label}: {escape(storage.path)}", highlight=False)
+    if not view.output_storages:
+        console.print("  output: none (inline: pieces are rebuilt from the source when served)")
     console.print(
         f"  max size {format_size(view.max_size)}, piece size {format_size(view.piece_size)}, "
         f"min piece size {format_size(view.min_piece_size)}"
@@ -291,19 +304,22 @@ def status_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Show job counts per type and state, and bytes scanned and packed."""
-    from dataset_worker.db.models import JobState
-    from dataset_worker.prep import get_preparation_status
+    if not watch:
+        # The JSON-ready data of a few Core reads: no ORM, no pydantic (a fast command).
+        from dataset_worker.prep.status import preparation_status_data
+
+        with database(ctx) as db:
+            data = preparation_status_data(db, prep)
+        if as_json:
+            _print_json(data)
+        else:
+            _console().print(_status_view(data))
+        return
+    from dataset_worker.db.enums import JobState
 
     with database(ctx) as db:
-        if watch:
-            status = _watch(db, prep, as_json)
-        else:
-            status = get_preparation_status(db, prep)
-            if as_json:
-                _print_json(_dump(status))
-            else:
-                _console().print(_status_view(status))
-    if watch and status.count(state=JobState.ERROR):
+        status = _watch(db, prep, as_json)
+    if status.count(state=JobState.ERROR):
         fail(
             f'{status.count(state=JobState.ERROR)} job(s) of preparation "{status.name}" failed; '
             f"see: dataset-worker jobs list --prep {status.name} --status error"
@@ -343,35 +359,34 @@ def _all_done(status: PreparationStatus) -> bool:
     return total > 0 and finished == total
 
 
-def _status_view(status: PreparationStatus) -> RenderableType:
+def _status_view(status: dict[str, Any]) -> RenderableType:
+    """The tables of `prep status`, from the status's JSON-ready data."""
     from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
 
-    from dataset_worker.db.models import JobState
-
-    counts = Table(title=f'Preparation "{escape(status.name)}" (id {status.id})')
+    counts = Table(title=f'Preparation "{escape(status["name"])}" (id {status["id"]})')
     counts.add_column("Job type")
-    for state in JobState:
-        counts.add_column(state.value, justify="right")
+    states_of: dict[str, dict[str, int]] = status["jobs"]
+    for state in next(iter(states_of.values())):
+        counts.add_column(state, justify="right")
     counts.add_column("total", justify="right")
-    for job_type, states in status.jobs.items():
-        counts.add_row(
-            job_type.value, *(str(n) for n in states.values()), str(sum(states.values()))
-        )
+    for job_type, states in states_of.items():
+        counts.add_row(job_type, *(str(n) for n in states.values()), str(sum(states.values())))
     return Group(counts, _totals(status))
 
 
-def _totals(status: PreparationStatus) -> RenderableType:
+def _totals(status: dict[str, Any]) -> RenderableType:
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
-    grid.add_row("Stage", status.stage + ("" if status.auto_chain else " (manual steps)"))
-    grid.add_row("Files scanned", str(status.files_scanned))
-    grid.add_row("Bytes scanned", f"{format_size(status.bytes_scanned)} ({status.bytes_scanned})")
-    grid.add_row("Bytes packed", f"{format_size(status.bytes_packed)} ({status.bytes_packed})")
-    grid.add_row("Pieces", str(status.pieces))
-    grid.add_row("Root CID", status.root_cid or "(none yet: run daggen after packing)")
+    scanned, packed = status["bytesScanned"], status["bytesPacked"]
+    grid.add_row("Stage", status["stage"] + ("" if status["autoChain"] else " (manual steps)"))
+    grid.add_row("Files scanned", str(status["filesScanned"]))
+    grid.add_row("Bytes scanned", f"{format_size(scanned)} ({scanned})")
+    grid.add_row("Bytes packed", f"{format_size(packed)} ({packed})")
+    grid.add_row("Pieces", str(status["pieces"]))
+    grid.add_row("Root CID", status["rootCid"] or "(none yet: run daggen after packing)")
     return grid
 
 
@@ -554,57 +569,58 @@ def jobs_list_command(
     from rich.markup import escape
     from rich.table import Table
 
-    from dataset_worker.prep import list_jobs
+    # The page's JSON-ready data from one Core select: no ORM, no pydantic (a fast command).
+    from dataset_worker.prep.jobs import job_page_data, parse_jobs_query
 
     with database(ctx) as db:
-        page = list_jobs(
-            db, status=status, type=job_type, preparation=prep, limit=limit, cursor=cursor
+        query = parse_jobs_query(
+            status=status, type=job_type, preparation=prep, limit=limit, cursor=cursor
         )
+        page = job_page_data(db, query)
     if as_json:
-        _print_json(_dump(page))
+        _print_json(page)
         return
-    if not page.jobs:
+    if not page["jobs"]:
         typer.echo("no jobs match")
         return
     table = Table(title="Jobs (newest first)")
     columns = ("ID", "Type", "Status", "Preparation", "Started", "Finished", "Worker", "Tries")
     for column in (*columns, "Error (last)"):
         table.add_column(column, justify="right" if column in ("ID", "Tries") else "left")
-    for item in page.jobs:
+    for item in page["jobs"]:
         table.add_row(
-            str(item.id),
-            item.type.value,
+            str(item["id"]),
+            item["type"],
             _job_status(item),
-            escape(item.preparation or ""),
-            _time(item.started),
-            _time(item.finished),
+            escape(item["preparation"] or ""),
+            _time(item["started"]),
+            _time(item["finished"]),
             escape(_job_worker(item)),
-            str(item.attempts) if item.attempts else "",
-            escape(item.error or ""),
+            str(item["attempts"]) if item["attempts"] else "",
+            escape(item["error"] or ""),
         )
     console = _console()
     console.print(table)
-    if page.next_cursor:
-        console.print(f"more: --cursor {page.next_cursor}", highlight=False)
+    if page["nextCursor"]:
+        console.print(f"more: --cursor {page['nextCursor']}", highlight=False)
 
 
-def _time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+def _time(value: str | None) -> str:
+    """An RFC 3339 UTC time of the JSON data as "YYYY-MM-DD HH:MM:SS"."""
+    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def _job_status(item: JobListItem) -> str:
+def _job_status(item: dict[str, Any]) -> str:
     """The state, and when a job waiting for a retry may run again."""
-    from dataset_worker.db.models import JobState
-
-    if item.status is JobState.READY and item.next_attempt_at is not None:
-        return f"{item.status.value} (retry at {_time(item.next_attempt_at)})"
-    return item.status.value
+    if item["status"] == "ready" and item["nextAttemptAt"] is not None:
+        return f"{item['status']} (retry at {_time(item['nextAttemptAt'])})"
+    return str(item["status"])
 
 
-def _job_worker(item: JobListItem) -> str:
+def _job_worker(item: dict[str, Any]) -> str:
     """The worker thread holding the job, else the last one that ran it, with its host."""
-    worker = item.worker or item.last_worker
+    worker = item["worker"] or item["lastWorker"]
     if worker is None:
         return ""
     short = worker[:8]
-    return f"{short}@{item.last_worker_host}" if item.last_worker_host else short
+    return f"{short}@{item['lastWorkerHost']}" if item["lastWorkerHost"] else short

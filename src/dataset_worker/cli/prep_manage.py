@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from dataset_worker.cli.prep import JsonOpt, PrepArg, database, prep_app
-from dataset_worker.prep import get_preparation_status
-from dataset_worker.prep.delete import DeleteReport, delete_preparation
-from dataset_worker.prep.explore import DEFAULT_LIMIT, MAX_LIMIT, ExplorePage, explore
+from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.sizes import format_size
+
+# rich and the use-cases are imported inside the functions so that loading the CLI stays fast
+# (see cli/common.py).
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dataset_worker.prep.delete import DeleteReport
+    from dataset_worker.prep.explore import ExplorePage
+
+DEFAULT_LIMIT, MAX_LIMIT = DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 
 # Singular and plural words for the counts of a delete, in the order they are printed.
 COUNT_WORDS = {
@@ -40,6 +46,8 @@ def register(_app: typer.Typer) -> None:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=240)  # piped output: do not squeeze CIDs into 80 columns
@@ -68,6 +76,8 @@ def explore_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List a folder of the source as the scan recorded it: size, CID, pieces, sha256."""
+    from dataset_worker.prep.explore import explore
+
     with database(ctx) as db:
         page = explore(db, prep, path, limit=limit, cursor=cursor)
     if as_json:
@@ -80,6 +90,9 @@ def explore_command(
 
 
 def _explore_table(page: ExplorePage) -> Table | str:
+    from rich.markup import escape
+    from rich.table import Table
+
     where = f'"{page.preparation}" /{page.path}'
     if not page.entries:
         return f"{escape(where)}: empty folder"
@@ -117,6 +130,11 @@ def delete_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a preparation: its jobs, folders, files, pieces and its own storages."""
+    from rich.markup import escape
+
+    from dataset_worker.prep import get_preparation_status
+    from dataset_worker.prep.delete import delete_preparation
+
     with database(ctx) as db:
         if not yes:
             status = get_preparation_status(db, prep)

@@ -44,6 +44,13 @@ Workers = Annotated[
         help="Server processes sharing the port (they share the state dir safely).",
     ),
 ]
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Base URL of the content provider (e.g. https://pieces.example.org): the page "
+        "shows each piece at <URL>/piece/<pieceCid>.",
+    ),
+]
 ENV_STOP_ON_EXIT = "DATASET_WORKER_STOP_WORKER_ON_EXIT"
 
 
@@ -64,8 +71,10 @@ def serve(
     stop_worker_on_exit: StopOnExit = False,
     access_log: AccessLog = True,
     workers: Workers = 1,
+    public_url: PublicUrl = None,
 ) -> None:
     """Run the admin server: HTTP API (OpenAPI at /openapi.json, docs at /docs) and web page."""
+    _set_public_url(public_url)
     run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, workers, demo=False)
 
 
@@ -76,9 +85,22 @@ def demo(
     stop_worker_on_exit: StopOnExit = False,
     access_log: AccessLog = True,
     workers: Workers = 1,
+    public_url: PublicUrl = None,
 ) -> None:
     """Like serve, with a demo preparation over a small sample folder in the state dir."""
+    _set_public_url(public_url)
     run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, workers, demo=True)
+
+
+def _set_public_url(public_url: str | None) -> None:
+    """Check --public-url and hand it to the app (and its other processes) by the environment."""
+    from dataset_worker.publicurl import ENV_PUBLIC_URL, normalize_public_url
+
+    if public_url is not None:
+        try:
+            os.environ[ENV_PUBLIC_URL] = normalize_public_url(public_url)
+        except ValueError as exc:
+            fail(str(exc), 2)
 
 
 def run_server(

@@ -11,23 +11,19 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from dataset_worker.cli.common import fail
 from dataset_worker.cli.prep import JsonOpt, PrepArg, database
-from dataset_worker.prep import PrepError
-from dataset_worker.verify.preparation import ProgressSink, VerifyUsageError, verify_preparation
+
+# rich and the verifier are imported inside the functions so that loading the CLI stays fast
+# (see cli/common.py).
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from dataset_worker.verify.preparation import ProgressSink
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
@@ -58,6 +54,15 @@ def _progress() -> Iterator[ProgressSink | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -83,6 +88,9 @@ def verify_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-read every CAR of a preparation: framing, block hashes, sizes, roots and piece CIDs."""
+    from dataset_worker.prep import PrepError
+    from dataset_worker.verify.preparation import VerifyUsageError, verify_preparation
+
     with database(ctx) as db:
         try:
             with _progress() as sink:

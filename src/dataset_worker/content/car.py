@@ -67,10 +67,12 @@ class CarWriter:
 
     With an explicit `root` the header is written at once (DAG pieces). With `root=None` the
     header is written when the first block arrives, with that block's CID as the root (data
-    pieces, spec §5.6).
+    pieces, spec §5.6). With `out=None` the bytes only go to `tee` (inline pieces: commP only).
     """
 
-    def __init__(self, out: BinaryIO, root: bytes | None = None, *, tee: Tee | None = None) -> None:
+    def __init__(
+        self, out: BinaryIO | None, root: bytes | None = None, *, tee: Tee | None = None
+    ) -> None:
         self._out = out
         self._tee = tee
         self._root: bytes | None = None
@@ -107,10 +109,11 @@ class CarWriter:
     def _emit(self, chunk: bytes | bytearray | memoryview) -> None:
         view = memoryview(chunk)
         size = view.nbytes
-        written = self._out.write(view)
-        # Raw (unbuffered) files may write less than asked; buffered ones write all or raise.
-        while written is not None and written < size:
-            written += self._out.write(view[written:])
+        if self._out is not None:
+            written = self._out.write(view)
+            # Raw (unbuffered) files may write less than asked; buffered ones write all or raise.
+            while written is not None and written < size:
+                written += self._out.write(view[written:])
         if self._tee is not None:
             self._tee(view)
         self._written += size

@@ -12,11 +12,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+
+# The ORM is imported on first use of a session: short CLI reads run Core statements on
+# `engine` and must not pay for it (see cli/common.py).
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
 
@@ -69,9 +74,19 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
-        writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        self._write = sessionmaker(writer, expire_on_commit=False)
+        self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    @cached_property
+    def _read(self) -> sessionmaker[Session]:
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self.engine, expire_on_commit=False)
+
+    @cached_property
+    def _write(self) -> sessionmaker[Session]:
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self._writer, expire_on_commit=False)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

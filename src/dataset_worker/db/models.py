@@ -29,6 +29,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Defined apart so that light readers can use them without the ORM; re-exported here.
+from dataset_worker.db.enums import JobState as JobState
+from dataset_worker.db.enums import JobType as JobType
+from dataset_worker.db.enums import PieceType as PieceType
+
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (autoincrementing, fast).
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -49,32 +54,6 @@ class Base(DeclarativeBase):
     """Declarative base with stable constraint names (Alembic needs them on SQLite)."""
 
     metadata = MetaData(naming_convention=NAMING)
-
-
-class JobType(enum.StrEnum):
-    """Job types, in Singularity's spelling."""
-
-    SCAN = "scan"
-    PACK = "pack"
-    DAGGEN = "daggen"
-
-
-class JobState(enum.StrEnum):
-    """Job states (reference spec §2.2)."""
-
-    CREATED = "created"
-    READY = "ready"
-    PAUSED = "paused"
-    PROCESSING = "processing"
-    COMPLETE = "complete"
-    ERROR = "error"
-
-
-class PieceType(enum.StrEnum):
-    """A data piece holds file content; a DAG piece holds the directory tree."""
-
-    DATA = "data"
-    DAG = "dag"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:

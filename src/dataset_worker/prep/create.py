@@ -197,17 +197,16 @@ def require_absolute_folders(req: CreatePreparationRequest) -> None:
             )
 
 
-def resolve_folders(source: str, output: str | None) -> tuple[Path, Path]:
-    """Rules 6-7 for local folders: the source exists; an output is required (no inline yet)."""
+def resolve_folders(source: str, output: str | None) -> tuple[Path, Path | None]:
+    """Rules 6-7 for local folders: the source exists; no output (None) makes an inline
+    preparation, whose pieces are rebuilt from the source and `car_blocks` when served."""
     if not source.strip():
         raise InvalidParameter("source must not be empty: give the folder to prepare")
     source_path = Path(source).resolve()
     if not source_path.is_dir():
         raise InvalidParameter(f'source "{source}" is not an existing directory')
     if output is None or not output.strip():
-        raise InvalidParameter(
-            "inline preparations (no output storage) are not supported yet: give an output folder"
-        )
+        return source_path, None
     output_path = Path(output).resolve()
     if output_path.exists() and not output_path.is_dir():
         raise InvalidParameter(f'output "{output}" exists and is not a directory')
@@ -248,8 +247,16 @@ def check_request(
             if "output" not in remote:
                 output = check_local_side("output", req.output)
     except InvalidParameter as exc:
-        # "inline preparations … give an output folder" is about the missing output.
         problems.append(_about(exc, _FOLDER_FIELDS, default="output"))
+    else:
+        if req.delete_after_export and output is None and "output" not in (remote or {}):
+            problems.append(
+                InvalidParameter(
+                    "deleteAfterExport needs an output: an inline preparation (no output) "
+                    "rebuilds its pieces from the source files, so they must stay",
+                    field="deleteAfterExport",
+                )
+            )
     if len(problems) == 1:
         raise problems[0]
     if problems:
@@ -282,7 +289,9 @@ def create_preparation(
     req = req.model_copy(update={"source": src, "output": out})
     limits, source, output = check_request(req, remote)
     source_target = remote.get("source") or StorageTarget("local", str(source))
-    output_target = remote.get("output") or StorageTarget("local", str(output))
+    output_target = remote.get("output") or (
+        StorageTarget("local", str(output)) if output is not None else None  # None: inline
+    )
     made = _missing_ancestors(output) if output is not None else []
     try:
         view = db.run_write(
@@ -307,7 +316,7 @@ def _insert(
     req: CreatePreparationRequest,
     limits: SizeLimits,
     source: StorageTarget,
-    output: StorageTarget,
+    output: StorageTarget | None,
 ) -> PreparationView:
     source_name, output_name = f"{req.name}-source", f"{req.name}-output"
     if session.scalar(select(Preparation.id).where(Preparation.name == req.name)) is not None:
@@ -330,12 +339,13 @@ def _insert(
     source_storage = Storage(
         name=source_name, type=source.type, path=source.path, config=dict(source.config)
     )
-    output_storage = Storage(
-        name=output_name, type=output.type, path=output.path, config=dict(output.config)
-    )
     source_attachment = SourceAttachment(storage=source_storage)
     prep.source_attachments.append(source_attachment)
-    prep.output_attachments.append(OutputAttachment(storage=output_storage))
+    if output is not None:
+        output_storage = Storage(
+            name=output_name, type=output.type, path=output.path, config=dict(output.config)
+        )
+        prep.output_attachments.append(OutputAttachment(storage=output_storage))
     session.add(prep)
     try:
         session.flush()
@@ -350,7 +360,7 @@ def _insert(
     except IntegrityError:
         # Another process created the same name between our check and our insert.
         raise Conflict(f'a preparation named "{req.name}" or its storages already exist') from None
-    if output.type == "local":
+    if output is not None and output.type == "local":
         _make_output(Path(output.path))
     return PreparationView.from_model(prep)
 

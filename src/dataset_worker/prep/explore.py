@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session, aliased
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, Directory, File, FileRange, PieceType
+from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.prep.errors import InvalidParameter, NotFound
 from dataset_worker.prep.lookup import MAX_ID, find_preparation, is_all_digits, single_source
 from dataset_worker.prep.views import View, cid_text
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+DEFAULT_LIMIT = DEFAULT_EXPLORE_LIMIT
+MAX_LIMIT = MAX_EXPLORE_LIMIT
 MAX_PATH_LENGTH = 4096  # PATH_MAX on Linux: no recorded path is longer
 MAX_CURSOR_LENGTH = 20  # "d" or "f" and a row id (MAX_ID has 19 digits)
 

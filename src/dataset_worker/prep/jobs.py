@@ -8,7 +8,8 @@ only. An offset would make deep pages slow; the cursor is the last id of the pre
 The read path is lean because the admin page polls it: a Core select returning plain tuples,
 turned straight into the JSON-ready dicts of JobPage's wire form (`job_page_data`). Building
 pydantic models per row cost more than the query itself; `list_jobs` validates the page once
-for callers that want the model (the CLI).
+for callers that want the model. The tables are the light Core ones of db/tables.py, so that
+`dataset-worker jobs list` needs neither the ORM nor pydantic (cli/prep.py).
 """
 
 from __future__ import annotations
@@ -17,17 +18,21 @@ import enum
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Executable, Integer, String, bindparam, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Executable, Integer, bindparam, select
 
-from dataset_worker.db import Database
-from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
+from dataset_worker.db.enums import JobState, JobType
+from dataset_worker.db.tables import jobs as job
+from dataset_worker.db.tables import preparations as preparation
+from dataset_worker.db.tables import source_attachments as attachment
 from dataset_worker.defaults import DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT
 from dataset_worker.prep.errors import InvalidParameter
-from dataset_worker.prep.lookup import MAX_ID, MAX_KEY_LENGTH, find_preparation, is_all_digits
-from dataset_worker.prep.views import JobPage
+from dataset_worker.prep.keys import MAX_ID, MAX_KEY_LENGTH, is_all_digits, preparation_row
+
+if TYPE_CHECKING:
+    from dataset_worker.db import Database
+    from dataset_worker.prep.views import JobPage
 
 # The bounds of a jobs page request, shared by the CLI, the API routes and the API's fast path.
 DEFAULT_LIMIT = DEFAULT_JOBS_LIMIT
@@ -39,25 +44,25 @@ E = TypeVar("E", bound=enum.StrEnum)
 
 # Type and state come back as the stored strings: the JSON needs the text, not the enum member.
 _COLUMNS = (
-    Job.id,
-    type_coerce(Job.type, String()),
-    type_coerce(Job.state, String()),
-    Job.started_at,
-    Job.finished_at,
-    Preparation.name,
-    Job.worker_id,
-    Job.error_message,
-    Job.attempts,
-    Job.next_attempt_at,
-    Job.last_worker_id,
-    Job.last_worker_host,
+    job.c.id,
+    job.c.type,
+    job.c.state,
+    job.c.started_at,
+    job.c.finished_at,
+    preparation.c.name,
+    job.c.worker_id,
+    job.c.error_message,
+    job.c.attempts,
+    job.c.next_attempt_at,
+    job.c.last_worker_id,
+    job.c.last_worker_host,
 )
 
-_ATTACHMENTS = select(Preparation.id, SourceAttachment.id).outerjoin(
-    SourceAttachment, SourceAttachment.preparation_id == Preparation.id
+_ATTACHMENTS = select(preparation.c.id, attachment.c.id).outerjoin(
+    attachment, attachment.c.preparation_id == preparation.c.id
 )
-_ATTACHMENTS_BY_ID = _ATTACHMENTS.where(Preparation.id == bindparam("key"))
-_ATTACHMENTS_BY_NAME = _ATTACHMENTS.where(Preparation.name == bindparam("key"))
+_ATTACHMENTS_BY_ID = _ATTACHMENTS.where(preparation.c.id == bindparam("key"))
+_ATTACHMENTS_BY_NAME = _ATTACHMENTS.where(preparation.c.name == bindparam("key"))
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ def list_jobs(
     `limit` is 1..MAX_LIMIT (default DEFAULT_LIMIT); `cursor` is the `nextCursor` of the previous page. Bad
     values raise InvalidParameter; an unknown preparation raises NotFound.
     """
+    from dataset_worker.prep.views import JobPage
+
     query = parse_jobs_query(
         status=status, type=type, preparation=preparation, limit=limit, cursor=cursor
     )
@@ -120,8 +127,9 @@ def job_page_data(db: Database, query: JobsQuery) -> dict[str, Any]:
     Raises NotFound for an unknown preparation.
     """
     params: dict[str, Any] = {
-        "state": query.state,
-        "job_type": query.job_type,
+        # The stored strings (the columns are typed as text, see db/tables.py).
+        "state": None if query.state is None else query.state.value,
+        "job_type": None if query.job_type is None else query.job_type.value,
         "before": query.before,
         "limit": query.limit + 1,  # one row more than asked tells whether another page exists
     }
@@ -183,11 +191,13 @@ def _attachments_of(connection: Connection, preparation: str) -> list[int]:
             statement, {"key": int(preparation) if key_is_id else preparation}
         ).all()
         if rows:  # one row per attachment, or one with a NULL id when there is none
-            return [attachment for _, attachment in rows if attachment is not None]
+            return [found for _, found in rows if found is not None]
     # Unknown or malformed: the shared lookup raises the error every command gives (or finds
     # a preparation created in the meantime).
-    with Session(connection) as session:
-        return [a.id for a in find_preparation(session, preparation).source_attachments]
+    prep_id = preparation_row(connection, preparation).id
+    return list(
+        connection.scalars(select(attachment.c.id).where(attachment.c.preparation_id == prep_id))
+    )
 
 
 def rfc3339(value: datetime) -> str:
@@ -209,25 +219,26 @@ def _statement(
     preparation filter."""
     statement = (
         select(*_COLUMNS)
-        .outerjoin(SourceAttachment, Job.attachment_id == SourceAttachment.id)
-        .outerjoin(Preparation, SourceAttachment.preparation_id == Preparation.id)
+        .select_from(job)
+        .outerjoin(attachment, job.c.attachment_id == attachment.c.id)
+        .outerjoin(preparation, attachment.c.preparation_id == preparation.c.id)
     )
     if by_state:
-        statement = statement.where(Job.state == bindparam("state"))
+        statement = statement.where(job.c.state == bindparam("state"))
     if by_type:
-        statement = statement.where(Job.type == bindparam("job_type"))
+        statement = statement.where(job.c.type == bindparam("job_type"))
     if by_cursor:
-        statement = statement.where(Job.id < bindparam("before"))
+        statement = statement.where(job.c.id < bindparam("before"))
     if one_attachment is not None:
         # With one attachment (the usual case) an equality lets the index on attachment_id,
         # whose entries are ordered by id within a value on SQLite, deliver rows newest first
         # with no sort.
         statement = statement.where(
-            Job.attachment_id == bindparam("attachment")
+            job.c.attachment_id == bindparam("attachment")
             if one_attachment
-            else Job.attachment_id.in_(bindparam("attachments", expanding=True))
+            else job.c.attachment_id.in_(bindparam("attachments", expanding=True))
         )
-    return statement.order_by(Job.id.desc()).limit(bindparam("limit", type_=Integer))
+    return statement.order_by(job.c.id.desc()).limit(bindparam("limit", type_=Integer))
 
 
 def parse_cursor(cursor: str | None) -> int | None:

@@ -7,21 +7,17 @@ from sqlalchemy.orm import Session, selectinload
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import OutputAttachment, Preparation, SourceAttachment
-from dataset_worker.prep.errors import InvalidParameter, NotFound
+from dataset_worker.prep.errors import InvalidParameter
+from dataset_worker.prep.keys import MAX_ID as MAX_ID
+from dataset_worker.prep.keys import MAX_KEY_LENGTH as MAX_KEY_LENGTH
+from dataset_worker.prep.keys import checked_key, not_found
+from dataset_worker.prep.keys import is_all_digits as is_all_digits
 from dataset_worker.prep.views import PreparationView
 
 _WITH_STORAGES = (
     selectinload(Preparation.source_attachments).selectinload(SourceAttachment.storage),
     selectinload(Preparation.output_attachments).selectinload(OutputAttachment.storage),
 )
-MAX_ID = 2**63 - 1  # larger numbers cannot be ids (PostgreSQL bigint); they match nothing
-# Longest preparation name or id a request may give: the width of the name column.
-MAX_KEY_LENGTH = 255
-
-
-def is_all_digits(text: str) -> bool:
-    """True for "123" (ASCII digits only): such a text is read as an id, never as a name."""
-    return text.isascii() and text.isdigit()
 
 
 def find_preparation(session: Session, name_or_id: str | int) -> Preparation:
@@ -30,9 +26,7 @@ def find_preparation(session: Session, name_or_id: str | int) -> Preparation:
     Names are never all digits (spec §8.1), so the two cannot be confused. Attachments and their
     storages are loaded too. Raises NotFound naming what was asked for.
     """
-    key = str(name_or_id)
-    if not key.strip():
-        raise InvalidParameter("a preparation name or id is required")
+    key = checked_key(name_or_id)
     query = select(Preparation).options(*_WITH_STORAGES)
     if is_all_digits(key):
         prep_id = int(key)
@@ -41,8 +35,7 @@ def find_preparation(session: Session, name_or_id: str | int) -> Preparation:
     else:
         prep = session.scalars(query.where(Preparation.name == key)).one_or_none()
     if prep is None:
-        kind = "id" if is_all_digits(key) else "name"
-        raise NotFound(f'preparation "{key}" not found (no preparation has that {kind})')
+        raise not_found(key)
     return prep
 
 

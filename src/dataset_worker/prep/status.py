@@ -1,14 +1,24 @@
-"""How far a preparation has got: job counts per type and state, bytes scanned and packed."""
+"""How far a preparation has got: job counts per type and state, bytes scanned and packed.
+
+The reads are SQLAlchemy Core statements on the light tables of db/tables.py, answered as
+JSON-ready data (`preparation_status_data`), so that `dataset-worker prep status` needs neither
+the ORM nor pydantic; `get_preparation_status` validates that data into the view once.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
-from dataset_worker.db import Database
-from dataset_worker.db.models import Car, File, FileRange, Job, JobState, JobType, PieceType
-from dataset_worker.prep.lookup import find_preparation
-from dataset_worker.prep.views import PreparationStatus, Stage, cid_text
+from sqlalchemy import Connection, case, func, select
+
+from dataset_worker.content.cid import cid_to_str
+from dataset_worker.db.enums import JobState, JobType, PieceType
+from dataset_worker.db.tables import cars, file_ranges, files, jobs, source_attachments
+from dataset_worker.prep.keys import preparation_row
+
+if TYPE_CHECKING:
+    from dataset_worker.db import Database
+    from dataset_worker.prep.views import PreparationStatus, Stage
 
 JobCounts = dict[JobType, dict[JobState, int]]
 _ACTIVE = (JobState.CREATED, JobState.READY, JobState.PROCESSING)
@@ -17,32 +27,52 @@ _ACTIVE = (JobState.CREATED, JobState.READY, JobState.PROCESSING)
 def get_preparation_status(db: Database, name_or_id: str | int) -> PreparationStatus:
     """Counts of the jobs of every type and state (zeros included), files and bytes scanned,
     bytes packed, number of pieces, and the root CID of the newest DAG piece (or None)."""
-    with db.read() as session:
-        prep = find_preparation(session, name_or_id)
-        attachments = [a.id for a in prep.source_attachments]
-        files, bytes_scanned = _scanned(session, attachments)
-        root = session.scalar(
-            select(Car.root_cid)
-            .where(Car.preparation_id == prep.id, Car.piece_type == PieceType.DAG)
-            .order_by(Car.id.desc())
+    from dataset_worker.prep.views import PreparationStatus
+
+    return PreparationStatus.model_validate(preparation_status_data(db, name_or_id))
+
+
+def preparation_status_data(db: Database, name_or_id: str | int) -> dict[str, Any]:
+    """The status as JSON-ready data: exactly `PreparationStatus.model_dump(mode="json",
+    by_alias=True)` of `get_preparation_status`. Raises NotFound for an unknown preparation."""
+    # One connection, one transaction (BEGIN DEFERRED on SQLite, as Database.read()): the
+    # numbers agree with each other.
+    with db.engine.connect() as connection:
+        prep = preparation_row(connection, name_or_id)
+        attachments = list(
+            connection.scalars(
+                select(source_attachments.c.id).where(
+                    source_attachments.c.preparation_id == prep.id
+                )
+            )
+        )
+        files_scanned, bytes_scanned = _scanned(connection, attachments)
+        root = connection.scalar(
+            select(cars.c.root_cid)
+            .where(cars.c.preparation_id == prep.id, cars.c.piece_type == PieceType.DAG.value)
+            .order_by(cars.c.id.desc())
             .limit(1)
         )
-        pieces = session.scalar(
-            select(func.count()).select_from(Car).where(Car.preparation_id == prep.id)
+        pieces = connection.scalar(
+            select(func.count()).select_from(cars).where(cars.c.preparation_id == prep.id)
         )
-        jobs = _job_counts(session, attachments)
-        return PreparationStatus(
-            id=prep.id,
-            name=prep.name,
-            stage=pipeline_stage(jobs, no_dag=prep.no_dag),
-            auto_chain=prep.auto_chain,
-            jobs=jobs,
-            files_scanned=files,
-            bytes_scanned=bytes_scanned,
-            bytes_packed=_packed(session, attachments),
-            pieces=pieces or 0,
-            root_cid=cid_text(root) or None,
-        )
+        counts = _job_counts(connection, attachments)
+        bytes_packed = _packed(connection, attachments)
+    return {
+        "id": prep.id,
+        "name": prep.name,
+        "stage": pipeline_stage(counts, no_dag=prep.no_dag),
+        "autoChain": prep.auto_chain,
+        "jobs": {
+            job_type.value: {state.value: n for state, n in states.items()}
+            for job_type, states in counts.items()
+        },
+        "filesScanned": files_scanned,
+        "bytesScanned": bytes_scanned,
+        "bytesPacked": bytes_packed,
+        "pieces": pieces or 0,
+        "rootCid": cid_to_str(root) if root else None,
+    }
 
 
 def pipeline_stage(jobs: JobCounts, *, no_dag: bool) -> Stage:
@@ -80,34 +110,35 @@ def _unfinished(states: dict[JobState, int], stage: Stage) -> Stage | None:
     return None
 
 
-def _job_counts(session: Session, attachments: list[int]) -> JobCounts:
+def _job_counts(connection: Connection, attachments: list[int]) -> JobCounts:
     counts = {job_type: dict.fromkeys(JobState, 0) for job_type in JobType}
-    rows = session.execute(
-        select(Job.type, Job.state, func.count())
-        .where(Job.attachment_id.in_(attachments))
-        .group_by(Job.type, Job.state)
+    rows = connection.execute(
+        select(jobs.c.type, jobs.c.state, func.count())
+        .where(jobs.c.attachment_id.in_(attachments))
+        .group_by(jobs.c.type, jobs.c.state)
     )
     for job_type, state, n in rows:
-        counts[job_type][state] = n
+        counts[JobType(job_type)][JobState(state)] = n
     return counts
 
 
-def _scanned(session: Session, attachments: list[int]) -> tuple[int, int]:
+def _scanned(connection: Connection, attachments: list[int]) -> tuple[int, int]:
     # Files of unknown size (-1) count as files but add no bytes.
-    count, total = session.execute(
+    count, total = connection.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(case((File.size > 0, File.size), else_=0)), 0),
-        ).where(File.attachment_id.in_(attachments))
+            func.coalesce(func.sum(case((files.c.size > 0, files.c.size), else_=0)), 0),
+        ).where(files.c.attachment_id.in_(attachments))
     ).one()
     return int(count), int(total)
 
 
-def _packed(session: Session, attachments: list[int]) -> int:
-    total = session.scalar(
-        select(func.coalesce(func.sum(FileRange.length), 0))
-        .join(File, FileRange.file_id == File.id)
-        .where(File.attachment_id.in_(attachments))
-        .where(FileRange.cid.is_not(None), FileRange.length > 0)
+def _packed(connection: Connection, attachments: list[int]) -> int:
+    total = connection.scalar(
+        select(func.coalesce(func.sum(file_ranges.c.length), 0))
+        .select_from(file_ranges)
+        .join(files, file_ranges.c.file_id == files.c.id)
+        .where(files.c.attachment_id.in_(attachments))
+        .where(file_ranges.c.cid.is_not(None), file_ranges.c.length > 0)
     )
     return int(total or 0)

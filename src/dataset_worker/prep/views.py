@@ -49,7 +49,9 @@ class CreatePreparationRequest(View):
     name: str
     source: str = Field(description="Folder to prepare (must exist).")
     output: str | None = Field(
-        default=None, description="Folder for the CAR files (created if missing)."
+        default=None,
+        description="Folder for the CAR files (created if missing). Omit it for an inline "
+        "preparation: no CAR files are written, pieces are rebuilt from the source when served.",
     )
     max_size: str | int = DEFAULT_MAX_SIZE
     piece_size: str | int | None = None

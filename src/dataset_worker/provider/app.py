@@ -26,6 +26,7 @@ import dataset_worker
 from dataset_worker.api.errors import ErrorBody, describe_validation_error, error_response
 from dataset_worker.logs import log_event
 from dataset_worker.provider.fastpath import PieceFastPath
+from dataset_worker.provider.gateway import add_gateway_routes
 from dataset_worker.provider.metadata import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -153,6 +154,7 @@ def create_provider_app(
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _install_error_handlers(app)
     _add_routes(app, catalog)
+    add_gateway_routes(app, catalog.db)  # /ipfs/{cid}: the prepared DAGs, trustless
     wrapped: ASGIApp = PieceFastPath(app, catalog)
     if token is not None:
         wrapped = TokenMiddleware(wrapped, token=token)

@@ -13,7 +13,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_cid
-from dataset_worker.provider.pieces import PieceCatalog, PieceNotFound, PieceUnavailable
+from dataset_worker.provider.pieces import (
+    CheckedPieceReader,
+    PieceCatalog,
+    PieceNotFound,
+    PieceUnavailable,
+)
 from dataset_worker.provider.reply import piece_reply
 
 PREFIX = "/piece/"
@@ -49,6 +54,10 @@ class PieceFastPath:
             # Opening a local file is a few microseconds: no need to leave the event loop.
             record, reader = self.catalog.open_records(records)
         except (PieceNotFound, PieceUnavailable):
+            return None
+        if isinstance(reader, CheckedPieceReader):
+            # Its checks read the database and stat source files: not in the event loop.
+            reader.close()
             return None
         wanted = {name: None for name in _HEADERS}
         for name, value in scope["headers"]:

@@ -1,9 +1,8 @@
 """From a piece CID to bytes that can be served: the `cars` rows, then a `PieceSource`.
 
-A `PieceSource` is where one piece's bytes come from. Only `LocalCarFile` exists for now (the CAR
-file a pack or daggen job wrote to a local output folder); a piece rebuilt from the source files
-and `car_blocks` (inline preparations) and a CAR in S3 will be other sources, chosen in
-`PieceCatalog.source_of`. Opening a source checks the bytes are the ones recorded (the file
+A `PieceSource` is where one piece's bytes come from: `LocalCarFile` (the CAR file a pack or
+daggen job wrote to a local output folder) or `InlinePiece` (`inline.py`: an inline preparation's
+piece rebuilt from the source files and `car_blocks`), chosen in `PieceCatalog.source_of`. Opening a source checks the bytes are the ones recorded (the file
 exists with the recorded size) so a broken output is reported, never served.
 
 Read-only: this module only ever reads the database.
@@ -16,10 +15,11 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import select
 
@@ -81,6 +81,16 @@ class PieceReader(Protocol):
 
     def close(self) -> None:
         """Release the source."""
+        ...
+
+
+@runtime_checkable
+class CheckedPieceReader(PieceReader, Protocol):
+    """A reader whose bytes depend on more than one file (an inline piece, rebuilt from its
+    source files): what the requested spans need is checked before the reply starts."""
+
+    def check_spans(self, spans: Sequence[tuple[int, int]]) -> None:
+        """PieceUnavailable if the (offset, length) spans cannot be served as recorded."""
         ...
 
 
@@ -241,6 +251,10 @@ class PieceCatalog:
 
     def source_of(self, record: PieceRecord) -> PieceSource:
         """The source of a row's bytes; PieceUnavailable when there is none to serve from."""
+        if record.storage_type is None and not record.storage_path:
+            from dataset_worker.provider.inline import InlinePiece  # it imports this module
+
+            return InlinePiece(self.db, record)
         if record.storage_type is None or record.storage_root is None:
             raise PieceUnavailable(
                 410, "the output storage that held this piece's CAR file was removed"

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from dataset_worker.api.errors import error_response
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.provider.pieces import PieceReader, PieceRecord
+from dataset_worker.provider.pieces import CheckedPieceReader, PieceReader, PieceRecord
 from dataset_worker.provider.ranges import (
     ByteRange,
     RangeNotSatisfiable,
@@ -54,6 +54,10 @@ def piece_reply(
         except RangeNotSatisfiable as exc:
             reader.close()
             return _not_satisfiable(str(exc), reader.size)
+    if isinstance(reader, CheckedPieceReader):
+        # Before the status line: a changed source file is a 409, not a broken transfer.
+        spans = [(0, reader.size)] if ranges is None else [(r.start, r.length) for r in ranges]
+        reader.check_spans(spans)
     return _bytes_reply(headers, reader, ranges, send_body=method != "HEAD")
 
 

@@ -1,8 +1,8 @@
 """The storage interface: what scan, pack and daggen need from a source and an output storage.
 
-A source is listed (spec §4.1 step 2) and read by byte range (§5.3); an output receives CAR files
-through a temporary object that only gets its final name when it is complete (§5.7). Local
-folders implement both (`storage.local`); S3-compatible stores can implement the same protocols.
+A source is listed and read by byte range; an output receives CAR files through a temporary
+object that only gets its final name when it is complete. Local folders (`storage.local`),
+S3-compatible buckets (`storage.s3`) and SFTP servers (`storage.sftp`) implement both.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class StorageError(Exception):
 
 
 class SourceChangedError(StorageError):
-    """A source file differs from what the scan recorded (size or mtime), spec §5.3 step 2."""
+    """A source file differs from what the scan recorded (size, mtime or version tag)."""
 
 
 @dataclass(frozen=True, slots=True)

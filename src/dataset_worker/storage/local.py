@@ -1,6 +1,6 @@
 """Local folders as source and output storages.
 
-Listing follows Singularity's rclone walk with the default scan concurrency of 1 (spec §4.1):
+Listing follows Singularity's rclone walk with the default scan concurrency of 1:
 breadth first from the root, each directory's entries sorted by byte order of their path.
 Symbolic links and special files are skipped, as rclone's local backend does by default.
 Output objects are written under a hidden temporary name and renamed into place only once they

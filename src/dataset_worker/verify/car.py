@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from dataset_worker.content.cid import DAG_PB, RAW, cid_to_str, piece_cid
 from dataset_worker.content.commp import MIN_PAYLOAD, CommP, CommPError, finalize
+from dataset_worker.pieces_inline import InlinePieceError
 from dataset_worker.verify.report import Problem
 
 READ_SIZE = 4 << 20
@@ -292,19 +293,33 @@ def _cbor(buf: bytes, pos: int, depth: int) -> tuple[_Cbor, int]:
     raise ValueError(f"unsupported major type {major}")
 
 
+Opener = Callable[[], tuple[BinaryIO, int]]
+
+
+def _open_file(path: Path) -> tuple[BinaryIO, int]:
+    stream = open(path, "rb", buffering=0)  # closed by scan_car
+    try:
+        return stream, os.fstat(stream.fileno()).st_size
+    except BaseException:
+        stream.close()
+        raise
+
+
 def scan_car(
     path: Path,
     on_block: Callable[[Section], None],
     *,
     sink: Callable[[bytes], None] | None = None,
     progress: Progress | None = None,
+    opener: Opener | None = None,
 ) -> list[bytes]:
-    """Parse the CAR at `path`, calling `on_block` for each section; returns the header roots.
+    """Parse the CAR at `path` (or the stream `opener` gives, with its size), calling
+    `on_block` for each section; returns the header roots.
 
     CarFormatError on bad framing (after feeding the whole file to `sink` all the same).
     """
-    with open(path, "rb", buffering=0) as stream:
-        size = os.fstat(stream.fileno()).st_size
+    stream, size = opener() if opener is not None else _open_file(path)
+    with stream:
         reader = _Reader(stream, size, sink or (lambda _chunk: None), progress)
         try:
             roots = read_header(reader)
@@ -371,8 +386,10 @@ def check_piece(
     *,
     on_block: Callable[[Section], None] | None = None,
     progress: Progress | None = None,
+    opener: Opener | None = None,
 ) -> PieceCheck:
-    """Re-read one CAR and compare it with its `cars` row; `on_block` sees every good block."""
+    """Re-read one CAR (the file at `path`, or what `opener` gives: an inline piece rebuilt
+    from its source) and compare it with its `cars` row; `on_block` sees every good block."""
     label = cid_to_str(expected.piece_cid)
     result = PieceCheck()
 
@@ -407,7 +424,11 @@ def check_piece(
         counted = _Counter(feed)
         framing_ok = True
         try:
-            roots = scan_car(path, take, sink=counted, progress=progress)
+            roots = scan_car(path, take, sink=counted, progress=progress, opener=opener)
+        except InlinePieceError as exc:
+            kind = "source-changed" if exc.file else "inline-rows"
+            problem(kind, f"the inline piece cannot be rebuilt: {exc}")
+            return result
         except CarFormatError as exc:
             framing_ok = False
             roots = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, Directory, PieceType, Storage
+from dataset_worker.pieces_inline import InlinePieceStream, open_inline_piece
 from dataset_worker.prep.lookup import find_preparation, single_source
 from dataset_worker.storage import StorageError, open_source
 from dataset_worker.verify.car import ExpectedPiece, check_piece
@@ -80,10 +81,17 @@ def verify_preparation(
             f'preparation "{plan.report.preparation_name}" was created with --no-dag: it has no '
             "DAG to rebuild files from, so --deep cannot be used (run verify without --deep)"
         )
+    if deep and any(_is_inline(piece) for piece in plan.pieces):
+        raise VerifyUsageError(
+            f'preparation "{plan.report.preparation_name}" is inline: its pieces are rebuilt '
+            "from the source files, so comparing the files with the source (--deep) would "
+            "compare the source with itself (run verify without --deep: it rebuilds every "
+            "piece and checks every block against its CID)"
+        )
     report = plan.report
     store = BlockStore() if deep else None
     try:
-        _check_pieces(plan, store, progress)
+        _check_pieces(db, plan, store, progress)
         if deep and store is not None:
             _check_tree(plan, store, progress)
     finally:
@@ -147,15 +155,29 @@ def _load(session: Session, name_or_id: str, deep: bool) -> _Plan:
     )
 
 
-def _check_pieces(plan: _Plan, store: BlockStore | None, progress: ProgressSink | None) -> None:
+def _is_inline(piece: _PieceRow) -> bool:
+    """A piece with no CAR file by design: no output storage and no path."""
+    return piece.storage_type is None and not piece.storage_path
+
+
+def _check_pieces(
+    db: Database, plan: _Plan, store: BlockStore | None, progress: ProgressSink | None
+) -> None:
     report = plan.report
     paths = {piece.car_id: _car_path(piece) for piece in plan.pieces}
     if progress is not None:
-        total = sum(p.expected.file_size for p in plan.pieces if paths[p.car_id] is not None)
+        total = sum(
+            p.expected.file_size
+            for p in plan.pieces
+            if paths[p.car_id] is not None or _is_inline(p)
+        )
         progress.stage("Reading CARs", total)
     for piece in plan.pieces:
         label = cid_to_str(piece.expected.piece_cid)
         path = paths[piece.car_id]
+        if _is_inline(piece):
+            _check_inline_piece(db, plan, piece, label, progress)
+            continue
         if path is None:
             report.pieces.append(
                 PieceResult(
@@ -163,7 +185,7 @@ def _check_pieces(plan: _Plan, store: BlockStore | None, progress: ProgressSink 
                     piece.piece_type.value,
                     label,
                     None,
-                    skipped="no CAR file (inline preparation)",
+                    skipped="no CAR file: its output storage was removed",
                 )
             )
             continue
@@ -200,6 +222,37 @@ def _check_pieces(plan: _Plan, store: BlockStore | None, progress: ProgressSink 
                 problems=len(problems) + len(checked.problems),
             )
         )
+
+
+def _check_inline_piece(
+    db: Database, plan: _Plan, piece: _PieceRow, label: str, progress: ProgressSink | None
+) -> None:
+    """Rebuild an inline piece from its rows and the source, and check it like a CAR file."""
+    report = plan.report
+    where = f"inline: rebuilt from {plan.source_path}"
+
+    def opener() -> tuple[BinaryIO, int]:
+        reader = open_inline_piece(db, piece.car_id)
+        return cast(BinaryIO, InlinePieceStream(reader)), reader.size
+
+    checked = check_piece(
+        Path(where),
+        piece.expected,
+        progress=progress.advance if progress is not None else None,
+        opener=opener,
+    )
+    report.problems.extend(checked.problems)
+    report.pieces.append(
+        PieceResult(
+            piece.car_id,
+            piece.piece_type.value,
+            label,
+            where,
+            blocks=checked.blocks,
+            bytes_read=checked.bytes_read,
+            problems=len(checked.problems),
+        )
+    )
 
 
 def _car_path(piece: _PieceRow) -> Path | None:

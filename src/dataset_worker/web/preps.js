@@ -8,6 +8,7 @@ import { formatBytes, percent, shortCid } from "./format.js";
 import { DeleteControl } from "./lifecycle.js";
 import { Poller } from "./poll.js";
 import { RetryControl, stagePill } from "./retry.js";
+import { VerifyControl, loadConfig, pieceUrl, pieceUrlCell, storageMode } from "./verify.js";
 
 const BASE = "/api/preparations";
 const JOB_TYPES = ["scan", "pack", "daggen"];
@@ -165,6 +166,7 @@ class PrepCard {
     this.browser = new FileBrowser(prep.name, `${id}-files`, (open) => this.el.classList.toggle("browsing", open));
     this.deleter = new DeleteControl(prep.name, `${id}-delete`, () => onChange());
     this.retry = new RetryControl(prep.name, { say: (text, isError) => this.say(text, isError), onChange });
+    this.verifier = new VerifyControl(prep.name, `${id}-verify`);
     this.stageSlot = h("span", { class: "stage-slot" }, stagePill(null));
     this.el = h(
       "li",
@@ -186,11 +188,13 @@ class PrepCard {
         h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-daggen", "DAG generation", e.currentTarget) }, "Start daggen"),
         this.retry.button,
         this.piecesButton,
+        this.verifier.button,
         this.browser.button,
         this.deleter.button,
       ),
       this.deleter.el,
       this.message,
+      this.verifier.el,
       this.piecesBox,
       this.browser.el,
     );
@@ -213,6 +217,7 @@ class PrepCard {
       fact("Pieces", summary.pieces ?? "—"),
       fact("Max size", formatBytes(this.prep.maxSize)),
       fact("File hash", this.prep.fileHash === false ? "off" : "sha256"),
+      fact("Storage", storageMode(this.prep)),
       fact("Root CID", summary.rootCid ? h("span", { class: "mono", title: summary.rootCid }, shortCid(summary.rootCid)) : "—"),
     );
     replace(this.jobsBox, JOB_TYPES.map((type) => jobBar(type, summary.jobs[type] || {})));
@@ -263,11 +268,13 @@ class PrepCard {
       replace(this.piecesBox, h("p", { class: "empty" }, "No pieces yet."));
       return;
     }
-    replace(this.piecesBox, piecesTable(pieces));
+    const { publicUrl } = await loadConfig();
+    replace(this.piecesBox, piecesTable(pieces, publicUrl));
   }
 }
 
-function piecesTable(pieces) {
+function piecesTable(pieces, publicUrl = null) {
+  const columns = ["Piece CID", "Type", "Piece size", "Root CID", "CAR size", ...(publicUrl ? ["URL"] : [])];
   return h(
     "div",
     { class: "table-wrap" },
@@ -278,7 +285,7 @@ function piecesTable(pieces) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Piece CID", "Type", "Piece size", "Root CID", "CAR size"].map((t) => h("th", { scope: "col" }, t))),
+        h("tr", {}, columns.map((t) => h("th", { scope: "col" }, t))),
       ),
       h(
         "tbody",
@@ -296,6 +303,7 @@ function piecesTable(pieces) {
             h("td", { class: "num", "data-label": "Piece size" }, formatBytes(p.pieceSize)),
             h("td", { "data-label": "Root CID" }, h("code", { class: "cid", title: p.rootCid ?? "" }, shortCid(p.rootCid, 10))),
             h("td", { class: "num", "data-label": "CAR size" }, formatBytes(p.fileSize ?? p.carSize)),
+            publicUrl ? h("td", { "data-label": "URL" }, pieceUrlCell(pieceUrl(publicUrl, p.pieceCid))) : null,
           ),
         ),
       ),

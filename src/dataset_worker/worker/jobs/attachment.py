@@ -50,13 +50,18 @@ class AttachmentSetup:
     outputs: list[OutputTarget]
     file_hash: bool = True  # pack records each file's sha256
 
+    @property
+    def inline(self) -> bool:
+        """No output storage: pieces are recorded in `car_blocks` only, no CAR file is written."""
+        return not self.outputs
+
     def require_output(self) -> list[OutputTarget]:
-        """The outputs; inline preparations (none attached) are refused for now (spec §8.4)."""
-        if not self.outputs:
+        """The outputs (empty for an inline preparation); JobSetupError when a no-inline
+        preparation has none, since its pieces would be kept nowhere."""
+        if not self.outputs and self.no_inline:
             raise JobSetupError(
-                f'preparation "{self.preparation_name}" has no output storage: inline '
-                "preparations (CARs rebuilt from car_blocks) are not supported yet; attach an "
-                "output folder"
+                f'preparation "{self.preparation_name}" has no output storage but is no-inline: '
+                "its pieces would be kept nowhere; attach an output folder"
             )
         return self.outputs
 

@@ -66,13 +66,18 @@ class SealedPiece:
 
 class PieceWriter:
     """`with PieceWriter(target, tag) as piece:` write blocks to `piece.car`, then `seal()` and
-    `publish()`. Leaving the block with an exception removes the temporary object."""
+    `publish()`. Leaving the block with an exception removes the temporary object.
 
-    def __init__(self, target: OutputTarget, tag: str, root: bytes | None = None) -> None:
+    With `target=None` (an inline preparation) no file is written: the same CAR bytes only go
+    through commP, and the padding is counted in the size without being written.
+    """
+
+    def __init__(self, target: OutputTarget | None, tag: str, root: bytes | None = None) -> None:
         self.target = target
-        self._temp: TempOutput = target.storage.create_temp(tag)
+        self._temp: TempOutput | None = None if target is None else target.storage.create_temp(tag)
         self._commp = CommP()
-        self.car = CarWriter(self._temp.stream, root, tee=self._commp.update)
+        stream = None if self._temp is None else self._temp.stream
+        self.car = CarWriter(stream, root, tee=self._commp.update)
         self.sealed: SealedPiece | None = None
 
     def __enter__(self) -> PieceWriter:
@@ -84,7 +89,8 @@ class PieceWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._temp.discard()  # a no-op once published
+        if self._temp is not None:
+            self._temp.discard()  # a no-op once published
 
     def seal(self, min_piece_size: int, *, pad: bool, min_content: int) -> SealedPiece:
         """commP, final piece size and (when `pad`) Singularity's zero padding.
@@ -101,27 +107,32 @@ class PieceWriter:
         if pad:
             target = padded_car_size(car_size, piece_size)
             if target is not None:
-                self._temp.pad_to(target)
-                file_size = target
+                if self._temp is not None:
+                    self._temp.pad_to(target)
+                file_size = target  # inline: the rebuilt piece ends with these zeros too
         self.sealed = SealedPiece(piece_cid(commitment), piece_size, root, file_size)
         return self.sealed
 
     def publish(self) -> str:
-        """Flush, fsync and rename to `<pieceCID>.car`; returns the storage path."""
+        """Flush, fsync and rename to `<pieceCID>.car`; returns the storage path ("" inline)."""
         if self.sealed is None:
             raise RuntimeError("seal() the piece before publishing it")
+        if self._temp is None:
+            return ""
         return self._temp.publish(self.sealed.file_name)
 
 
 def record_or_unpublish(
     db: Database,
-    output: OutputStorage,
-    storage_id: int,
+    output: OutputStorage | None,
+    storage_id: int | None,
     storage_path: str,
     record: Callable[[Session], T],
 ) -> T:
     """Run the recording transaction; if it fails, delete the published file unless a `cars`
-    row refers to it."""
+    row refers to it (inline pieces, `output=None`, have no file)."""
+    if output is None:
+        return db.run_write(record)
     try:
         return db.run_write(record)
     except BaseException:

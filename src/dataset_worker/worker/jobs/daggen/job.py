@@ -73,9 +73,14 @@ def run_daggen(ctx: JobContext) -> None:
             "the dag is not ready: the root directory has no CID yet (no pack job has finished)"
         )
     outputs = setup.require_output()
-    target = choose_output([(o, o.storage) for o in outputs], setup.min_piece_size)[0]
+    target = (
+        choose_output([(o, o.storage) for o in outputs], setup.min_piece_size)[0]
+        if outputs
+        else None  # inline: the DAG piece lives in car_blocks only
+    )
     tag = f"daggen{ctx.job_id}"
-    target.storage.remove_temps(tag)
+    if target is not None:
+        target.storage.remove_temps(tag)
     with PieceWriter(target, tag, root_cid) as writer:
         export = _Export()
         for cid, block in _directory_blocks(ctx, export):
@@ -101,11 +106,14 @@ def run_daggen(ctx: JobContext) -> None:
             return
         storage_path = writer.publish()
 
+    storage_id = target.storage_id if target is not None else None
+
     def record(session: Session) -> None:
         lock_own_job(session, ctx)
-        _record(session, setup, export, sealed, root_cid, target.storage_id, storage_path)
+        _record(session, setup, export, sealed, root_cid, storage_id, storage_path)
 
-    record_or_unpublish(ctx.db, target.storage, target.storage_id, storage_path, record)
+    output = target.storage if target is not None else None
+    record_or_unpublish(ctx.db, output, storage_id, storage_path, record)
     log_event(
         ctx.logger,
         "daggen.done",
@@ -163,7 +171,7 @@ def _record(
     export: _Export,
     sealed: SealedPiece,
     root_cid: bytes,
-    storage_id: int,
+    storage_id: int | None,
     storage_path: str,
 ) -> None:
     car_id = session.execute(

@@ -151,6 +151,9 @@ def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Itera
 def _already_stored(
     outputs: list[OutputTarget], storage_id: int | None, path: str, size: int
 ) -> bool:
+    if not outputs:
+        # Inline: the row and its car_blocks were recorded in one transaction, so it is whole.
+        return storage_id is None and not path
     for target in outputs:
         if target.storage_id == storage_id and path:
             return target.storage.exists(path) == size
@@ -190,9 +193,9 @@ def _pack(
     needed = size.car_estimate
     if pad:
         needed = max(needed, setup.min_piece_size * 127 // 128)
-    target = choose_output([(o, o.storage) for o in outputs], needed)[0]
+    target = choose_output([(o, o.storage) for o in outputs], needed)[0] if outputs else None
     tag = f"pack{ctx.job_id}"
-    removed = target.storage.remove_temps(tag)
+    removed = target.storage.remove_temps(tag) if target is not None else 0
     if removed:
         log_event(ctx.logger, "pack.removed_stale_temp", job=ctx.job_id, count=removed)
     with PieceWriter(target, tag) as writer:
@@ -208,19 +211,21 @@ def _pack(
         ctx.check_cancelled()
         sealed = writer.seal(setup.min_piece_size, pad=pad, min_content=DATA_MIN_CONTENT)
         storage_path = writer.publish()
+    storage_id = target.storage_id if target is not None else None
     piece = Piece(
         sealed.piece_cid,
         sealed.piece_size,
         sealed.root_cid,
         sealed.file_size,
-        target.storage_id,
+        storage_id,
         storage_path,
     )
 
     def record(session: Session) -> Recorded:
         return record_pack(session, ctx, setup, spool, piece)
 
-    recorded = record_or_unpublish(ctx.db, target.storage, target.storage_id, storage_path, record)
+    output = target.storage if target is not None else None
+    recorded = record_or_unpublish(ctx.db, output, storage_id, storage_path, record)
     return recorded, piece
 
 

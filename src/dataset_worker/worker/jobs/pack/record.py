@@ -36,7 +36,7 @@ class Piece:
     piece_size: int
     root_cid: bytes
     file_size: int
-    storage_id: int
+    storage_id: int | None  # None with storage_path "": an inline piece (no CAR file)
     storage_path: str
 
 

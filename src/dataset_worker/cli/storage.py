@@ -1,0 +1,167 @@
+"""CLI commands `storage create|list|show|check|delete`: named storages (folders, S3 buckets)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from dataset_worker.cli.common import fail
+from dataset_worker.cli.prep import JsonOpt, database
+
+storage_app = typer.Typer(
+    help="Named storages: local folders and S3-compatible buckets.", no_args_is_help=True
+)
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Storage name or id.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `storage` command group to the app."""
+    app.add_typer(storage_app, name="storage")
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _parse_options(options: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f'--option "{item}" must be KEY=VALUE')
+        parsed[key.strip()] = value
+    return parsed
+
+
+@storage_app.command("create")
+def create_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Unique name for the storage.")],
+    url: Annotated[str, typer.Argument(help="s3://bucket[/prefix], or an absolute folder.")],
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", metavar="URL", help="S3-compatible endpoint URL.")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", metavar="R", help="S3 region.")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", metavar="P", help="AWS profile for credentials.")
+    ] = None,
+    anonymous: Annotated[
+        bool, typer.Option("--anonymous", help="Send unsigned requests (public buckets).")
+    ] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", metavar="KEY=VALUE", help="More config, e.g. part_size=16777216."),
+    ] = None,
+    allow_secret_in_db: Annotated[
+        bool,
+        typer.Option(
+            "--allow-secret-in-db",
+            help="Allow access_key_id/secret_access_key/session_token options (stored in the DB).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a named storage. Credentials come from the AWS environment, shared files or a
+    profile; they are stored only with --allow-secret-in-db, and always shown as ***."""
+    from dataset_worker.prep.errors import InvalidParameter
+    from dataset_worker.prep.storages import CreateStorageRequest, create_storage
+
+    request = CreateStorageRequest(
+        name=name,
+        url=url,
+        endpoint=endpoint,
+        region=region,
+        profile=profile,
+        anonymous=anonymous,
+        options=_parse_options(option or []),
+        allow_secret_in_db=allow_secret_in_db,
+    )
+    with database(ctx) as db:
+        try:
+            view = create_storage(db, request)
+        except InvalidParameter as exc:
+            fail(f"{exc.field}: {exc}" if exc.field else str(exc))
+    if as_json:
+        _print_json(view.model_dump(mode="json", by_alias=True))
+        return
+    typer.echo(f'created storage "{view.name}" (id {view.id}): {view.type} {view.path}')
+
+
+@storage_app.command("list")
+def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List every storage with the preparations that use it."""
+    from rich.console import Console  # rich inside the commands: the CLI loads fast
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dataset_worker.prep.storages import list_storages
+
+    with database(ctx) as db:
+        views = list_storages(db)
+    if as_json:
+        _print_json([v.model_dump(mode="json", by_alias=True) for v in views])
+        return
+    if not views:
+        typer.echo("no storages")
+        return
+    table = Table("ID", "NAME", "TYPE", "PATH", "USED BY")
+    for v in views:
+        table.add_row(
+            str(v.id), escape(v.name), v.type, escape(v.path), escape(", ".join(v.preparations))
+        )
+    Console(width=200).print(table)
+
+
+@storage_app.command("show")
+def show_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
+    """Show one storage; secrets in its config are shown as ***."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from dataset_worker.prep.storages import get_storage
+
+    with database(ctx) as db:
+        view = get_storage(db, name)
+    if as_json:
+        _print_json(view.model_dump(mode="json", by_alias=True))
+        return
+    console = Console(width=200)
+    console.print(f"Name:    {escape(view.name)} (id {view.id})", highlight=False)
+    console.print(f"Type:    {view.type}", highlight=False)
+    console.print(f"Path:    {escape(view.path)}", highlight=False)
+    for key, value in sorted(view.config.items()):
+        console.print(f"Config:  {escape(key)} = {escape(str(value))}", highlight=False)
+    console.print(f"Used by: {escape(', '.join(view.preparations) or '-')}", highlight=False)
+
+
+@storage_app.command("check")
+def check_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
+    """Read the storage's root and list its first entries; exit 1 if it cannot be read."""
+    from dataset_worker.prep.storages import check_storage
+
+    with database(ctx) as db:
+        result = check_storage(db, name)
+    if as_json:
+        _print_json(result.model_dump(mode="json", by_alias=True))
+    else:
+        state = "ok" if result.ok else "FAILED"
+        typer.echo(f'storage "{result.name}": {state}: {result.message}')
+        for entry in result.sample:
+            typer.echo(f"  {entry}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@storage_app.command("delete")
+def delete_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
+    """Delete a storage that no preparation uses (its files are not touched)."""
+    from dataset_worker.prep.storages import delete_storage
+
+    with database(ctx) as db:
+        view = delete_storage(db, name)
+    if as_json:
+        _print_json(view.model_dump(mode="json", by_alias=True))
+        return
+    typer.echo(f'deleted storage "{view.name}" (id {view.id})')

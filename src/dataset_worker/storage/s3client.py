@@ -1,0 +1,326 @@
+"""S3 connection settings, clients and retries shared by the S3 source and output.
+
+Credentials come only from boto3's standard chain (AWS_* environment variables, the shared
+config and credentials files, a named profile, instance roles); a storage's `config` holds
+where to connect and how, never a secret. Every call goes through `S3Api.call`, which retries
+transient failures (connection resets, timeouts, 5xx, SlowDown) with bounded exponential
+backoff and jitter; botocore's own retries are turned off so there is one policy in one place.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import urllib3.exceptions
+from botocore import UNSIGNED
+
+from dataset_worker.storage.base import StorageError
+
+T = TypeVar("T")
+
+MIB = 1 << 20
+MIN_PART_SIZE = 5 * MIB  # S3's smallest part (all but the last)
+MAX_PART_SIZE = 5 << 30
+DEFAULT_PART_SIZE = 8 * MIB  # 10,000 parts hold 78 GiB, above the largest 31.5 GiB CAR
+
+# Keys a storage's config may hold. Anything that looks like a secret is refused.
+_SETTINGS = {
+    "endpoint": "endpoint URL of an S3-compatible server (http:// or https://)",
+    "region": "region name",
+    "profile": "profile of the shared AWS config/credentials files",
+    "anonymous": "true to send unsigned requests (public buckets)",
+    "read_timeout": "seconds without data before a read is retried",
+    "connect_timeout": "seconds to wait for a connection",
+    "max_attempts": "tries per request before giving up",
+    "part_size": "multipart upload part size in bytes",
+    "addressing_style": "path, virtual or auto",
+}
+# Secrets a storage may hold only when its creator allowed it explicitly (--allow-secret-in-db).
+STORABLE_SECRETS = ("access_key_id", "secret_access_key", "session_token")
+SECRET_KEYS = frozenset(
+    {
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "secret",
+        "password",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequests",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "503",
+        "500",
+        "502",
+        "504",
+    }
+)
+_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,  # connect/read timeouts, resets, closed connections
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.HTTPClientError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    """A bucket and a key prefix ("" or ending without a slash)."""
+
+    bucket: str
+    prefix: str
+
+    @property
+    def root(self) -> str:
+        """The key prefix objects of this storage start with ("" or "prefix/")."""
+        return f"{self.prefix}/" if self.prefix else ""
+
+    def url(self, key: str | None = None) -> str:
+        """`s3://bucket/key` for messages (the storage root when `key` is None)."""
+        if key is None:
+            return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        return f"s3://{self.bucket}/{key}"
+
+
+def parse_s3_url(url: str) -> S3Location:
+    """`s3://bucket[/prefix]` -> S3Location; StorageError naming the rule otherwise."""
+    if not url.startswith("s3://"):
+        raise StorageError(f'S3 path "{url}" must start with s3:// (s3://bucket/prefix)')
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket or "." == bucket or ".." == bucket:
+        raise StorageError(f'S3 path "{url}" has no bucket name (s3://bucket/prefix)')
+    prefix = prefix.strip("/")
+    for part in prefix.split("/") if prefix else ():
+        if part in ("", ".", ".."):
+            raise StorageError(f'S3 path "{url}" has an empty, "." or ".." segment in its prefix')
+    return S3Location(bucket, prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Config:
+    """Where and how to connect; hashable so clients can be shared per config."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    anonymous: bool = False
+    read_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    max_attempts: int = 8
+    part_size: int = DEFAULT_PART_SIZE
+    addressing_style: str | None = None
+    # Only when stored on purpose; never shown (repr=False) and masked in every view.
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_mapping(
+        cls, config: Mapping[str, Any] | None, *, allow_secrets: bool = False
+    ) -> S3Config:
+        """Validate a `storages.config` mapping; StorageError names the key and the rule.
+
+        Secrets are refused unless `allow_secrets`, and then only the three AWS key fields.
+        """
+        values = dict(config or {})
+        for key in values:
+            if key.lower() in SECRET_KEYS and not (allow_secrets and key in STORABLE_SECRETS):
+                raise StorageError(
+                    f'S3 config key "{key}" holds a secret: credentials come from the AWS '
+                    "environment variables, shared config/credentials files or a profile"
+                    + ("" if allow_secrets else " (or allow storing them in the database)")
+                )
+            if key not in _SETTINGS and key not in STORABLE_SECRETS:
+                known = ", ".join(sorted(_SETTINGS))
+                raise StorageError(f'unknown S3 config key "{key}" (known keys: {known})')
+        return cls(
+            endpoint=_opt_str(values, "endpoint", url=True),
+            region=_opt_str(values, "region"),
+            profile=_opt_str(values, "profile"),
+            anonymous=_bool(values, "anonymous"),
+            read_timeout=_number(values, "read_timeout", 60.0, 0.1, 3600.0),
+            connect_timeout=_number(values, "connect_timeout", 10.0, 0.1, 600.0),
+            max_attempts=int(_number(values, "max_attempts", 8, 1, 100)),
+            part_size=int(
+                _number(values, "part_size", DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE)
+            ),
+            addressing_style=_choice(values, "addressing_style", ("path", "virtual", "auto")),
+            access_key_id=_opt_str(values, "access_key_id"),
+            secret_access_key=_opt_str(values, "secret_access_key"),
+            session_token=_opt_str(values, "session_token"),
+        )
+
+
+def _opt_str(values: Mapping[str, Any], key: str, *, url: bool = False) -> str | None:
+    value = values.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise StorageError(f'S3 config "{key}" must be a string')
+    if url and not value.startswith(("http://", "https://")):
+        raise StorageError(f'S3 config "{key}" must be an http:// or https:// URL, not "{value}"')
+    return value
+
+
+def _bool(values: Mapping[str, Any], key: str) -> bool:
+    value = values.get(key, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise StorageError(f'S3 config "{key}" must be true or false')
+
+
+def _number(values: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = values.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise StorageError(f'S3 config "{key}" must be a number') from None
+    if not low <= number <= high:
+        raise StorageError(f'S3 config "{key}" must be between {low:g} and {high:g}')
+    return number
+
+
+def _choice(values: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str | None:
+    value = values.get(key)
+    if value is None:
+        return None
+    if value not in choices:
+        raise StorageError(f'S3 config "{key}" must be one of {", ".join(choices)}')
+    return str(value)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: network errors, timeouts, 5xx, throttling."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return str(error.get("Code", "")) in _TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, _TRANSIENT_ERRORS)
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a ClientError ("" for anything else)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def status_code(exc: BaseException) -> int:
+    """The HTTP status of a ClientError (0 for anything else)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Bounded exponential backoff with jitter: delay n is in [d/2, d], d = min(cap, base*2^n)."""
+
+    attempts: int = 8
+    base: float = 0.1
+    cap: float = 5.0
+
+    def delays(self) -> Iterator[float]:
+        """One delay before each retry (attempts - 1 of them)."""
+        for n in range(self.attempts - 1):
+            step = min(self.cap, self.base * (2**n))
+            yield step / 2 + random.uniform(0, step / 2)
+
+
+class S3Api:
+    """A shared boto3 client plus the retry policy used for every call."""
+
+    def __init__(self, client: Any, backoff: Backoff) -> None:
+        self.client = client
+        self.backoff = backoff
+
+    def call(self, operation: str, /, **params: Any) -> Any:
+        """`client.<operation>(**params)`, retried while it fails transiently."""
+        method = getattr(self.client, operation)
+        return self.retry(lambda: method(**params), operation)
+
+    def retry(self, action: Callable[[], T], what: str) -> T:
+        """Run `action`, retrying transient failures; the last error is raised as it is."""
+        delays = self.backoff.delays()
+        while True:
+            try:
+                return action()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+
+
+_clients: dict[S3Config, S3Api] = {}
+_clients_lock = threading.Lock()
+
+
+def s3_api(config: S3Config) -> S3Api:
+    """The shared client for `config` (boto3 clients are thread-safe; building one is slow)."""
+    with _clients_lock:
+        api = _clients.get(config)
+        if api is None:
+            api = S3Api(_make_client(config), Backoff(attempts=config.max_attempts))
+            _clients[config] = api
+        return api
+
+
+def _make_client(config: S3Config) -> Any:
+    options: dict[str, Any] = {
+        "retries": {"total_max_attempts": 1, "mode": "standard"},  # S3Api.retry: one policy
+        "connect_timeout": config.connect_timeout,
+        "read_timeout": config.read_timeout,
+        # Some S3-compatible servers (rclone's) reject or mangle the newer default checksums.
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "max_pool_connections": 32,
+        "tcp_keepalive": True,
+    }
+    style = config.addressing_style or ("path" if config.endpoint else None)
+    if style:
+        options["s3"] = {"addressing_style": style}
+    if config.anonymous:
+        options["signature_version"] = UNSIGNED
+    try:
+        session = boto3.session.Session(profile_name=config.profile)
+        return session.client(
+            "s3",
+            aws_access_key_id=config.access_key_id,
+            aws_secret_access_key=config.secret_access_key,
+            aws_session_token=config.session_token,
+            endpoint_url=config.endpoint,
+            region_name=config.region or session.region_name or "us-east-1",
+            config=botocore.config.Config(**options),
+        )
+    except botocore.exceptions.BotoCoreError as exc:
+        raise StorageError(f"cannot set up the S3 client: {exc}") from None
