@@ -1,0 +1,211 @@
+"""Blocks of prepared DAGs by CID, for the trustless gateway: `car_blocks` rows, then the bytes.
+
+A block is found through its `car_blocks` rows (index `ix_car_blocks_cid`). Its bytes come from
+the first place that has them: `raw_block` (nodes; every block of a DAG piece), the CAR file at
+`car_offset` (pieces with a local output), or the source file at `file_offset` (leaves of inline
+preparations, local sources only). Every read is hashed against the CID before it is returned, so
+a changed CAR or source file is reported, never served. No-inline preparations keep no
+`car_blocks` rows: their blocks are unknown here.
+
+Read-only: this module only ever reads the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from dataset_worker.content.cid import cid_to_str
+from dataset_worker.content.varint import decode_uvarint
+from dataset_worker.db import Database
+from dataset_worker.db.models import Car, CarBlock, File, SourceAttachment, Storage
+
+SHA2_256 = 0x12
+LOOKUP_BATCH = 500  # CIDs per `IN (…)` query: well under every database's parameter limit
+
+
+class BlockNotFound(LookupError):
+    """No `car_blocks` row has this CID (404)."""
+
+
+class BlockUnavailable(Exception):
+    """A block is known but no copy of it can be read and checked.
+
+    `status` is 410 when its CAR or source file is gone, 409 when the bytes read do not hash to
+    the CID (the file changed), 501 when it is held only where this server cannot read.
+    """
+
+    def __init__(self, status: int, message: str, file: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.file = file
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLocation:
+    """One `car_blocks` row of a block, with where its CAR and source file lie."""
+
+    cid: bytes
+    data_length: int
+    car_offset: int
+    header_length: int  # varint + CID: the block's data starts this far after car_offset
+    raw_block: bytes | None
+    car_path: Path | None
+    car_storage_type: str | None
+    file_offset: int | None
+    source_path: Path | None
+    source_storage_type: str | None
+
+
+def check_hash(cid: bytes, data: bytes) -> bool:
+    """True when `data` hashes to the CID's sha2-256 multihash (CIDv1, or a CIDv0 multihash)."""
+    try:
+        pos = 0
+        if not cid.startswith(b"\x12\x20"):
+            _version, pos = decode_uvarint(cid, pos)
+            _codec, pos = decode_uvarint(cid, pos)
+        code, pos = decode_uvarint(cid, pos)
+        length, pos = decode_uvarint(cid, pos)
+    except ValueError:
+        return False
+    if code != SHA2_256 or length != 32:
+        return False
+    return hashlib.sha256(data).digest() == cid[pos:]
+
+
+def _safe_relative(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and "\x00" not in path and ".." not in parts
+
+
+class BlockStore:
+    """Looks blocks up in `car_blocks` and reads them, hash-checked."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def locate(self, cids: Iterable[bytes]) -> dict[bytes, list[BlockLocation]]:
+        """Every row of each CID (rows of the same block in several pieces, oldest first)."""
+        wanted = list(dict.fromkeys(cids))
+        found: dict[bytes, list[BlockLocation]] = {}
+        for start in range(0, len(wanted), LOOKUP_BATCH):
+            for location in self._query(wanted[start : start + LOOKUP_BATCH]):
+                found.setdefault(location.cid, []).append(location)
+        return found
+
+    def _query(self, cids: list[bytes]) -> list[BlockLocation]:
+        output, source = aliased(Storage), aliased(Storage)
+        query = (
+            select(CarBlock, Car.storage_path, output.type, output.path, File.path, source)
+            .join(Car, Car.id == CarBlock.car_id)
+            .outerjoin(output, output.id == Car.storage_id)
+            .outerjoin(File, File.id == CarBlock.file_id)
+            .outerjoin(SourceAttachment, SourceAttachment.id == File.attachment_id)
+            .outerjoin(source, source.id == SourceAttachment.storage_id)
+            .where(CarBlock.cid.in_(cids))
+            .order_by(CarBlock.id)
+        )
+        with self.db.read() as session:
+            rows = session.execute(query).all()
+        return [self._location(*row) for row in rows]
+
+    @staticmethod
+    def _location(
+        block: CarBlock,
+        car_name: str,
+        output_type: str | None,
+        output_root: str | None,
+        file_path: str | None,
+        source: Storage | None,
+    ) -> BlockLocation:
+        header = len(block.varint) + len(block.cid)
+        car_path = None
+        if output_root is not None and _safe_relative(car_name):
+            car_path = Path(output_root) / car_name
+        source_path = None
+        if source is not None and file_path is not None and _safe_relative(file_path):
+            source_path = Path(source.path) / file_path
+        return BlockLocation(
+            cid=block.cid,
+            data_length=block.car_block_length - header,
+            car_offset=block.car_offset,
+            header_length=header,
+            raw_block=block.raw_block,
+            car_path=car_path,
+            car_storage_type=output_type,
+            file_offset=block.file_offset,
+            source_path=source_path,
+            source_storage_type=source.type if source is not None else None,
+        )
+
+    def get(self, cid: bytes, locations: list[BlockLocation] | None = None) -> bytes:
+        """The block's bytes, checked against its CID; BlockNotFound or BlockUnavailable."""
+        if locations is None:
+            locations = self.locate([cid]).get(cid, [])
+        if not locations:
+            raise BlockNotFound(f"no block {cid_to_str_safe(cid)} is known here")
+        first_error: BlockUnavailable | None = None
+        for location in locations:
+            try:
+                return _read_checked(location)
+            except BlockUnavailable as exc:
+                first_error = first_error or exc
+        assert first_error is not None
+        raise first_error
+
+
+def cid_to_str_safe(cid: bytes) -> str:
+    """The CID as text for messages (CIDv0 multihashes are shown as hex)."""
+    return cid.hex() if cid.startswith(b"\x12\x20") else cid_to_str(cid)
+
+
+def _read_checked(location: BlockLocation) -> bytes:
+    """The block from its best copy: raw_block, else the CAR file, else the source file."""
+    name = cid_to_str_safe(location.cid)
+    if location.raw_block is not None:
+        if check_hash(location.cid, location.raw_block):
+            return location.raw_block
+        raise BlockUnavailable(409, f"the stored bytes of block {name} do not match its CID")
+    if location.car_path is not None and location.car_storage_type == "local":
+        offset = location.car_offset + location.header_length
+        return _read_file(location, location.car_path, offset, "CAR file")
+    if location.source_path is not None and location.file_offset is not None:
+        if location.source_storage_type != "local":
+            raise BlockUnavailable(
+                501,
+                f"block {name} is only in a {location.source_storage_type!r} source, "
+                "which is not served yet",
+            )
+        return _read_file(location, location.source_path, location.file_offset, "source file")
+    raise BlockUnavailable(
+        501, f"block {name} has no stored bytes, CAR file or local source file to read it from"
+    )
+
+
+def _read_file(location: BlockLocation, path: Path, offset: int, what: str) -> bytes:
+    name, cid = str(path), cid_to_str_safe(location.cid)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise BlockUnavailable(410, f"the {what} {name} no longer exists", name) from None
+    except OSError as exc:
+        message = f"the {what} {name} cannot be read: {exc.strerror or exc}"
+        raise BlockUnavailable(409, message, name) from None
+    try:
+        data = os.pread(fd, location.data_length, offset)
+    finally:
+        os.close(fd)
+    if len(data) != location.data_length or not check_hash(location.cid, data):
+        raise BlockUnavailable(
+            409,
+            f"block {cid} read from the {what} {name} at offset {offset} does not match its "
+            "CID: the file was changed, so it is not served",
+            name,
+        )
+    return data

@@ -1,0 +1,34 @@
+"""The content provider's public base URL, as the admin page shows piece links with it.
+
+`dataset-worker serve --public-url URL` puts it in the environment (DATASET_WORKER_PUBLIC_URL),
+which every server process (`--workers N`) inherits; `GET /api/config` hands it to the page.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+ENV_PUBLIC_URL = "DATASET_WORKER_PUBLIC_URL"
+
+
+def normalize_public_url(text: str) -> str:
+    """The URL without a trailing slash; ValueError naming the rule when it is not usable."""
+    value = text.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f'--public-url must be an http:// or https:// URL, got "{text}"')
+    if parts.query or parts.fragment:
+        raise ValueError(f'--public-url must not have a query or fragment, got "{text}"')
+    return value.rstrip("/")
+
+
+def configured_public_url() -> str | None:
+    """The configured URL, or None when there is none (or it is not a valid one)."""
+    value = os.environ.get(ENV_PUBLIC_URL)
+    if not value:
+        return None
+    try:
+        return normalize_public_url(value)
+    except ValueError:
+        return None
