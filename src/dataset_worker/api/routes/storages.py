@@ -42,19 +42,23 @@ def create(app: AppServices, request: CreateStorageRequest) -> NamedStorageView:
     return create_storage(app.db, request)
 
 
-@router.get("/{name}", response_model=NamedStorageView, responses=error_responses(401, 404))
+@router.get("/{name}", response_model=NamedStorageView, responses=error_responses(400, 401, 404))
 def show(app: AppServices, name: Name) -> NamedStorageView:
     """One storage with the preparations that use it."""
     return get_storage(app.db, name)
 
 
-@router.post("/{name}/check", response_model=StorageCheckView, responses=error_responses(401, 404))
+@router.post(
+    "/{name}/check", response_model=StorageCheckView, responses=error_responses(400, 401, 404)
+)
 def check(app: AppServices, name: Name) -> StorageCheckView:
     """Read the storage's root: `ok`, a message, and its first entries."""
     return check_storage(app.db, name)
 
 
-@router.delete("/{name}", response_model=NamedStorageView, responses=error_responses(401, 404, 409))
+@router.delete(
+    "/{name}", response_model=NamedStorageView, responses=error_responses(400, 401, 404, 409)
+)
 def delete(app: AppServices, name: Name) -> NamedStorageView:
     """Delete a storage no preparation uses (its files are not touched)."""
     return delete_storage(app.db, name)
