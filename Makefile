@@ -82,8 +82,10 @@ pytest: $(STAMP) system-deps interop
 test: lint typecheck pytest
 
 # Benchmarks are not tests: each prints ratios against a baseline measured in the same run.
-bench: $(STAMP)
-	for b in commp car pack scan pack_memory api cli; do $(BIN)/python bench/$$b.py || exit 1; done
+# PYTHONPATH=. lets them drive job bodies with the test helpers in tests/support.
+BENCHES ?= commp car pack scan pack_memory api cli prepare serve storage
+bench: $(STAMP) interop
+	for b in $(BENCHES); do PYTHONPATH=. $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/dataset_worker/content/*.so $(INTEROP)/node_modules

@@ -86,8 +86,8 @@ def main() -> None:
             ("dataset-worker prep status", command_line("prep", "status", "bench"),
              "import sqlalchemy", sqlalchemy_base, 1.5),
         ]  # fmt: skip
-        for argv in {tuple(case[1]) for case in cases} | {tuple(typer_base)}:
-            wall_time(list(argv), env)  # warm the page cache and .pyc files
+        for warm_argv in {tuple(case[1]) for case in cases} | {tuple(typer_base)}:
+            wall_time(list(warm_argv), env)  # warm the page cache and .pyc files
         times: dict[str, list[float]] = {}
         for _ in range(options.runs):
             for name, argv, base_name, base_argv, _goal in cases:

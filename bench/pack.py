@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from tests.support.jobs import add_job, make_local_preparation, new_worker, run_job
 
 from dataset_worker.db import Database, open_database
@@ -89,7 +89,7 @@ def pack_jobs(
     """Reset the jobs (and the file-hash switch), remove earlier CARs, then pack every job with
     `threads` threads."""
     with db.write() as session:
-        session.execute(Car.__table__.delete())
+        session.execute(delete(Car))
         session.execute(update(Job).where(Job.id.in_(jobs)).values(state=JobState.READY))
         session.execute(update(Preparation).values(file_hash=file_hash))
     for car in output.glob("*.car"):

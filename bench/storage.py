@@ -260,6 +260,11 @@ class S3fsClient:
 CLIENTS: list[Callable[[str], Any]] = [Boto3Client, ObstoreClient, S3fsClient]
 
 
+def uploader(client: Any) -> Callable[[int], None]:
+    """A sized upload action for `measure`: a new key on every call."""
+    return lambda size: client.upload(f"up/{client.name}-{time.time_ns()}", size)
+
+
 def best(repeat: int, action: Callable[[], object]) -> float:
     """Fastest of `repeat` timed runs, in seconds."""
     times = []
@@ -311,7 +316,7 @@ def main() -> None:
                     client.name,
                     "multipart upload",
                     args.repeat,
-                    lambda _, c=client: c.upload(f"up/{c.name}-{time.time_ns()}", size),
+                    uploader(client),
                     size,
                 )
                 rows.append((client.name, listing, reads, upload))

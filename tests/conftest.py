@@ -75,9 +75,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         url = f"sqlite:///{tmp_path / 'test.db'}"
         open_database(url).dispose()
         return url
-    url: str = request.getfixturevalue("postgres_url")
-    _truncate_all(url)
-    return url
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    _truncate_all(postgres_url)
+    return postgres_url
 
 
 @pytest.fixture

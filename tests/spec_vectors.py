@@ -1,4 +1,4 @@
-"""Golden CAR sizes of reference spec §5.5, shared by the packer and pack-job tests."""
+"""Golden CAR sizes of docs/formats.md#car-vectors, shared by the packer and pack-job tests."""
 
 from __future__ import annotations
 

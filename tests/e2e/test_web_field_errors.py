@@ -62,10 +62,11 @@ def test_the_new_preparation_form_marks_every_field_the_api_names(
     page = signed_in
     source = server.data_dir / "two-bad-fields"
     source.mkdir()
+    output = str(source) + "-cars"
     body = {
         "name": "123",
         "source": str(source),
-        "output": str(source) + "-cars",
+        "output": output,
         "maxSize": "lots",
         "minPieceSize": "1MiB",
         "noDag": False,
@@ -76,8 +77,8 @@ def test_the_new_preparation_form_marks_every_field_the_api_names(
     page.get_by_role("button", name="New preparation").click()
     form = page.locator("#prep-form")
     form.get_by_label("Name").fill("123")
-    form.get_by_label("Source folder").fill(body["source"])
-    form.get_by_label("Output folder (CAR files)").fill(body["output"])
+    form.get_by_label("Source folder").fill(str(source))
+    form.get_by_label("Output folder (CAR files)").fill(output)
     form.get_by_label("Max CAR size").fill("lots")
     form.get_by_role("button", name="Create preparation").click()
 

@@ -78,9 +78,9 @@ def fresh_database_url(database: str, request: pytest.FixtureRequest, folder: Pa
         url = f"sqlite:///{folder / 'provider.db'}"
         open_database(url).dispose()
         return url
-    url: str = request.getfixturevalue("postgres_url")
-    _truncate_all(url)
-    return url
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    _truncate_all(postgres_url)
+    return postgres_url
 
 
 def prepare_tree(database_url: str, folder: Path) -> PreparedTree:

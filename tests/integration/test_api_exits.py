@@ -1,4 +1,4 @@
-"""A worker that ends by itself is seen by status with its exit code or signal (spec §7.4 #3)."""
+"""A worker that ends by itself is seen by status with its exit code or signal (docs/architecture.md#differences-from-singularity #3)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from dataset_worker.api.app import create_app
 from dataset_worker.config import Settings
@@ -141,7 +141,7 @@ def test_a_commit_from_another_connection_shows_at_once(
         # A retry's bookkeeping is a commit like any other: the next reply shows it.
         with other.write() as session:
             session.execute(
-                Job.__table__.update()
+                update(Job)
                 .where(Job.id == first)
                 .values(attempts=1, next_attempt_at=datetime(2030, 1, 1, tzinfo=UTC))
             )
@@ -149,7 +149,7 @@ def test_a_commit_from_another_connection_shows_at_once(
         assert (oldest["attempts"], oldest["nextAttemptAt"]) == (1, "2030-01-01T00:00:00Z")
         assert newest["attempts"] == 0
         with other.write() as session:
-            session.execute(Job.__table__.update().values(state=JobState.COMPLETE))
+            session.execute(update(Job).values(state=JobState.COMPLETE))
         assert await ids(status="ready") == []
         assert await ids() == [second, first]
 

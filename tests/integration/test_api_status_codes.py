@@ -1,4 +1,4 @@
-"""Every status code of design §3, with its body shape, through a real server and worker."""
+"""Every status code of docs/api.md#worker-endpoints, with its body shape, through a real server and worker."""
 
 from __future__ import annotations
 

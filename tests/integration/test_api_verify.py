@@ -125,9 +125,10 @@ def test_a_record_left_running_by_a_stopped_process_reads_as_failed(
     folder = admin_server.state_dir / "verifications" / str(prep_id)
     folder.mkdir(parents=True)
     stale_id = "ab" * 16
+    preparation = {"id": prep_id, "name": "tree", "createdAt": created_at(prep)}
     record = {
         "id": stale_id,
-        "preparation": {"id": prep_id, "name": "tree", "createdAt": created_at(prep)},
+        "preparation": preparation,
         "deep": False,
         "state": "running",
         "startedAt": "2026-01-01T00:00:00+00:00",
@@ -143,7 +144,7 @@ def test_a_record_left_running_by_a_stopped_process_reads_as_failed(
     assert "stopped before it finished" in reply.json()["error"]
 
     # A record of an earlier preparation that had the same id is not this one's.
-    record["preparation"]["createdAt"] = "2020-01-01T00:00:00+00:00"
+    preparation["createdAt"] = "2020-01-01T00:00:00+00:00"
     (folder / f"{stale_id}.json").write_text(json.dumps(record))
     assert client.get(f"/api/preparations/tree/verify/{stale_id}").status_code == 404
     assert client.get("/api/preparations/tree/verify").json() is None

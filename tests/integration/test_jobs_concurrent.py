@@ -1,4 +1,4 @@
-"""Pack jobs finishing at the same time must not lose directory entries (spec §6.1's race).
+"""Pack jobs finishing at the same time must not lose directory entries (docs/architecture.md#directory-tree-upkeep's race).
 
 Many pack jobs touch the same directories (and share split files); they run in parallel
 threads, each under its own worker id. Afterwards the root CID must equal the one computed

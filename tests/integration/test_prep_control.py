@@ -1,4 +1,4 @@
-"""Start/pause of scan, pack and daggen jobs: every allowed and refused transition (spec §2.2)."""
+"""Start/pause of scan, pack and daggen jobs: every allowed and refused transition (docs/architecture.md#job-states-and-transitions)."""
 
 from __future__ import annotations
 

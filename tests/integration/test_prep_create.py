@@ -24,7 +24,8 @@ from dataset_worker.prep import (
 )
 
 
-def _request(tmp_path: Path, name: str = "photos", **fields: object) -> CreatePreparationRequest:
+def _request(tmp_path: Path, name: object = "photos", **fields: object) -> CreatePreparationRequest:
+    # Raw request values, as a client sends them: the model is what validates them.
     source = tmp_path / "source"
     source.mkdir(exist_ok=True)
     values: dict[str, object] = {

@@ -27,7 +27,7 @@ def _body(folder: Path, tmp_path: Path, fields: dict[str, Any]) -> dict[str, Any
     return {**body, **fields}
 
 
-BAD_FIELDS = [
+BAD_FIELDS: list[tuple[dict[str, object], str, str]] = [
     ({"minPieceSize": "64B"}, "minPieceSize", "minPieceSize must be at least 128 bytes, got 64"),
     ({"pieceSize": "64", "minPieceSize": "64", "maxSize": "10"}, "pieceSize",
      "pieceSize must be at least 128 bytes, got 64"),

@@ -1,4 +1,4 @@
-"""CARv1 header and block framing (spec §5.2), lazy root (§5.6), tee, and the reader."""
+"""CARv1 header and block framing (docs/formats.md#car-framing), lazy root (docs/formats.md#car-framing), tee, and the reader."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cutting one range into leaves and parent nodes in Singularity's order (spec §5.3-§5.4)."""
+"""Cutting one range into leaves and parent nodes in Singularity's order (docs/formats.md#chunking-and-leaves)."""
 
 from __future__ import annotations
 

@@ -70,16 +70,17 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 
 
 def test_the_repeated_constants_match_their_sources() -> None:
+    from dataset_worker import defaults
     from dataset_worker.cli import cid, run
     from dataset_worker.content.chunker import DEFAULT_RANGE_SIZE
-    from dataset_worker.prep import jobs, views
+    from dataset_worker.prep import jobs
     from dataset_worker.worker.runtime import process, retry
 
     assert cid.RANGE_SIZE == DEFAULT_RANGE_SIZE
     assert (run.EXIT_ERROR, run.EXIT_USAGE) == (process.EXIT_ERROR, process.EXIT_USAGE)
     assert run.DEFAULT_MAX_ATTEMPTS == retry.DEFAULT_MAX_ATTEMPTS
     assert (jobs.DEFAULT_LIMIT, jobs.MAX_LIMIT) == (50, 1000)
-    assert (views.DEFAULT_MAX_SIZE, views.DEFAULT_MIN_PIECE_SIZE) == ("31.5GiB", "1MiB")
+    assert (defaults.DEFAULT_MAX_SIZE, defaults.DEFAULT_MIN_PIECE_SIZE) == ("31.5GiB", "1MiB")
 
 
 def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

@@ -1,4 +1,4 @@
-"""Directory tree upkeep (spec §6.1) and the daggen job (§6.4), on SQLite and PostgreSQL."""
+"""Directory tree upkeep (docs/architecture.md#directory-tree-upkeep) and the daggen job (docs/formats.md#dag-piece), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

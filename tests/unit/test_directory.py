@@ -1,4 +1,4 @@
-"""UnixFS directories and HAMT shards as boxo v0.35.0 builds them (spec §6.2, boxo-hamt.md §6)."""
+"""UnixFS directories and HAMT shards as boxo v0.35.0 builds them (docs/formats.md#directories, docs/formats.md#directory-and-hamt-vectors)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pack job (spec §5) through the real handler, on SQLite and PostgreSQL."""
+"""The pack job (docs/architecture.md#pack-job) through the real handler, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ from tests.support.jobs import (
 
 KIB, MIB = 1 << 10, 1 << 20
 
-# Spec §5.5: CAR bytes for one file of n bytes in one range, as the pack job writes it.
+# docs/formats.md#car-vectors: CAR bytes for one file of n bytes in one range, as the pack job writes it.
 CAR_SIZES = {**ASSEMBLER_CAR_SIZES, PACK_TEST_FILE[0]: PACK_TEST_FILE[1]}
 
 
@@ -67,7 +67,7 @@ def out_files(tmp_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("size", list(CAR_SIZES))
 def test_car_sizes_of_the_reference(db: Database, tmp_path: Path, size: int) -> None:
-    # min piece 128: no padding, so the file holds exactly the CAR of spec §5.5.
+    # min piece 128: no padding, so the file holds exactly the CAR of docs/formats.md#car-vectors.
     rows = prepare(db, tmp_path, {"f.bin": size}, min_piece_size=128)
     runs = scan_and_pack(db, rows.attachment_id)
     assert [r.state for r in runs] == [JobState.COMPLETE], runs[0].error
@@ -279,9 +279,7 @@ def test_taken_over_job_records_nothing(db: Database, tmp_path: Path) -> None:
     assert cars(db) == [] and out_files(tmp_path) == []
 
 
-def test_inline_preparation_records_the_piece_without_a_file(
-    db: Database, tmp_path: Path
-) -> None:
+def test_inline_preparation_records_the_piece_without_a_file(db: Database, tmp_path: Path) -> None:
     source = tmp_path / "src"
     write_files(source, {"a.bin": 10})
     rows = make_local_preparation(db, "p", source, None)

@@ -3,6 +3,7 @@ ranges in order, and the spool carries the result to the recording transaction."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 
@@ -89,7 +90,7 @@ def test_the_spool_carries_the_hash_of_the_range_that_completed_it() -> None:
 
     hashes = FileHashes(enabled=True)
     sources = (
-        RangeSource(r, r.offset, r.length, lambda r=r: open_at(r.offset), digest=d)
+        RangeSource(r, r.offset, r.length, functools.partial(open_at, r.offset), digest=d)
         for r in (first, second)
         for d in [hashes.digest_for(r)]
     )

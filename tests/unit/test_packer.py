@@ -1,4 +1,4 @@
-"""The data-piece assembly loop: exact CAR sizes of Singularity's tests (spec §5.5), block records,
+"""The data-piece assembly loop: exact CAR sizes of Singularity's tests (docs/formats.md#car-vectors), block records,
 CAR read-back with every block re-hashing to its CID."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The creation rules of spec §8.1 that need no database, in their order, with their messages."""
+"""The creation rules of docs/formats.md#preparation-sizes that need no database, in their order, with their messages."""
 
 from __future__ import annotations
 

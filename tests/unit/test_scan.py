@@ -1,4 +1,4 @@
-"""The scan job (spec §4) on SQLite and PostgreSQL, with Singularity's TestScan vector."""
+"""The scan job (docs/architecture.md#scan-job) on SQLite and PostgreSQL, with Singularity's TestScan vector."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
+from dataset_worker.worker.jobs.carsize import to_car_size
 from dataset_worker.worker.jobs.scan import job as scan_module
-from dataset_worker.worker.jobs.scan.batching import range_split_size, split_file, to_car_size
+from dataset_worker.worker.jobs.scan.batching import range_split_size, split_file
 from tests.support.jobs import add_job, make_local_preparation, run_job
 
 KIB, MIB = 1 << 10, 1 << 20
 
-# Singularity's service/datasetworker/scan_test.go TestScan (spec §4.3).
+# Singularity's service/datasetworker/scan_test.go TestScan (docs/formats.md#grouping-ranges-into-pack-jobs).
 TEST_SCAN_FILES = {
     "empty.bin": 0,
     "1.bin": 1,
@@ -126,7 +127,7 @@ def test_leftover_ranges_are_rebatched(db: Database, tmp_path: Path) -> None:
     rows = make_local_preparation(db, "p", source, tmp_path / "out")
     scan(db, rows.attachment_id)
     with db.write() as s:  # as if the pack job had been deleted: its ranges lose their job
-        s.execute(FileRange.__table__.update().values(job_id=None))
+        s.execute(update(FileRange).values(job_id=None))
     scan(db, rows.attachment_id)
     with db.read() as s:
         jobs = s.scalars(select(FileRange.job_id).distinct()).all()
@@ -163,7 +164,7 @@ def test_missing_root_directory_fails(db: Database, tmp_path: Path) -> None:
     source.mkdir()
     rows = make_local_preparation(db, "p", source, tmp_path / "out")
     with db.write() as s:
-        s.execute(Directory.__table__.delete())
+        s.execute(delete(Directory))
     run = run_job(db, add_job(db, rows.attachment_id, JobType.SCAN))
     assert run.state is JobState.ERROR
     assert "no root directory" in str(run.error)
@@ -192,9 +193,9 @@ def test_batches_do_not_change_how_jobs_are_filled(
     scan(db, rows.attachment_id)
     whole = job_groups(db)
     with db.write() as s:  # start again from an empty attachment
-        s.execute(FileRange.__table__.delete())
-        s.execute(File.__table__.delete())
-        s.execute(Job.__table__.delete())
+        s.execute(delete(FileRange))
+        s.execute(delete(File))
+        s.execute(delete(Job))
     monkeypatch.setattr(scan_module, "BATCH_FILES", 2)  # a transaction every two entries
     scan(db, rows.attachment_id)
     assert job_groups(db) == whole

@@ -1,4 +1,4 @@
-"""UnixFS Data messages and Singularity's level-by-level file assembly (spec §5.4, §8.6)."""
+"""UnixFS Data messages and Singularity's level-by-level file assembly (docs/formats.md#file-dag)."""
 
 from __future__ import annotations
 

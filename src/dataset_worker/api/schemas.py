@@ -1,4 +1,4 @@
-"""Reply bodies of the worker endpoints (design §3), as pydantic models for the OpenAPI document."""
+"""Reply bodies of the worker endpoints (docs/api.md#worker-endpoints), as pydantic models for the OpenAPI document."""
 
 from __future__ import annotations
 

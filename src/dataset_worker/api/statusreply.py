@@ -1,4 +1,4 @@
-"""The status reply (design §3.3), serialised once per worker state.
+"""The status reply (docs/api.md#worker-status), serialised once per worker state.
 
 Everything in the reply but the uptime stays the same while the worker runs, so the body is
 kept as two byte strings around the uptime's value; a request compares the manager's status

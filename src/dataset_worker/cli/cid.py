@@ -10,7 +10,7 @@ import typer
 
 from dataset_worker.cli.common import fail, file_progress, reading_regular_file
 
-# Singularity's split size with its default max size (§4.2): content.chunker's
+# Singularity's split size with its default max size (docs/formats.md#cutting-files-into-ranges): content.chunker's
 # DEFAULT_RANGE_SIZE, repeated here so that loading the CLI does not import the chunker.
 RANGE_SIZE = 1 << 30
 

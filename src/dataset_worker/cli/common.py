@@ -4,7 +4,10 @@ Start-up time rule for every command module: at module level import only typer, 
 library and light project modules (config, sizes, durations, cli.common, cli.prep). Import
 rich, pydantic, SQLAlchemy, the database, the use-cases, the worker and the server inside the
 command function, so `dataset-worker --help` and `commp` do not pay for them
-(tests/unit/test_cli_startup.py checks it).
+(tests/unit/test_cli_startup.py checks it). A command with much code of its own may keep it in a
+module imported by the command function (cli/prepare.py → cli/prepare_run.py). Short reads
+(`jobs list`, `prep status`) use the Core queries of prep/jobs.py and prep/status.py, which
+load neither the ORM nor pydantic, and print their JSON-ready data.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CLI command: `dataset-worker run` — the dataset worker process (reference spec §1, §3).
+"""CLI command: `dataset-worker run` — the dataset worker process (docs/architecture.md#worker-process).
 
 Boolean flags also accept Singularity's (urfave/cli) spelling `--enable-scan=false`; the argument
 list is rewritten to `--no-enable-scan` before Typer parses it.

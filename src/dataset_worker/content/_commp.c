@@ -1,5 +1,5 @@
 /*
- * Native commP core (reference spec §5.7): Fr32 expansion (127 input bytes -> four 32-byte
+ * Native commP core (docs/formats.md#piece-size-and-padding): Fr32 expansion (127 input bytes -> four 32-byte
  * leaves holding 254 data bits each) and the sha2-256-trunc254 binary tree (parent =
  * sha256(left || right) with the last byte & 0x3F), zero-filled up to the power-of-two size
  * from a table of all-zero subtree roots. Byte-compatible with go-fil-commp-hashhash.

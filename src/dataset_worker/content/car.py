@@ -1,4 +1,4 @@
-"""CARv1 writing and reading (spec §5.2): one header with one root, then varint-framed blocks.
+"""CARv1 writing and reading (docs/formats.md#car-framing): one header with one root, then varint-framed blocks.
 
 The header's DAG-CBOR is written by hand: it is always the same 2-entry map around one CID, and
 the reader only has to understand that same shape. Blocks are written as two writes (prefix, then
@@ -67,7 +67,7 @@ class CarWriter:
 
     With an explicit `root` the header is written at once (DAG pieces). With `root=None` the
     header is written when the first block arrives, with that block's CID as the root (data
-    pieces, spec §5.6). With `out=None` the bytes only go to `tee` (inline pieces: commP only).
+    pieces, docs/formats.md#car-framing). With `out=None` the bytes only go to `tee` (inline pieces: commP only).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""One byte range of a file → its blocks in Singularity's order (spec §5.3-§5.4).
+"""One byte range of a file → its blocks in Singularity's order (docs/formats.md#chunking-and-leaves).
 
 Leaves first (fixed 1 MiB raw blocks, chunking restarting at the range start), then the range's
 parent nodes, level by level, root last. Blocks are produced one at a time from one reused
@@ -20,7 +20,7 @@ from dataset_worker.content.unixfs import assemble_file_from_links
 
 CHUNK_SIZE = 1 << 20  # Singularity's ChunkSize
 PREFETCH_BUFFERS = 3  # chunks a range may read ahead of its consumer
-DEFAULT_RANGE_SIZE = 1 << 30  # the split size for the default max size (spec §4.2)
+DEFAULT_RANGE_SIZE = 1 << 30  # the split size for the default max size (docs/formats.md#cutting-files-into-ranges)
 
 
 _Chunk = tuple[bytes, memoryview]  # (raw CID, data)

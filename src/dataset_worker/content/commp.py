@@ -1,4 +1,4 @@
-"""Filecoin piece commitment (commP), piece sizes and padding (reference spec §5.7).
+"""Filecoin piece commitment (commP), piece sizes and padding (docs/formats.md#piece-size-and-padding).
 
 The hashing runs in the C core (`_commp`), which releases the GIL; this module checks sizes,
 names the rules in its errors and gives the results a type. Byte-compatible with

@@ -1,4 +1,4 @@
-"""dag-pb PBNode bytes exactly as boxo / go-codec-dagpb write them (spec §5.4, boxo-hamt.md §1).
+"""dag-pb PBNode bytes exactly as boxo / go-codec-dagpb write them (docs/formats.md#file-dag, docs/formats.md#dag-pb-node-layout).
 
 Hand-written rather than generated with a protobuf library: the layout is tiny and fixed, and
 byte-exactness depends on details a generic protobuf encoder does not give: links come before

@@ -1,4 +1,4 @@
-"""UnixFS directory nodes as Singularity builds them with boxo v0.35.0 (spec §6.2, boxo-hamt.md).
+"""UnixFS directory nodes as Singularity builds them with boxo v0.35.0 (docs/formats.md#directories, docs/formats.md#hamt-shards).
 
 A directory is a basic node (links sorted by name bytes, Data `08 01`) until the estimate
 Σ(len(name) + len(CID)) reaches 256 KiB; from there on it is a HAMT. Singularity never removes

@@ -1,4 +1,4 @@
-"""UnixFS HAMT-sharded directories exactly as boxo v0.35.0 builds them (boxo-hamt.md §3-§5).
+"""UnixFS HAMT-sharded directories exactly as boxo v0.35.0 builds them (docs/formats.md#hamt-shards).
 
 The trie is canonical (it depends only on the final set of entries), so it is built from
 scratch: group entries by the hash byte of each depth, make a child shard wherever two or more

@@ -1,4 +1,4 @@
-"""The data-piece assembly loop of a pack job (spec §5.3-§5.6, §5.8), free of DB and storage.
+"""The data-piece assembly loop of a pack job (docs/formats.md#chunking-and-leaves), free of DB and storage.
 
 Each range is read from a stream the caller opens, cut into blocks in Singularity's order and
 written to the CAR as the blocks are produced. What the DB layer records (range CIDs and

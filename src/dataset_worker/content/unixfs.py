@@ -1,4 +1,4 @@
-"""UnixFS Data messages and Singularity's file DAG assembly (spec §5.4, boxo-hamt.md §1, §3).
+"""UnixFS Data messages and Singularity's file DAG assembly (docs/formats.md#file-dag, docs/formats.md#dag-pb-node-layout).
 
 The UnixFS protobuf bytes are written by hand: each message here has a fixed field order
 (field-number order, blocksizes unpacked, no optional fields besides the ones shown), and a

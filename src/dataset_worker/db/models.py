@@ -1,4 +1,4 @@
-"""The schema: Singularity v1.0's worker tables (reference spec §2.1), same on SQLite and PostgreSQL.
+"""The schema: Singularity v1.0's worker tables (docs/architecture.md#database-tables), same on SQLite and PostgreSQL.
 
 CIDs are stored as binary CID bytes, as Singularity does. Ids are BigInteger so PostgreSQL tables
 can grow past 2^31 rows; SQLite maps them to INTEGER PRIMARY KEY (rowid) via the variant below.

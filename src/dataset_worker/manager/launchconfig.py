@@ -1,7 +1,7 @@
-"""The settings a worker is started with, validated once for the HTTP API (design §3.1).
+"""The settings a worker is started with, validated once for the HTTP API (docs/api.md#start-the-worker).
 
 Every field is optional and an omitted field takes the CLI's default (never false/0, the mistake
-of reference spec §7.4 item 8). Types are strict (a string for `concurrency` is refused, not
+of docs/architecture.md#differences-from-singularity item 8). Types are strict (a string for `concurrency` is refused, not
 coerced), unknown fields are refused, and each rule names the field it checks.
 """
 

@@ -1,4 +1,4 @@
-"""Starting and pausing jobs: the state transitions users may ask for (reference spec §2.2).
+"""Starting and pausing jobs: the state transitions users may ask for (docs/architecture.md#job-states-and-transitions).
 
 - start-scan / start-daggen: at most one job of each kind per source attachment. The first start
   creates it `ready`; later starts move it back to `ready` from created, paused, error **or

@@ -1,4 +1,4 @@
-"""Creating a preparation: Singularity's validation rules (reference spec §8.1), then one transaction.
+"""Creating a preparation: Singularity's validation rules (docs/formats.md#preparation-sizes), then one transaction.
 
 A preparation here has one local source folder and one local output folder. Each becomes a
 `storages` row named after the preparation ("<name>-source", "<name>-output"), attached to it,
@@ -106,7 +106,7 @@ def _is_empty(value: str | int | None) -> bool:
 def validate_sizes(
     max_size: str | int, piece_size: str | int | None, min_piece_size: str | int | None
 ) -> SizeLimits:
-    """Rules 2-5 of spec §8.1, in order, with Singularity's integer arithmetic.
+    """Rules 2-5 of docs/formats.md#preparation-sizes, in order, with Singularity's integer arithmetic.
 
     Every message names the field the user gave: a piece size derived from maxSize is reported
     as a problem with maxSize.
@@ -277,7 +277,7 @@ def _about(exc: InvalidParameter, fields: tuple[str, ...], default: str = "") ->
 def create_preparation(
     db: Database, req: CreatePreparationRequest, *, strict_references: bool = False
 ) -> PreparationView:
-    """Validate `req` (spec §8.1) and create the preparation, its storages, attachments and the
+    """Validate `req` (docs/formats.md#preparation-sizes) and create the preparation, its storages, attachments and the
     source's root directory in one transaction. The output folder is created if missing (and
     removed again if the creation fails).
 

@@ -44,7 +44,7 @@ from dataset_worker.logs import log_event
 from dataset_worker.prep.errors import Conflict
 from dataset_worker.prep.lookup import find_preparation
 from dataset_worker.prep.views import View
-from dataset_worker.storage import StorageError
+from dataset_worker.storage import OutputStorage, StorageError
 from dataset_worker.storage.select import open_output
 
 logger = logging.getLogger(__name__)
@@ -266,18 +266,27 @@ def _remove_car_files(db: Database, target: _Target) -> int:
     """Remove the preparation's `<pieceCID>.car` files; returns how many existed and went."""
     with db.read() as session:
         rows = session.execute(
-            select(Car.piece_cid, Car.storage_path, Storage.type, Storage.path)
+            select(Car.piece_cid, Car.storage_path, Storage.id, Storage.type, Storage.path)
             .join(Storage, Storage.id == Car.storage_id)
             .where(target.cars())
             .order_by(Car.id)
         ).all()
         shared = _shared_car_files(session, target)
+        # The config says where and how to connect (S3 endpoint, SFTP host…).
+        configs = {
+            storage_id: dict(config or {})
+            for storage_id, config in session.execute(
+                select(Storage.id, Storage.config).where(Storage.id.in_({r[2] for r in rows}))
+            )
+        }
     removed = 0
-    for piece, file_name, kind, folder in rows:
+    outputs: dict[int, OutputStorage] = {}  # one client per storage, not per CAR
+    for piece, file_name, storage_id, kind, folder in rows:
         if file_name != cid_to_str(piece) + ".car" or (folder, file_name) in shared:
             continue  # not a name this program gave, or a file another preparation uses
         try:
-            output = open_output(kind, folder)
+            output = outputs.get(storage_id) or open_output(kind, folder, configs[storage_id])
+            outputs[storage_id] = output
             if output.exists(file_name) is not None:
                 output.remove(file_name)
                 removed += 1

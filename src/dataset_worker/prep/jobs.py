@@ -1,4 +1,4 @@
-"""The jobs list (design §3.5): newest first, filtered, with keyset pagination.
+"""The jobs list (docs/api.md#jobs-list): newest first, filtered, with keyset pagination.
 
 Built to stay fast with millions of rows: `WHERE <filters> AND id < :cursor ORDER BY id DESC
 LIMIT :n` walks an index backwards (the primary key, ix_jobs_state_id, ix_jobs_type_id or

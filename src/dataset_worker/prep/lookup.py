@@ -23,7 +23,7 @@ _WITH_STORAGES = (
 def find_preparation(session: Session, name_or_id: str | int) -> Preparation:
     """The preparation named `name_or_id`, or with that id when it is all digits.
 
-    Names are never all digits (spec §8.1), so the two cannot be confused. Attachments and their
+    Names are never all digits (docs/formats.md#preparation-sizes), so the two cannot be confused. Attachments and their
     storages are loaded too. Raises NotFound naming what was asked for.
     """
     key = checked_key(name_or_id)

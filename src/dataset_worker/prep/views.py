@@ -39,7 +39,7 @@ def cid_text(cid: bytes | None) -> str:
 
 
 class CreatePreparationRequest(View):
-    """Body of "create a preparation" (reference spec §8.1, with one local source and output).
+    """Body of "create a preparation" (docs/formats.md#preparation-sizes, with one local source and output).
 
     Sizes accept "31.5GiB", "1MiB", "2000000" or an integer number of bytes.
     """
@@ -82,7 +82,7 @@ class StorageView(View):
 
 
 class PreparationView(View):
-    """A preparation as Singularity shows it (§8.3), with its storages."""
+    """A preparation as Singularity shows it (docs/api.md#preparation-endpoints), with its storages."""
 
     id: int
     name: str
@@ -146,7 +146,7 @@ class JobView(View):
 
 
 class PieceView(View):
-    """A piece (a `cars` row) in Singularity's Car shape (§8.3); `storagePath` is the CAR file name."""
+    """A piece (a `cars` row) in Singularity's Car shape (docs/api.md#preparation-endpoints); `storagePath` is the CAR file name."""
 
     id: int
     created_at: datetime
@@ -219,7 +219,7 @@ class PreparationStatus(View):
 
 
 class JobListItem(View):
-    """One line of the jobs list (design §3.5)."""
+    """One line of the jobs list (docs/api.md#jobs-list)."""
 
     id: int
     type: JobType

@@ -60,7 +60,7 @@ class SourceStorage(Protocol):
         self, path: str, offset: int, *, size: int, mtime_ns: int, hash: str = ""
     ) -> RangeStream:
         """Open `path` positioned at `offset`, after checking that it still has the recorded
-        `size` (unless -1), `mtime_ns` and `hash` (when both sides have one); raises
+        `size` (unless -1), `mtime_ns` (unless -1) and `hash` (when both sides have one); raises
         SourceChangedError naming the file if not."""
         ...
 

@@ -150,7 +150,7 @@ def _check_same(path: str, info: os.stat_result, size: int, mtime_ns: int) -> No
     changes = []
     if size >= 0 and info.st_size != size:
         changes.append(f"size {size} -> {info.st_size}")
-    if info.st_mtime_ns != mtime_ns:
+    if mtime_ns >= 0 and info.st_mtime_ns != mtime_ns:  # -1: not checked
         changes.append(f"mtime {mtime_ns} ns -> {info.st_mtime_ns} ns")
     if changes:
         raise SourceChangedError(

@@ -331,7 +331,7 @@ class _Identity:
             changes.append(f"size {self.size} -> {size}")
         if self.etag and etag and etag != self.etag:
             changes.append(f"ETag {self.etag} -> {etag}")
-        if modified is not None:
+        if modified is not None and self.mtime_ns >= 0:  # -1: not checked (a re-read CAR)
             # HTTP dates have whole seconds, truncated; listings carry milliseconds or seconds
             # rounded either way (rclone rounds up). Within a second is the same version: the
             # ETag and size are the exact checks.

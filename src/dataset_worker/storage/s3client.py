@@ -158,6 +158,7 @@ class S3Config:
             if key not in _SETTINGS and key not in STORABLE_SECRETS:
                 known = ", ".join(sorted(_SETTINGS))
                 raise StorageError(f'unknown S3 config key "{key}" (known keys: {known})')
+        _check_key_pair(values)
         return cls(
             endpoint=_opt_str(values, "endpoint", url=True),
             region=_opt_str(values, "region"),
@@ -173,6 +174,18 @@ class S3Config:
             access_key_id=_opt_str(values, "access_key_id"),
             secret_access_key=_opt_str(values, "secret_access_key"),
             session_token=_opt_str(values, "session_token"),
+        )
+
+
+def _check_key_pair(values: Mapping[str, Any]) -> None:
+    """A stored key works only as a pair: boto3 refuses half of one at the first request."""
+    given = [key for key in ("access_key_id", "secret_access_key") if values.get(key)]
+    if len(given) == 1:
+        missing = "secret_access_key" if given[0] == "access_key_id" else "access_key_id"
+        raise StorageError(f'S3 config "{given[0]}" needs "{missing}" too')
+    if values.get("session_token") and not given:
+        raise StorageError(
+            'S3 config "session_token" needs "access_key_id" and "secret_access_key"'
         )
 
 

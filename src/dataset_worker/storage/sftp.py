@@ -316,7 +316,7 @@ class _SftpRangeStream:
         changes = []
         if self._size >= 0 and attrs.st_size != self._size:
             changes.append(f"size {self._size} -> {attrs.st_size}")
-        if int(attrs.st_mtime or 0) != self._mtime_ns // 10**9:
+        if self._mtime_ns >= 0 and int(attrs.st_mtime or 0) != self._mtime_ns // 10**9:
             changes.append(f"mtime {self._mtime_ns // 10**9} s -> {attrs.st_mtime} s")
         if changes:
             raise SourceChangedError(

@@ -8,7 +8,7 @@ import { Poller } from "./poll.js";
 
 const STATUS_PATH = "/api/dataset-worker/status";
 
-// Labels for the effective config, in the order of design §3.1; unknown keys follow as-is.
+// Labels for the effective config, in the order of docs/api.md#start-the-worker; unknown keys follow as-is.
 const CONFIG_LABELS = {
   concurrency: "Concurrency",
   enableScan: "Scan",

@@ -1,4 +1,4 @@
-"""The poll interval of a worker thread (reference spec §3.2)."""
+"""The poll interval of a worker thread (docs/architecture.md#worker-thread-loop)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/api/dataset-worker/logs and /logs/stream (design §3.4): bounded, tailable, followable."""
+"""/api/dataset-worker/logs and /logs/stream (docs/api.md#worker-logs): bounded, tailable, followable."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def preparations(app: AppServices) -> list[PreparationView]:
     responses=error_responses(400, 401, 404, 409),
 )
 def create(app: AppServices, request: CreatePreparationRequest) -> PreparationView:
-    """Create a preparation over a local source folder and output folder (spec §8.1 rules).
+    """Create a preparation over a local source folder and output folder (docs/formats.md#preparation-sizes rules).
 
     Over HTTP the folders must be absolute paths: the server's working directory means nothing
     to the client.

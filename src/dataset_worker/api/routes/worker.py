@@ -1,4 +1,4 @@
-"""/api/dataset-worker/{start,stop,status,jobs,audit} (design §3.1 to §3.3, §3.5)."""
+"""/api/dataset-worker/{start,stop,status,jobs,audit} (docs/api.md#start-the-worker)."""
 
 from __future__ import annotations
 

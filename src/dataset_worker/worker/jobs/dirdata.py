@@ -1,6 +1,6 @@
 """The `directories.data` blob: a directory's entries plus the split-file blocks it carries.
 
-Singularity stores zstd-compressed CBOR of its boxo in-memory node (spec §6.3) and says any store
+Singularity stores zstd-compressed CBOR of its boxo in-memory node (docs/formats.md#directory-data-blob) and says any store
 works as long as the node bytes come out the same. Ours keeps the entries themselves, which is all
 a UnixFS directory node depends on (basic or HAMT, `content.directory` rebuilds either
 canonically), plus, per file entry, the intermediate nodes of a file split into several ranges
@@ -94,7 +94,7 @@ def build_node(entries: Mapping[str, DirEntry]) -> DirectoryNode:
 
 
 def extra_blocks(entries: Mapping[str, DirEntry]) -> list[Block]:
-    """The split-file blocks of all entries, one per CID, sorted by CID bytes (spec §6.4)."""
+    """The split-file blocks of all entries, one per CID, sorted by CID bytes (docs/formats.md#dag-piece)."""
     unique: dict[bytes, bytes] = {}
     for entry in entries.values():
         for cid, block in entry.extras:

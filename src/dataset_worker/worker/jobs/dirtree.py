@@ -1,4 +1,4 @@
-"""Directory tree upkeep at the end of a pack job (spec §6.1), without Singularity's race.
+"""Directory tree upkeep at the end of a pack job (docs/architecture.md#directory-tree-upkeep), without Singularity's race.
 
 Files finalised by the job become entries of their directory (name → file CID, Tsize = file
 size). Every directory from those up to the root is then rebuilt bottom-up: a parent's entry for

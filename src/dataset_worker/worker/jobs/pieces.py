@@ -1,5 +1,5 @@
 """Writing one piece: a CAR streamed to a temporary output object while commP hashes the same
-bytes, then padding, the final `<pieceCID>.car` name, and cleanup on any failure (spec §5.7).
+bytes, then padding, the final `<pieceCID>.car` name, and cleanup on any failure (docs/formats.md#piece-size-and-padding).
 
 The object is renamed into place before the database transaction that records it; if that
 transaction fails, the file is removed again unless some `cars` row already refers to it (a

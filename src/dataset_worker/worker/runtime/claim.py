@@ -1,4 +1,4 @@
-"""Claiming the next job (reference spec §3.3), safely with any number of workers.
+"""Claiming the next job (docs/architecture.md#claiming-jobs), safely with any number of workers.
 
 PostgreSQL: the candidate row is locked with FOR UPDATE SKIP LOCKED and updated in the same
 transaction, so concurrent claimers each get a different row without waiting. SQLite: the

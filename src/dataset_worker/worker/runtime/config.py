@@ -24,7 +24,7 @@ class InvalidWorkerConfig(ValueError):
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Flags of `dataset-worker run` (reference spec §1), durations in seconds.
+    """Flags of `dataset-worker run` (docs/architecture.md#worker-process), durations in seconds.
 
     Defaults: one thread, every job type, poll backoff 5s…160s. `heartbeat_interval` 5s and
     `stale_after` 20s make a killed worker's jobs claimable again within ~25 s (reaper period =
@@ -54,7 +54,7 @@ class WorkerConfig:
 
     @property
     def job_types(self) -> list[JobType]:
-        """Enabled job types in claim priority order: daggen, then scan, then pack (spec §3.2)."""
+        """Enabled job types in claim priority order: daggen, then scan, then pack (docs/architecture.md#worker-thread-loop)."""
         order = (
             (self.enable_dag, JobType.DAGGEN),
             (self.enable_scan, JobType.SCAN),

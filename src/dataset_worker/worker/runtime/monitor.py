@@ -1,4 +1,4 @@
-"""The state monitor: stops in-flight jobs whose row stopped being ours (reference spec §3.5).
+"""The state monitor: stops in-flight jobs whose row stopped being ours (docs/architecture.md#pause-monitor).
 
 One per process. Every `interval` seconds (1 s; Singularity: 5 s) it reads the state and owner of
 the in-flight jobs — a primary-key lookup — and signals a job's `StopSignal` when the row is

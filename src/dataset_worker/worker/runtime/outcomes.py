@@ -1,6 +1,6 @@
 """Writing a job's outcome. Every update is guarded by ownership.
 
-`AND worker_id = :me AND state = 'processing'` fixes Singularity's unguarded updates (spec §3.2):
+`AND worker_id = :me AND state = 'processing'` fixes Singularity's unguarded updates (docs/architecture.md#worker-thread-loop):
 a job that was paused, reaped and reclaimed, or restarted meanwhile is left exactly as it is.
 Each function returns True when the row was still ours and got updated.
 """

@@ -1,4 +1,4 @@
-"""The `dataset-worker run` process: threads, background loops, signals, exit code (spec §3.1).
+"""The `dataset-worker run` process: threads, background loops, signals, exit code (docs/architecture.md#signals-and-exit-codes).
 
 Exit codes: 0 every thread finished (exit-on-complete); 1 a thread stopped with an error
 (exit-on-error, a crash) or startup failed; 130 SIGINT/SIGTERM. On the first signal every
@@ -163,7 +163,7 @@ class WorkerProcess:
     def _thread_main(self, worker: WorkerThread) -> None:
         try:
             result = worker.run()
-        except BaseException as exc:  # a bug in the loop itself: stop the process (spec §3.2)
+        except BaseException as exc:  # a bug in the loop itself: stop the process (docs/architecture.md#worker-thread-loop)
             log.error("thread.crashed", exc_info=exc, extra={"worker": worker.worker_id})
             result = ThreadResult(worker.worker_id, exc)
         try:

@@ -1,4 +1,4 @@
-"""Recovering the jobs of dead workers (reference spec §3.6, made fast and safe to run anywhere).
+"""Recovering the jobs of dead workers (docs/architecture.md#heartbeats-and-the-reaper, made fast and safe to run anywhere).
 
 A worker whose last heartbeat is older than `stale_after` is dead: its `processing` jobs go back to
 `ready` and its row is deleted (the FK clears worker_id on its other jobs, e.g. paused ones).

@@ -1,4 +1,4 @@
-"""The `workers` rows: one per worker thread, kept alive by heartbeats (reference spec §3.6)."""
+"""The `workers` rows: one per worker thread, kept alive by heartbeats (docs/architecture.md#heartbeats-and-the-reaper)."""
 
 from __future__ import annotations
 

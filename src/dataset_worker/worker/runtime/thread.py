@@ -1,4 +1,4 @@
-"""One worker thread: claim, run, record, back off (reference spec §3.2).
+"""One worker thread: claim, run, record, back off (docs/architecture.md#worker-thread-loop).
 
 Differences from Singularity, on purpose: outcome writes are ownership-checked (a job paused or
 taken over meanwhile is left alone), a job that finishes while the process shuts down is still
@@ -142,7 +142,7 @@ class WorkerThread:
                     continue
                 assert failure is not None
                 error = failure
-            # ERROR (spec §3.2): exit-on-error ends everything, else sleep and keep doubling.
+            # ERROR (docs/architecture.md#worker-thread-loop): exit-on-error ends everything, else sleep and keep doubling.
             if self.shutdown.is_set():
                 break
             if self.config.exit_on_error:

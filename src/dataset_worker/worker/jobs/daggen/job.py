@@ -1,4 +1,4 @@
-"""The daggen job (spec §6.4): the directory tree as a DAG piece whose CAR root is the root CID.
+"""The daggen job (docs/formats.md#dag-piece): the directory tree as a DAG piece whose CAR root is the root CID.
 
 The CAR holds, for every directory of the attachment not yet exported (ordered by id), its own
 node blocks sorted by CID bytes, then the split-file blocks it carries, sorted by CID bytes.
@@ -147,7 +147,7 @@ def _directory_blocks(ctx: JobContext, export: _Export) -> Iterator[tuple[bytes,
         for dir_id, cid, data in rows:
             last_id = dir_id
             if not cid:
-                continue  # an empty directory: no node, never linked (spec §6.4)
+                continue  # an empty directory: no node, never linked (docs/formats.md#dag-piece)
             yield from _blocks_of(dir_id, cid, data)
             export.directories.append((dir_id, cid))
 

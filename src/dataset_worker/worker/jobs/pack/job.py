@@ -1,4 +1,4 @@
-"""The pack job (spec §5): the job's ranges → one CAR file named `<pieceCID>.car` + its rows.
+"""The pack job (docs/architecture.md#pack-job): the job's ranges → one CAR file named `<pieceCID>.car` + its rows.
 
 Flow: size up the job's ranges → pick an output with room → stream every range's blocks (the
 ranges read from the DB a page at a time, in id order) into a temporary CAR while commP hashes
@@ -188,7 +188,7 @@ def _pack(
     spool: PackSpool,
 ) -> tuple[Recorded, Piece]:
     # Singularity pads (a temp file, then literal zeros) only when the data is under half the
-    # minimum piece; bigger inputs stream without the padding check (spec §5.7).
+    # minimum piece; bigger inputs stream without the padding check (docs/formats.md#piece-size-and-padding).
     pad = size.data_bytes < setup.min_piece_size // 2
     needed = size.car_estimate
     if pad:

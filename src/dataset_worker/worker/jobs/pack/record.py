@@ -1,4 +1,4 @@
-"""The one transaction that records a packed CAR (spec §5.8, made atomic).
+"""The one transaction that records a packed CAR (docs/architecture.md#recording-a-pack, made atomic).
 
 Singularity writes range CIDs, file CIDs, the `cars` row, `car_blocks` and the directory tree in
 separate steps, so a failure half-way leaves a mix. Here they are one transaction that first
@@ -138,7 +138,7 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
 
 
 def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, SpooledRange]]:
-    """Range CIDs and lengths, sizes of files of unknown size (spec §5.8.1), CIDs of files held
+    """Range CIDs and lengths, sizes of files of unknown size (docs/architecture.md#recording-a-pack), CIDs of files held
     whole by one range (file CID = range CID) with their sha256 when hashed. Returns the count of
     those whole files and the last range of each split file, by file id."""
     conn = session.connection()
@@ -169,7 +169,7 @@ def _file_name(path: str) -> str:
 def _split_files(
     session: Session, split: dict[int, SpooledRange]
 ) -> tuple[list[FinalisedFile], list[str], list[int]]:
-    """Split files touched by this job whose ranges all have CIDs now (spec §5.4), with their
+    """Split files touched by this job whose ranges all have CIDs now (docs/formats.md#file-dag), with their
     sha256 when this job hashed every range; the ids of those it could not hash come last.
 
     The file rows are locked first (ascending ids) so that two jobs finishing the last two

@@ -1,4 +1,4 @@
-"""How a scan cuts files into ranges and ranges into pack jobs (spec §4.2, §4.3).
+"""How a scan cuts files into ranges and ranges into pack jobs (docs/formats.md#cutting-files-into-ranges).
 
 The numbers are Singularity's, quirks included: the CAR-size estimate starts at the 59-byte
 empty header, a 0-byte range counts 37 bytes and an unknown-size range (-1) counts 38 because of

@@ -1,4 +1,4 @@
-"""The scan job (spec §4): list the source, record what is new, group its ranges into pack jobs.
+"""The scan job (docs/architecture.md#scan-job): list the source, record what is new, group its ranges into pack jobs.
 
 Steps: re-batch the ranges left without a job, walk the source breadth first in sorted order,
 write directories/files/ranges/pack jobs in batches (one transaction each), and flush the last
@@ -76,7 +76,7 @@ def _walk(ctx: JobContext, setup: AttachmentSetup, writer: ScanWriter, state: Sc
     totals = _Totals()
 
     def on_error(path: str, exc: Exception) -> None:
-        # Listing errors are logged and skipped; they never fail the scan (spec §4.1 step 2).
+        # Listing errors are logged and skipped; they never fail the scan (docs/architecture.md#scan-job).
         totals.errors += 1
         log_event(
             ctx.logger, "scan.skipped", logging.WARNING, job=ctx.job_id, path=path, error=str(exc)

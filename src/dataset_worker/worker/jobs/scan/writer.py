@@ -145,7 +145,7 @@ class ScanWriter:
         pending.append(range_id)
 
     def rebatch_leftovers(self, session: Session, state: ScanState) -> int:
-        """Feed the attachment's ranges that have no job, in id order (spec §4.1 step 1)."""
+        """Feed the attachment's ranges that have no job, in id order (docs/architecture.md#scan-job)."""
         rows = session.execute(
             select(FileRange.id, FileRange.length)
             .join(File, File.id == FileRange.file_id)
@@ -165,7 +165,7 @@ class ScanWriter:
         return count
 
     def finish(self, session: Session, state: ScanState) -> None:
-        """Flush the last, possibly small, job (spec §4.1 step 5)."""
+        """Flush the last, possibly small, job (docs/architecture.md#scan-job)."""
         if state.batcher.count > 0:
             self.create_job(session, state, [])
             state.batcher.reset()
@@ -234,7 +234,7 @@ class ScanWriter:
 
     def _ensure_dir(self, session: Session, path: str, batch: BatchResult) -> int:
         """The id of directory `path`, creating it and any missing ancestor (FirstOrCreate on
-        parent and name, spec §4.1 step 3)."""
+        parent and name, docs/architecture.md#scan-job)."""
         found = self.dir_ids.get(path)
         if found is None:
             found = batch.new_dirs.get(path)

@@ -1,0 +1,403 @@
+"""The work of `dataset-worker prepare` (cli/prepare.py declares the command).
+
+Imported only when the command runs: it loads the database, the use-cases, the worker runtime and
+rich, which the rest of the CLI must not pay for (see cli/common.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import exists, func, select
+from sqlalchemy.engine import make_url
+
+from dataset_worker.cli.common import fail, settings
+from dataset_worker.cli.manifest import write_export
+from dataset_worker.cli.prepare_progress import ProgressReporter
+from dataset_worker.config import Settings
+from dataset_worker.db import Database, open_database
+from dataset_worker.db.models import Directory, Job, JobState, JobType, Preparation
+from dataset_worker.defaults import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
+from dataset_worker.logs import LogfmtFormatter
+from dataset_worker.prep import (
+    CreatePreparationRequest,
+    InvalidParameter,
+    NotFound,
+    PrepError,
+    create_preparation,
+    list_pieces,
+    start_daggen,
+    start_pack,
+    start_scan,
+)
+from dataset_worker.prep.create import MAX_NAME_LENGTH, parse_size_field, resolve_folders
+from dataset_worker.prep.lookup import find_preparation, single_source
+from dataset_worker.prep.manifest import ManifestFormat, ManifestRequest
+from dataset_worker.prep.manifest_meta import ManifestMetaInput, resolve_meta
+from dataset_worker.sizes import SizeError, format_size, next_power_of_two, parse_size
+from dataset_worker.worker.runtime.config import MAX_CONCURRENCY, WorkerConfig, usable_cpus
+from dataset_worker.worker.runtime.process import EXIT_OK, EXIT_SIGNAL, WorkerProcess
+
+EXIT_FAILED = 1
+RETRY_WAIT = 1.0  # seconds between runs of a phase whose jobs wait (a retry delay, another worker)
+PENDING = (JobState.READY, JobState.PROCESSING)
+NEEDS_START = (JobState.CREATED, JobState.PAUSED, JobState.ERROR)
+PHASES = (
+    (JobType.SCAN, "scanning"),
+    (JobType.PACK, "packing"),
+    (JobType.DAGGEN, "building the DAG"),
+)
+
+log = logging.getLogger("dataset_worker.prepare")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The preparation being prepared."""
+
+    id: int
+    name: str
+    attachment_id: int
+    source: str
+    output: str
+    no_dag: bool
+
+
+def default_name(source: Path) -> str:
+    """The source folder's name reduced to [A-Za-z0-9._-] (never empty, never all digits)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", source.resolve().name).strip("-.")
+    if not name:
+        return "dataset"
+    if name.isdigit():
+        name = f"dataset-{name}"
+    return name[:MAX_NAME_LENGTH]
+
+
+def prepare(
+    ctx: typer.Context,
+    source: Path,
+    output: Path | None,
+    max_size: str | None,
+    concurrency: int,
+    name: str | None,
+    manifest: Path | None,
+    meta: ManifestMetaInput,
+) -> NoReturn:
+    """Run `prepare` with the parsed options; exits with the command's exit code."""
+    threads = concurrency or min(usable_cpus(), 8)
+    if not 1 <= threads <= MAX_CONCURRENCY:
+        fail(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
+    if meta.given() and manifest is None:
+        fail("the dataset description options are for the manifest: add --manifest FILE")
+    config = settings(ctx)
+    db = _open(config, threads)
+    try:
+        code = _prepare(db, config, source, output, max_size, name, threads, manifest, meta)
+    except PrepError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:  # while setting up or printing: no job is running
+        code = EXIT_SIGNAL
+    finally:
+        db.dispose()
+    raise typer.Exit(code)
+
+
+def _prepare(
+    db: Database,
+    config: Settings,
+    source: Path,
+    output: Path | None,
+    max_size: str | None,
+    name: str | None,
+    threads: int,
+    manifest: Path | None,
+    meta: ManifestMetaInput,
+) -> int:
+    """Create or resume, run the phases, then print the pieces and write the manifest."""
+    console = _console()
+    target = _create_or_resume(db, source, output, max_size, name or default_name(source))
+    if manifest is not None:
+        _check_manifest_meta(db, target, meta)
+    log_path = _log_to_file(config, target.name)
+    code = _run(db, target, threads, console)
+    if code == EXIT_OK:
+        _print_pieces(console, db, target)
+        if manifest is not None:
+            request = ManifestRequest(ManifestFormat.SUPER_MANIFEST, meta)
+            write_export(db, target.id, request, manifest)
+            console.print(f"Manifest: {escape(str(manifest))}", highlight=False)
+    elif code == EXIT_FAILED:
+        _report_failures(console, db, target, log_path)
+    else:
+        console.print("Interrupted: run the same command again to resume.", highlight=False)
+    return code
+
+
+# --- setup ----------------------------------------------------------------------------------------
+
+
+def _open(config: Settings, threads: int) -> Database:
+    if config.is_sqlite:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # The worker threads, its heartbeat, reaper and monitor, and the progress poller.
+        return open_database(config.database_url, pool_size=threads + 5)
+    except Exception as exc:
+        shown = make_url(config.database_url).render_as_string(hide_password=True)
+        fail(f"cannot open the database {shown}: {exc}")
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=240)  # piped: do not squeeze CIDs into 80 columns
+    return console
+
+
+def _log_to_file(config: Settings, name: str) -> Path:
+    """The worker's log lines go to a file: the terminal shows the progress view instead."""
+    folder = config.state_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"prepare-{name}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    return path
+
+
+def _create_or_resume(
+    db: Database, source: Path, output: Path | None, max_size: str | None, name: str
+) -> Target:
+    """The preparation `name` if it prepares the same folders (else a clear error), or a new one."""
+    try:
+        target = _load(db, name)
+    except NotFound:
+        destination = output if output is not None else Path.cwd() / f"{name}-cars"
+        size = max_size or DEFAULT_MAX_SIZE
+        request = CreatePreparationRequest(
+            name=name,
+            source=str(source),
+            output=str(destination),
+            max_size=size,
+            min_piece_size=_min_piece_size(size),
+        )
+        create_preparation(db, request)
+        return _load(db, name)
+    _check_same(db, target, source, output, max_size)
+    return target
+
+
+def _min_piece_size(max_size: str) -> str:
+    """The default minimum piece size, lowered to the piece size a small --max-size gives (this
+    command has no --piece-size / --min-piece-size: small test datasets must just work)."""
+    default = parse_size(DEFAULT_MIN_PIECE_SIZE)
+    try:
+        piece = next_power_of_two(parse_size(max_size))
+    except SizeError:
+        return DEFAULT_MIN_PIECE_SIZE  # the creation names the bad --max-size
+    return str(min(default, piece))
+
+
+def _load(db: Database, key: str | int) -> Target:
+    with db.read() as session:
+        prep = find_preparation(session, key)
+        attachment = single_source(prep)
+        outputs = [a.storage.path for a in prep.output_attachments]
+        return Target(
+            prep.id,
+            prep.name,
+            attachment.id,
+            attachment.storage.path,
+            outputs[0] if outputs else "",
+            prep.no_dag,
+        )
+
+
+def _check_same(
+    db: Database, target: Target, source: Path, output: Path | None, max_size: str | None
+) -> None:
+    """A resumed preparation must be the one asked for: same source, output and max size."""
+    source_path, output_path = resolve_folders(str(source), str(output or target.output))
+    hint = "use another --name for a new preparation"
+    if str(source_path) != target.source:
+        raise InvalidParameter(
+            f'preparation "{target.name}" already exists for source {target.source}, not '
+            f"{source_path}; {hint}"
+        )
+    if output is not None and str(output_path) != target.output:
+        raise InvalidParameter(
+            f'preparation "{target.name}" writes its CAR files to {target.output}, not '
+            f"{output_path}; drop --output to resume it, or {hint}"
+        )
+    if max_size is not None:
+        wanted = parse_size_field("maxSize", max_size)
+        with db.read() as session:
+            current = session.scalar(
+                select(Preparation.max_size).where(Preparation.id == target.id)
+            )
+        if wanted != current:
+            raise InvalidParameter(
+                f'preparation "{target.name}" was created with max size {current} '
+                f"({format_size(current or 0)}), not {wanted}; drop --max-size to resume it, "
+                f"or {hint}"
+            )
+
+
+def _check_manifest_meta(db: Database, target: Target, meta: ManifestMetaInput) -> None:
+    """Refuse a missing or invalid dataset description now, not after hours of packing."""
+    with db.read() as session:
+        stored = session.scalar(
+            select(Preparation.manifest_meta).where(Preparation.id == target.id)
+        )
+    resolve_meta(stored, meta, target.name)
+
+
+# --- the phases -----------------------------------------------------------------------------------
+
+
+def _run(db: Database, target: Target, threads: int, console: Console) -> int:
+    """Run the phases; 0 done, 1 a job failed, 130 interrupted."""
+    with ProgressReporter(db, target.name, console) as progress:
+        try:
+            for job_type, label in PHASES:
+                if job_type is JobType.DAGGEN and not _dag_wanted(db, target):
+                    continue
+                if not _queue(db, target, job_type):
+                    continue
+                progress.set_phase(label)
+                code = _run_phase(db, target, job_type, threads if job_type is JobType.PACK else 1)
+                if code != EXIT_OK:
+                    progress.set_phase("failed" if code == EXIT_FAILED else "interrupted")
+                    return code
+            progress.set_phase("done")
+            return EXIT_OK
+        except KeyboardInterrupt:  # between two phases (the worker handles it during one)
+            progress.set_phase("interrupted")
+            return EXIT_SIGNAL
+
+
+def _states(db: Database, target: Target, job_type: JobType) -> dict[JobState, int]:
+    with db.read() as session:
+        rows = session.execute(
+            select(Job.state, func.count())
+            .where(Job.attachment_id == target.attachment_id, Job.type == job_type)
+            .group_by(Job.state)
+        )
+        return {state: count for state, count in rows}
+
+
+def _queue(db: Database, target: Target, job_type: JobType) -> bool:
+    """Make the phase's jobs ready where needed; False when the phase has nothing to do."""
+    states = _states(db, target, job_type)
+    if job_type is JobType.PACK:
+        if any(states.get(s) for s in NEEDS_START):
+            start_pack(db, target.id)
+        return any(states.get(s) for s in (*PENDING, *NEEDS_START))
+    if any(states.get(s) for s in PENDING):
+        return True
+    if states.get(JobState.COMPLETE) and (job_type is JobType.SCAN or not _dag_behind(db, target)):
+        return False  # scanned already / the DAG already covers every directory
+    (start_scan if job_type is JobType.SCAN else start_daggen)(db, target.id)
+    return True
+
+
+def _dag_wanted(db: Database, target: Target) -> bool:
+    """A DAG piece is wanted unless the preparation has noDag or nothing was packed (an empty
+    source: daggen would fail with "no root CID")."""
+    return not target.no_dag and bool(_states(db, target, JobType.PACK).get(JobState.COMPLETE))
+
+
+def _dag_behind(db: Database, target: Target) -> bool:
+    """Some directory has content its last DAG piece does not hold."""
+    with db.read() as session:
+        return bool(
+            session.scalar(
+                select(
+                    exists().where(
+                        Directory.attachment_id == target.attachment_id,
+                        Directory.exported.is_(False),
+                        Directory.cid.is_not(None),
+                    )
+                )
+            )
+        )
+
+
+def _run_phase(db: Database, target: Target, job_type: JobType, threads: int) -> int:
+    """Run the worker on `job_type` jobs until none of the preparation's is ready or running."""
+    config = WorkerConfig(
+        concurrency=threads,
+        enable_scan=job_type is JobType.SCAN,
+        enable_pack=job_type is JobType.PACK,
+        enable_dag=job_type is JobType.DAGGEN,
+        exit_on_complete=True,
+    )
+    while True:
+        states = _states(db, target, job_type)
+        if states.get(JobState.ERROR):
+            return EXIT_FAILED
+        if not any(states.get(s) for s in PENDING):
+            return EXIT_OK
+        code = WorkerProcess(db, config).run()
+        if code == EXIT_SIGNAL:
+            return EXIT_SIGNAL
+        if code != EXIT_OK:
+            return EXIT_FAILED
+        if any(_states(db, target, job_type).get(s) for s in PENDING):
+            # Jobs the threads could not claim: a retry waiting out its delay, or jobs another
+            # worker is running. Look again shortly (Ctrl-C here interrupts as anywhere else).
+            time.sleep(RETRY_WAIT)
+
+
+# --- the end --------------------------------------------------------------------------------------
+
+
+def _print_pieces(console: Console, db: Database, target: Target) -> None:
+    pieces = list_pieces(db, target.id)
+    table = Table(title=f'Pieces of "{escape(target.name)}" (CAR files in {escape(target.output)})')
+    # A narrow terminal folds the CIDs onto several lines: never cut, they are to be copied.
+    for column in ("Type", "Piece CID", "Piece size", "Payload CID", "CAR size"):
+        if "CID" in column:
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True, justify="left" if column == "Type" else "right")
+    for piece in pieces:
+        table.add_row(
+            piece.piece_type.value,
+            piece.piece_cid,
+            format_size(piece.piece_size),
+            piece.root_cid,
+            str(piece.file_size),
+        )
+    console.print(table)
+
+
+def _report_failures(console: Console, db: Database, target: Target, log_path: Path) -> None:
+    with db.read() as session:
+        failed = session.execute(
+            select(Job.id, Job.type, Job.error_message)
+            .where(Job.attachment_id == target.attachment_id, Job.state == JobState.ERROR)
+            .order_by(Job.id)
+            .limit(10)
+        ).all()
+    for job_id, job_type, message in failed:
+        console.print(
+            f"[red]{job_type} job {job_id} failed:[/red] {escape(message)}", highlight=False
+        )
+    console.print(
+        f"Fix the cause and run the same command again (failed jobs are retried); "
+        f"the worker's log is {escape(str(log_path))}",
+        highlight=False,
+    )
