@@ -36,6 +36,7 @@ from tests.integration.provider_support import (
     prepare_tree,
     running_provider,
 )
+from tests.support.openapi import Operation, OperationCase, valid_operations
 
 EXAMPLES = 60
 # Realistic Range values (random strings almost never are one): single, suffix, open, several.
@@ -66,7 +67,7 @@ def test_no_server_errors_and_only_documented_codes(
 ) -> None:
     tree, provider = served
     schema = schemathesis.openapi.from_url(f"{provider.url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = valid_operations(schema)
     labels = sorted(operation.label for operation in operations)
     assert labels == [
         "GET /ipfs/{cid}",
@@ -92,7 +93,7 @@ def test_no_server_errors_and_only_documented_codes(
 
 
 def property_test(
-    operation: schemathesis.APIOperation, mode: GenerationMode, known: list[str]
+    operation: Operation, mode: GenerationMode, known: list[str]
 ) -> Callable[[], None]:
     """A Hypothesis test that calls `operation` with cases of `mode` and validates each reply."""
     checks = NEGATIVE_CHECKS if mode.is_negative else CHECKS
@@ -107,11 +108,11 @@ def property_test(
         suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(mode), piece=pieces, byte_ranges=ranges)
-    def check(case: schemathesis.Case, piece: str | None, byte_ranges: str | None) -> None:
+    def check(case: OperationCase, piece: str | None, byte_ranges: str | None) -> None:
         if piece is not None and case.path_parameters is not None:
             case.path_parameters["pieceCid"] = piece
             if byte_ranges is not None and "/metadata/" not in operation.path:
-                case.headers = {**(case.headers or {}), "Range": byte_ranges}
+                case.headers["Range"] = byte_ranges
         case.call_and_validate(checks=checks, timeout=60)
 
-    return check  # type: ignore[no-any-return]
+    return check

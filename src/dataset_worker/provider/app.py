@@ -86,8 +86,11 @@ PIECE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _error("The id is not a piece CID."),
     401: _error("Missing or wrong token."),
     404: _error("No piece with this CID is known here."),
-    409: _error("The CAR file differs from the record (size, type) or cannot be read."),
-    410: _error("The CAR file (or its storage) is gone."),
+    409: _error(
+        "The CAR file differs from the record (size, type) or cannot be read; for an inline "
+        "piece, a source file it is rebuilt from is gone or changed since the scan."
+    ),
+    410: _error("The CAR file (or its storage, or an inline piece's source) is gone."),
     416: _error("No requested range overlaps the piece; Content-Range gives its size."),
     501: _error("The piece is in a kind of storage not served yet."),
 }

@@ -7,10 +7,10 @@ session open, so a long verification holds no transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from dataset_worker.pieces_inline import InlinePieceStream, open_inline_piece
 from dataset_worker.prep.lookup import find_preparation, single_source
 from dataset_worker.storage import StorageError, open_source
 from dataset_worker.verify.car import ExpectedPiece, check_piece
+from dataset_worker.verify.remote import RemoteCars
 from dataset_worker.verify.report import PieceResult, Problem, Report
 from dataset_worker.verify.tree import BlockStore, compare_with_source
 
@@ -52,6 +53,7 @@ class _PieceRow:
     storage_type: str | None
     storage_root: str | None
     storage_path: str
+    storage_config: dict[str, Any] | None = None  # where and how to reach a remote output
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class _Plan:
     source_path: str
     root_directory_cid: bytes | None
     dag_root: bytes | None
+    source_config: dict[str, Any] | None = None  # where and how to reach a remote source
 
 
 def verify_preparation(
@@ -90,13 +93,15 @@ def verify_preparation(
         )
     report = plan.report
     store = BlockStore() if deep else None
+    remote = RemoteCars(spool=deep)
     try:
-        _check_pieces(db, plan, store, progress)
+        _check_pieces(db, plan, store, progress, remote)
         if deep and store is not None:
             _check_tree(plan, store, progress)
     finally:
         if store is not None:
             store.close()
+        remote.close()
     return report
 
 
@@ -112,14 +117,14 @@ def _load(session: Session, name_or_id: str, deep: bool) -> _Plan:
     )
     counts = {car_id: n for car_id, n in counted}
     rows = session.execute(
-        select(Car, Storage.type, Storage.path)
+        select(Car, Storage.type, Storage.path, Storage.config)
         .outerjoin(Storage, Storage.id == Car.storage_id)
         .where(Car.preparation_id == prep.id)
         .order_by(Car.id)
     )
     pieces: list[_PieceRow] = []
     dag_root: bytes | None = None
-    for car, storage_type, storage_root in rows:
+    for car, storage_type, storage_root, storage_config in rows:
         expected = ExpectedPiece(
             piece_cid=car.piece_cid,
             piece_size=car.piece_size,
@@ -131,7 +136,13 @@ def _load(session: Session, name_or_id: str, deep: bool) -> _Plan:
         )
         pieces.append(
             _PieceRow(
-                car.id, car.piece_type, expected, storage_type, storage_root, car.storage_path
+                car.id,
+                car.piece_type,
+                expected,
+                storage_type,
+                storage_root,
+                car.storage_path,
+                storage_config,
             )
         )
         if car.piece_type is PieceType.DAG:
@@ -150,6 +161,7 @@ def _load(session: Session, name_or_id: str, deep: bool) -> _Plan:
         delete_after_export=prep.delete_after_export,
         source_type=attachment.storage.type,
         source_path=attachment.storage.path,
+        source_config=dict(attachment.storage.config or {}),
         root_directory_cid=root_directory_cid or None,
         dag_root=dag_root,
     )
@@ -161,7 +173,11 @@ def _is_inline(piece: _PieceRow) -> bool:
 
 
 def _check_pieces(
-    db: Database, plan: _Plan, store: BlockStore | None, progress: ProgressSink | None
+    db: Database,
+    plan: _Plan,
+    store: BlockStore | None,
+    progress: ProgressSink | None,
+    remote: RemoteCars,
 ) -> None:
     report = plan.report
     paths = {piece.car_id: _car_path(piece) for piece in plan.pieces}
@@ -177,6 +193,9 @@ def _check_pieces(
         path = paths[piece.car_id]
         if _is_inline(piece):
             _check_inline_piece(db, plan, piece, label, progress)
+            continue
+        if path is not None and _is_remote(piece):
+            _check_remote_piece(plan, piece, label, store, progress, remote)
             continue
         if path is None:
             report.pieces.append(
@@ -248,6 +267,67 @@ def _check_inline_piece(
             piece.piece_type.value,
             label,
             where,
+            blocks=checked.blocks,
+            bytes_read=checked.bytes_read,
+            problems=len(checked.problems),
+        )
+    )
+
+
+def _is_remote(piece: _PieceRow) -> bool:
+    """A CAR on an S3 bucket or SFTP server rather than in a local folder."""
+    return piece.storage_type not in (None, "local")
+
+
+def _check_remote_piece(
+    plan: _Plan,
+    piece: _PieceRow,
+    label: str,
+    store: BlockStore | None,
+    progress: ProgressSink | None,
+    remote: RemoteCars,
+) -> None:
+    """Stream a CAR from its remote output and check it like a local one."""
+    assert piece.storage_type is not None and piece.storage_root is not None
+    url = remote.url(piece.storage_root, piece.storage_path)
+    if piece.storage_path != label + ".car":
+        # The writers only ever record `<piece CID>.car`; anything else could point elsewhere.
+        problem = Problem(
+            "car-name",
+            f'the recorded CAR path "{piece.storage_path}" is not {label}.car',
+            piece_cid=label,
+            car_path=url,
+        )
+        plan.report.problems.append(problem)
+        plan.report.pieces.append(
+            PieceResult(piece.car_id, piece.piece_type.value, label, url, problems=1)
+        )
+        return
+    opener, copy = remote.opener(
+        piece.storage_type,
+        piece.storage_root,
+        piece.storage_config,
+        piece.storage_path,
+        piece.car_id,
+    )
+    checked = check_piece(
+        Path(url),
+        piece.expected,
+        # Blocks are read back from the local copy when the files are rebuilt.
+        on_block=partial(store.add_block, copy) if store is not None and copy else None,
+        progress=progress.advance if progress is not None else None,
+        opener=opener,
+    )
+    if store is not None:
+        store.damaged.update(checked.damaged)
+    # check_piece names a Path, which folds the "//" of "s3://": name the URL instead.
+    plan.report.problems.extend(replace(p, car_path=url) for p in checked.problems)
+    plan.report.pieces.append(
+        PieceResult(
+            piece.car_id,
+            piece.piece_type.value,
+            label,
+            url,
             blocks=checked.blocks,
             bytes_read=checked.bytes_read,
             problems=len(checked.problems),
@@ -333,7 +413,7 @@ def _check_tree(plan: _Plan, store: BlockStore, progress: ProgressSink | None) -
             )
         )
     try:
-        source = open_source(plan.source_type, plan.source_path)
+        source = open_source(plan.source_type, plan.source_path, plan.source_config)
     except StorageError as exc:
         report.problems.append(Problem("source-unreadable", str(exc)))
         return

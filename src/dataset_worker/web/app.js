@@ -7,6 +7,7 @@ import { WorkersPanel } from "./fleet.js";
 import { JobsPanel } from "./jobs.js";
 import { LogsPanel } from "./logs.js";
 import { PrepsPanel } from "./preps.js";
+import { StoragesPanel } from "./storages.js";
 import { WorkerPanel } from "./worker.js";
 
 const REFUSED = "The server refused this token. Use the token that dataset-worker serve printed on first start, or the value of DATASET_WORKER_ADMIN_TOKEN.";
@@ -31,7 +32,7 @@ function buildPanels() {
     onList: (names) => jobs.setPreparations(names),
     onPacked: (bytes) => chart.add(bytes),
   });
-  return [worker, logs, preps, jobs, chart, new WorkersPanel()];
+  return [worker, logs, preps, jobs, chart, new WorkersPanel(), new StoragesPanel()];
 }
 
 function setBanner(text) {
