@@ -216,7 +216,9 @@ def _add_routes(app: FastAPI, catalog: PieceCatalog) -> None:
         ] = DEFAULT_LIMIT,
         cursor: Annotated[
             int | None,
-            Query(ge=0, description="The `nextCursor` of the previous page."),
+            # Row ids are 64-bit signed integers in both databases; a larger cursor is a client
+            # mistake (400), not a driver overflow (500).
+            Query(ge=0, le=2**63 - 1, description="The `nextCursor` of the previous page."),
         ] = None,
     ) -> PieceMetadata:
         return piece_metadata(catalog, parse_piece_cid(piece_cid), limit=limit, cursor=cursor)
