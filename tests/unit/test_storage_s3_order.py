@@ -69,8 +69,12 @@ def test_paths_configs_and_backoff() -> None:
             parse_s3_url(bad)
     config = S3Config.from_mapping({"anonymous": "true", "part_size": "16777216"})
     assert config.anonymous and config.part_size == 16 << 20
-    secret = S3Config.from_mapping({"secret_access_key": "TOPSECRET"}, allow_secrets=True)
+    pair = {"access_key_id": "AKIA", "secret_access_key": "TOPSECRET"}
+    secret = S3Config.from_mapping(pair, allow_secrets=True)
     assert "TOPSECRET" not in repr(secret)
+    for half in ({"secret_access_key": "TOPSECRET"}, {"session_token": "T"}):
+        with pytest.raises(StorageError, match="needs"):  # boto3 would refuse it later
+            S3Config.from_mapping(half, allow_secrets=True)
     assert DEFAULT_PART_SIZE * MAX_PARTS >= 31.5 * (1 << 30)  # the largest CAR fits
     delays = list(Backoff(attempts=6, base=0.1, cap=1.0).delays())
     assert len(delays) == 5
