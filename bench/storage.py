@@ -1,4 +1,10 @@
-"""Benchmark: S3 client libraries for the S3 storage, against one local server in one run.
+"""Benchmark: the S3 storage's speed rows, or (`--libraries`) S3 client libraries compared.
+
+By default this prints the speed rows of `storage_speed.py`: pack, scan listing, CAR upload and
+memory of dataset-worker's S3 storage, each against the raw boto3 operation on the same bytes in
+the same run (see that module for what each row measures and its goal).
+
+With `--libraries`: S3 client libraries for the S3 storage, against one local server in one run.
 
 Starts `rclone serve s3` (a separate Go process, so the server does not compete with the client
 for the GIL) over a temporary folder holding a bucket of N small objects in nested prefixes and
@@ -19,7 +25,8 @@ failed ("Received non-partial response when range requested"); multipart upload 
 (249 MB/s), obstore 1.05, s3fs 1.38. boto3 also gives the explicit multipart API the storage
 needs (abort, list and recover uploads, UploadPartCopy) that obstore does not expose.
 
-Usage: .venv/bin/python bench/storage.py [--objects 5000] [--size-mib 64] [--repeat 3]
+Usage: .venv/bin/python bench/storage.py [--pack-mib 256] [--objects 100000] [--upload-mib 256]
+       .venv/bin/python bench/storage.py --libraries [--objects 5000] [--size-mib 64] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -290,7 +297,16 @@ def measure(name: str, what: str, repeat: int, action: Callable[[int], object], 
 
 def main() -> None:
     """Run the benchmark and print one row per library."""
+    if "--libraries" not in sys.argv[1:]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
+        from bench import storage_speed
+
+        speed = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+        storage_speed.add_arguments(speed)
+        storage_speed.run(speed.parse_args(), rclone_server, (ACCESS, SECRET))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--libraries", action="store_true", help="compare S3 client libraries")
     parser.add_argument("--objects", type=int, default=5000)
     parser.add_argument("--size-mib", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)

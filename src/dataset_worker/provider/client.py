@@ -1,15 +1,22 @@
 """Downloading a piece from a content provider the way Boost does: HEAD, then parallel ranges.
 
-The piece is cut into chunks handed out in order to `connections` threads, each with its own
-keep-alive connection. A dropped connection costs only the rest of its chunk: the remaining bytes
-are asked for again (If-Range = the ETag, so a changed piece is never mixed in), with backoff and
-a bounded number of attempts. A hashing thread follows the contiguous prefix written so far, so
-the piece CID is computed while the download runs. The bytes go to FILE.part, renamed to FILE when
-the piece CID matches, or to FILE.bad when it does not.
+The piece is cut into chunks (at most 8 MiB) handed out in order to `connections` threads, each
+with its own keep-alive connection. A dropped connection costs only the rest of its chunk: the
+remaining bytes are asked for again (If-Range = the ETag, so a changed piece is never mixed in),
+with backoff and a bounded number of attempts. The main thread hashes the contiguous prefix
+written so far, so the piece CID is computed while the download runs, on the other core. The bytes
+go to FILE.part, renamed to FILE when the piece CID matches, or to FILE.bad when it does not.
+
+The HTTP client is the standard library's http.client, not httpx: its `readinto` fills a 4 MiB
+buffer in one call (a loop of recv_into in C), where httpx hands out 64 KiB pieces through
+pure-Python parsing; measured on loopback, that Python work per piece competed with the hashing
+for the GIL and the cores.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import mmap
 import os
 import threading
@@ -17,18 +24,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlsplit
 
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import MAX_PAYLOAD, MIN_PAYLOAD, CommP, CommPError, pad_commp
+from dataset_worker.content.commptree import SEGMENT, join_segments, segment_count, segment_result
 from dataset_worker.provider.piececid import parse_piece_cid
 
 MIN_CHUNK = 64 << 10
-MAX_CHUNK = 64 << 20
+MAX_CHUNK = 8 << 20  # small enough that the hashed prefix stays close behind the downloads
+READ_SIZE = 4 << 20  # bytes received per readinto call and written per pwrite
+CONNECT_TIMEOUT = 10.0
+MAX_ERROR_BODY = 64 << 10
+MAX_METADATA = 1 << 20
 MAX_ATTEMPTS = 6  # failed tries in a row on one chunk without a single new byte
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 8.0
+FLUSH_STEP = 128 << 20  # bytes of written prefix between two fdatasync calls
+HASH_THREADS = 2  # the hashing is the slowest stage: it gets a thread per core (of two)
 HASH_STEP = 16 << 20  # bytes hashed per call (the C core releases the GIL meanwhile)
 Progress = Callable[[int], object]
 
@@ -71,6 +84,7 @@ class _Progress:
         self._on_bytes = on_bytes
         self._next = 0
         self._prefix_chunk = 0
+        self.chunk_size = chunks[0].end  # every chunk but the last
 
     def take(self) -> _Chunk | None:
         """The next chunk to fetch, or None when there is none or the download is over."""
@@ -108,7 +122,8 @@ class _Progress:
             self.cond.notify_all()
 
     def wait_prefix(self, after: int) -> int:
-        """Block until the contiguous written prefix passes `after`; returns its end.
+        """Block until the contiguous written prefix passes `after`; returns its end (sooner
+        once the download is stopped).
 
         Raises a worker's failure as soon as there is one.
         """
@@ -117,6 +132,28 @@ class _Progress:
                 if self.failed is not None:
                     raise self.failed
                 end = self._prefix_end()
+                if end > after or self.stopped:
+                    return end
+                self.cond.wait()
+
+    def wait_written(self, after: int) -> int:
+        """Block until the bytes written contiguously from `after` (written itself, or the
+        start of a chunk) reach past it; returns their end.
+
+        Raises a worker's failure as soon as there is one.
+        """
+        with self.cond:
+            while True:
+                if self.failed is not None:
+                    raise self.failed
+                index = after // self.chunk_size
+                end = after
+                while index < len(self.chunks):
+                    chunk = self.chunks[index]
+                    end = chunk.written
+                    if chunk.written < chunk.end:
+                        break
+                    index += 1
                 if end > after:
                     return end
                 self.cond.wait()
@@ -128,6 +165,72 @@ class _Progress:
                 return chunk.written
             self._prefix_chunk += 1
         return self.chunks[-1].end
+
+
+class _Retryable(Exception):
+    """A failure worth asking again for (a dropped connection, a server error, a cut body)."""
+
+
+class _Origin:
+    """Where to connect and what every request carries; opens keep-alive connections."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
+        parts = urlsplit(base_url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port
+        self.prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def connect(self) -> http.client.HTTPConnection:
+        """A new connection (connecting may raise OSError)."""
+        conn: http.client.HTTPConnection
+        if self.https:
+            import ssl
+
+            context = ssl.create_default_context()
+            conn = http.client.HTTPSConnection(
+                self.host, self.port, timeout=CONNECT_TIMEOUT, context=context
+            )
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT)
+        conn.connect()
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)  # the connect timeout is shorter than a read's
+        return conn
+
+
+class _Connection:
+    """One keep-alive connection, opened on first use and again after a failure."""
+
+    def __init__(self, origin: _Origin) -> None:
+        self.origin = origin
+        self._conn: http.client.HTTPConnection | None = None
+
+    def send(
+        self, method: str, target: str, headers: dict[str, str] | None = None
+    ) -> http.client.HTTPResponse:
+        """The reply's status and headers (the body is left to read); _Retryable on a network
+        failure."""
+        try:
+            if self._conn is None or self._conn.sock is None:  # closed by the server's reply
+                self._conn = self.origin.connect()
+            self._conn.request(method, target, headers={**self.origin.headers, **(headers or {})})
+            return self._conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise _Retryable(_describe(exc)) from None
+
+    def close(self) -> None:
+        """Drop the connection (after a failure, or with a reply not read to its end)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def fetch_piece(
@@ -144,34 +247,36 @@ def fetch_piece(
     """Download and verify one piece into `output`; FetchError says what went wrong."""
     expected = parse_piece_cid(piece_cid_text)
     started = time.monotonic()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    origin = _Origin(base_url, token, timeout)
     url = f"{base_url.rstrip('/')}/piece/{piece_cid_text}"
-    limits = httpx.Limits(
-        max_connections=connections + 1, max_keepalive_connections=connections + 1
-    )
-    with httpx.Client(
-        headers=headers, timeout=httpx.Timeout(timeout, connect=10.0), limits=limits
-    ) as client:
-        size, etag = _head(client, url)
-        if on_size is not None:
-            on_size(size)
-        part = output.with_name(output.name + ".part")
-        chunks = _chunks(size, connections)
-        progress = _Progress(chunks, on_bytes)
-        digest = _download(client, url, etag, size, part, progress, connections)
-        piece_size = _verify(client, base_url, piece_cid_text, expected, digest, part, output)
+    target = f"{origin.prefix}/piece/{piece_cid_text}"
+    size, etag = _head(origin, url, target)
+    if on_size is not None:
+        on_size(size)
+    part = output.with_name(output.name + ".part")
+    chunks = _chunks(size, connections)
+    progress = _Progress(chunks, on_bytes)
+    fetch = _Fetch(origin, url, target, etag, size, progress)
+    digest = _download(fetch, part, connections)
+    piece_size = _verify(origin, piece_cid_text, expected, digest, part, output)
     os.replace(part, output)
     return FetchResult(output, size, piece_size, time.monotonic() - started, progress.retries)
 
 
-def _head(client: httpx.Client, url: str) -> tuple[int, str]:
+def _head(origin: _Origin, url: str, target: str) -> tuple[int, str]:
     """Size and ETag from HEAD; FetchError with the server's reason otherwise."""
+    conn = _Connection(origin)
     try:
-        reply = client.head(url)
-    except httpx.HTTPError as exc:
-        raise FetchError(f"HEAD {url} failed: {exc}") from None
-    if reply.status_code != 200:
-        raise FetchError(f"HEAD {url}: {reply.status_code} {_reason(client, url, reply)}")
+        try:
+            reply = conn.send("HEAD", target)
+            reply.read()
+        except (_Retryable, OSError, http.client.HTTPException) as exc:
+            raise FetchError(f"HEAD {url} failed: {exc}") from None
+        if reply.status != 200:
+            reason = _reason(origin, target, reply, head=True)
+            raise FetchError(f"HEAD {url}: {reply.status} {reason}")
+    finally:
+        conn.close()
     length = reply.headers.get("content-length")
     if length is None or not (length.isascii() and length.isdigit()):
         raise FetchError(f"HEAD {url}: no Content-Length in the reply")
@@ -183,64 +288,70 @@ def _head(client: httpx.Client, url: str) -> tuple[int, str]:
     return size, reply.headers.get("etag", "")
 
 
-def _reason(client: httpx.Client, url: str, reply: httpx.Response) -> str:
+def _reason(
+    origin: _Origin, target: str, reply: http.client.HTTPResponse, *, head: bool = False
+) -> str:
     """The server's error sentence (HEAD has no body: ask again with GET for it)."""
-    if reply.request.method == "HEAD":
-        try:
-            with client.stream("GET", url, headers={"Range": "bytes=0-0"}) as again:
-                again.read()
-                reply = again
-        except httpx.HTTPError:
-            return reply.reason_phrase
     try:
-        body = reply.json()
-    except ValueError:
-        return reply.reason_phrase
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
-    return reply.reason_phrase
+        if head:
+            conn = _Connection(origin)
+            try:
+                again = conn.send("GET", target, {"Range": "bytes=0-0"})
+                body = again.read(MAX_ERROR_BODY)
+            finally:
+                conn.close()
+        else:
+            body = reply.read(MAX_ERROR_BODY)
+        message = json.loads(body).get("error")
+    except (_Retryable, OSError, http.client.HTTPException, ValueError, AttributeError):
+        return reply.reason
+    return message if isinstance(message, str) else reply.reason
 
 
 def _chunks(size: int, connections: int) -> list[_Chunk]:
-    """In-order chunks, about four per connection (64 KiB to 64 MiB each), so every connection
+    """In-order chunks, at least four per connection (64 KiB to 8 MiB each), so every connection
     stays busy to the end and the hashed prefix grows steadily."""
     target = -(-size // (connections * 4))
     chunk = min(MAX_CHUNK, max(MIN_CHUNK, target))
     return [_Chunk(start, min(start + chunk, size)) for start in range(0, size, chunk)]
 
 
-def _download(
-    client: httpx.Client,
-    url: str,
-    etag: str,
-    size: int,
-    part: Path,
-    progress: _Progress,
-    connections: int,
-) -> bytes:
+@dataclass(frozen=True)
+class _Fetch:
+    """What every download thread shares."""
+
+    origin: _Origin
+    url: str
+    target: str
+    etag: str
+    size: int
+    progress: _Progress
+
+
+def _download(fetch: _Fetch, part: Path, connections: int) -> bytes:
     """Fetch every chunk into `part` while hashing; returns the raw commitment.
 
     On any failure `part` is removed.
     """
+    progress = fetch.progress
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     complete = False
     try:
-        os.ftruncate(fd, size)
+        os.ftruncate(fd, fetch.size)
         workers = [
-            threading.Thread(
-                target=_worker, args=(client, url, etag, size, fd, progress), daemon=True
-            )
+            threading.Thread(target=_worker, args=(fetch, fd), daemon=True)
             for _ in range(min(connections, len(progress.chunks)))
         ]
+        workers.append(threading.Thread(target=_flush, args=(fd, fetch.size, progress)))
         for worker in workers:
             worker.start()
         try:
-            commitment = _hash_prefix(fd, size, progress)
+            commitment = _hash_prefix(fd, fetch.size, progress)
         finally:
             progress.stop()
             for worker in workers:
                 worker.join()
-        os.fsync(fd)
+        os.fsync(fd)  # little is left to write by now: _flush kept up
         complete = True
         return commitment
     finally:
@@ -249,50 +360,106 @@ def _download(
             part.unlink(missing_ok=True)
 
 
-def _hash_prefix(fd: int, size: int, progress: _Progress) -> bytes:
-    """commP of the file's bytes, read in order as the contiguous prefix grows.
+def _flush(fd: int, size: int, progress: _Progress) -> None:
+    """Write the file to disk as its prefix grows, so that the fsync before the rename does not
+    start a whole piece's writeback at the end; this thread mostly waits for the disk."""
+    flushed = 0
+    try:
+        while flushed < size and not progress.over:
+            flushed = progress.wait_prefix(min(flushed + FLUSH_STEP, size) - 1)
+            os.fdatasync(fd)
+    except BaseException:
+        return  # the hashing thread reports failures; the final fsync reports disk errors
 
-    The file is mapped, so the hasher reads the page cache in place instead of copying it out.
+
+def _hash_prefix(fd: int, size: int, progress: _Progress) -> bytes:
+    """commP of the file's bytes, hashed as they arrive: HASH_THREADS threads (this one and
+    helpers) take the piece's segments in order, each following its segment's written part.
+
+    One thread alone hashes slower than the downloads write on loopback; segments (aligned
+    subtrees) let the hashing use both cores. The file is mapped, so the hashers read the page
+    cache in place instead of copying it out.
     """
-    calc = CommP()
+    count = segment_count(size, SEGMENT)
+    results: list[tuple[bytes, int] | None] = [None] * count
+    claim = iter(range(count))
+    lock = threading.Lock()
     with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
         view = memoryview(mapped)
+
+        def hash_segments() -> None:
+            while True:
+                with lock:
+                    index = next(claim, None)
+                if index is None:
+                    return
+                start = index * SEGMENT
+                calc = _hash_span(view, start, min(start + SEGMENT, size), progress)
+                results[index] = segment_result(calc)
+
         try:
-            done = 0
-            while done < size:
-                ready = progress.wait_prefix(done)
-                while done < ready:
-                    step = min(HASH_STEP, ready - done)
-                    calc.update(view[done : done + step])
-                    done += step
+            helpers = [
+                threading.Thread(target=_catching, args=(hash_segments, progress), daemon=True)
+                for _ in range(min(HASH_THREADS, count) - 1)
+            ]
+            for helper in helpers:
+                helper.start()
+            try:
+                hash_segments()
+            except BaseException as exc:
+                progress.fail(exc)  # wakes the helpers, so that they can be joined
+                raise
+            finally:
+                for helper in helpers:
+                    helper.join()
         finally:
             view.release()
+    if progress.failed is not None:
+        raise progress.failed
     try:
-        return calc.digest().commitment
+        return join_segments([result for result in results if result is not None], SEGMENT)
     except CommPError as exc:
         raise FetchError(str(exc)) from None
 
 
-def _worker(
-    client: httpx.Client, url: str, etag: str, size: int, fd: int, progress: _Progress
-) -> None:
+def _hash_span(view: memoryview, start: int, end: int, progress: _Progress) -> CommP:
+    """A CommP of the bytes from `start` to `end`, fed as they get written."""
+    calc = CommP()
+    done = start
+    while done < end:
+        ready = min(end, progress.wait_written(done))
+        while done < ready:
+            step = min(HASH_STEP, ready - done)
+            calc.update(view[done : done + step])
+            done += step
+    return calc
+
+
+def _catching(body: Callable[[], None], progress: _Progress) -> None:
+    """Run `body` in a helper thread; its failure stops the download and reaches the caller."""
     try:
-        while (chunk := progress.take()) is not None:
-            _fetch_chunk(client, url, etag, size, fd, chunk, progress)
+        body()
     except BaseException as exc:
         progress.fail(exc)
 
 
+def _worker(fetch: _Fetch, fd: int) -> None:
+    conn = _Connection(fetch.origin)
+    buffer = memoryview(bytearray(min(READ_SIZE, fetch.progress.chunks[0].end)))
+    try:
+        while (chunk := fetch.progress.take()) is not None:
+            _fetch_chunk(fetch, conn, buffer, fd, chunk)
+    except BaseException as exc:
+        fetch.progress.fail(exc)
+    finally:
+        conn.close()
+
+
 def _fetch_chunk(
-    client: httpx.Client,
-    url: str,
-    etag: str,
-    size: int,
-    fd: int,
-    chunk: _Chunk,
-    progress: _Progress,
+    fetch: _Fetch, conn: _Connection, buffer: memoryview, fd: int, chunk: _Chunk
 ) -> None:
     """Fetch what is missing of one chunk, retrying a dropped transfer from where it stopped."""
+    progress = fetch.progress
     failures = 0
     delay = BACKOFF_FIRST
     while chunk.written < chunk.end:
@@ -300,8 +467,9 @@ def _fetch_chunk(
             return
         before = chunk.written
         try:
-            _fetch_rest(client, url, etag, size, fd, chunk, progress)
-        except (httpx.TransportError, _Retryable) as exc:
+            _fetch_rest(fetch, conn, buffer, fd, chunk)
+        except _Retryable as exc:
+            conn.close()
             failures = 0 if chunk.written > before else failures + 1
             if failures >= MAX_ATTEMPTS:
                 raise FetchError(
@@ -314,63 +482,73 @@ def _fetch_chunk(
             delay = min(delay * 2, BACKOFF_MAX)
 
 
-class _Retryable(Exception):
-    """A reply worth asking again for (a server error, a body cut short)."""
-
-
 def _fetch_rest(
-    client: httpx.Client,
-    url: str,
-    etag: str,
-    size: int,
-    fd: int,
-    chunk: _Chunk,
-    progress: _Progress,
+    fetch: _Fetch, conn: _Connection, buffer: memoryview, fd: int, chunk: _Chunk
 ) -> None:
+    """GET the unwritten rest of `chunk` into the file, in READ_SIZE pieces."""
     first, last = chunk.written, chunk.end - 1
     headers = {"Range": f"bytes={first}-{last}"}
-    if etag:
-        headers["If-Range"] = etag
-    with client.stream("GET", url, headers=headers) as reply:
-        if reply.status_code >= 500 or reply.status_code == 429:
-            raise _Retryable(f"GET {url}: {reply.status_code} {reply.reason_phrase}")
-        if reply.status_code != 206:
-            reply.read()
-            raise FetchError(
-                f"GET {url} bytes {first}-{last}: {reply.status_code} "
-                f"{_reason(client, url, reply)}"
-                + (" (the piece changed on the server)" if reply.status_code == 200 else "")
-            )
-        expected = f"bytes {first}-{last}/{size}"
-        if reply.headers.get("content-range") != expected:
-            raise FetchError(
-                f"GET {url}: asked for {expected}, got Content-Range "
-                f"{reply.headers.get('content-range')!r}"
-            )
-        position = first
-        for data in reply.iter_raw():
-            if position + len(data) > chunk.end:
-                raise FetchError(f"GET {url}: the server sent more than the range {expected}")
-            _write_all(fd, data, position)
-            position += len(data)
-            progress.advance(chunk, len(data))
-            if progress.over:
-                return
-        if position < chunk.end:
+    if fetch.etag:
+        headers["If-Range"] = fetch.etag
+    reply = conn.send("GET", fetch.target, headers)
+    expected = _check_reply(fetch, reply, first, last)
+    position = first
+    while position < chunk.end:
+        want = min(len(buffer), chunk.end - position)
+        got = _read_into(reply, buffer[:want])
+        if not got:
             raise _Retryable(f"the transfer ended at byte {position} of {expected}")
+        _write_all(fd, buffer[:got], position)
+        position += got
+        fetch.progress.advance(chunk, got)
+        if fetch.progress.over:
+            conn.close()  # the rest of this reply will not be read
+            return
+    if _read_into(reply, buffer[:1]):
+        conn.close()
+        raise FetchError(f"GET {fetch.url}: the server sent more than the range {expected}")
 
 
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
+def _check_reply(fetch: _Fetch, reply: http.client.HTTPResponse, first: int, last: int) -> str:
+    """The expected Content-Range when the reply is the asked range; raises otherwise."""
+    url = fetch.url
+    if reply.status >= 500 or reply.status == 429:
+        raise _Retryable(f"GET {url}: {reply.status} {reply.reason}")
+    if reply.status != 206:
+        raise FetchError(
+            f"GET {url} bytes {first}-{last}: {reply.status} "
+            f"{_reason(fetch.origin, fetch.target, reply)}"
+            + (" (the piece changed on the server)" if reply.status == 200 else "")
+        )
+    expected = f"bytes {first}-{last}/{fetch.size}"
+    if reply.headers.get("content-range") != expected:
+        raise FetchError(
+            f"GET {url}: asked for {expected}, got Content-Range "
+            f"{reply.headers.get('content-range')!r}"
+        )
+    if reply.length is not None and reply.length != last + 1 - first:
+        raise FetchError(f"GET {url}: Content-Length {reply.length} for the range {expected}")
+    return expected
+
+
+def _read_into(reply: http.client.HTTPResponse, view: memoryview) -> int:
+    """Bytes received into `view` (fewer only at the end of the body); _Retryable on a network
+    failure."""
+    try:
+        return reply.readinto(view)
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Retryable(_describe(exc)) from None
+
+
+def _write_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data = data[n:]
         offset += n
 
 
 def _verify(
-    client: httpx.Client,
-    base_url: str,
+    origin: _Origin,
     piece_cid_text: str,
     expected: bytes,
     commitment: bytes,
@@ -387,7 +565,7 @@ def _verify(
     natural = _natural_piece_size(size)
     if piece_cid(commitment) == expected:
         return natural
-    recorded = _recorded_piece_size(client, base_url, piece_cid_text)
+    recorded = _recorded_piece_size(origin, piece_cid_text)
     if recorded is not None and recorded > natural:
         if piece_cid(pad_commp(commitment, natural, recorded)) == expected:
             return recorded
@@ -405,13 +583,18 @@ def _natural_piece_size(size: int) -> int:
     return 1 << (expanded - 1).bit_length()
 
 
-def _recorded_piece_size(client: httpx.Client, base_url: str, piece_cid_text: str) -> int | None:
+def _recorded_piece_size(origin: _Origin, piece_cid_text: str) -> int | None:
     """pieceSize from GET /piece/metadata/{cid}, or None when the server does not say."""
+    conn = _Connection(origin)
     try:
-        reply = client.get(f"{base_url.rstrip('/')}/piece/metadata/{piece_cid_text}?limit=1")
-        value = reply.json().get("pieceSize") if reply.status_code == 200 else None
-    except (httpx.HTTPError, ValueError, AttributeError):
+        reply = conn.send("GET", f"{origin.prefix}/piece/metadata/{piece_cid_text}?limit=1")
+        if reply.status != 200:
+            return None
+        value = json.loads(reply.read(MAX_METADATA)).get("pieceSize")
+    except (_Retryable, OSError, http.client.HTTPException, ValueError, AttributeError):
         return None
+    finally:
+        conn.close()
     if isinstance(value, int) and value > 0 and value & (value - 1) == 0:
         return value
     return None

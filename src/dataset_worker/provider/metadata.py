@@ -25,6 +25,7 @@ from dataset_worker.provider.pieces import (
     PieceRecord,
     PieceUnavailable,
 )
+from dataset_worker.provider.remote import RemoteCarReader
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -105,8 +106,11 @@ def piece_metadata(
     for record in records:
         try:
             reader = catalog.source_of(record).open()
+            if isinstance(reader, RemoteCarReader):
+                _check_reader(reader)  # one HEAD/stat: is the CAR object there, with its size?
         except PieceUnavailable as exc:
             problem = problem or str(exc)
+            reader = None
             continue
         chosen, problem = record, None
         break
@@ -132,6 +136,14 @@ def piece_metadata(
         ranges=ranges,
         next_cursor=next_cursor,
     )
+
+
+def _check_reader(reader: RemoteCarReader) -> None:
+    try:
+        reader.check_spans([])
+    except BaseException:
+        reader.close()
+        raise
 
 
 def _block_count(

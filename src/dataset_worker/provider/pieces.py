@@ -1,8 +1,9 @@
 """From a piece CID to bytes that can be served: the `cars` rows, then a `PieceSource`.
 
 A `PieceSource` is where one piece's bytes come from: `LocalCarFile` (the CAR file a pack or
-daggen job wrote to a local output folder) or `InlinePiece` (`inline.py`: an inline preparation's
-piece rebuilt from the source files and `car_blocks`), chosen in `PieceCatalog.source_of`. Opening a source checks the bytes are the ones recorded (the file
+daggen job wrote to a local output folder), `RemoteCarFile` (`remote.py`: one in an S3 bucket or
+on an SFTP server) or `InlinePiece` (`inline.py`: an inline preparation's piece rebuilt from the
+source files and `car_blocks`), chosen in `PieceCatalog.source_of`. Opening a source checks the bytes are the ones recorded (the file
 exists with the recorded size) so a broken output is reported, never served.
 
 Read-only: this module only ever reads the database.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import select
 
@@ -61,6 +62,7 @@ class PieceRecord:
     job_id: int | None
     storage_type: str | None
     storage_root: str | None
+    storage_config: dict[str, Any] | None = None
 
 
 class PieceReader(Protocol):
@@ -223,7 +225,7 @@ class PieceCatalog:
 
     def _read_records(self, piece_cid: bytes) -> list[PieceRecord]:
         query = (
-            select(Car, Storage.type, Storage.path)
+            select(Car, Storage.type, Storage.path, Storage.config)
             .outerjoin(Storage, Storage.id == Car.storage_id)
             .where(Car.piece_cid == piece_cid)
             .order_by(Car.id)
@@ -245,8 +247,9 @@ class PieceCatalog:
                 job_id=car.job_id,
                 storage_type=storage_type,
                 storage_root=storage_root,
+                storage_config=dict(storage_config or {}),
             )
-            for car, storage_type, storage_root in rows
+            for car, storage_type, storage_root, storage_config in rows
         ]
 
     def source_of(self, record: PieceRecord) -> PieceSource:
@@ -259,13 +262,17 @@ class PieceCatalog:
             raise PieceUnavailable(
                 410, "the output storage that held this piece's CAR file was removed"
             )
-        if record.storage_type != "local":
-            raise PieceUnavailable(
-                501, f"pieces in {record.storage_type!r} storages are not served yet"
-            )
         if not _safe_relative(record.storage_path):
             raise PieceUnavailable(
                 409, f"the recorded CAR path {record.storage_path!r} is not a relative file name"
+            )
+        if record.storage_type in ("s3", "sftp"):
+            from dataset_worker.provider.remote import RemoteCarFile  # boto3/paramiko on demand
+
+            return RemoteCarFile(record)
+        if record.storage_type != "local":
+            raise PieceUnavailable(
+                501, f"pieces in {record.storage_type!r} storages are not served yet"
             )
         return LocalCarFile(Path(record.storage_root) / record.storage_path, record.file_size)
 

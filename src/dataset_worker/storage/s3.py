@@ -505,7 +505,8 @@ class _MultipartStream(io.RawIOBase):
         self._key = key
         self.upload_id = upload_id
         self._part_size = part_size
-        self._buffer = bytearray()
+        self._buffer = bytearray(part_size)  # filled up to _filled, then sent
+        self._filled = 0
         self._parts: list[dict[str, Any]] = []
         self._uploading: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -518,12 +519,18 @@ class _MultipartStream(io.RawIOBase):
     def write(self, data: Any) -> int:
         """Buffer `data`; full parts are uploaded."""
         view = memoryview(data).cast("B")
-        self._buffer += view
+        taken = 0
+        while taken < view.nbytes:
+            # One copy into the part buffer, one into the bytes the upload sends: writes come
+            # in small pieces (CAR sections), so this loop is what every byte goes through.
+            step = min(view.nbytes - taken, self._part_size - self._filled)
+            self._buffer[self._filled : self._filled + step] = view[taken : taken + step]
+            self._filled += step
+            taken += step
+            if self._filled == self._part_size:
+                self._send(bytes(self._buffer))
+                self._filled = 0
         self.size += view.nbytes
-        while len(self._buffer) >= self._part_size:
-            part = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            self._send(part)
         return view.nbytes
 
     def _send(self, part: bytes) -> None:
@@ -565,9 +572,9 @@ class _MultipartStream(io.RawIOBase):
 
     def finish(self) -> None:
         """Upload what is left and complete the multipart upload."""
-        if self._buffer or not self._parts:
-            part = bytes(self._buffer)
-            self._buffer = bytearray()
+        if self._filled or not self._parts:
+            part = bytes(memoryview(self._buffer)[: self._filled])
+            self._filled = 0
             self._send(part)
         self._wait()
         try:
