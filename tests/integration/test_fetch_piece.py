@@ -271,3 +271,35 @@ def test_fetch_gives_up_after_bounded_attempts(served: Served, tmp_path: Path) -
     )
     assert len(proxy.ranges) == 6
     assert not os.listdir(tmp_path)  # no FILE, no FILE.part left behind
+
+
+def test_a_piece_hashed_in_many_segments_is_verified_and_a_flipped_byte_caught(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments of 127 KiB (instead of 63.5 MiB) make a piece of about 1 MB hash in several
+    segments on two threads, joined into one piece CID: right bytes pass, one wrong byte in a
+    later segment does not."""
+    from dataset_worker.content.commptree import segment_count
+    from dataset_worker.provider import client
+
+    segment = 127 << 10
+    monkeypatch.setattr(client, "SEGMENT", segment)
+    piece = served.tree.piece()
+    assert segment_count(piece.file_size, segment) >= 4
+    target = tmp_path / "piece.car"
+    result = client.fetch_piece(served.provider.url, piece.cid, target, connections=3)
+    assert (result.size, result.piece_size) == (piece.file_size, piece.piece_size)
+    assert target.read_bytes() == piece.path.read_bytes()
+
+    original = piece.path.read_bytes()
+    flipped = bytearray(original)
+    flipped[3 * segment + 5] ^= 0x01  # inside the fourth segment
+    piece.path.write_bytes(bytes(flipped))
+    again = tmp_path / "again.car"
+    try:
+        with pytest.raises(client.FetchError, match="the downloaded bytes have piece CID"):
+            client.fetch_piece(served.provider.url, piece.cid, again, connections=3)
+    finally:
+        piece.path.write_bytes(original)
+    assert again.with_name("again.car.bad").read_bytes() == bytes(flipped)
+    assert not again.exists()
