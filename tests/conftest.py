@@ -86,3 +86,10 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI tables are 240 wide when piped unless COLUMNS is set; some test runners (xdist
+    workers, CI terminals) set it, so every test starts without it and sets it when it cares."""
+    monkeypatch.delenv("COLUMNS", raising=False)

@@ -20,13 +20,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 import typer.core
 
 from dataset_worker.cli import params
 from dataset_worker.config import ENV_DATABASE_URL, ENV_STATE_DIR, Settings, load_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class PlainHelpGroup(typer.core.TyperGroup):
@@ -150,3 +153,14 @@ def file_progress(size: int, name: str) -> Iterator[Callable[[int], object] | No
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(escape(name), total=size)  # a file name is not markup
         yield lambda n: progress.advance(task, n)
+
+
+def table_console() -> Console:
+    """A rich console for tables: the terminal's width, or 240 columns when piped (so CIDs stay
+    whole in files and pipes) unless COLUMNS says otherwise."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=240)
+    return console

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dataset_worker.cli.common import fail, settings
+from dataset_worker.cli.common import fail, settings, table_console
 from dataset_worker.cli.prep import JsonOpt, PrepArg, database, prep_app
 from dataset_worker.durations import DurationError, parse_duration
 
 # rich is imported inside the functions so that loading the CLI stays fast (see cli/common.py).
 if TYPE_CHECKING:
-    from rich.console import Console
+    pass
 
 workers_app = typer.Typer(
     help="The worker threads registered in the database.", no_args_is_help=True
@@ -27,15 +26,6 @@ def register(app: typer.Typer) -> None:
     prep_app.command("retry")(retry_command)
     app.add_typer(workers_app, name="workers")
     workers_app.command("list")(workers_list_command)
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=240)  # piped: do not squeeze ids into 80 columns
-    return console
 
 
 def _print_json(data: Any) -> None:
@@ -110,7 +100,7 @@ def workers_list_command(
             "yes" if worker.managed else "",
             ", ".join(f"{job.id} {job.type.value} ({job.state.value})" for job in worker.jobs),
         )
-    _console().print(table)
+    table_console().print(table)
 
 
 def _managed_process(ctx: typer.Context) -> tuple[str, int] | None:

@@ -8,7 +8,6 @@ sentence on stderr and exit code 1.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dataset_worker.cli.common import fail, settings
+from dataset_worker.cli.common import fail, settings, table_console
 from dataset_worker.config import Settings
 from dataset_worker.defaults import (
     DEFAULT_JOBS_LIMIT,
@@ -32,7 +31,7 @@ from dataset_worker.sizes import format_size
 # functions that use them, so loading the CLI stays fast (see cli/common.py).
 if TYPE_CHECKING:
     from pydantic import BaseModel
-    from rich.console import Console, RenderableType
+    from rich.console import RenderableType
     from rich.progress_bar import ProgressBar
 
     from dataset_worker.db import Database
@@ -117,16 +116,6 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "(unparseable URL)"
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Piped output: do not squeeze CIDs into 80 columns.
-        console = Console(width=240)
-    return console
 
 
 def _print_json(data: Any) -> None:
@@ -226,7 +215,7 @@ def create_command(
     if as_json:
         _print_json(_dump(view))
         return
-    console = _console()
+    console = table_console()
     # Names and paths are not rich markup: escape them.
     console.print(f'Created preparation "{escape(view.name)}" (id {view.id})')
     for label, storages in (("source", view.source_storages), ("output", view.output_storages)):
@@ -262,7 +251,7 @@ def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json([_dump(view) for view in views])
         return
-    _console().print(_preparations_table(views))
+    table_console().print(_preparations_table(views))
 
 
 def _preparations_table(views: list[PreparationView]) -> RenderableType:
@@ -313,7 +302,7 @@ def status_command(
         if as_json:
             _print_json(data)
         else:
-            _console().print(_status_view(data))
+            table_console().print(_status_view(data))
         return
     from dataset_worker.db.enums import JobState
 
@@ -341,7 +330,7 @@ def _watch(db: Database, prep: str, as_json: bool) -> PreparationStatus:
                     return status
                 time.sleep(WATCH_INTERVAL)
         status = get_preparation_status(db, prep)
-        with Live(_progress_view(status), console=_console(), auto_refresh=False) as live:
+        with Live(_progress_view(status), console=table_console(), auto_refresh=False) as live:
             while not _all_done(status):
                 time.sleep(WATCH_INTERVAL)
                 status = get_preparation_status(db, prep)
@@ -545,7 +534,7 @@ def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) 
             str(piece.file_size),
             escape(piece.storage_path),
         )
-    _console().print(table)
+    table_console().print(table)
 
 
 @jobs_app.command("list")
@@ -599,7 +588,7 @@ def jobs_list_command(
             str(item["attempts"]) if item["attempts"] else "",
             escape(item["error"] or ""),
         )
-    console = _console()
+    console = table_console()
     console.print(table)
     if page["nextCursor"]:
         console.print(f"more: --cursor {page['nextCursor']}", highlight=False)

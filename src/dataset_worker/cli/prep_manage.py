@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from dataset_worker.cli.common import table_console
 from dataset_worker.cli.prep import JsonOpt, PrepArg, database, prep_app
 from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.sizes import format_size
@@ -15,7 +15,6 @@ from dataset_worker.sizes import format_size
 # rich and the use-cases are imported inside the functions so that loading the CLI stays fast
 # (see cli/common.py).
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.table import Table
 
     from dataset_worker.prep.delete import DeleteReport
@@ -43,15 +42,6 @@ def register(_app: typer.Typer) -> None:
     """Add `explore` and `delete` to the `prep` command group."""
     prep_app.command("explore")(explore_command)
     prep_app.command("delete")(delete_command)
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=240)  # piped output: do not squeeze CIDs into 80 columns
-    return console
 
 
 def _print_json(data: Any) -> None:
@@ -83,7 +73,7 @@ def explore_command(
     if as_json:
         _print_json(page.model_dump(mode="json", by_alias=True))
         return
-    console = _console()
+    console = table_console()
     console.print(_explore_table(page))
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}", highlight=False)
@@ -151,7 +141,7 @@ def delete_command(
     if as_json:
         _print_json(report.model_dump(mode="json", by_alias=True))
         return
-    _console().print(escape(_summary(report)), highlight=False)
+    table_console().print(escape(_summary(report)), highlight=False)
 
 
 def _summary(report: DeleteReport) -> str:

@@ -7,7 +7,6 @@ rich, which the rest of the CLI must not pay for (see cli/common.py).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from rich.table import Table
 from sqlalchemy import exists, func, select
 from sqlalchemy.engine import make_url
 
-from dataset_worker.cli.common import fail, settings
+from dataset_worker.cli.common import fail, settings, table_console
 from dataset_worker.cli.manifest import write_export
 from dataset_worker.cli.prepare_progress import ProgressReporter
 from dataset_worker.config import Settings
@@ -124,7 +123,7 @@ def _prepare(
     meta: ManifestMetaInput,
 ) -> int:
     """Create or resume, run the phases, then print the pieces and write the manifest."""
-    console = _console()
+    console = table_console()
     target = _create_or_resume(db, source, output, max_size, name or default_name(source))
     if manifest is not None:
         _check_manifest_meta(db, target, meta)
@@ -155,13 +154,6 @@ def _open(config: Settings, threads: int) -> Database:
     except Exception as exc:
         shown = make_url(config.database_url).render_as_string(hide_password=True)
         fail(f"cannot open the database {shown}: {exc}")
-
-
-def _console() -> Console:
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=240)  # piped: do not squeeze CIDs into 80 columns
-    return console
 
 
 def _log_to_file(config: Settings, name: str) -> Path:
