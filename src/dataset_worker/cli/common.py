@@ -30,6 +30,7 @@ from dataset_worker.config import ENV_DATABASE_URL, ENV_STATE_DIR, Settings, loa
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
 
 class PlainHelpGroup(typer.core.TyperGroup):
@@ -128,13 +129,13 @@ def reading_regular_file(
 
 
 @contextmanager
-def file_progress(size: int, name: str) -> Iterator[Callable[[int], object] | None]:
-    """A rich progress bar on stderr for large files on a terminal; otherwise nothing."""
-    if size < PROGRESS_MIN_SIZE or not sys.stderr.isatty():
+def transfer_progress() -> Iterator[Progress | None]:
+    """A rich progress display with byte, speed and ETA columns on stderr when a person watches
+    it; None in pipes, logs and tests (so they get no escape codes)."""
+    if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -151,6 +152,18 @@ def file_progress(size: int, name: str) -> Iterator[Callable[[int], object] | No
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        yield progress
+
+
+@contextmanager
+def file_progress(size: int, name: str) -> Iterator[Callable[[int], object] | None]:
+    """A progress bar on stderr for large files on a terminal; otherwise nothing."""
+    from rich.markup import escape
+
+    with transfer_progress() as progress:
+        if progress is None or size < PROGRESS_MIN_SIZE:
+            yield None
+            return
         task = progress.add_task(escape(name), total=size)  # a file name is not markup
         yield lambda n: progress.advance(task, n)
 

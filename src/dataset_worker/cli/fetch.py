@@ -6,7 +6,6 @@ piece CID before the file gets its name. Exit code 0 on a verified piece, 1 othe
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from dataset_worker.cli.common import fail
+from dataset_worker.cli.common import fail, transfer_progress
 
 
 def fetch_piece_command(
@@ -86,26 +85,10 @@ def _progress(
     name: str,
 ) -> Iterator[tuple[Callable[[int], object] | None, Callable[[int], object] | None]]:
     """A download bar on stderr when a person watches it; nothing in pipes, logs and tests."""
-    if not sys.stderr.isatty():
-        yield None, None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    with transfer_progress() as bar:
+        if bar is None:
+            yield None, None
+            return
         task = bar.add_task(name[:24] + "…", total=None)
         yield (lambda size: bar.update(task, total=size)), (lambda n: bar.advance(task, n))
 

@@ -8,14 +8,13 @@ itself cannot be served (unknown preparation, --deep without a DAG by design).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataset_worker.cli.common import fail
+from dataset_worker.cli.common import fail, transfer_progress
 from dataset_worker.cli.prep import JsonOpt, PrepArg, database
 
 # rich and the verifier are imported inside the functions so that loading the CLI stays fast
@@ -51,27 +50,8 @@ class _RichProgress:
 @contextmanager
 def _progress() -> Iterator[ProgressSink | None]:
     """Progress bars only when a person watches stderr; nothing in pipes, logs and tests."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        yield _RichProgress(progress)
+    with transfer_progress() as progress:
+        yield None if progress is None else _RichProgress(progress)
 
 
 def verify_command(

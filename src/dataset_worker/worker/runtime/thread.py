@@ -104,7 +104,7 @@ class WorkerThread:
         self.db = db
         self.completion_hooks = dict(completion_hooks or {})
         self.hostname = hostname if hostname is not None else socket.gethostname()
-        self.read_ahead = read_ahead  # handed to pack jobs (worker/pack_tuning.py decides)
+        self.read_ahead = read_ahead  # handed to pack jobs (runtime/config.py choose_read_ahead decides)
         self.config = config
         self.handlers = handlers
         self.worker_id = worker_id
