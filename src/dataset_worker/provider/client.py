@@ -3,9 +3,14 @@
 The piece is cut into chunks (at most 8 MiB) handed out in order to `connections` threads, each
 with its own keep-alive connection. A dropped connection costs only the rest of its chunk: the
 remaining bytes are asked for again (If-Range = the ETag, so a changed piece is never mixed in),
-with backoff and a bounded number of attempts. The main thread hashes the contiguous prefix
-written so far, so the piece CID is computed while the download runs, on the other core. The bytes
-go to FILE.part, renamed to FILE when the piece CID matches, or to FILE.bad when it does not.
+with backoff and a bounded number of attempts. The bytes go to FILE.part, renamed to FILE when
+the piece CID matches, or to FILE.bad when it does not.
+
+The piece CID is computed while the download runs: two threads hash the piece's segments
+(31.75 MiB each, aligned subtrees of the commP tree, see content/commptree.py) as their bytes
+arrive, so the hashing, the slowest stage, is not left for the end and can use both cores.
+Another thread flushes the written prefix to disk as it grows, so the fsync before the rename
+finds little left.
 
 The HTTP client is the standard library's http.client, not httpx: its `readinto` fills a 4 MiB
 buffer in one call (a loop of recv_into in C), where httpx hands out 64 KiB pieces through
@@ -137,8 +142,8 @@ class _Progress:
                 self.cond.wait()
 
     def wait_written(self, after: int) -> int:
-        """Block until the bytes written contiguously from `after` (written itself, or the
-        start of a chunk) reach past it; returns their end.
+        """Block until the bytes written contiguously from `after` reach past it; returns their
+        end. Everything before `after` in its chunk must have been written already.
 
         Raises a worker's failure as soon as there is one.
         """
@@ -351,6 +356,8 @@ def _download(fetch: _Fetch, part: Path, connections: int) -> bytes:
             progress.stop()
             for worker in workers:
                 worker.join()
+        if progress.failed is not None:  # the flushing failed after the hashing was done
+            raise progress.failed
         os.fsync(fd)  # little is left to write by now: _flush kept up
         complete = True
         return commitment
@@ -368,8 +375,10 @@ def _flush(fd: int, size: int, progress: _Progress) -> None:
         while flushed < size and not progress.over:
             flushed = progress.wait_prefix(min(flushed + FLUSH_STEP, size) - 1)
             os.fdatasync(fd)
+    except OSError as exc:
+        progress.fail(exc)  # a write error is reported once per file: the final fsync may not
     except BaseException:
-        return  # the hashing thread reports failures; the final fsync reports disk errors
+        return  # a download thread's failure: the hashing threads report it
 
 
 def _hash_prefix(fd: int, size: int, progress: _Progress) -> bytes:
