@@ -76,8 +76,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# One pytest worker per CPU (pytest-xdist): the suite's servers, databases and ports are per test.
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP) system-deps interop
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 
