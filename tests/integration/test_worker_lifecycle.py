@@ -48,7 +48,8 @@ def test_a_paused_job_is_left_paused(db: Database, claimed: tuple[int, str], wri
     set_state(db, job_id, JobState.PAUSED)
     assert not write(db, job_id, me)  # type: ignore[operator]
     row = job(db, job_id)
-    assert (row.state, row.worker_id) == (JobState.PAUSED, me)  # pause keeps the owner (docs/architecture.md#job-states-and-transitions)
+    # Pause keeps the owner (docs/architecture.md#job-states-and-transitions).
+    assert (row.state, row.worker_id) == (JobState.PAUSED, me)
 
 
 def test_another_owners_job_is_not_touched(db: Database, claimed: tuple[int, str]) -> None:

@@ -20,7 +20,8 @@ from dataset_worker.content.unixfs import assemble_file_from_links
 
 CHUNK_SIZE = 1 << 20  # Singularity's ChunkSize
 PREFETCH_BUFFERS = 3  # chunks a range may read ahead of its consumer
-DEFAULT_RANGE_SIZE = 1 << 30  # the split size for the default max size (docs/formats.md#cutting-files-into-ranges)
+# The split size for the default max size (docs/formats.md#cutting-files-into-ranges).
+DEFAULT_RANGE_SIZE = 1 << 30
 
 
 _Chunk = tuple[bytes, memoryview]  # (raw CID, data)

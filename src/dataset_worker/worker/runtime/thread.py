@@ -104,7 +104,8 @@ class WorkerThread:
         self.db = db
         self.completion_hooks = dict(completion_hooks or {})
         self.hostname = hostname if hostname is not None else socket.gethostname()
-        self.read_ahead = read_ahead  # handed to pack jobs (runtime/config.py choose_read_ahead decides)
+        # Handed to pack jobs; runtime/config.py choose_read_ahead decides it.
+        self.read_ahead = read_ahead
         self.config = config
         self.handlers = handlers
         self.worker_id = worker_id

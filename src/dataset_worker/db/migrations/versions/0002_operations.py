@@ -30,9 +30,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False)
         )
-        batch_op.add_column(
-            sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("last_worker_id", sa.String(length=63), nullable=True))
         batch_op.add_column(sa.Column("last_worker_host", sa.String(length=255), nullable=True))
     with op.batch_alter_table("files", schema=None) as batch_op:
