@@ -21,10 +21,14 @@ from tests.integration.api_support import (
 
 
 def last_run(client: httpx.Client) -> dict[str, Any] | None:
+    """The last run once its exit code or signal is known (the server may see the process gone
+    a moment before the log pump has recorded how it ended)."""
     status = client.get("/api/dataset-worker/status").json()
     if status["running"]:
         return None
     run: dict[str, Any] | None = status["lastRun"]
+    if run is None or (run["exitCode"] is None and run["signal"] is None):
+        return None
     return run
 
 

@@ -158,12 +158,15 @@ def transfer_progress() -> Iterator[Progress | None]:
 @contextmanager
 def file_progress(size: int, name: str) -> Iterator[Callable[[int], object] | None]:
     """A progress bar on stderr for large files on a terminal; otherwise nothing."""
-    from rich.markup import escape
-
+    if size < PROGRESS_MIN_SIZE:  # small files: no bar, and no rich import either
+        yield None
+        return
     with transfer_progress() as progress:
-        if progress is None or size < PROGRESS_MIN_SIZE:
+        if progress is None:
             yield None
             return
+        from rich.markup import escape
+
         task = progress.add_task(escape(name), total=size)  # a file name is not markup
         yield lambda n: progress.advance(task, n)
 
