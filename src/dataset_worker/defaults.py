@@ -17,3 +17,7 @@ MAX_JOBS_LIMIT = 1000
 # Entries per page of `prep explore`.
 DEFAULT_EXPLORE_LIMIT = 100
 MAX_EXPLORE_LIMIT = 1000
+
+# A worker whose heartbeat is older than this is stale and its jobs go back to ready
+# (`run --stale-after`; the fleet view uses the same default to call a worker stale).
+DEFAULT_STALE_AFTER: float = 20.0

@@ -280,7 +280,7 @@ def test_a_piece_hashed_in_many_segments_is_verified_and_a_flipped_byte_caught(
     segments on two threads, joined into one piece CID: right bytes pass, one wrong byte in a
     later segment does not."""
     from dataset_worker.content.commptree import segment_count
-    from dataset_worker.provider import client
+    from dataset_worker.retrieve import fetch as client
 
     segment = 127 << 10
     monkeypatch.setattr(client, "SEGMENT", segment)

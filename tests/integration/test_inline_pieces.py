@@ -15,7 +15,7 @@ from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of, finalize
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock
-from dataset_worker.pieces_inline import (
+from dataset_worker.pieces.inline import (
     BlocksInconsistent,
     InlinePieceReader,
     SourceBytesMismatch,

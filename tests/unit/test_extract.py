@@ -21,8 +21,8 @@ from dataset_worker.content.directory import build_basic_directory, build_hamt_d
 from dataset_worker.content.hamt import bitfield_bytes
 from dataset_worker.content.unixfs import DIRECTORY_DATA, file_data, file_node, hamt_shard_data
 from dataset_worker.content.varint import encode_uvarint
-from dataset_worker.extract.blocks import BlockIndex, ExtractError
-from dataset_worker.extract.tree import extract_tree, plan_tree
+from dataset_worker.retrieve.carindex import BlockIndex, ExtractError
+from dataset_worker.retrieve.extract import extract_tree, plan_tree
 
 runner = CliRunner()
 Block = tuple[bytes, bytes]

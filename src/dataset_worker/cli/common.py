@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
 import os
 import stat
 import sys
@@ -29,8 +30,11 @@ from dataset_worker.cli import params
 from dataset_worker.config import ENV_DATABASE_URL, ENV_STATE_DIR, Settings, load_settings
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
     from rich.progress import Progress
+
+    from dataset_worker.db import Database
 
 
 class PlainHelpGroup(typer.core.TyperGroup):
@@ -180,3 +184,76 @@ def table_console() -> Console:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=240)
     return console
+
+
+PrepArg = Annotated[str, typer.Argument(metavar="PREP", help="Preparation name or id.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON (camelCase keys).")
+]
+
+
+# --- database and JSON plumbing shared by the command modules -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def database(ctx: typer.Context) -> Iterator[Database]:
+    """Open the configured database for one command; turn PrepErrors into clean failures."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from dataset_worker.db import open_database
+    from dataset_worker.prep.errors import PrepError
+
+    config = settings(ctx)
+    _prepare_sqlite_folder(config)
+    try:
+        db = open_database(config.database_url)
+    except DBAPIError as exc:  # unreachable server, bad credentials, unreadable file
+        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc.orig}")
+    except SQLAlchemyError as exc:  # a URL SQLAlchemy cannot use
+        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc}")
+    try:
+        yield db
+    except PrepError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+
+
+def _prepare_sqlite_folder(config: Settings) -> None:
+    """Create the state dir for the default SQLite file; refuse other missing folders clearly."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not config.is_sqlite:
+        return
+    try:
+        path = make_url(config.database_url).database
+    except ArgumentError as exc:
+        fail(f'invalid database URL "{config.database_url}": {exc}')
+    if not path or path == ":memory:":
+        return
+    folder = Path(path).parent
+    if folder == config.state_dir:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        fail(f'the folder of the SQLite database "{path}" does not exist')
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable URL)"
+
+
+def print_json(data: Any) -> None:
+    """Print JSON the way every `--json` option does: indented, UTF-8 kept."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def dump_view(view: BaseModel) -> Any:
+    """A view as JSON-ready data with camelCase keys (the HTTP API's shape)."""
+    return view.model_dump(mode="json", by_alias=True)

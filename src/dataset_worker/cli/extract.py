@@ -32,8 +32,8 @@ def extract_command(
 ) -> None:
     """Rebuild the files and folders under a root CID from CAR files, verifying every block."""
     from dataset_worker.content.cid import cid_from_str
-    from dataset_worker.extract.blocks import BlockIndex, ExtractError
-    from dataset_worker.extract.tree import extract_tree
+    from dataset_worker.retrieve.carindex import BlockIndex, ExtractError
+    from dataset_worker.retrieve.extract import extract_tree
 
     try:
         root_cid = cid_from_str(root)

@@ -33,8 +33,8 @@ def fetch_piece_command(
     ] = None,
 ) -> None:
     """Download a piece by byte ranges over parallel connections and verify its piece CID."""
-    from dataset_worker.provider.client import FetchError, fetch_piece
-    from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_cid
+    from dataset_worker.content.piececid import InvalidPieceCid, parse_piece_cid
+    from dataset_worker.retrieve.fetch import FetchError, fetch_piece
 
     try:
         parse_piece_cid(piece_cid)

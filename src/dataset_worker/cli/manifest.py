@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from dataset_worker.cli.common import fail
-from dataset_worker.cli.prep import PrepArg, database, prep_app
+from dataset_worker.cli.common import PrepArg, database, fail
+from dataset_worker.cli.prep import prep_app
 
 # Imported inside the functions so that loading the CLI stays fast (see cli/common.py).
 if TYPE_CHECKING:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataset_worker.cli.common import fail, settings, table_console
-from dataset_worker.cli.prep import JsonOpt, PrepArg, database, prep_app
+from dataset_worker.cli.common import (
+    JsonOpt,
+    PrepArg,
+    database,
+    fail,
+    print_json,
+    settings,
+    table_console,
+)
+from dataset_worker.cli.prep import prep_app
 from dataset_worker.durations import DurationError, parse_duration
 
 # rich is imported inside the functions so that loading the CLI stays fast (see cli/common.py).
@@ -28,10 +35,6 @@ def register(app: typer.Typer) -> None:
     workers_app.command("list")(workers_list_command)
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 def retry_command(
     ctx: typer.Context,
     prep: PrepArg,
@@ -46,7 +49,7 @@ def retry_command(
     with database(ctx) as db:
         views = retry_jobs(db, prep, job_type)
     if as_json:
-        _print_json([view.model_dump(mode="json", by_alias=True) for view in views])
+        print_json([view.model_dump(mode="json", by_alias=True) for view in views])
         return
     which = f"{job_type} " if job_type else ""
     if not views:
@@ -70,7 +73,7 @@ def workers_list_command(
     from rich.markup import escape
     from rich.table import Table
 
-    from dataset_worker.fleet import list_workers
+    from dataset_worker.prep.fleet import list_workers
 
     try:
         seconds = parse_duration(stale_after)
@@ -81,7 +84,7 @@ def workers_list_command(
     with database(ctx) as db:
         reply = list_workers(db, stale_after=seconds, managed=_managed_process(ctx))
     if as_json:
-        _print_json(reply.model_dump(mode="json", by_alias=True))
+        print_json(reply.model_dump(mode="json", by_alias=True))
         return
     if not reply.workers:
         typer.echo("no workers are registered (none runs, or all have stopped)")

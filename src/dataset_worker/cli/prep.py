@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dataset_worker.cli.common import fail, settings, table_console
-from dataset_worker.config import Settings
+from dataset_worker.cli.common import (
+    JsonOpt,
+    PrepArg,
+    database,
+    dump_view,
+    fail,
+    print_json,
+    table_console,
+)
 from dataset_worker.defaults import (
     DEFAULT_JOBS_LIMIT,
     DEFAULT_MAX_SIZE,
@@ -30,7 +34,6 @@ from dataset_worker.sizes import format_size
 # Only for annotations: rich, pydantic, SQLAlchemy and the use-cases are imported inside the
 # functions that use them, so loading the CLI stays fast (see cli/common.py).
 if TYPE_CHECKING:
-    from pydantic import BaseModel
     from rich.console import RenderableType
     from rich.progress_bar import ProgressBar
 
@@ -49,81 +52,11 @@ prep_app = typer.Typer(
 )
 jobs_app = typer.Typer(help="List the jobs in the database.", no_args_is_help=True)
 
-PrepArg = Annotated[str, typer.Argument(metavar="PREP", help="Preparation name or id.")]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON (camelCase keys).")
-]
-
 
 def register(app: typer.Typer) -> None:
     """Add the `prep` and `jobs` command groups to the app."""
     app.add_typer(prep_app, name="prep")
     app.add_typer(jobs_app, name="jobs")
-
-
-# --- plumbing -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def database(ctx: typer.Context) -> Iterator[Database]:
-    """Open the configured database for one command; turn PrepErrors into clean failures."""
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-    from dataset_worker.db import open_database
-    from dataset_worker.prep.errors import PrepError
-
-    config = settings(ctx)
-    _prepare_sqlite_folder(config)
-    try:
-        db = open_database(config.database_url)
-    except DBAPIError as exc:  # unreachable server, bad credentials, unreadable file
-        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc.orig}")
-    except SQLAlchemyError as exc:  # a URL SQLAlchemy cannot use
-        fail(f"cannot open the database {_safe_url(config.database_url)}: {exc}")
-    try:
-        yield db
-    except PrepError as exc:
-        fail(str(exc))
-    finally:
-        db.dispose()
-
-
-def _prepare_sqlite_folder(config: Settings) -> None:
-    """Create the state dir for the default SQLite file; refuse other missing folders clearly."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    if not config.is_sqlite:
-        return
-    try:
-        path = make_url(config.database_url).database
-    except ArgumentError as exc:
-        fail(f'invalid database URL "{config.database_url}": {exc}')
-    if not path or path == ":memory:":
-        return
-    folder = Path(path).parent
-    if folder == config.state_dir:
-        folder.mkdir(parents=True, exist_ok=True)
-    elif not folder.is_dir():
-        fail(f'the folder of the SQLite database "{path}" does not exist')
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparseable URL)"
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _dump(view: BaseModel) -> Any:
-    return view.model_dump(mode="json", by_alias=True)
 
 
 # --- prep create / list ---------------------------------------------------------------------------
@@ -213,7 +146,7 @@ def create_command(
     with database(ctx) as db:
         view = create_preparation(db, request)
     if as_json:
-        _print_json(_dump(view))
+        print_json(dump_view(view))
         return
     console = table_console()
     # Names and paths are not rich markup: escape them.
@@ -249,7 +182,7 @@ def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with database(ctx) as db:
         views = list_preparations(db)
     if as_json:
-        _print_json([_dump(view) for view in views])
+        print_json([dump_view(view) for view in views])
         return
     table_console().print(_preparations_table(views))
 
@@ -300,7 +233,7 @@ def status_command(
         with database(ctx) as db:
             data = preparation_status_data(db, prep)
         if as_json:
-            _print_json(data)
+            print_json(data)
         else:
             table_console().print(_status_view(data))
         return
@@ -325,7 +258,7 @@ def _watch(db: Database, prep: str, as_json: bool) -> PreparationStatus:
         if as_json:
             while True:
                 status = get_preparation_status(db, prep)
-                typer.echo(json.dumps(_dump(status), ensure_ascii=False))
+                typer.echo(json.dumps(dump_view(status), ensure_ascii=False))
                 if _all_done(status):
                     return status
                 time.sleep(WATCH_INTERVAL)
@@ -421,7 +354,7 @@ def _single_job_state(status: PreparationStatus, job_type: JobType) -> str:
 
 def _report_job(view: JobView, as_json: bool, prep: str) -> None:
     if as_json:
-        _print_json(_dump(view))
+        print_json(dump_view(view))
     else:
         typer.echo(
             f'{view.type.value} job {view.id} of preparation "{prep}" is now {view.state.value}'
@@ -430,7 +363,7 @@ def _report_job(view: JobView, as_json: bool, prep: str) -> None:
 
 def _report_jobs(views: list[JobView], as_json: bool, prep: str, wanted: str) -> None:
     if as_json:
-        _print_json([_dump(view) for view in views])
+        print_json([dump_view(view) for view in views])
     elif not views:
         typer.echo(f'no pack job of preparation "{prep}" was {wanted}; nothing changed')
     else:
@@ -517,7 +450,7 @@ def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) 
     with database(ctx) as db:
         pieces = list_pieces(db, prep)
     if as_json:
-        _print_json([_dump(piece) for piece in pieces])
+        print_json([dump_view(piece) for piece in pieces])
         return
     if not pieces:
         typer.echo(f'preparation "{prep}" has no pieces yet')
@@ -567,7 +500,7 @@ def jobs_list_command(
         )
         page = job_page_data(db, query)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     if not page["jobs"]:
         typer.echo("no jobs match")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataset_worker.cli.common import table_console
-from dataset_worker.cli.prep import JsonOpt, PrepArg, database, prep_app
+from dataset_worker.cli.common import JsonOpt, PrepArg, database, print_json, table_console
+from dataset_worker.cli.prep import prep_app
 from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.sizes import format_size
 
@@ -44,10 +43,6 @@ def register(_app: typer.Typer) -> None:
     prep_app.command("delete")(delete_command)
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 # --- explore --------------------------------------------------------------------------------------
 
 
@@ -71,7 +66,7 @@ def explore_command(
     with database(ctx) as db:
         page = explore(db, prep, path, limit=limit, cursor=cursor)
     if as_json:
-        _print_json(page.model_dump(mode="json", by_alias=True))
+        print_json(page.model_dump(mode="json", by_alias=True))
         return
     console = table_console()
     console.print(_explore_table(page))
@@ -139,7 +134,7 @@ def delete_command(
                 raise typer.Exit(1)
         report = delete_preparation(db, prep, delete_cars=delete_cars)
     if as_json:
-        _print_json(report.model_dump(mode="json", by_alias=True))
+        print_json(report.model_dump(mode="json", by_alias=True))
         return
     table_console().print(escape(_summary(report)), highlight=False)
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from dataset_worker.cli.common import fail
-from dataset_worker.cli.prep import JsonOpt, database
+from dataset_worker.cli.common import JsonOpt, database, fail, print_json
 
 storage_app = typer.Typer(
     help="Named storages: local folders and S3-compatible buckets.", no_args_is_help=True
@@ -19,10 +17,6 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Storage name or id
 def register(app: typer.Typer) -> None:
     """Add the `storage` command group to the app."""
     app.add_typer(storage_app, name="storage")
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _parse_options(options: list[str]) -> dict[str, str]:
@@ -84,7 +78,7 @@ def create_command(
         except InvalidParameter as exc:
             fail(f"{exc.field}: {exc}" if exc.field else str(exc))
     if as_json:
-        _print_json(view.model_dump(mode="json", by_alias=True))
+        print_json(view.model_dump(mode="json", by_alias=True))
         return
     typer.echo(f'created storage "{view.name}" (id {view.id}): {view.type} {view.path}')
 
@@ -101,7 +95,7 @@ def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with database(ctx) as db:
         views = list_storages(db)
     if as_json:
-        _print_json([v.model_dump(mode="json", by_alias=True) for v in views])
+        print_json([v.model_dump(mode="json", by_alias=True) for v in views])
         return
     if not views:
         typer.echo("no storages")
@@ -125,7 +119,7 @@ def show_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) ->
     with database(ctx) as db:
         view = get_storage(db, name)
     if as_json:
-        _print_json(view.model_dump(mode="json", by_alias=True))
+        print_json(view.model_dump(mode="json", by_alias=True))
         return
     console = Console(width=200)
     console.print(f"Name:    {escape(view.name)} (id {view.id})", highlight=False)
@@ -144,7 +138,7 @@ def check_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -
     with database(ctx) as db:
         result = check_storage(db, name)
     if as_json:
-        _print_json(result.model_dump(mode="json", by_alias=True))
+        print_json(result.model_dump(mode="json", by_alias=True))
     else:
         state = "ok" if result.ok else "FAILED"
         typer.echo(f'storage "{result.name}": {state}: {result.message}')
@@ -162,6 +156,6 @@ def delete_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) 
     with database(ctx) as db:
         view = delete_storage(db, name)
     if as_json:
-        _print_json(view.model_dump(mode="json", by_alias=True))
+        print_json(view.model_dump(mode="json", by_alias=True))
         return
     typer.echo(f'deleted storage "{view.name}" (id {view.id})')

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataset_worker.cli.common import fail, transfer_progress
-from dataset_worker.cli.prep import JsonOpt, PrepArg, database
+from dataset_worker.cli.common import JsonOpt, PrepArg, database, fail, transfer_progress
 
 # rich and the verifier are imported inside the functions so that loading the CLI stays fast
 # (see cli/common.py).

@@ -79,11 +79,3 @@ def validate_cid(cid: bytes) -> None:
         raise ValueError(f"only CIDv1 is supported, got version {version}")
     if len(cid) - pos != length:
         raise ValueError(f"multihash says {length} digest bytes, found {len(cid) - pos}")
-
-
-def cid_digest(cid: bytes) -> bytes:
-    """The multihash digest of a binary CIDv1 (the commitment, for a piece CID)."""
-    pos = 0
-    for _ in range(4):
-        _, pos = decode_uvarint(cid, pos)
-    return cid[pos:]

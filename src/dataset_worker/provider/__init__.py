@@ -1,2 +1,3 @@
-"""The content provider: serves prepared pieces over HTTP to storage providers (Boost and other
-FRC-0066 retrieval clients), and the matching download client behind `fetch-piece`."""
+"""The content provider: serves prepared pieces over HTTP to storage providers (Boost, Curio and
+other FRC-0066 retrieval clients), piece metadata and the `/ipfs/` gateway. The matching client
+side (`fetch-piece`, `extract`) lives in `retrieve/`."""

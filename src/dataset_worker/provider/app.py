@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import dataset_worker
 from dataset_worker.api.errors import ErrorBody, describe_validation_error, error_response
+from dataset_worker.content.piececid import InvalidPieceCid, parse_piece_cid
 from dataset_worker.logs import log_event
 from dataset_worker.provider.fastpath import PieceFastPath
 from dataset_worker.provider.gateway import add_gateway_routes
@@ -33,7 +34,6 @@ from dataset_worker.provider.metadata import (
     PieceMetadata,
     piece_metadata,
 )
-from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_cid
 from dataset_worker.provider.pieces import PieceCatalog, PieceNotFound, PieceUnavailable
 from dataset_worker.provider.reply import piece_reply
 from dataset_worker.provider.response import CAR_MEDIA_TYPE

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_cid
+from dataset_worker.content.piececid import InvalidPieceCid, parse_piece_cid
 from dataset_worker.provider.pieces import (
     CheckedPieceReader,
     PieceCatalog,

@@ -1,7 +1,7 @@
 """Inline pieces served by the content provider: the CAR rebuilt from `car_blocks` and the source.
 
 An inline preparation wrote no CAR file (its `cars` row has no storage and an empty path). Its
-bytes are rebuilt by `dataset_worker.pieces_inline`. Before any byte is sent, the source files
+bytes are rebuilt by `dataset_worker.pieces.inline`. Before any byte is sent, the source files
 the requested spans need are checked against the scan (`check_spans`: 409 naming the file);
 while streaming, every leaf is hashed against its CID, and a mismatch raises, which aborts the
 transfer after the status line: the client sees a failed download, never wrong bytes.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from dataset_worker.db import Database
 from dataset_worker.logs import log_event
-from dataset_worker.pieces_inline import (
+from dataset_worker.pieces.inline import (
     InlineCar,
     InlinePieceError,
     InlinePieceReader,
@@ -25,11 +25,6 @@ from dataset_worker.pieces_inline import (
 from dataset_worker.provider.pieces import PieceRecord, PieceUnavailable
 
 log = logging.getLogger(__name__)
-
-
-def is_inline(record: PieceRecord) -> bool:
-    """An inline piece's row: no output storage and no CAR path (a removed storage keeps it)."""
-    return record.storage_type is None and not record.storage_path
 
 
 class InlineReader:

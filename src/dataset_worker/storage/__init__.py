@@ -1,4 +1,5 @@
-"""Source and output storages behind one small interface (local folders for now)."""
+"""Source and output storages behind one small interface: local folders, S3-compatible buckets
+and SFTP servers (`base.py` holds the protocols; boto3 and paramiko load only when used)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from dataset_worker.content.cid import DAG_PB, RAW, cid_to_str, piece_cid
 from dataset_worker.content.commp import MIN_PAYLOAD, CommP, CommPError, finalize
-from dataset_worker.pieces_inline import InlinePieceError
+from dataset_worker.pieces.inline import InlinePieceError
 from dataset_worker.verify.report import Problem
 
 READ_SIZE = 4 << 20

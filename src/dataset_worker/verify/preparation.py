@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, Directory, PieceType, Storage
-from dataset_worker.pieces_inline import InlinePieceStream, open_inline_piece
+from dataset_worker.pieces.inline import InlinePieceStream, open_inline_piece
 from dataset_worker.prep.lookup import find_preparation, single_source
 from dataset_worker.storage import StorageError, open_source
 from dataset_worker.verify.car import ExpectedPiece, check_piece

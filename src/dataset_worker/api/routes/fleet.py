@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Response
 
 from dataset_worker.api.errors import error_responses
 from dataset_worker.api.services import Services, json_reply, services
-from dataset_worker.fleet import Process, WorkersReply, list_workers
 from dataset_worker.manager.manager import WorkerManager
+from dataset_worker.prep.fleet import Process, WorkersReply, list_workers
 
 router = APIRouter(prefix="/api/workers", tags=["dataset worker"])
 

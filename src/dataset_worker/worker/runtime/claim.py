@@ -27,8 +27,8 @@ from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
+from dataset_worker.db.clock import database_now, now_expr
 from dataset_worker.db.models import Job, JobState, JobType, utcnow
-from dataset_worker.worker.runtime.clock import database_now, now_expr
 
 
 @dataclass(frozen=True)

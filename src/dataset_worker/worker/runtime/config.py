@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from dataset_worker.db.models import JobType
+from dataset_worker.defaults import DEFAULT_STALE_AFTER
 from dataset_worker.durations import format_duration
 from dataset_worker.worker.runtime.retry import (
     DEFAULT_MAX_ATTEMPTS,
@@ -41,7 +42,7 @@ class WorkerConfig:
     min_interval: float = 5.0
     max_interval: float = 160.0
     heartbeat_interval: float = 5.0
-    stale_after: float = 20.0
+    stale_after: float = DEFAULT_STALE_AFTER
     monitor_interval: float = 1.0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_base: float = DEFAULT_RETRY_BASE

@@ -17,8 +17,8 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
+from dataset_worker.db.clock import shifted_now
 from dataset_worker.db.models import Job, JobState, utcnow
-from dataset_worker.worker.runtime.clock import shifted_now
 from dataset_worker.worker.runtime.retry import RetryPolicy
 
 CompletionHook = Callable[[Session, int], None]

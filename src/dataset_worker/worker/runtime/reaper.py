@@ -16,9 +16,9 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
+from dataset_worker.db.clock import now_expr
 from dataset_worker.db.models import Worker
 from dataset_worker.logs import log_event
-from dataset_worker.worker.runtime.clock import now_expr
 from dataset_worker.worker.runtime.outcomes import release_jobs_of_workers
 
 REAP_BATCH = 100

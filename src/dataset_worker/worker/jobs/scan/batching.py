@@ -63,8 +63,3 @@ class JobBatcher:
     def copy(self) -> JobBatcher:
         """A snapshot."""
         return JobBatcher(self.max_size, self.estimate, self.count)
-
-
-def estimate_car_size(lengths: Iterator[int] | list[int]) -> int:
-    """The estimate for a whole job: header plus every range (an upper bound in practice)."""
-    return EMPTY_CAR_HEADER_SIZE + sum(to_car_size(length) for length in lengths)

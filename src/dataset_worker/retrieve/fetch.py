@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import MAX_PAYLOAD, MIN_PAYLOAD, CommP, CommPError, pad_commp
 from dataset_worker.content.commptree import SEGMENT, join_segments, segment_count, segment_result
-from dataset_worker.provider.piececid import parse_piece_cid
+from dataset_worker.content.piececid import parse_piece_cid
 
 MIN_CHUNK = 64 << 10
 MAX_CHUNK = 8 << 20  # small enough that the hashed prefix stays close behind the downloads

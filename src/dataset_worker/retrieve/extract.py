@@ -29,7 +29,7 @@ from dataset_worker.content.unixfs import (
     UnixFSData,
     decode_data,
 )
-from dataset_worker.extract.blocks import BlockIndex, ExtractError, describe, parse_cid
+from dataset_worker.retrieve.carindex import BlockIndex, ExtractError, describe, parse_cid
 
 MAX_FILE_DEPTH = 64  # nesting of file nodes; Singularity's files need at most 4 levels
 MAX_TREE_DEPTH = 1024  # nested folders

@@ -17,12 +17,10 @@ from pydantic import Field
 from sqlalchemy import select
 
 from dataset_worker.db import Database
+from dataset_worker.db.clock import now_expr
 from dataset_worker.db.models import Job, JobState, JobType, Worker
+from dataset_worker.defaults import DEFAULT_STALE_AFTER
 from dataset_worker.prep.views import View, as_utc
-from dataset_worker.worker.runtime.clock import now_expr
-from dataset_worker.worker.runtime.config import WorkerConfig
-
-DEFAULT_STALE_AFTER: float = WorkerConfig.stale_after
 
 Process = tuple[str, int]  # (hostname, pid)
 

@@ -1,1 +1,0 @@
-"""`dataset-worker extract`: files and folders rebuilt from CAR files (pieces) and a root CID."""
