@@ -124,7 +124,10 @@ def _prepare(
 ) -> int:
     """Create or resume, run the phases, then print the pieces and write the manifest."""
     console = table_console()
-    target = _create_or_resume(db, source, output, max_size, name or default_name(source))
+    name = name or default_name(source)
+    # A new preparation's CAR files go to the state dir unless --output says otherwise.
+    output_default = config.state_dir / "cars" / name
+    target = _create_or_resume(db, source, output, output_default, max_size, name)
     if manifest is not None:
         _check_manifest_meta(db, target, meta)
     log_path = _log_to_file(config, target.name)
@@ -170,13 +173,18 @@ def _log_to_file(config: Settings, name: str) -> Path:
 
 
 def _create_or_resume(
-    db: Database, source: Path, output: Path | None, max_size: str | None, name: str
+    db: Database,
+    source: Path,
+    output: Path | None,
+    output_default: Path,
+    max_size: str | None,
+    name: str,
 ) -> Target:
     """The preparation `name` if it prepares the same folders (else a clear error), or a new one."""
     try:
         target = _load(db, name)
     except NotFound:
-        destination = output if output is not None else Path.cwd() / f"{name}-cars"
+        destination = output if output is not None else output_default
         size = max_size or DEFAULT_MAX_SIZE
         request = CreatePreparationRequest(
             name=name,
