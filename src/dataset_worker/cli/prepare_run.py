@@ -309,7 +309,10 @@ def _queue(db: Database, target: Target, job_type: JobType) -> bool:
         return True
     if states.get(JobState.COMPLETE) and (job_type is JobType.SCAN or not _dag_behind(db, target)):
         return False  # scanned already / the DAG already covers every directory
-    (start_scan if job_type is JobType.SCAN else start_daggen)(db, target.id)
+    if job_type is JobType.SCAN:
+        start_scan(db, target.id)
+    else:
+        start_daggen(db, target.id, force=True)  # the DAG is behind: build it again
     return True
 
 
