@@ -109,6 +109,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """`1 folder`, `2 folders`: a count with its noun in the right number."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 PROGRESS_MIN_SIZE = 64 << 20  # below this a bar would only flicker
 
 

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataset_worker.cli.common import JsonOpt, PrepArg, database, print_json, table_console
+from dataset_worker.cli.common import (
+    JsonOpt,
+    PrepArg,
+    counted,
+    database,
+    print_json,
+    table_console,
+)
 from dataset_worker.cli.prep import prep_app
 from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.sizes import format_size
@@ -124,8 +131,9 @@ def delete_command(
         if not yes:
             status = get_preparation_status(db, prep)
             what = (
-                f'Delete preparation "{status.name}" (id {status.id}): {status.files_scanned} '
-                f"files, {status.pieces} pieces, {status.total_jobs()} jobs"
+                f'Delete preparation "{status.name}" (id {status.id}): '
+                f"{counted(status.files_scanned, 'file')}, {counted(status.pieces, 'piece')}, "
+                f"{counted(status.total_jobs(), 'job')}"
                 + (", and its CAR files" if delete_cars else " (CAR files are kept)")
                 + "?"
             )

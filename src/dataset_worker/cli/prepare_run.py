@@ -125,11 +125,11 @@ def _prepare(
     """Create or resume, run the phases, then print the pieces and write the manifest."""
     console = table_console()
     name = name or default_name(source)
+    if manifest is not None:  # before anything is created: not after hours of packing either
+        _check_manifest_options(db, name, manifest, meta)
     # A new preparation's CAR files go to the state dir unless --output says otherwise.
     output_default = config.state_dir / "cars" / name
     target = _create_or_resume(db, source, output, output_default, max_size, name)
-    if manifest is not None:
-        _check_manifest_meta(db, target, meta)
     log_path = _log_to_file(config, target.name)
     code = _run(db, target, threads, console)
     if code == EXIT_OK:
@@ -255,13 +255,19 @@ def _check_same(
             )
 
 
-def _check_manifest_meta(db: Database, target: Target, meta: ManifestMetaInput) -> None:
-    """Refuse a missing or invalid dataset description now, not after hours of packing."""
+def _check_manifest_options(
+    db: Database, name: str, manifest: Path, meta: ManifestMetaInput
+) -> None:
+    """Refuse a manifest path that cannot be written, and a missing or invalid dataset
+    description (given now, or remembered by an existing preparation `name`)."""
+    if manifest.is_dir():
+        raise InvalidParameter(f"--manifest {manifest}: is a folder; give a file name")
+    folder = manifest.resolve().parent
+    if not folder.is_dir():
+        raise InvalidParameter(f"--manifest {manifest}: the folder {folder} does not exist")
     with db.read() as session:
-        stored = session.scalar(
-            select(Preparation.manifest_meta).where(Preparation.id == target.id)
-        )
-    resolve_meta(stored, meta, target.name)
+        stored = session.scalar(select(Preparation.manifest_meta).where(Preparation.name == name))
+    resolve_meta(stored, meta, name)
 
 
 # --- the phases -----------------------------------------------------------------------------------
