@@ -87,7 +87,7 @@ def _explore_table(page: ExplorePage) -> Table | str:
 
     where = f'"{page.preparation}" /{page.path}'
     if not page.entries:
-        return f"{escape(where)}: empty folder"
+        return f"{escape(where)}: empty folder (not in the DAG: empty folders are not part of a dataset)"
     table = Table(title=escape(f"{where} (folder CID {page.cid or 'not yet'})"))
     table.add_column("Name", overflow="fold")
     table.add_column("Size", justify="right")
@@ -98,7 +98,7 @@ def _explore_table(page: ExplorePage) -> Table | str:
         table.add_row(
             escape(entry.name + ("/" if entry.is_dir else "")),
             "" if entry.size is None else format_size(entry.size),
-            escape(entry.cid or "-"),
+            escape(entry.cid or ("empty folder (not in the DAG)" if entry.empty else "-")),
             escape("\n".join(entry.piece_cids) or "-"),
             escape(entry.sha256 or "-"),
         )
