@@ -28,6 +28,16 @@ REQUIRE_ALL = os.environ.get("DATASET_WORKER_REQUIRE_ALL_TESTS") == "1"
 ENV_PG = "DATASET_WORKER_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test touches the real home's state dir: a command given no --state-dir would use
+    $XDG_STATE_HOME/dataset-worker, so XDG_STATE_HOME points into the test's folder (and
+    subprocesses started with a copy of os.environ inherit it)."""
+    home = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip on a developer machine that lacks a service; fail in CI, where nothing may skip."""
     if REQUIRE_ALL:

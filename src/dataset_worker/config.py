@@ -9,7 +9,9 @@ from pathlib import Path
 ENV_DATABASE_URL = "DATASET_WORKER_DATABASE_URL"
 ENV_STATE_DIR = "DATASET_WORKER_STATE_DIR"
 ENV_ADMIN_TOKEN = "DATASET_WORKER_ADMIN_TOKEN"
-DEFAULT_STATE_DIR = ".dataset-worker"
+ENV_XDG_STATE_HOME = "XDG_STATE_HOME"
+# The folder under $XDG_STATE_HOME (default ~/.local/state) that holds the default state dir.
+STATE_DIR_NAME = "dataset-worker"
 
 
 @dataclass(frozen=True)
@@ -30,12 +32,23 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def default_state_dir() -> Path:
+    """The per-user state dir: `$XDG_STATE_HOME/dataset-worker`, else
+    `~/.local/state/dataset-worker` (the XDG base directory rules: a relative or empty
+    XDG_STATE_HOME is ignored). Not the working directory: every command run by the same user,
+    from any folder, finds the same database."""
+    xdg = os.environ.get(ENV_XDG_STATE_HOME, "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / STATE_DIR_NAME
+
+
 def load_settings(state_dir: str | Path | None = None, database_url: str | None = None) -> Settings:
     """Resolve settings: explicit arguments first, then the environment, then defaults.
 
     The state dir is made absolute so a child process started elsewhere sees the same one.
     """
-    state = Path(state_dir or os.environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR).resolve()
+    chosen = state_dir or os.environ.get(ENV_STATE_DIR)
+    state = (Path(chosen) if chosen else default_state_dir()).resolve()
     url = (
         database_url or os.environ.get(ENV_DATABASE_URL) or sqlite_url(state / "dataset-worker.db")
     )

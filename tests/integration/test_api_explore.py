@@ -103,6 +103,24 @@ def test_root_and_subfolders_show_what_was_packed(
     assert listed == data_pieces
 
 
+def test_empty_folders_are_marked_as_not_in_the_dag(
+    admin_server: AdminServer, db: Database, tmp_path: Path
+) -> None:
+    packed_preparation(
+        db, tmp_path, "gaps", {"a.txt": b"a", "full/b.txt": b"b"},
+        empty_folders=("hollow/inner", "void"),
+    )  # fmt: skip
+    client = admin_server.client()
+    root = entries(client.get("/api/preparations/gaps/explore"))
+    assert list(root) == ["full", "hollow", "void", "a.txt"]
+    # "hollow" holds only an empty folder: no file at any depth, so no CID either.
+    assert [(n, e["cid"] is None, e["empty"]) for n, e in root.items()] == [
+        ("full", False, False), ("hollow", True, True), ("void", True, True), ("a.txt", False, False)
+    ]  # fmt: skip
+    inner = entries(client.get("/api/preparations/gaps/explore/hollow"))
+    assert inner["inner"]["empty"] is True and inner["inner"]["cid"] is None
+
+
 def test_a_big_folder_pages_by_cursor(admin_server: AdminServer, prep: PackedPrep) -> None:
     client = admin_server.client()
     expected = ["s1", "s2", *(f"f-{i:03d}.txt" for i in range(MANY))]

@@ -39,6 +39,26 @@ def test_creating_a_preparation_names_every_bad_field(
     for problem in body["errors"]:
         assert problem["message"] in body["error"]  # the sentence still tells all of them
 
+    # A relative folder (refused over HTTP) or an unknown storage hides no other field.
+    cases = (
+        (
+            {"source": "photos/2024", "output": "out/cars"},
+            ["source", "output"],
+            "must be an absolute",
+        ),
+        ({"source": "nostorage"}, ["source"], 'source "nostorage" names no storage'),
+    )
+    for folders, wrong, folder_rule in cases:
+        body = bad_request(
+            client.post(
+                "/api/preparations", json={**good, **folders, "name": ".x", "maxSize": "lots"}
+            )
+        )
+        assert [problem["field"] for problem in body["errors"]] == ["name", "maxSize", *wrong]
+        assert body["errors"][0]["message"].startswith('name ".x" must not start with "."')
+        assert body["errors"][1]["message"].startswith("maxSize: ")
+        assert all(folder_rule in problem["message"] for problem in body["errors"][2:])
+
     # One problem: the same shape, its message is the error sentence.
     single = bad_request(client.post("/api/preparations", json={**good, "pieceSize": "3MiB"}))
     assert single["errors"] == [{"field": "pieceSize", "message": single["error"]}]

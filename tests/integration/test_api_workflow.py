@@ -62,6 +62,15 @@ def test_readme_workflow(admin_server: AdminServer, tmp_path: Path) -> None:
         120,
         "the daggen job to give the preparation a root CID",
     )
+    wait_until(
+        lambda: client.get("/api/preparations/photos").json()["stage"] == "done",
+        120,
+        "the daggen job to complete",
+    )
+    # A done DAG is built again only on purpose: 409 without force, naming the job's state.
+    again = client.post("/api/preparations/photos/start-daggen")
+    assert again.status_code == 409, again.text
+    assert "is already done (state complete)" in again.json()["error"]
 
     logs = client.get("/api/dataset-worker/logs").json()
     assert logs["pid"] == pid and logs["running"] is True
@@ -108,3 +117,7 @@ def test_readme_workflow(admin_server: AdminServer, tmp_path: Path) -> None:
     assert samples[("dataset_worker_worker_starts_total", ())] == 1
     assert samples[("dataset_worker_jobs", (("state", "complete"), ("type", "pack")))] == len(data)
     assert samples[("dataset_worker_bytes_packed", (("preparation", "photos"),))] == 1510 * KIB
+
+    # With force it is queued again (the worker is stopped: it stays queued).
+    forced = client.post("/api/preparations/photos/start-daggen", params={"force": "true"})
+    assert forced.status_code == 200 and forced.json()["state"] == "ready"

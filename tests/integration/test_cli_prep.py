@@ -184,6 +184,19 @@ def test_scan_and_daggen_start_pause(run: Run, source: Path, tmp_path: Path) -> 
     assert 'preparation "nope" not found' in missing.stderr
 
 
+def test_a_done_daggen_needs_force(run: Run, db: Database, source: Path, tmp_path: Path) -> None:
+    _create(run, source, tmp_path)
+    assert _json(run("prep", "start-daggen", "demo", "--json"))["state"] == "ready"
+    _set_states(db, JobType.DAGGEN, JobState.COMPLETE)
+    refused = run("prep", "start-daggen", "demo")
+    assert refused.exit_code == 1
+    assert 'daggen job 1 of preparation "demo" is already done (state complete)' in refused.stderr
+    assert "--force" in refused.stderr
+    forced = run("prep", "start-daggen", "demo", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert 'daggen job 1 of preparation "demo" is now ready' in forced.stdout
+
+
 def test_daggen_refused_with_no_dag(run: Run, source: Path, tmp_path: Path) -> None:
     _create(run, source, tmp_path, "flat", "--no-dag")
     result = run("prep", "start-daggen", "flat")

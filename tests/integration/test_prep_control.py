@@ -118,7 +118,10 @@ def test_start_reuses_the_row_and_makes_it_ready(
 ) -> None:
     attachment = _prep(db, tmp_path)
     job_id = _add_job(db, attachment, job_type, state)
-    view = start(db, "p")
+    if job_type is JobType.DAGGEN and state is S.COMPLETE:
+        view = start_daggen(db, "p", force=True)  # a done daggen only with force (below)
+    else:
+        view = start(db, "p")
     assert (view.id, view.state, view.error_message) == (job_id, S.READY, "")
     job = _job(db, job_id)
     assert (job.state, job.error_message, job.error_stack_trace) == (S.READY, "", "")
@@ -141,6 +144,19 @@ def test_start_of_a_queued_or_running_job_is_a_conflict_naming_its_state(
     ):
         start(db, "p")
     assert _job(db, job_id).state is state
+
+
+def test_a_done_daggen_is_restarted_only_with_force(db: Database, tmp_path: Path) -> None:
+    attachment = _prep(db, tmp_path)
+    job_id = _add_job(db, attachment, JobType.DAGGEN, S.COMPLETE)
+    with pytest.raises(
+        Conflict,
+        match=rf'daggen job {job_id} of preparation "p" is already done \(state complete\): its '
+        r"DAG piece exists; force it \(--force, or \?force=true over HTTP\)",
+    ):
+        start_daggen(db, "p")
+    assert _job(db, job_id).state is S.COMPLETE
+    assert start_daggen(db, "p", force=True).state is S.READY
 
 
 def test_start_scan_twice_is_refused_the_second_time(db: Database, tmp_path: Path) -> None:

@@ -67,7 +67,9 @@ def test_prepare_makes_the_pieces_of_the_step_by_step_flow(
                 "--concurrency", "2", "--manifest", str(manifest), *META_ARGS)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert 'Pieces of "My-Data"' in done.stdout
-    assert (tmp_path / "My-Data-cars").is_dir()  # the default output, next to the cwd
+    # The default output is in the state dir, not next to the working directory.
+    assert (tmp_path / "state" / "cars" / "My-Data").is_dir()
+    assert not (tmp_path / "My-Data-cars").exists()
 
     step = tmp_path / "step-cars"
     for args in (
@@ -172,4 +174,4 @@ def test_interrupted_prepare_resumes_without_redoing_finished_pieces(
     with db.read() as session:
         daggen = session.scalars(select(Job.state).where(Job.type == JobType.DAGGEN)).all()
     assert daggen == [JobState.COMPLETE]
-    assert os.listdir(tmp_path / "sparse-cars")
+    assert os.listdir(tmp_path / "state" / "cars" / "sparse")

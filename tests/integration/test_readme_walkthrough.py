@@ -2,7 +2,8 @@
 a real `dataset-worker demo` (and the real worker process), on SQLite and PostgreSQL.
 
 Conventions of that block (README.md, the ```sh block that contains `curl`):
-- it runs from the folder where `make run` runs, so `.dataset-worker/admin-token` is the token;
+- it runs from the folder where `make run` runs, with the state dir `make run` gives
+  (`--state-dir .dataset-worker`), so `.dataset-worker/admin-token` is the token;
   only the port of `127.0.0.1:9090` is replaced by the test server's;
 - every command exits 0 and every HTTP reply is 2xx, except a line whose comment says
   `# 409 when …`, which may also answer 409 (the step is refused when its condition holds);
@@ -28,6 +29,16 @@ from tests.integration.test_api_cli import env_without_token
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_PORT = "127.0.0.1:9090"
 STREAM_SECONDS = 3
+
+
+def make_run_state_dir() -> str:
+    """The state dir `make run` passes (the Makefile's STATE_DIR default)."""
+    makefile = (README.parent / "Makefile").read_text()
+    match = re.search(r"^STATE_DIR \?= (\S+)$", makefile, flags=re.MULTILINE)
+    assert match is not None, "the Makefile sets no STATE_DIR"
+    return match[1]
+
+
 EXPECTS_409 = re.compile(r"#.*\b409 when\b")
 
 
@@ -60,11 +71,11 @@ def walkthrough_steps(readme: str) -> list[Step]:
 
 @pytest.fixture
 def demo_server(tmp_path: Path, database_url: str) -> Iterator[int]:
-    """`dataset-worker demo` with the default state dir `./.dataset-worker` of `tmp_path`."""
+    """`dataset-worker demo` as `make run` starts it: state dir `.dataset-worker` of `tmp_path`."""
     port = free_port()
     log = tmp_path / "server.log"
-    command = [sys.executable, "-m", "dataset_worker", "--database-url", database_url,
-               "demo", "--port", str(port), "--no-access-log"]  # fmt: skip
+    command = [sys.executable, "-m", "dataset_worker", "--state-dir", make_run_state_dir(),
+               "--database-url", database_url, "demo", "--port", str(port), "--no-access-log"]  # fmt: skip
     with log.open("wb") as output:
         server = subprocess.Popen(
             command, cwd=tmp_path, env=env_without_token(), stdout=output, stderr=output

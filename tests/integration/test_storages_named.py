@@ -72,6 +72,27 @@ def test_cli_check_fails_on_a_missing_bucket(run: Run, s3_server: S3Server) -> N
     result = run("storage", "check", "gone")
     assert result.exit_code == 1
     assert 'storage "gone": FAILED: listing s3://dw-missing-bucket/ failed' in result.stdout
+    assert "scan" not in result.stdout  # a check scans nothing: say what failed, not more
+
+
+def test_cli_check_says_when_credentials_are_missing(
+    run: Run, moto_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    # boto3 would ask the EC2 metadata address next: nothing may leave 127.0.0.1.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    bucket = moto_server.new_bucket()
+    # A connect timeout no other test uses: a client of its own (clients are cached by config,
+    # and a cached one would still hold the credentials it was made with).
+    created = run("storage", "create", "nokeys", f"s3://{bucket}", "--endpoint",
+                  moto_server.endpoint, "--option", "connect_timeout=17")  # fmt: skip
+    assert created.exit_code == 0, created.output
+    result = run("storage", "check", "nokeys")
+    assert result.exit_code == 1
+    assert f"listing s3://{bucket}/ failed: no S3 credentials found" in result.stdout
+    assert "AWS_ACCESS_KEY_ID" in result.stdout and "docs/operations.md" in result.stdout
+    assert "scan" not in result.stdout
 
 
 def test_cli_secrets_are_refused_or_masked(run: Run) -> None:

@@ -61,11 +61,15 @@ def packed_preparation(
     *,
     max_size: str = "1000KiB",
     daggen: bool = True,
+    empty_folders: tuple[str, ...] = (),
 ) -> PackedPrep:
-    """Create `name` over `root/<name>-src` holding `files`, then scan, pack and run daggen."""
+    """Create `name` over `root/<name>-src` holding `files` (and `empty_folders`), then scan,
+    pack and run daggen."""
     source, output = root / f"{name}-src", root / f"{name}-cars"
     source.mkdir(parents=True)
     write_files(source, files)
+    for folder in empty_folders:
+        (source / folder).mkdir(parents=True)
     request = CreatePreparationRequest(
         name=name, source=str(source), output=str(output), max_size=max_size
     )

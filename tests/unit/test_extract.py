@@ -141,7 +141,7 @@ def test_the_cli_reports_what_it_wrote(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (
         result.stdout
-        == f"{out}: 1 files (3 bytes) in 0 folders, from 1 CAR files; every block verified\n"
+        == f"{out}: 1 file (3 bytes) in 0 folders, from 1 CAR file; every block verified\n"
     )
     assert (out / "x.txt").read_bytes() == b"abc"
 
@@ -298,15 +298,56 @@ def test_block_sizes_must_match_the_links(tmp_path: Path) -> None:
         extract(tmp_path, root[0], car)
 
 
-def test_a_missing_block_is_named_by_its_cid(tmp_path: Path) -> None:
+def test_a_missing_block_is_named_by_its_cid_and_the_file_that_needs_it(tmp_path: Path) -> None:
     present, absent = raw(b"here"), raw(b"not in any CAR")
     split = node(file_node([(present[0], 4), (absent[0], 14)]))
     root = directory({b"a.txt": present[0], b"split.bin": split[0]})
     car = write_car(tmp_path / "m.car", root[0], [root, split, present])
     with pytest.raises(ExtractError) as caught:
         extract(tmp_path, root[0], car)
-    assert str(caught.value) == f"block {cid_to_str(absent[0])} is in none of the CARs"
+    assert str(caught.value) == (
+        f"'split.bin' needs a missing block: block {cid_to_str(absent[0])} is in none of the CARs"
+    )
     assert not (tmp_path / "out").exists()
+
+
+def _gappy_tree(tmp_path: Path) -> tuple[bytes, Path, bytes]:
+    """A tree whose CAR lacks one leaf of `d/split.bin` and the node of folder `gone`."""
+    present, absent = raw(b"here"), raw(b"not in any CAR")
+    split = node(file_node([(present[0], 4), (absent[0], 14)]))
+    whole = raw(b"whole file")
+    sub = directory({b"split.bin": split[0], b"whole.txt": whole[0]})
+    lost = directory({b"x": whole[0]})
+    root = directory({b"a.txt": present[0], b"d": sub[0], b"gone": lost[0]})
+    car = write_car(tmp_path / "m.car", root[0], [root, sub, split, present, whole])
+    return root[0], car, absent[0]
+
+
+def test_partial_restores_every_complete_file_and_lists_the_rest(tmp_path: Path) -> None:
+    root, car, absent = _gappy_tree(tmp_path)
+    out = tmp_path / "out"
+    with BlockIndex() as index:
+        index.add_car(car)
+        summary = extract_tree(index, root, out, partial=True)
+    assert files_under(out) == {"a.txt": b"here", "d/whole.txt": b"whole file"}
+    assert (summary.files, summary.bytes) == (2, 14)
+    assert [path for path, _ in summary.unrestored] == ["d/split.bin", "gone"]
+    assert f"block {cid_to_str(absent)} is in none of the CARs" in summary.unrestored[0][1]
+
+
+def test_the_cli_partial_lists_what_it_could_not_restore(tmp_path: Path) -> None:
+    root, car, _ = _gappy_tree(tmp_path)
+    out = tmp_path / "out"
+    args = ["extract", "--root", cid_to_str(root), "-o", str(out), str(car)]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and not out.exists()
+    assert "needs a missing block" in refused.stderr and "--partial" in refused.stderr
+    partial = runner.invoke(app, [*args, "--partial"])
+    assert partial.exit_code == 1  # not the whole tree
+    assert partial.stdout.startswith(f"{out}: 2 files (14 bytes) in 1 folder, from 1 CAR file")
+    assert "could not restore 2 entries (blocks missing from the CARs):" in partial.stderr
+    assert "  'd/split.bin': block " in partial.stderr and "  'gone': block " in partial.stderr
+    assert (out / "d" / "whole.txt").read_bytes() == b"whole file"
 
 
 def test_corrupt_file_data_is_caught_and_the_file_not_written(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from dataset_worker.prep.create import (
     LARGEST_DERIVED_MAX_SIZE,
     MAX_NAME_LENGTH,
     SizeLimits,
-    require_absolute_folders,
+    relative_folder_problems,
     resolve_folders,
     validate_name,
     validate_sizes,
@@ -243,6 +243,9 @@ def test_fractional_bytes_are_refused_naming_the_field(field: str, kwargs: dict[
 def test_http_folders_must_be_absolute(tmp_path: Path, field: str, path: str) -> None:
     fields = {"source": str(tmp_path), "output": str(tmp_path / "out"), field: path}
     request = CreatePreparationRequest(name="p", **fields)
-    with pytest.raises(InvalidParameter, match=rf'^{field} must be an absolute path, got "'):
-        require_absolute_folders(request)
-    require_absolute_folders(CreatePreparationRequest(name="p", source="/a", output="/b"))
+    [problem] = relative_folder_problems(request)
+    assert problem.field == field
+    assert str(problem).startswith(f'{field} must be an absolute path, got "{path}"')
+    assert (
+        relative_folder_problems(CreatePreparationRequest(name="p", source="/a", output="/b")) == []
+    )

@@ -78,7 +78,11 @@ def root_callback(
     ctx: typer.Context,
     state_dir: Annotated[
         str | None,
-        typer.Option(envvar=ENV_STATE_DIR, help="State directory (default ./.dataset-worker)."),
+        typer.Option(
+            envvar=ENV_STATE_DIR,
+            help="State directory (default $XDG_STATE_HOME/dataset-worker, that is "
+            "~/.local/state/dataset-worker).",
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -103,6 +107,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a clear error to stderr and exit non-zero."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """`1 folder`, `2 folders`: a count with its noun in the right number."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 PROGRESS_MIN_SIZE = 64 << 20  # below this a bar would only flicker
@@ -214,9 +223,19 @@ def database(ctx: typer.Context) -> Iterator[Database]:
     try:
         yield db
     except PrepError as exc:
-        fail(str(exc))
+        fail(prep_error_message(exc, config))
     finally:
         db.dispose()
+
+
+def prep_error_message(exc: Exception, config: Settings) -> str:
+    """The message of a use-case error; a "not found" also names the database it looked in
+    (password hidden): the usual cause is a command pointed at another state dir or database."""
+    from dataset_worker.prep.errors import NotFound
+
+    if isinstance(exc, NotFound):
+        return f"{exc}; looked in the database {_safe_url(config.database_url)}"
+    return str(exc)
 
 
 def _prepare_sqlite_folder(config: Settings) -> None:

@@ -2,7 +2,8 @@
 
 Every block is checked against its CID; hostile or broken input (unsafe names, cycles, sizes that
 disagree, missing blocks) is refused before anything is written, and nothing is ever written
-outside DIR. Exit code 0 when the whole tree was written, 1 otherwise.
+outside DIR; with --partial, entries that need a missing block are left out and listed instead.
+Exit code 0 when the whole tree was written, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from dataset_worker.cli.common import fail
+from dataset_worker.cli.common import counted, fail
 
 
 def extract_command(
@@ -29,10 +30,22 @@ def extract_command(
     output: Annotated[
         Path, typer.Option("-o", "--output", metavar="DIR", help="Folder to write the tree into.")
     ],
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            help="Restore every complete file even when some blocks are missing from the CARs, "
+            "and list the files and folders it could not restore (exit code 1).",
+        ),
+    ] = False,
 ) -> None:
-    """Rebuild the files and folders under a root CID from CAR files, verifying every block."""
+    """Rebuild the files and folders under a root CID from CAR files, verifying every block.
+
+    Empty folders are not part of a dataset (the scan keeps no DAG node for them), so they do
+    not come back.
+    """
     from dataset_worker.content.cid import cid_from_str
-    from dataset_worker.retrieve.carindex import BlockIndex, ExtractError
+    from dataset_worker.retrieve.carindex import BlockIndex, ExtractError, MissingBlock
     from dataset_worker.retrieve.extract import extract_tree
 
     try:
@@ -46,16 +59,25 @@ def extract_command(
         with BlockIndex() as index:
             for car in cars:
                 index.add_car(car)
-            summary = extract_tree(index, root_cid, output)
+            summary = extract_tree(index, root_cid, output, partial=partial)
+    except MissingBlock as exc:
+        fail(f"{exc}; add the CAR file that holds it, or give --partial to restore the rest")
     except ExtractError as exc:
         fail(str(exc))
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         fail(f"{where}{exc.strerror or exc}")
     typer.echo(
-        f"{output}: {summary.files} files ({summary.bytes} bytes) in {summary.directories} "
-        f"folders, from {len(cars)} CAR files; every block verified"
+        f"{output}: {counted(summary.files, 'file')} ({counted(summary.bytes, 'byte')}) in "
+        f"{counted(summary.directories, 'folder')}, from {counted(len(cars), 'CAR file')}; "
+        "every block verified"
     )
+    if summary.unrestored:
+        what = counted(len(summary.unrestored), "entry", "entries")
+        typer.echo(f"could not restore {what} (blocks missing from the CARs):", err=True)
+        for path, reason in summary.unrestored:
+            typer.echo(f"  {path!r}: {reason}", err=True)
+        raise typer.Exit(1)
 
 
 def _car_files(sources: list[Path]) -> list[Path]:

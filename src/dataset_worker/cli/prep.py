@@ -419,12 +419,23 @@ def pause_pack_command(
 
 
 @prep_app.command("start-daggen")
-def start_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
-    """Start DAG generation (the directory tree and root CID), normally after packing."""
+def start_daggen_command(
+    ctx: typer.Context,
+    prep: PrepArg,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Build the DAG again even though the daggen job is complete."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start DAG generation (the directory tree and root CID), normally after packing.
+
+    Refused when the daggen job is queued, running or done; --force redoes a done one.
+    """
     from dataset_worker.prep import start_daggen
 
     with database(ctx) as db:
-        _report_job(start_daggen(db, prep), as_json, prep)
+        _report_job(start_daggen(db, prep, force=force), as_json, prep)
 
 
 @prep_app.command("pause-daggen")

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataset_worker.cli.common import JsonOpt, PrepArg, database, print_json, table_console
+from dataset_worker.cli.common import (
+    JsonOpt,
+    PrepArg,
+    counted,
+    database,
+    print_json,
+    table_console,
+)
 from dataset_worker.cli.prep import prep_app
 from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.sizes import format_size
@@ -80,7 +87,7 @@ def _explore_table(page: ExplorePage) -> Table | str:
 
     where = f'"{page.preparation}" /{page.path}'
     if not page.entries:
-        return f"{escape(where)}: empty folder"
+        return f"{escape(where)}: empty folder (not in the DAG: empty folders are not part of a dataset)"
     table = Table(title=escape(f"{where} (folder CID {page.cid or 'not yet'})"))
     table.add_column("Name", overflow="fold")
     table.add_column("Size", justify="right")
@@ -91,7 +98,7 @@ def _explore_table(page: ExplorePage) -> Table | str:
         table.add_row(
             escape(entry.name + ("/" if entry.is_dir else "")),
             "" if entry.size is None else format_size(entry.size),
-            escape(entry.cid or "-"),
+            escape(entry.cid or ("empty folder (not in the DAG)" if entry.empty else "-")),
             escape("\n".join(entry.piece_cids) or "-"),
             escape(entry.sha256 or "-"),
         )
@@ -124,8 +131,9 @@ def delete_command(
         if not yes:
             status = get_preparation_status(db, prep)
             what = (
-                f'Delete preparation "{status.name}" (id {status.id}): {status.files_scanned} '
-                f"files, {status.pieces} pieces, {status.total_jobs()} jobs"
+                f'Delete preparation "{status.name}" (id {status.id}): '
+                f"{counted(status.files_scanned, 'file')}, {counted(status.pieces, 'piece')}, "
+                f"{counted(status.total_jobs(), 'job')}"
                 + (", and its CAR files" if delete_cars else " (CAR files are kept)")
                 + "?"
             )

@@ -51,7 +51,8 @@ def prepare_command(
         typer.Option(
             "--output",
             metavar="DEST",
-            help="Folder for the CAR files (default: ./<name>-cars; on resume: as created).",
+            help="Folder for the CAR files (default: <state dir>/cars/<name>; on resume: as "
+            "created).",
         ),
     ] = None,
     max_size: Annotated[

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from dataset_worker.cli.common import counted
 from dataset_worker.db import Database
 from dataset_worker.prep import PreparationStatus, get_preparation_status
 from dataset_worker.sizes import format_size
@@ -84,6 +85,7 @@ class ProgressReporter:
         self._live: Live | None = None
         self._last_line = 0.0
         self._printed = ""
+        self._printed_phase = ""  # the phase of the last plain line
 
     def __enter__(self) -> Self:
         if self.console.is_terminal:
@@ -101,7 +103,10 @@ class ProgressReporter:
         self._stop.set()
         self._thread.join()
         self._poll()  # the final figures
-        self._show(force=True)
+        # A plain line per phase: the last phase (done, failed, interrupted) was printed when it
+        # was set; printing it again with a newer rate would only repeat it.
+        if self._live is not None or self._printed_phase != self.phase:
+            self._show(force=True)
         if self._live is not None:
             self._live.stop()
 
@@ -131,7 +136,7 @@ class ProgressReporter:
             return
         now, line = time.monotonic(), self.line()
         if line != self._printed and (force or now - self._last_line >= LINE_SECONDS):
-            self._last_line, self._printed = now, line
+            self._last_line, self._printed, self._printed_phase = now, line, self.phase
             self.console.print(line, markup=False, highlight=False)
 
     def eta(self) -> float | None:
@@ -151,7 +156,7 @@ class ProgressReporter:
         return (
             f"{self.phase}: packed {format_size(done)} of {format_size(total)}{percent}, "
             f"{format_rate(self.meter.rate)}, ETA {format_eta(self.eta())}, "
-            f"{status.files_scanned} files, {status.pieces} pieces"
+            f"{counted(status.files_scanned, 'file')}, {counted(status.pieces, 'piece')}"
         )
 
     def _render(self) -> RenderableType:
@@ -164,5 +169,5 @@ class ProgressReporter:
         bar = ProgressBar(total=max(total, 1), completed=done if total else 0, width=40)
         grid.add_row("packed", bar, f"{format_size(done)} / {format_size(total)}")
         grid.add_row("rate", format_rate(self.meter.rate), f"ETA {format_eta(self.eta())}")
-        grid.add_row("files", str(status.files_scanned), f"{status.pieces} pieces")
+        grid.add_row("files", str(status.files_scanned), counted(status.pieces, "piece"))
         return grid

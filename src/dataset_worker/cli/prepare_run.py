@@ -124,9 +124,12 @@ def _prepare(
 ) -> int:
     """Create or resume, run the phases, then print the pieces and write the manifest."""
     console = table_console()
-    target = _create_or_resume(db, source, output, max_size, name or default_name(source))
-    if manifest is not None:
-        _check_manifest_meta(db, target, meta)
+    name = name or default_name(source)
+    if manifest is not None:  # before anything is created: not after hours of packing either
+        _check_manifest_options(db, name, manifest, meta)
+    # A new preparation's CAR files go to the state dir unless --output says otherwise.
+    output_default = config.state_dir / "cars" / name
+    target = _create_or_resume(db, source, output, output_default, max_size, name)
     log_path = _log_to_file(config, target.name)
     code = _run(db, target, threads, console)
     if code == EXIT_OK:
@@ -170,13 +173,18 @@ def _log_to_file(config: Settings, name: str) -> Path:
 
 
 def _create_or_resume(
-    db: Database, source: Path, output: Path | None, max_size: str | None, name: str
+    db: Database,
+    source: Path,
+    output: Path | None,
+    output_default: Path,
+    max_size: str | None,
+    name: str,
 ) -> Target:
     """The preparation `name` if it prepares the same folders (else a clear error), or a new one."""
     try:
         target = _load(db, name)
     except NotFound:
-        destination = output if output is not None else Path.cwd() / f"{name}-cars"
+        destination = output if output is not None else output_default
         size = max_size or DEFAULT_MAX_SIZE
         request = CreatePreparationRequest(
             name=name,
@@ -247,13 +255,19 @@ def _check_same(
             )
 
 
-def _check_manifest_meta(db: Database, target: Target, meta: ManifestMetaInput) -> None:
-    """Refuse a missing or invalid dataset description now, not after hours of packing."""
+def _check_manifest_options(
+    db: Database, name: str, manifest: Path, meta: ManifestMetaInput
+) -> None:
+    """Refuse a manifest path that cannot be written, and a missing or invalid dataset
+    description (given now, or remembered by an existing preparation `name`)."""
+    if manifest.is_dir():
+        raise InvalidParameter(f"--manifest {manifest}: is a folder; give a file name")
+    folder = manifest.resolve().parent
+    if not folder.is_dir():
+        raise InvalidParameter(f"--manifest {manifest}: the folder {folder} does not exist")
     with db.read() as session:
-        stored = session.scalar(
-            select(Preparation.manifest_meta).where(Preparation.id == target.id)
-        )
-    resolve_meta(stored, meta, target.name)
+        stored = session.scalar(select(Preparation.manifest_meta).where(Preparation.name == name))
+    resolve_meta(stored, meta, name)
 
 
 # --- the phases -----------------------------------------------------------------------------------
@@ -301,7 +315,10 @@ def _queue(db: Database, target: Target, job_type: JobType) -> bool:
         return True
     if states.get(JobState.COMPLETE) and (job_type is JobType.SCAN or not _dag_behind(db, target)):
         return False  # scanned already / the DAG already covers every directory
-    (start_scan if job_type is JobType.SCAN else start_daggen)(db, target.id)
+    if job_type is JobType.SCAN:
+        start_scan(db, target.id)
+    else:
+        start_daggen(db, target.id, force=True)  # the DAG is behind: build it again
     return True
 
 

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataset_worker.cli.common import JsonOpt, PrepArg, database, fail, transfer_progress
+from dataset_worker.cli.common import (
+    JsonOpt,
+    PrepArg,
+    database,
+    fail,
+    prep_error_message,
+    settings,
+    transfer_progress,
+)
 
 # rich and the verifier are imported inside the functions so that loading the CLI stays fast
 # (see cli/common.py).
@@ -75,7 +83,7 @@ def verify_command(
             with _progress() as sink:
                 report = verify_preparation(db, prep, deep=deep, progress=sink)
         except (PrepError, VerifyUsageError) as exc:
-            fail(str(exc), EXIT_USAGE)
+            fail(prep_error_message(exc, settings(ctx)), EXIT_USAGE)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:

@@ -2,7 +2,8 @@
 
 - start-scan / start-daggen: at most one job of each kind per source attachment. The first start
   creates it `ready`; later starts move it back to `ready` from created, paused, error **or
-  complete** (a rescan is incremental; a new daggen exports what changed).
+  complete** (a rescan is incremental). A complete daggen is restarted only with `force`: its
+  DAG piece exists, and building it again only adds another one (a Conflict without force).
 - start-pack: created, paused or error → ready, but never complete (the piece already exists).
 - pause (any kind): ready or processing → paused. A processing job keeps its worker_id; the
   worker notices the pause and stops working on it.
@@ -43,9 +44,10 @@ def pause_scan(db: Database, prep: str | int) -> JobView:
     return _change_single(db, prep, JobType.SCAN, _pause)
 
 
-def start_daggen(db: Database, prep: str | int) -> JobView:
-    """Create or restart the daggen job of `prep`; refused when the preparation has noDag."""
-    return _change_single(db, prep, JobType.DAGGEN, _start)
+def start_daggen(db: Database, prep: str | int, *, force: bool = False) -> JobView:
+    """Create or restart the daggen job of `prep`; refused when the preparation has noDag, and
+    when its daggen is complete unless `force` (a Conflict naming the job)."""
+    return _change_single(db, prep, JobType.DAGGEN, _start_forced if force else _start)
 
 
 def pause_daggen(db: Database, prep: str | int) -> JobView:
@@ -96,6 +98,22 @@ def _change_single(
 
 
 def _start(
+    session: Session,
+    prep: Preparation,
+    job: Job | None,
+    attachment: SourceAttachment,
+    job_type: JobType,
+) -> JobView:
+    if job_type is JobType.DAGGEN and job is not None and job.state is JobState.COMPLETE:
+        raise Conflict(
+            f'daggen job {job.id} of preparation "{prep.name}" is already done (state '
+            "complete): its DAG piece exists; force it (--force, or ?force=true over HTTP) to "
+            "build the DAG again"
+        )
+    return _start_forced(session, prep, job, attachment, job_type)
+
+
+def _start_forced(
     session: Session,
     prep: Preparation,
     job: Job | None,

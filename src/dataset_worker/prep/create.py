@@ -182,17 +182,22 @@ def _check_derived_piece_size(max_bytes: int, piece_bytes: int) -> None:
         )
 
 
-def require_absolute_folders(req: CreatePreparationRequest) -> None:
-    """Refuse relative folders (the HTTP API's rule: the server's cwd is not the client's)."""
+def relative_folder_problems(req: CreatePreparationRequest) -> list[InvalidParameter]:
+    """One problem per relative folder (the HTTP API's rule: the server's cwd is not the
+    client's); a storage reference (NAME[:/sub/path]) is no folder."""
+    problems = []
     for field, value in (("source", req.source), ("output", req.output)):
         if looks_like_reference(value):
             continue  # NAME[:/sub/path]: must name a storage (create_preparation checks)
         if value is not None and value.strip() and not Path(value).is_absolute():
-            raise InvalidParameter(
-                f'{field} must be an absolute path, got "{value}": over HTTP a relative path '
-                "would be resolved against the server's working directory",
-                field=field,
+            problems.append(
+                InvalidParameter(
+                    f'{field} must be an absolute path, got "{value}": over HTTP a relative '
+                    "path would be resolved against the server's working directory",
+                    field=field,
+                )
             )
+    return problems
 
 
 def resolve_folders(source: str, output: str | None) -> tuple[Path, Path | None]:
@@ -221,11 +226,15 @@ _FOLDER_FIELDS = ("source", "output")
 
 
 def check_request(
-    req: CreatePreparationRequest, remote: Mapping[str, StorageTarget] | None = None
+    req: CreatePreparationRequest,
+    remote: Mapping[str, StorageTarget] | None = None,
+    folder_problems: list[InvalidParameter] | None = None,
 ) -> tuple[SizeLimits, Path | None, Path | None]:
     """The name, size and folder rules, each group checked even when another fails, so one
     reply names every broken field; raises InvalidParameter (InvalidParameters for several).
-    A side given in `remote` (a named non-local storage) has no folder (None)."""
+    A side given in `remote` (a named non-local storage) has no folder (None). Problems with the
+    folders found earlier (`folder_problems`: relative paths, unknown storages) stand for the
+    folder group, reported with the name and size problems."""
     problems: list[InvalidParameter] = []
     limits = source = output = None
     try:
@@ -236,6 +245,11 @@ def check_request(
         limits = validate_sizes(req.max_size, req.piece_size, req.min_piece_size)
     except InvalidParameter as exc:
         problems.append(_about(exc, _SIZE_FIELDS))
+    if folder_problems:
+        problems.extend(folder_problems)
+        if len(problems) == 1:
+            raise problems[0]
+        raise InvalidParameters(problems)
     try:
         if not remote:
             source, output = resolve_folders(req.source, req.output)
@@ -273,19 +287,34 @@ def _about(exc: InvalidParameter, fields: tuple[str, ...], default: str = "") ->
 
 
 def create_preparation(
-    db: Database, req: CreatePreparationRequest, *, strict_references: bool = False
+    db: Database,
+    req: CreatePreparationRequest,
+    *,
+    strict_references: bool = False,
+    absolute_folders: bool = False,
 ) -> PreparationView:
     """Validate `req` (docs/formats.md#preparation-sizes) and create the preparation, its storages, attachments and the
     source's root directory in one transaction. The output folder is created if missing (and
     removed again if the creation fails).
 
     Source and output may name storages (`NAME[:/sub/path]`, prep/storage_refs.py); with
-    `strict_references` (HTTP) such a value must name an existing storage.
-    Raises InvalidParameter for a broken rule and Conflict for a name already in use.
+    `strict_references` (HTTP) such a value must name an existing storage; with
+    `absolute_folders` (HTTP) a folder must be an absolute path.
+    Raises InvalidParameter for a broken rule (InvalidParameters naming every broken field) and
+    Conflict for a name already in use.
     """
-    src, out, remote = split_references(db, req.source, req.output, strict=strict_references)
-    req = req.model_copy(update={"source": src, "output": out})
-    limits, source, output = check_request(req, remote)
+    folder_problems = relative_folder_problems(req) if absolute_folders else []
+    remote: dict[str, StorageTarget] = {}
+    if not folder_problems:
+        try:
+            src, out, remote = split_references(
+                db, req.source, req.output, strict=strict_references
+            )
+        except InvalidParameter as exc:
+            folder_problems = [_about(exc, _FOLDER_FIELDS, default="output")]
+        else:
+            req = req.model_copy(update={"source": src, "output": out})
+    limits, source, output = check_request(req, remote, folder_problems)
     source_target = remote.get("source") or StorageTarget("local", str(source))
     output_target = remote.get("output") or (
         StorageTarget("local", str(output)) if output is not None else None  # None: inline

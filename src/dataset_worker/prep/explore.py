@@ -48,6 +48,11 @@ class ExploreEntry(View):
         description="Pieces holding the entry: a file's data pieces, a folder's DAG pieces."
     )
     sha256: str | None = Field(description="Hex sha256 of a file's bytes, when recorded.")
+    empty: bool = Field(
+        default=False,
+        description="A folder that holds no file at any depth: it never gets a CID and is not "
+        "in the DAG (empty folders are not part of a dataset). Always false for a file.",
+    )
 
 
 class ExplorePage(View):
@@ -288,6 +293,8 @@ def _name_in(path: str, prefix: str) -> str:
 
 
 def _entries(session: Session, prep_id: int, rows: list[_Row]) -> list[ExploreEntry]:
+    # A folder without a CID is either not packed yet or empty; only the empty ones never get one.
+    empty = _without_files(session, [r.row_id for r in rows if r.kind == DIR and not r.cid])
     file_pieces = _file_pieces(session, [r.row_id for r in rows if r.kind == FILE])
     dir_pieces = _dag_pieces(session, prep_id, [r.cid for r in rows if r.kind == DIR and r.cid])
     return [
@@ -300,9 +307,27 @@ def _entries(session: Session, prep_id: int, rows: list[_Row]) -> list[ExploreEn
             if row.kind == DIR
             else file_pieces.get(row.row_id, []),
             sha256=row.sha256.hex() if row.sha256 else None,
+            empty=row.kind == DIR and row.row_id in empty,
         )
         for row in rows
     ]
+
+
+def _without_files(session: Session, folder_ids: list[int]) -> set[int]:
+    """The folders of `folder_ids` that hold no file, in them or in any folder below them."""
+    if not folder_ids:
+        return set()
+    tree = (
+        select(Directory.id.label("top"), Directory.id.label("id"))
+        .where(Directory.id.in_(folder_ids))
+        .cte("tree", recursive=True)
+    )
+    child = aliased(Directory)
+    tree = tree.union_all(select(tree.c.top, child.id).where(child.parent_id == tree.c.id))
+    with_files = session.scalars(
+        select(tree.c.top).join(File, File.directory_id == tree.c.id).distinct()
+    )
+    return set(folder_ids) - set(with_files)
 
 
 def _file_pieces(session: Session, file_ids: list[int]) -> dict[int, list[str]]:

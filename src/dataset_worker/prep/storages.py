@@ -27,6 +27,7 @@ from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound
 from dataset_worker.prep.lookup import is_all_digits
 from dataset_worker.prep.views import View, as_utc
 from dataset_worker.storage import StorageError, open_source
+from dataset_worker.storage.base import ListingFailed
 from dataset_worker.storage.s3client import SECRET_KEYS, S3Config, parse_s3_url
 from dataset_worker.storage.sftp import parse_sftp
 
@@ -265,6 +266,8 @@ def check_storage(db: Database, name_or_id: str | int) -> StorageCheckView:
                 source.walk(lambda p, exc: problems.append(f"{p}: {exc}")), CHECK_SAMPLE
             )
         ]
+    except ListingFailed as exc:  # what failed, not what a scan would do about it
+        return StorageCheckView(name=name, ok=False, message=exc.brief, sample=[])
     except (StorageError, OSError) as exc:
         return StorageCheckView(name=name, ok=False, message=str(exc), sample=[])
     except Exception as exc:  # a client library error (credentials, DNS…): report, not crash

@@ -29,7 +29,13 @@ from dataset_worker.content.unixfs import (
     UnixFSData,
     decode_data,
 )
-from dataset_worker.retrieve.carindex import BlockIndex, ExtractError, describe, parse_cid
+from dataset_worker.retrieve.carindex import (
+    BlockIndex,
+    ExtractError,
+    MissingBlock,
+    describe,
+    parse_cid,
+)
 
 MAX_FILE_DEPTH = 64  # nesting of file nodes; Singularity's files need at most 4 levels
 MAX_TREE_DEPTH = 1024  # nested folders
@@ -55,16 +61,25 @@ class PlannedFile:
     size: int
 
 
-Planned = PlannedDir | PlannedFile
+@dataclass(frozen=True, slots=True)
+class Unrestorable:
+    """An entry left out of a partial extraction: a block it needs is in none of the CARs."""
+
+    parts: Parts
+    reason: str
+
+
+Planned = PlannedDir | PlannedFile | Unrestorable
 
 
 @dataclass(frozen=True)
 class ExtractSummary:
-    """What an extraction wrote."""
+    """What an extraction wrote, and (partial extraction) what it could not: (path, reason)."""
 
     files: int
     directories: int
     bytes: int
+    unrestored: tuple[tuple[str, str], ...] = ()
 
 
 def show(parts: Parts) -> str:
@@ -238,8 +253,12 @@ def file_chunks(index: BlockIndex, cid: bytes, where: Parts) -> Iterator[bytes]:
         yield from file_chunks(index, link.cid, where)
 
 
-def plan_tree(index: BlockIndex, root: bytes) -> list[Planned]:
-    """Every folder and file under `root`, folders before their content; nothing is written."""
+def plan_tree(index: BlockIndex, root: bytes, *, partial: bool = False) -> list[Planned]:
+    """Every folder and file under `root`, folders before their content; nothing is written.
+
+    A missing block raises MissingBlock naming the entry that needs it; with `partial`, that
+    entry (a file, or a folder whose listing is incomplete) is planned as Unrestorable instead.
+    """
     if _kind(index, root, ()) is not DataType.DIRECTORY:
         raise ExtractError(
             f"the root {describe(root)} is a file, not a directory: give the dataset's root CID"
@@ -249,10 +268,19 @@ def plan_tree(index: BlockIndex, root: bytes) -> list[Planned]:
     stack: list[tuple[Parts, bytes, tuple[bytes, ...]]] = [((), root, (root,))]
     while stack:
         parts, cid, ancestors = stack.pop()
-        for name, child in directory_entries(index, cid, parts):
+        try:
+            entries = directory_entries(index, cid, parts)
+        except MissingBlock as exc:
+            plan.append(_unrestorable(parts, exc, partial))
+            continue
+        for name, child in entries:
             path = (*parts, name)
-            if _kind(index, child, path) is DataType.FILE:
-                plan.append(PlannedFile(path, child, checked_size(index, child, path, known)))
+            try:
+                if _kind(index, child, path) is DataType.FILE:
+                    plan.append(PlannedFile(path, child, checked_size(index, child, path, known)))
+                    continue
+            except MissingBlock as exc:
+                plan.append(_unrestorable(path, exc, partial))
                 continue
             if child in ancestors:
                 raise ExtractError(
@@ -263,6 +291,13 @@ def plan_tree(index: BlockIndex, root: bytes) -> list[Planned]:
             plan.append(PlannedDir(path))
             stack.append((path, child, (*ancestors, child)))
     return plan
+
+
+def _unrestorable(parts: Parts, exc: MissingBlock, partial: bool) -> Unrestorable:
+    """The entry left out of a partial extraction; without `partial`, the error naming it."""
+    if not partial:
+        raise MissingBlock(f"{show(parts)} needs a missing block: {exc}") from None
+    return Unrestorable(parts, str(exc))
 
 
 class _Output:
@@ -358,14 +393,22 @@ def extract_tree(
     output: Path,
     *,
     on_bytes: Callable[[int], object] | None = None,
+    partial: bool = False,
 ) -> ExtractSummary:
-    """Rebuild the tree under `root` into `output`; ExtractError before writing for bad input."""
-    plan = plan_tree(index, root)
+    """Rebuild the tree under `root` into `output`; ExtractError before writing for bad input.
+
+    With `partial`, entries that need a missing block are left out (listed in the summary) and
+    every complete file is written."""
+    plan = plan_tree(index, root, partial=partial)
     _check_space(plan, output)
     out = _Output(output)
     files = directories = total = 0
+    unrestored: list[tuple[str, str]] = []
     try:
         for item in plan:
+            if isinstance(item, Unrestorable):
+                unrestored.append(("/".join(item.parts) or ".", item.reason))
+                continue
             if isinstance(item, PlannedDir):
                 out.make_dir(item.parts)
                 directories += 1 if item.parts else 0
@@ -376,7 +419,7 @@ def extract_tree(
             total += item.size
     finally:
         out.close()
-    return ExtractSummary(files, directories, total)
+    return ExtractSummary(files, directories, total, tuple(sorted(unrestored)))
 
 
 def _check_space(plan: list[Planned], output: Path) -> None:

@@ -16,6 +16,15 @@ class StorageError(Exception):
     """A storage cannot be used: unsupported type, missing folder, no space left."""
 
 
+class ListingFailed(StorageError):
+    """Listing a source failed part-way. The message says what a scan does about it; `brief`
+    says only what failed, for a storage check (which scans nothing)."""
+
+    def __init__(self, brief: str, consequence: str) -> None:
+        super().__init__(f"{brief}; {consequence}")
+        self.brief = brief
+
+
 class SourceChangedError(StorageError):
     """A source file differs from what the scan recorded (size, mtime or version tag)."""
 

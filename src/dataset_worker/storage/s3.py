@@ -32,6 +32,7 @@ from typing import Any, BinaryIO, cast
 
 from dataset_worker.storage.base import (
     ListingErrorHandler,
+    ListingFailed,
     SourceChangedError,
     SourceEntry,
     SpaceInfo,
@@ -217,9 +218,9 @@ class S3Source:
         try:
             return cast(dict[str, Any], self.api.call("list_objects_v2", **params))
         except Exception as exc:
-            raise StorageError(
-                f"listing {self.location.url(prefix)} failed: {exc}; the scan stops here so an "
-                "incomplete listing is never taken for the whole source"
+            raise ListingFailed(
+                f"listing {self.location.url(prefix)} failed: {exc}",
+                "the scan stops here so an incomplete listing is never taken for the whole source",
             ) from exc
 
     def _page_items(self, page: dict[str, Any], prefix: str, directory: str) -> list[_Listed]:

@@ -32,6 +32,14 @@ MIN_PART_SIZE = 5 * MIB  # S3's smallest part (all but the last)
 MAX_PART_SIZE = 5 << 30
 DEFAULT_PART_SIZE = 8 * MIB  # 10,000 parts hold 78 GiB, above the largest 31.5 GiB CAR
 
+NO_CREDENTIALS = (
+    "no S3 credentials found: this process has no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+    "in its environment, no credentials file (~/.aws/credentials, or AWS_SHARED_CREDENTIALS_FILE) "
+    'and no usable profile (the storage\'s "profile", or AWS_PROFILE); a worker started from the '
+    "admin page has the server's environment and home (docs/operations.md#storage-credentials); "
+    "a public bucket needs --anonymous"
+)
+
 # Keys a storage's config may hold. Anything that looks like a secret is refused.
 _SETTINGS = {
     "endpoint": "endpoint URL of an S3-compatible server (http:// or https://)",
@@ -280,11 +288,14 @@ class S3Api:
         return self.retry(lambda: method(**params), operation)
 
     def retry(self, action: Callable[[], T], what: str) -> T:
-        """Run `action`, retrying transient failures; the last error is raised as it is."""
+        """Run `action`, retrying transient failures; the last error is raised as it is, but
+        missing credentials as a StorageError that says where they are looked for."""
         delays = self.backoff.delays()
         while True:
             try:
                 return action()
+            except botocore.exceptions.NoCredentialsError:
+                raise StorageError(NO_CREDENTIALS) from None
             except Exception as exc:
                 if not is_transient(exc):
                     raise

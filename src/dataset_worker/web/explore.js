@@ -160,7 +160,7 @@ export class FileBrowser {
       { dataset: { name: entry.name, kind: entry.isDir ? "folder" : "file" } },
       h("td", { "data-label": "Name", class: "name-cell" }, name),
       h("td", { class: "num", "data-label": "Size" }, entry.isDir ? "—" : formatBytes(entry.size)),
-      h("td", { "data-label": "CID" }, entry.cid ? cidCell(entry.cid, `Copy CID of ${entry.name}`) : h("span", { class: "muted" }, "not packed")),
+      h("td", { "data-label": "CID" }, entry.cid ? cidCell(entry.cid, `Copy CID of ${entry.name}`) : h("span", { class: "muted" }, entry.empty ? "empty folder (not in the DAG)" : "not packed")),
       h("td", { "data-label": "Pieces" }, piecesCell(entry.pieceCids || [])),
       h("td", { "data-label": "SHA-256" }, entry.sha256 ? cidCell(entry.sha256, `Copy SHA-256 of ${entry.name}`, 8) : "—"),
     );

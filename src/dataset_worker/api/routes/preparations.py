@@ -25,7 +25,6 @@ from dataset_worker.prep import (
     start_pack,
     start_scan,
 )
-from dataset_worker.prep.create import require_absolute_folders
 from dataset_worker.prep.lookup import MAX_KEY_LENGTH
 
 router = APIRouter(prefix="/api/preparations", tags=["preparations"])
@@ -34,6 +33,10 @@ Name = Annotated[
     str, Path(min_length=1, max_length=MAX_KEY_LENGTH, description="Preparation name or id.")
 ]
 AppServices = Annotated[Services, Depends(services)]
+Force = Annotated[
+    bool,
+    Query(description="Build the DAG again even though the daggen job is complete."),
+]
 JobId = Annotated[
     int | None, Query(alias="jobId", ge=1, le=2**62, description="One pack job (default: all).")
 ]
@@ -57,8 +60,7 @@ def create(app: AppServices, request: CreatePreparationRequest) -> PreparationVi
     Over HTTP the folders must be absolute paths: the server's working directory means nothing
     to the client.
     """
-    require_absolute_folders(request)
-    return create_preparation(app.db, request, strict_references=True)
+    return create_preparation(app.db, request, strict_references=True, absolute_folders=True)
 
 
 @router.get("/{name}", response_model=PreparationStatus, responses=error_responses(400, 401, 404))
@@ -84,9 +86,10 @@ def scan_pause(app: AppServices, name: Name) -> JobView:
 @router.post(
     "/{name}/start-daggen", response_model=JobView, responses=error_responses(400, 401, 404, 409)
 )
-def daggen_start(app: AppServices, name: Name) -> JobView:
-    """Make the daggen job ready (created on first use)."""
-    return start_daggen(app.db, name)
+def daggen_start(app: AppServices, name: Name, force: Force = False) -> JobView:
+    """Make the daggen job ready (created on first use); 409 when it is queued, running, or
+    done (unless `force`)."""
+    return start_daggen(app.db, name, force=force)
 
 
 @router.post(
