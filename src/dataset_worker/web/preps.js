@@ -305,7 +305,7 @@ function piecesTable(pieces, publicUrl = null, pieceCidVersion = 1) {
               "td",
               { "data-label": "Piece CID v2" },
               p.pieceCidV2
-                ? h("span", { class: "cid-cell" }, h("code", { class: "cid cid-v2", title: p.pieceCidV2 }, p.pieceCidV2), copyButton(p.pieceCidV2, "Copy piece CID v2"))
+                ? h("span", { class: "cid-cell" }, h("code", { class: "cid cid-v2", title: p.pieceCidV2 }, shortCid(p.pieceCidV2, 8)), copyButton(p.pieceCidV2, "Copy piece CID v2"))
                 : "",
             ),
             h("td", { "data-label": "Type" }, p.pieceType ?? "data"),
