@@ -89,9 +89,14 @@ class Harness:
         proc = self._checked("verify-car.mjs", *cars)
         return _records(proc.stdout)
 
-    def commp(self, files: Iterable[Path], *, min_piece_size: int | None = None) -> list[Record]:
-        """commp.mjs's record (pieceCid, pieceSize, payloadSize, …) for each file, in order."""
-        options = [] if min_piece_size is None else ["--min-piece-size", str(min_piece_size)]
+    def commp(
+        self, files: Iterable[Path], *, min_piece_size: int | None = None, impl: str = "wasm"
+    ) -> list[Record]:
+        """commp.mjs's record (pieceCid, pieceCidV2, pieceSize, payloadSize, …) for each file, in
+        order; `impl="both"` runs both libraries and fails if they disagree."""
+        options = ["--impl", impl]
+        if min_piece_size is not None:
+            options += ["--min-piece-size", str(min_piece_size)]
         return _records(self._checked("commp.mjs", *options, *files).stdout)
 
     def export(self, root: str, out_dir: Path, cars: Iterable[Path]) -> Record:

@@ -12,6 +12,7 @@ ENV_ADMIN_TOKEN = "DATASET_WORKER_ADMIN_TOKEN"
 ENV_XDG_STATE_HOME = "XDG_STATE_HOME"
 # The folder under $XDG_STATE_HOME (default ~/.local/state) that holds the default state dir.
 STATE_DIR_NAME = "dataset-worker"
+ENV_WALLET_PASSPHRASE = "DATASET_WORKER_WALLET_PASSPHRASE"  # opens the wallet's key files
 
 
 @dataclass(frozen=True)

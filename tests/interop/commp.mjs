@@ -6,6 +6,7 @@
 import { open } from 'node:fs/promises'
 import { Piece, Proof, ZeroComm } from '@web3-storage/data-segment'
 import * as SegmentHasher from '@web3-storage/data-segment/multihash'
+import { Padded } from '@web3-storage/data-segment/piece/size'
 import * as WasmHasher from 'fr32-sha2-256-trunc254-padded-binary-tree-multihash'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
@@ -14,9 +15,12 @@ import { cli, emit, usageError } from './lib.mjs'
 const USAGE = `usage: node commp.mjs [--min-piece-size N] [--impl wasm|data-segment|both] FILE...
 
 Prints one JSON object per file:
-  {"path", "pieceCid", "commP", "payloadSize", "pieceSize", "naturalPieceSize", "impls"}
+  {"path", "pieceCid", "pieceCidV2", "commP", "payloadSize", "pieceSize", "naturalPieceSize", "impls"}
 pieceCid is the v1 piece CID (baga6ea4sea…, fil-commitment-unsealed / sha2-256-trunc254-padded),
-commP its 32-byte root in hex, pieceSize the padded piece size. naturalPieceSize is the smallest
+pieceCidV2 the FRC-0069 v2 piece CID (raw / fr32-sha256-trunc254-padbintree: padding, height and
+root; the library's own multihash when no --min-piece-size lifts the piece, else data-segment's
+Piece.toLink with the padding up to the larger piece), commP its 32-byte root in hex, pieceSize
+the padded piece size. naturalPieceSize is the smallest
 piece holding the bytes; with --min-piece-size N (a power of two >= 128) a smaller piece is
 extended with all-zero subtrees up to N, as Singularity's GetCommp does (go-fil-commp-hashhash
 PadCommP). --impl both runs the two libraries over the same bytes and fails if they disagree.
@@ -25,6 +29,7 @@ const MIN_PAYLOAD = 65 // go-fil-commp-hashhash refuses less; so does dataset-wo
 const READ_SIZE = 4 << 20
 const FIL_COMMITMENT_UNSEALED = 0xf101
 const SHA2_256_TRUNC254_PADDED = 0x1012
+const RAW = 0x55
 
 const { values, positionals: paths } = cli(USAGE, {
   'min-piece-size': { type: 'string' },
@@ -80,9 +85,10 @@ async function hashFile (path) {
 }
 
 /** The v1 piece CID and sizes of a piece multihash, padded up to --min-piece-size. */
-function describe (multihash) {
+function describe (multihash, payloadSize) {
   const piece = Piece.fromDigest(Digest.decode(multihash))
   let { root, height } = piece
+  const natural = height
   const naturalPieceSize = 32n << BigInt(height)
   while ((32n << BigInt(height)) < minPieceSize) {
     // Doubling the piece with zeros: the new root hashes the old one with the zero subtree's.
@@ -90,8 +96,14 @@ function describe (multihash) {
     height++
   }
   const cid = CID.createV1(FIL_COMMITMENT_UNSEALED, Digest.create(SHA2_256_TRUNC254_PADDED, root))
+  // Unlifted, the library's multihash is the v2 digest itself; lifted, the zeros up to the larger
+  // piece are padding too.
+  const v2 = height === natural
+    ? CID.createV1(RAW, Digest.decode(multihash))
+    : Piece.toLink({ root, height, padding: Padded.fromHeight(height) - BigInt(payloadSize) })
   return {
     pieceCid: cid.toString(),
+    pieceCidV2: v2.toString(),
     commP: Buffer.from(root).toString('hex'),
     pieceSize: Number(32n << BigInt(height)),
     naturalPieceSize: Number(naturalPieceSize)
@@ -103,7 +115,7 @@ for (const path of paths) {
   try {
     const { payloadSize, multihashes } = await hashFile(path)
     if (payloadSize < MIN_PAYLOAD) throw new Error(`${payloadSize} bytes: a piece needs at least ${MIN_PAYLOAD}`)
-    const [first, ...others] = multihashes.map(describe)
+    const [first, ...others] = multihashes.map((multihash) => describe(multihash, payloadSize))
     for (const [i, other] of others.entries()) {
       if (JSON.stringify(other) !== JSON.stringify(first)) {
         throw new Error(`${impls[0]} and ${impls[i + 1]} disagree: ${first.pieceCid} vs ${other.pieceCid}`)

@@ -112,7 +112,7 @@ def test_the_admin_server_never_imports_the_worker() -> None:
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             offenders += [
-                f"{path.relative_to(SRC)}:{node.lineno}: {name}"
+                f"{path.relative_to(SRC)}:{getattr(node, 'lineno', 0)}: {name}"
                 for name in names
                 if name.startswith("dataset_worker.worker")
             ]
