@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from dataset_worker.cli.common import fail
+from dataset_worker.sizes import SizeError, parse_size
 
 
 def extract_command(
@@ -29,6 +30,23 @@ def extract_command(
     output: Annotated[
         Path, typer.Option("-o", "--output", metavar="DIR", help="Folder to write the tree into.")
     ],
+    max_files: Annotated[
+        int,
+        typer.Option(
+            "--max-files",
+            min=1,
+            help="Refuse, before writing anything, a tree of more files and folders than this.",
+        ),
+    ] = 10_000_000,
+    max_bytes: Annotated[
+        str,
+        typer.Option(
+            "--max-bytes",
+            metavar="SIZE",
+            help="Refuse, before writing anything, a tree of more bytes than this (e.g. 2TiB); "
+            "the free space is checked too.",
+        ),
+    ] = "1PiB",
 ) -> None:
     """Rebuild the files and folders under a root CID from CAR files, verifying every block."""
     from dataset_worker.content.cid import cid_from_str
@@ -39,6 +57,10 @@ def extract_command(
         root_cid = cid_from_str(root)
     except ValueError as exc:
         fail(f"--root: {exc}")
+    try:
+        byte_limit = parse_size(max_bytes)
+    except SizeError as exc:
+        fail(f"--max-bytes: {exc}")
     cars = _car_files(sources)
     if output.exists() and not output.is_dir():
         fail(f"-o {output}: exists and is not a folder")
@@ -46,7 +68,9 @@ def extract_command(
         with BlockIndex() as index:
             for car in cars:
                 index.add_car(car)
-            summary = extract_tree(index, root_cid, output)
+            summary = extract_tree(
+                index, root_cid, output, max_files=max_files, max_bytes=byte_limit
+            )
     except ExtractError as exc:
         fail(str(exc))
     except OSError as exc:
