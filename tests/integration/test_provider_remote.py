@@ -63,7 +63,7 @@ def fetch_and_extract(url: str, pieces: list[ServedPiece], root: str, folder: Pa
         target = fetched / f"{piece.cid}.car"
         result = cli("fetch-piece", url, piece.cid, "-o", str(target), "--connections", "4")
         assert result.returncode == 0, result.stderr
-        assert f"piece CID verified (piece size {piece.piece_size})" in result.stdout
+        assert f"piece CID verified (piece size {piece.piece_size};" in result.stdout
     out = folder / "tree"
     result = cli("extract", "--root", root, "-o", str(out), str(fetched))
     assert result.returncode == 0, result.stderr

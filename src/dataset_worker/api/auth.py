@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dataset_worker.api.errors import error_response
 from dataset_worker.config import ENV_ADMIN_TOKEN
 from dataset_worker.logs import log_event
+from dataset_worker.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def resolve_admin_token(state_dir: Path) -> AdminToken:
     existing = configured_token(state_dir)
     if existing is not None:
         return existing
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     value = secrets.token_urlsafe(32)
     try:
         fd = os.open(token_path(state_dir), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -253,7 +253,9 @@ def _prepare_sqlite_folder(config: Settings) -> None:
         return
     folder = Path(path).parent
     if folder == config.state_dir:
-        folder.mkdir(parents=True, exist_ok=True)
+        from dataset_worker.private import private_dir
+
+        private_dir(folder)
     elif not folder.is_dir():
         fail(f'the folder of the SQLite database "{path}" does not exist')
 

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from dataset_worker.cli.common import counted, fail
+from dataset_worker.sizes import SizeError, parse_size
 
 
 def extract_command(
@@ -38,6 +39,23 @@ def extract_command(
             "and list the files and folders it could not restore (exit code 1).",
         ),
     ] = False,
+    max_files: Annotated[
+        int,
+        typer.Option(
+            "--max-files",
+            min=1,
+            help="Refuse, before writing anything, a tree of more files and folders than this.",
+        ),
+    ] = 10_000_000,
+    max_bytes: Annotated[
+        str,
+        typer.Option(
+            "--max-bytes",
+            metavar="SIZE",
+            help="Refuse, before writing anything, a tree of more bytes than this (e.g. 2TiB); "
+            "the free space is checked too.",
+        ),
+    ] = "1PiB",
 ) -> None:
     """Rebuild the files and folders under a root CID from CAR files, verifying every block.
 
@@ -52,6 +70,10 @@ def extract_command(
         root_cid = cid_from_str(root)
     except ValueError as exc:
         fail(f"--root: {exc}")
+    try:
+        byte_limit = parse_size(max_bytes)
+    except SizeError as exc:
+        fail(f"--max-bytes: {exc}")
     cars = _car_files(sources)
     if output.exists() and not output.is_dir():
         fail(f"-o {output}: exists and is not a folder")
@@ -59,7 +81,14 @@ def extract_command(
         with BlockIndex() as index:
             for car in cars:
                 index.add_car(car)
-            summary = extract_tree(index, root_cid, output, partial=partial)
+            summary = extract_tree(
+                index,
+                root_cid,
+                output,
+                partial=partial,
+                max_files=max_files,
+                max_bytes=byte_limit,
+            )
     except MissingBlock as exc:
         fail(f"{exc}; add the CAR file that holds it, or give --partial to restore the rest")
     except ExtractError as exc:

@@ -31,8 +31,22 @@ def fetch_piece_command(
         Path | None,
         typer.Option("--token-file", metavar="FILE", help="Send this file's token as Bearer."),
     ] = None,
+    stall_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stall-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            help="Give up when a connection delivers less than 4 MiB (or the rest of its range) "
+            "in this many seconds; the error names the range.",
+        ),
+    ] = 30.0,
 ) -> None:
-    """Download a piece by byte ranges over parallel connections and verify its piece CID."""
+    """Download a piece by byte ranges over parallel connections and verify its piece CID.
+
+    FILE.part is created anew (never through a symlink); a symlink FILE is refused. The length
+    is checked against the provider's piece metadata when it offers it.
+    """
     from dataset_worker.content.piececid import InvalidPieceCid, parse_piece_cid
     from dataset_worker.retrieve.fetch import FetchError, fetch_piece
 
@@ -57,6 +71,7 @@ def fetch_piece_command(
                 token=token,
                 on_size=on_size,
                 on_bytes=on_bytes,
+                stall_timeout=stall_timeout,
             )
         except FetchError as exc:
             fail(str(exc))
@@ -64,9 +79,14 @@ def fetch_piece_command(
             fail(f"{output}: {exc.strerror or exc}")
     rate = result.size / max(result.seconds, 1e-9) / (1 << 20)
     retried = f", {result.retries} retried transfers" if result.retries else ""
+    length = (
+        "length matches the provider's metadata"
+        if result.length_checked
+        else "length not checked: the provider offers no piece metadata"
+    )
     typer.echo(
-        f"{output}: {result.size} bytes, piece CID verified (piece size {result.piece_size}) "
-        f"in {result.seconds:.2f}s ({rate:.0f} MiB/s{retried})"
+        f"{output}: {result.size} bytes, piece CID verified (piece size {result.piece_size}; "
+        f"{length}) in {result.seconds:.2f}s ({rate:.0f} MiB/s{retried})"
     )
 
 

@@ -43,6 +43,7 @@ from dataset_worker.prep.create import MAX_NAME_LENGTH, parse_size_field, resolv
 from dataset_worker.prep.lookup import find_preparation, single_source
 from dataset_worker.prep.manifest import ManifestFormat, ManifestRequest
 from dataset_worker.prep.manifest_meta import ManifestMetaInput, resolve_meta
+from dataset_worker.private import private_dir, private_file
 from dataset_worker.sizes import SizeError, format_size, next_power_of_two, parse_size
 from dataset_worker.worker.runtime.config import MAX_CONCURRENCY, WorkerConfig, usable_cpus
 from dataset_worker.worker.runtime.process import EXIT_OK, EXIT_SIGNAL, WorkerProcess
@@ -150,7 +151,7 @@ def _prepare(
 
 def _open(config: Settings, threads: int) -> Database:
     if config.is_sqlite:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)
     try:
         # The worker threads, its heartbeat, reaper and monitor, and the progress poller.
         return open_database(config.database_url, pool_size=threads + 5)
@@ -162,8 +163,9 @@ def _open(config: Settings, threads: int) -> Database:
 def _log_to_file(config: Settings, name: str) -> Path:
     """The worker's log lines go to a file: the terminal shows the progress view instead."""
     folder = config.state_dir / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     path = folder / f"prepare-{name}.log"
+    private_file(path)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()

@@ -77,6 +77,15 @@ def content_provider(
         f"dataset-worker content provider: http://{shown_host}:{port}/piece/{{pieceCid}} "
         f"({access}; OpenAPI at /openapi.json)"
     )
+    if token is None:
+        # Loopback is not a trust boundary: on a shared host every local user can connect.
+        typer.echo(
+            "warning: no token: every user of this host (loopback included) and anyone who can "
+            f"reach {shown_host}:{port} can download every piece, and every prepared file "
+            "through /ipfs/ (inline pieces are rebuilt from their source files, whatever their "
+            "permissions): pass --token-file FILE on a shared host",
+            err=True,
+        )
     options: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -135,7 +135,9 @@ def run_command(
     setup_logging(log_level)
     resolved = settings(ctx)
     if resolved.is_sqlite:
-        resolved.state_dir.mkdir(parents=True, exist_ok=True)
+        from dataset_worker.private import private_dir
+
+        private_dir(resolved.state_dir)
     try:
         # One connection per thread plus heartbeat, reaper and monitor (PostgreSQL pool).
         db = open_database(resolved.database_url, pool_size=config.concurrency + 4)

@@ -144,11 +144,12 @@ def run_server(
         token_path,
     )
     from dataset_worker.db import open_database
+    from dataset_worker.private import private_dir
 
     setup_logging("INFO")
     _quiet_library_logs()
     # The server keeps its token, worker logs, pid file and audit log here, whatever the database.
-    resolved.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(resolved.state_dir)
     try:
         if not is_loopback(host) and configured_token(resolved.state_dir) is None:
             fail(

@@ -1,12 +1,16 @@
 """Engines and transactions for SQLite (embedded default) and PostgreSQL (shared queue).
 
-SQLite: WAL, a long busy timeout, foreign keys on. pysqlite's own transaction handling is turned
+SQLite: WAL, a long busy timeout, foreign keys on. The database file is created 0600 (and an
+existing one of ours tightened to it, with its -wal and -shm): it may hold storage secrets, and
+every file's path and CID, which on a shared host other users must not read. SQLite gives the
+-wal and -shm files the database file's mode. pysqlite's own transaction handling is turned
 off so that we emit BEGIN ourselves: writers use BEGIN IMMEDIATE, which takes the write lock up
 front (and waits for it under busy_timeout) instead of failing on a read→write lock upgrade.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -16,6 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 # The ORM is imported on first use of a session: short CLI reads run Core statements on
@@ -43,6 +48,7 @@ RETRYABLE_SQLITE_CODES = frozenset({SQLITE_BUSY, SQLITE_LOCKED})
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """Create an engine with the right settings for the database kind."""
     if url.startswith("sqlite"):
+        _private_sqlite_file(make_url(url).database)
         # A pool, not a connection per transaction: opening a SQLite connection and running its
         # pragmas costs about a millisecond, which dominated short API reads.
         engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
@@ -50,6 +56,24 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def _private_sqlite_file(path: str | None) -> None:
+    """Create the database file 0600 if missing; tighten it and its companions if ours."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+    except OSError:
+        return  # a missing folder or a read-only file: SQLite reports it when it opens it
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            info = os.lstat(name)
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.chmod(name, info.st_mode & 0o600, follow_symlinks=False)
+        except OSError:
+            continue  # no such companion (yet)
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

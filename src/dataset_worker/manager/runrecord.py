@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_worker.manager.procinfo import ProcessIdentity
+from dataset_worker.private import private_dir
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class WorkerPaths:
 
     def create(self) -> None:
         """Create the folders (private to the user: logs and config may be sensitive)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)
         for folder in (self.root, self.logs):
             folder.mkdir(mode=0o700, exist_ok=True)
 

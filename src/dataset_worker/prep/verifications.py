@@ -26,6 +26,7 @@ from dataset_worker.db import Database
 from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound
 from dataset_worker.prep.lookup import find_preparation
 from dataset_worker.prep.views import as_utc
+from dataset_worker.private import private_dir
 
 FOLDER = "verifications"
 KEPT = 20  # records kept per preparation: older ones are removed when a new one starts
@@ -80,7 +81,7 @@ class _Lock:
     """An exclusive, non-blocking flock on a file; released when closed or the process ends."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self._file: TextIO | None = path.open("a")
 
     def try_acquire(self) -> bool:
@@ -146,7 +147,7 @@ def start_verification(
         )
     try:
         folder = _folder(state_dir, target.id)
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
         _close_interrupted(folder)
         _prune(folder)
         record: dict[str, Any] = {

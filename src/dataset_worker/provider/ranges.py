@@ -16,6 +16,10 @@ from email.utils import format_datetime, parsedate_to_datetime
 # denial-of-service; like Apache's MaxRanges, the header is then ignored (the whole piece).
 MAX_RANGES = 64
 _SPEC = re.compile(r"^([0-9]*)-([0-9]*)$", re.ASCII)
+# A byte position longer than this is past the end of any representation; parsing it whole would
+# cost quadratic time, and Python refuses int() of more than 4300 digits (a 500 before).
+_MAX_DIGITS = 20
+_HUGE = 1 << 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +44,14 @@ class RangeNotSatisfiable(Exception):
 
 
 def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
-    """The ranges asked for, or None when the whole representation is to be sent.
+    """The ranges to send, or None when the whole representation is to be sent.
 
-    None for: no header, a unit other than bytes, a syntax error, more than MAX_RANGES ranges
-    (a server may ignore those). Ranges that start past the end are dropped; if none is left,
-    RangeNotSatisfiable. Ranges are kept in the order asked, overlaps included.
+    None for: no header, a unit other than bytes, a syntax error, more than MAX_RANGES ranges,
+    or ranges that together ask for more bytes than the representation holds (overlaps: RFC 9110
+    14.2 lets a server ignore such a set, which would otherwise send the same bytes many times).
+    Ranges that start past the end are dropped; if none is left, RangeNotSatisfiable. The rest
+    are sorted and overlapping or adjacent ones merged (RFC 9110 14.2 allows coalescing), so a
+    reply never holds a byte twice.
     """
     if header is None:
         return None
@@ -64,19 +71,43 @@ def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
         if not first and not last:
             return None
         if not first:  # suffix range: the last N bytes
-            suffix = int(last)
+            suffix = _position(last)
             if suffix > 0 and size > 0:
                 ranges.append(ByteRange(max(size - suffix, 0), size - 1))
             continue
-        start = int(first)
-        end = int(last) if last else size - 1
+        start = _position(first)
+        end = _position(last) if last else size - 1
         if last and end < start:
             return None  # an invalid range-spec makes the whole header invalid
         if start < size:
             ranges.append(ByteRange(start, min(end, size - 1)))
     if not ranges:
-        raise RangeNotSatisfiable(f"no range of {header!r} overlaps the {size} bytes")
-    return ranges
+        raise RangeNotSatisfiable(f"no range of {_shown(header)} overlaps the {size} bytes")
+    if sum(r.length for r in ranges) > size:
+        return None
+    return coalesce(ranges)
+
+
+def coalesce(ranges: list[ByteRange]) -> list[ByteRange]:
+    """The same bytes as sorted, disjoint, non-adjacent ranges."""
+    merged: list[ByteRange] = []
+    for byte_range in sorted(ranges, key=lambda r: r.start):
+        if merged and byte_range.start <= merged[-1].end + 1:
+            if byte_range.end > merged[-1].end:
+                merged[-1] = ByteRange(merged[-1].start, byte_range.end)
+        else:
+            merged.append(byte_range)
+    return merged
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0")
+    return _HUGE if len(significant) > _MAX_DIGITS else int(significant or "0")
+
+
+def _shown(header: str) -> str:
+    """The header for a message, cut short: a reply need not echo kilobytes back."""
+    return repr(header if len(header) <= 100 else header[:100] + "…")
 
 
 def http_date(moment: datetime) -> str:
@@ -87,10 +118,11 @@ def http_date(moment: datetime) -> str:
 def parse_http_date(text: str) -> datetime | None:
     """A header date as an aware UTC datetime, or None if it is not a date."""
     try:
-        moment = parsedate_to_datetime(text.strip())
-    except (TypeError, ValueError, IndexError):
+        return _utc(parsedate_to_datetime(text.strip()))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # Not a date, or one out of datetime's range (a year past 9999, a zone offset of a
+        # day or more, or an offset that moves the year out of range in UTC).
         return None
-    return _utc(moment)
 
 
 def _utc(moment: datetime) -> datetime:

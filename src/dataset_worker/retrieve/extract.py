@@ -8,6 +8,11 @@ the folders and writes each file to a temporary name that is renamed into place 
 every block checked against its CID as it is read. All writes go through directory descriptors
 opened without following symbolic links, so nothing lands outside the output folder even if it
 already holds links.
+
+Before the first write, the plan is also held to limits: at most `max_files` files and folders
+and `max_bytes` bytes (a few MB of CAR can describe 100,000 empty files), no more than the free
+space, and every name and path within the output file system's NAME_MAX and PATH_MAX, so a tree
+is never left half written by a name the file system refuses.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from dataset_worker.retrieve.carindex import (
 )
 
 MAX_FILE_DEPTH = 64  # nesting of file nodes; Singularity's files need at most 4 levels
+DEFAULT_MAX_FILES = 10_000_000  # files and folders: generous, but a bound
+DEFAULT_MAX_BYTES = 1 << 50  # 1 PiB: the free space is the real limit, checked too
+PATH_MAX = 4096  # Linux: used when the file system does not say
 MAX_TREE_DEPTH = 1024  # nested folders
 _HEX = frozenset(b"0123456789ABCDEF")
 _TEMP_PREFIX = ".dw-extract-"
@@ -394,12 +402,17 @@ def extract_tree(
     *,
     on_bytes: Callable[[int], object] | None = None,
     partial: bool = False,
+    max_files: int = DEFAULT_MAX_FILES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> ExtractSummary:
-    """Rebuild the tree under `root` into `output`; ExtractError before writing for bad input.
+    """Rebuild the tree under `root` into `output`; ExtractError before writing for bad input
+    (and for a tree over `max_files` files and folders or `max_bytes` bytes).
 
     With `partial`, entries that need a missing block are left out (listed in the summary) and
     every complete file is written."""
     plan = plan_tree(index, root, partial=partial)
+    _check_limits(plan, max_files, max_bytes)
+    _check_names(plan, output)
     _check_space(plan, output)
     out = _Output(output)
     files = directories = total = 0
@@ -422,13 +435,63 @@ def extract_tree(
     return ExtractSummary(files, directories, total, tuple(sorted(unrestored)))
 
 
-def _check_space(plan: list[Planned], output: Path) -> None:
-    """Refuse a tree larger than the free space: a crafted DAG can claim terabytes."""
+def _check_limits(plan: list[Planned], max_files: int, max_bytes: int) -> None:
+    entries = len(plan) - 1  # the output folder itself is not counted
+    if entries > max_files:
+        raise ExtractError(
+            f"the tree holds {entries} files and folders, more than --max-files {max_files}: "
+            "refusing to start"
+        )
     total = sum(item.size for item in plan if isinstance(item, PlannedFile))
+    if total > max_bytes:
+        raise ExtractError(
+            f"the tree holds {total} bytes, more than --max-bytes {max_bytes}: refusing to start"
+        )
+
+
+def _check_names(plan: list[Planned], output: Path) -> None:
+    """Every name within NAME_MAX and every path within PATH_MAX of the output's file system,
+    naming the first entry that is not (an error half way would leave a partial tree)."""
+    existing = _existing(output)
+    name_max, path_max = _limit(existing, "PC_NAME_MAX", 255), _limit(existing, "PC_PATH_MAX", 0)
+    path_max = path_max or PATH_MAX
+    base = len(os.fsencode(output.absolute()))
+    for item in plan:
+        if not item.parts:
+            continue
+        name = os.fsencode(item.parts[-1])
+        if len(name) > name_max:
+            raise ExtractError(
+                f"{show(item.parts)}: the name is {len(name)} bytes, longer than {output}'s file "
+                f"system allows (NAME_MAX {name_max}): refusing to start"
+            )
+        length = base + sum(len(os.fsencode(part)) + 1 for part in item.parts)
+        if length >= path_max:
+            raise ExtractError(
+                f"{show(item.parts)}: the path under {output} is {length} bytes, longer than the "
+                f"system allows (PATH_MAX {path_max}): refusing to start"
+            )
+
+
+def _existing(output: Path) -> Path:
     existing = output
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    free = shutil.disk_usage(existing).free
+    return existing
+
+
+def _limit(path: Path, name: str, default: int) -> int:
+    try:
+        value = os.pathconf(path, name)
+    except (OSError, ValueError):
+        return default
+    return value if value > 0 else default
+
+
+def _check_space(plan: list[Planned], output: Path) -> None:
+    """Refuse a tree larger than the free space: a crafted DAG can claim terabytes."""
+    total = sum(item.size for item in plan if isinstance(item, PlannedFile))
+    free = shutil.disk_usage(_existing(output)).free
     if total > free:
         raise ExtractError(
             f"the tree holds {total} bytes but {output} has only {free} bytes free: "

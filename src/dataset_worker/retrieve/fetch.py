@@ -6,6 +6,17 @@ remaining bytes are asked for again (If-Range = the ETag, so a changed piece is 
 with backoff and a bounded number of attempts. The bytes go to FILE.part, renamed to FILE when
 the piece CID matches, or to FILE.bad when it does not.
 
+The folder may be shared with other users (a download into /tmp), so FILE.part is created anew
+with O_EXCL|O_NOFOLLOW: a symlink planted there is never written through, and a leftover is
+replaced only when it is a plain file of ours. A symlink FILE is refused. A connection that
+delivers less than a read (4 MiB, or the rest of its range) within the stall timeout ends the
+download, naming the range: a slow-drip server cannot keep it busy forever.
+
+A v1 piece CID does not carry the piece's length, and zero bytes appended to (or stripped from)
+a piece give the same commP while they stay within its padded size. So the length is checked
+too: the HEAD Content-Length must equal the `fileSize` of the provider's
+`/piece/metadata/{cid}` when the provider offers it (dataset-worker's does).
+
 The piece CID is computed while the download runs: two threads hash the piece's segments
 (31.75 MiB each, aligned subtrees of the commP tree, see content/commptree.py) as their bytes
 arrive, so the hashing, the slowest stage, is not left for the end and can use both cores.
@@ -24,6 +35,8 @@ import http.client
 import json
 import mmap
 import os
+import socket
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +61,7 @@ BACKOFF_MAX = 8.0
 FLUSH_STEP = 128 << 20  # bytes of written prefix between two fdatasync calls
 HASH_THREADS = 2  # the hashing is the slowest stage: it gets a thread per core (of two)
 HASH_STEP = 16 << 20  # bytes hashed per call (the C core releases the GIL meanwhile)
+STALL_TIMEOUT = 30.0  # seconds a read may take before its range counts as stalled
 Progress = Callable[[int], object]
 
 
@@ -64,6 +78,7 @@ class FetchResult:
     piece_size: int
     seconds: float
     retries: int
+    length_checked: bool = False  # the provider's metadata confirmed the length
 
 
 class _Chunk:
@@ -90,6 +105,7 @@ class _Progress:
         self._next = 0
         self._prefix_chunk = 0
         self.chunk_size = chunks[0].end  # every chunk but the last
+        self.reads: dict[int, _Read] = {}  # reads under way, by thread id (for the watchdog)
 
     def take(self) -> _Chunk | None:
         """The next chunk to fetch, or None when there is none or the download is over."""
@@ -172,6 +188,16 @@ class _Progress:
         return self.chunks[-1].end
 
 
+@dataclass
+class _Read:
+    """One read under way: since when, on which connection, for which bytes."""
+
+    since: float
+    conn: _Connection
+    first: int
+    last: int
+
+
 class _Retryable(Exception):
     """A failure worth asking again for (a dropped connection, a server error, a cut body)."""
 
@@ -180,6 +206,7 @@ class _Origin:
     """Where to connect and what every request carries; opens keep-alive connections."""
 
     def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
+        # `timeout` bounds every socket operation (the watchdog bounds whole reads).
         parts = urlsplit(base_url)
         self.https = parts.scheme == "https"
         self.host = parts.hostname or ""
@@ -233,6 +260,16 @@ class _Connection:
             self._conn.close()
             self._conn = None
 
+    def abort(self) -> None:
+        """Wake a read blocked on this connection from another thread (the watchdog)."""
+        conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
@@ -247,25 +284,38 @@ def fetch_piece(
     token: str | None = None,
     on_bytes: Progress | None = None,
     on_size: Callable[[int], object] | None = None,
-    timeout: float = 60.0,
+    stall_timeout: float = STALL_TIMEOUT,
 ) -> FetchResult:
-    """Download and verify one piece into `output`; FetchError says what went wrong."""
+    """Download and verify one piece into `output`; FetchError says what went wrong.
+
+    `stall_timeout`: seconds one read (up to 4 MiB) may take before the download is given up.
+    """
     expected = parse_piece_cid(piece_cid_text)
     started = time.monotonic()
-    origin = _Origin(base_url, token, timeout)
+    if output.is_symlink():
+        raise FetchError(f"{output} is a symbolic link: refusing to replace it; give a new name")
+    origin = _Origin(base_url, token, stall_timeout)
     url = f"{base_url.rstrip('/')}/piece/{piece_cid_text}"
     target = f"{origin.prefix}/piece/{piece_cid_text}"
     size, etag = _head(origin, url, target)
+    recorded = _recorded_sizes(origin, piece_cid_text)
+    if recorded is not None and recorded[1] != size:
+        raise FetchError(
+            f"HEAD {url}: Content-Length {size}, but the provider's piece metadata records "
+            f"{recorded[1]} bytes: not the piece's bytes (zeros added or cut pass commP)"
+        )
     if on_size is not None:
         on_size(size)
     part = output.with_name(output.name + ".part")
     chunks = _chunks(size, connections)
     progress = _Progress(chunks, on_bytes)
-    fetch = _Fetch(origin, url, target, etag, size, progress)
+    fetch = _Fetch(origin, url, target, etag, size, progress, stall_timeout)
     digest = _download(fetch, part, connections)
-    piece_size = _verify(origin, piece_cid_text, expected, digest, part, output)
+    recorded_piece = recorded[0] if recorded is not None else None
+    piece_size = _verify(piece_cid_text, expected, digest, part, output, recorded_piece)
     os.replace(part, output)
-    return FetchResult(output, size, piece_size, time.monotonic() - started, progress.retries)
+    seconds = time.monotonic() - started
+    return FetchResult(output, size, piece_size, seconds, progress.retries, recorded is not None)
 
 
 def _head(origin: _Origin, url: str, target: str) -> tuple[int, str]:
@@ -331,6 +381,43 @@ class _Fetch:
     etag: str
     size: int
     progress: _Progress
+    stall_timeout: float
+
+
+def _create_part(part: Path) -> int:
+    """A new, empty FILE.part opened for writing, never through a symlink.
+
+    A leftover FILE.part (an interrupted run) is removed first, but only when it is a plain file
+    of ours with one link: anything else may be another user's trap, and is refused.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(3):
+        try:
+            return os.open(part, flags, 0o644)
+        except FileExistsError:
+            _remove_leftover(part)
+    raise FetchError(f"{part}: keeps reappearing; is another program writing there?")
+
+
+def _remove_leftover(part: Path) -> None:
+    try:
+        info = os.lstat(part)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file"
+    elif info.st_uid != os.geteuid():
+        problem = f"belongs to another user (uid {info.st_uid})"
+    elif info.st_nlink != 1:
+        problem = "has other hard links"
+    else:
+        part.unlink(missing_ok=True)
+        return
+    raise FetchError(
+        f"{part} {problem}: refusing to write through it (remove it, or download elsewhere)"
+    )
 
 
 def _download(fetch: _Fetch, part: Path, connections: int) -> bytes:
@@ -339,7 +426,7 @@ def _download(fetch: _Fetch, part: Path, connections: int) -> bytes:
     On any failure `part` is removed.
     """
     progress = fetch.progress
-    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = _create_part(part)
     complete = False
     try:
         os.ftruncate(fd, fetch.size)
@@ -348,6 +435,7 @@ def _download(fetch: _Fetch, part: Path, connections: int) -> bytes:
             for _ in range(min(connections, len(progress.chunks)))
         ]
         workers.append(threading.Thread(target=_flush, args=(fd, fetch.size, progress)))
+        workers.append(threading.Thread(target=_watchdog, args=(fetch,), daemon=True))
         for worker in workers:
             worker.start()
         try:
@@ -365,6 +453,26 @@ def _download(fetch: _Fetch, part: Path, connections: int) -> bytes:
         os.close(fd)
         if not complete:
             part.unlink(missing_ok=True)
+
+
+def _watchdog(fetch: _Fetch) -> None:
+    """End the download when one read has taken longer than the stall timeout, naming its
+    range; the blocked read is woken by shutting its socket down."""
+    progress = fetch.progress
+    step = min(1.0, fetch.stall_timeout / 4)
+    with progress.cond:
+        while not progress.over:
+            now = time.monotonic()
+            for read in progress.reads.values():
+                if now - read.since >= fetch.stall_timeout:
+                    progress.failed = progress.failed or FetchError(
+                        f"GET {fetch.url} bytes {read.first}-{read.last}: stalled, less than "
+                        f"{min(READ_SIZE, read.last + 1 - read.first)} bytes in "
+                        f"{fetch.stall_timeout:g}s (--stall-timeout)"
+                    )
+                    read.conn.abort()
+                    progress.cond.notify_all()
+            progress.cond.wait(step)
 
 
 def _flush(fd: int, size: int, progress: _Progress) -> None:
@@ -502,9 +610,20 @@ def _fetch_rest(
     reply = conn.send("GET", fetch.target, headers)
     expected = _check_reply(fetch, reply, first, last)
     position = first
+    reads = fetch.progress.reads
+    me = threading.get_ident()
     while position < chunk.end:
         want = min(len(buffer), chunk.end - position)
-        got = _read_into(reply, buffer[:want])
+        with fetch.progress.cond:
+            reads[me] = _Read(time.monotonic(), conn, position, last)
+        try:
+            got = _read_into(reply, buffer[:want])
+        finally:
+            with fetch.progress.cond:
+                reads.pop(me, None)
+        if fetch.progress.over:
+            conn.close()
+            return
         if not got:
             raise _Retryable(f"the transfer ended at byte {position} of {expected}")
         _write_all(fd, buffer[:got], position)
@@ -557,12 +676,12 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
 
 
 def _verify(
-    origin: _Origin,
     piece_cid_text: str,
     expected: bytes,
     commitment: bytes,
     part: Path,
     output: Path,
+    recorded: int | None,
 ) -> int:
     """The piece size when the bytes match the piece CID; else FILE.bad and FetchError.
 
@@ -574,7 +693,6 @@ def _verify(
     natural = _natural_piece_size(size)
     if piece_cid(commitment) == expected:
         return natural
-    recorded = _recorded_piece_size(origin, piece_cid_text)
     if recorded is not None and recorded > natural:
         if piece_cid(pad_commp(commitment, natural, recorded)) == expected:
             return recorded
@@ -592,18 +710,22 @@ def _natural_piece_size(size: int) -> int:
     return 1 << (expanded - 1).bit_length()
 
 
-def _recorded_piece_size(origin: _Origin, piece_cid_text: str) -> int | None:
-    """pieceSize from GET /piece/metadata/{cid}, or None when the server does not say."""
+def _recorded_sizes(origin: _Origin, piece_cid_text: str) -> tuple[int, int] | None:
+    """(pieceSize, fileSize) from GET /piece/metadata/{cid}, or None when the server does not
+    say (a provider other than dataset-worker's)."""
     conn = _Connection(origin)
     try:
         reply = conn.send("GET", f"{origin.prefix}/piece/metadata/{piece_cid_text}?limit=1")
         if reply.status != 200:
             return None
-        value = json.loads(reply.read(MAX_METADATA)).get("pieceSize")
+        body = json.loads(reply.read(MAX_METADATA))
+        piece_size, file_size = body.get("pieceSize"), body.get("fileSize")
     except (_Retryable, OSError, http.client.HTTPException, ValueError, AttributeError):
         return None
     finally:
         conn.close()
-    if isinstance(value, int) and value > 0 and value & (value - 1) == 0:
-        return value
-    return None
+    if not (isinstance(piece_size, int) and piece_size > 0 and piece_size & (piece_size - 1) == 0):
+        return None
+    if not (isinstance(file_size, int) and 0 < file_size <= piece_size):
+        return None
+    return piece_size, file_size

@@ -1,0 +1,126 @@
+"""The content provider against hostile clients: overlapping ranges, numbers and dates that
+overflow, on a real `dataset-worker content-provider` process (CAR pieces and inline pieces)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.integration.inline_support import Twins, prepare_twins
+from tests.integration.provider_support import (
+    PreparedTree,
+    Provider,
+    fresh_database_url,
+    prepare_tree,
+    running_provider,
+)
+
+
+@dataclass(frozen=True)
+class Served:
+    tree: PreparedTree
+    provider: Provider
+
+
+@pytest.fixture(scope="module")
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("provider-hardening")
+    url = fresh_database_url("sqlite", request, folder)
+    tree = prepare_tree(url, folder)
+    for provider in running_provider(url, folder):
+        yield Served(tree, provider)
+
+
+@pytest.fixture(scope="module")
+def inline(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Twins, Provider]]:
+    folder = tmp_path_factory.mktemp("provider-hardening-inline")
+    url = fresh_database_url("sqlite", request, folder)
+    twins = prepare_twins(url, folder, drop_written=True)
+    for provider in running_provider(url, folder):
+        yield twins, provider
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60) as http:
+        yield http
+
+
+OVERLAPPING = "bytes=" + ",".join(["0-"] * 64)
+
+
+def test_overlapping_ranges_never_send_a_byte_twice(served: Served, client: httpx.Client) -> None:
+    piece = served.tree.piece()
+    url = f"{served.provider.url}/piece/{piece.cid}"
+    for method in ("GET", "HEAD"):
+        reply = client.request(method, url, headers={"Range": OVERLAPPING})
+        assert reply.status_code in (200, 206), reply.text
+        assert int(reply.headers["content-length"]) == piece.file_size  # not 64 times
+        assert not reply.headers["content-type"].startswith("multipart/")
+    # Overlapping and adjacent ranges are merged into one; disjoint ones stay parts, in order.
+    merged = client.get(url, headers={"Range": "bytes=10-19,0-9,5-14"})
+    assert merged.status_code == 206
+    assert merged.headers["content-range"] == f"bytes 0-19/{piece.file_size}"
+    assert merged.content == piece.path.read_bytes()[:20]
+    # Small overlapping slices whose total exceeds the piece: the whole piece, once.
+    many = ",".join(f"0-{piece.file_size // 2}" for _ in range(3))
+    reply = client.head(url, headers={"Range": f"bytes={many}"})
+    assert int(reply.headers["content-length"]) <= piece.file_size
+
+
+def test_overlapping_ranges_on_an_inline_piece_check_once(
+    inline: tuple[Twins, Provider], client: httpx.Client
+) -> None:
+    twins, provider = inline
+    twin = max(twins.twins, key=lambda t: t.file_size)
+    reply = client.head(f"{provider.url}/piece/{twin.cid}", headers={"Range": OVERLAPPING})
+    assert reply.status_code in (200, 206)
+    assert int(reply.headers["content-length"]) == twin.file_size
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("bytes=" + "9" * 5000 + "-", 416),  # past the end: int() of it was a 500
+        ("bytes=-" + "9" * 5000, 206),  # a suffix longer than the piece: all of it
+        ("bytes=0-" + "9" * 5000, 206),
+        ("bytes=" + "0" * 5000 + "1-2", 206),  # leading zeros do not make a number large
+    ],
+)
+def test_range_numbers_of_thousands_of_digits(
+    served: Served, client: httpx.Client, header: str, status: int
+) -> None:
+    piece = served.tree.piece()
+    reply = client.get(f"{served.provider.url}/piece/{piece.cid}", headers={"Range": header})
+    assert reply.status_code == status, reply.text
+    if status == 416:
+        assert len(reply.json()["error"]) < 300  # the header is not echoed back whole
+
+
+BAD_DATES = [
+    "Mon, 01 Jan 99999 00:00:00 GMT",  # a year past 9999
+    "Fri, 31 Dec 9999 23:59:59 -2359",  # in range here, past 9999 in UTC
+    "Sat, 01 Jan 0001 00:00:00 +2359",  # before year 1 in UTC
+    "Mon, 01 Jan 2024 00:00:00 +9999",  # an offset of more than a day
+    "Mon, 01 Jan 2024 99:99:99 GMT",
+]
+
+
+@pytest.mark.parametrize("date", BAD_DATES)
+def test_conditional_dates_out_of_range_are_ignored(
+    served: Served, client: httpx.Client, date: str
+) -> None:
+    piece = served.tree.piece()
+    url = f"{served.provider.url}/piece/{piece.cid}"
+    since = client.get(url, headers={"If-Modified-Since": date, "Range": "bytes=0-9"})
+    assert since.status_code == 206, since.text  # an invalid date is ignored (RFC 9110 13.1.3)
+    if_range = client.get(url, headers={"If-Range": date, "Range": "bytes=0-9"})
+    assert if_range.status_code == 200, if_range.text  # no match: the whole piece
+    assert len(if_range.content) == piece.file_size
