@@ -73,7 +73,9 @@ def test_an_operator_sees_errors_finished_work_and_every_section(
 ) -> None:
     page = signed_in
     error = broken_preparation(db, server.data_dir)
-    packed_preparation(db, server.data_dir, DONE, {"a.txt": b"a" * 5000, "d/b.txt": b"b"})
+    packed_preparation(
+        db, server.data_dir, DONE, {"a.txt": b"a" * 5000, "d/b.txt": b"b"}, empty_folders=("void",)
+    )
 
     # The card of the failed preparation says what failed, where the operator looks.
     broken = card(page, BROKEN)
@@ -98,6 +100,18 @@ def test_an_operator_sees_errors_finished_work_and_every_section(
     expect(done.locator("[data-fact='Max CAR size']")).to_have_count(1)
     expect(done.locator(".progress-label").first).to_contain_text("of data")
     expect(page.locator("#chart-title")).to_have_text("Data packed over time")
+
+    # An empty folder is not "not packed": it is not part of the dataset at all.
+    done.get_by_role("button", name="Browse files").click()
+    files = done.locator("section.explore")
+    void = files.locator(".explore-table tbody tr[data-name='void']")
+    expect(void.locator("td[data-label='CID']")).to_have_text("empty folder (not in the DAG)")
+    expect(
+        files.locator(".explore-table tbody tr[data-name='d'] td[data-label='CID']")
+    ).not_to_have_text(re.compile("empty|not packed"))
+    void.get_by_role("button", name="void/").click()
+    expect(files).to_contain_text("/void is an empty folder (not in the DAG")
+    done.get_by_role("button", name="Browse files").click()
 
     # The preparations' own storages are folded under one row each, opened on demand.
     panel = page.locator("#storages")
