@@ -71,7 +71,7 @@ def test_a_fresh_load_draws_the_packed_bytes_already_recorded(page: Page, server
     total = sum(server.api("GET", f"/api/preparations/{n}").json()["bytesPacked"] for n in names)
     assert total == history[-1]["bytes"]
     shown = page.evaluate(f"import('/format.js').then((m) => m.formatBytes({total}))")
-    expect(page.locator("#chart-now")).to_have_text(f"{shown} packed")
+    expect(page.locator("#chart-now")).to_have_text(f"{shown} of data packed")
     page.locator("#chart-box").scroll_into_view_if_needed()
     screenshot(page, "chart-fresh-load", full_page=False)
     page.set_viewport_size(PHONE)

@@ -91,3 +91,24 @@ def test_the_new_preparation_form_marks_every_field_the_api_names(
     form.scroll_into_view_if_needed()
     screenshot(page, "prep-form-two-errors-phone", full_page=False)
     page.set_viewport_size(DESKTOP)
+
+
+def test_a_relative_source_hides_no_other_field(signed_in: Page, server: Server) -> None:
+    """The newcomer's first try: a relative source folder, a bad name and a bad size at once."""
+    page = signed_in
+    body = {"name": ".hidden", "source": "photos/2024", "output": "out/cars", "maxSize": "lots"}
+    errors = api_errors(server, "/api/preparations", body)
+    assert [problem["field"] for problem in errors] == ["name", "maxSize", "source", "output"]
+
+    page.get_by_role("button", name="New preparation").click()
+    form = page.locator("#prep-form")
+    form.get_by_label("Name").fill(".hidden")
+    form.get_by_label("Source folder").fill("photos/2024")
+    form.get_by_label("Output folder (CAR files)").fill("out/cars")
+    form.get_by_label("Max CAR size").fill("lots")
+    form.get_by_role("button", name="Create preparation").click()
+
+    assert_marked(form, errors, unmarked=["minPieceSize", "pieceSize"])
+    expect(form.locator("[data-field='source'] .field-error")).to_contain_text(
+        "must be an absolute path"
+    )

@@ -72,8 +72,23 @@ def test_a_card_error_uses_the_error_colour(signed_in: Page, server: Server) -> 
     expect(message).to_have_text("")
     expect(message).not_to_have_class(re.compile(r"\bis-error\b"))
 
-    # A refused action (the scan is already queued: 409) is an error too, and stays shown.
-    card.get_by_role("button", name="Start scan").click()
-    expect(message).to_contain_text("scan")
+    # The scan is queued: starting it again could only be refused, so the button is off.
+    start = card.get_by_role("button", name="Start scan")
+    expect(start).to_be_disabled()
+    expect(start).to_have_attribute("title", "The scan is already queued.")
+
+    # A refused action is an error too, and stays shown: the scan is paused (the button comes
+    # on), then queued again by someone else just before the page's request reaches the server,
+    # which refuses it (409).
+    assert server.api("POST", f"/api/preparations/{NAME}/pause-scan").status_code == 200
+    expect(start).to_be_enabled()
+
+    def queued_meanwhile(route: Route) -> None:
+        assert server.api("POST", f"/api/preparations/{NAME}/start-scan").status_code == 200
+        route.continue_()
+
+    page.route(f"**/api/preparations/{NAME}/start-scan", queued_meanwhile)
+    start.click()
+    expect(message).to_contain_text("is already queued")
     expect(message).to_have_class(re.compile(r"\bis-error\b"))
     assert shown_colour(message) == danger

@@ -241,14 +241,20 @@ def test_status_human_and_json(run: Run, db: Database, source: Path, tmp_path: P
     human = run("prep", "status", "demo")
     assert human.exit_code == 0
     assert 'Preparation "demo"' in human.stdout
-    for word in ("scan", "pack", "daggen", "processing", "Bytes scanned", "Bytes packed"):
+    for word in ("scan", "pack", "daggen", "processing", "Data bytes scanned", "Data bytes packed"):
         assert word in human.stdout
+    assert "Last job error" not in human.stdout
 
     data = _json(run("prep", "status", "demo", "--json"))
     assert data["jobs"]["scan"]["ready"] == 1
     assert data["jobs"]["pack"] == {"created": 0, "ready": 1, "paused": 0, "processing": 0,
                                     "complete": 1, "error": 0}  # fmt: skip
     assert data["bytesScanned"] == 0 and data["rootCid"] is None
+
+    _set_states(db, JobType.SCAN, JobState.ERROR, error="source [gone]")
+    failed = run("prep", "status", "demo")
+    assert failed.exit_code == 0
+    assert "Last job error" in failed.stdout and "scan job 1 failed: source [gone]" in failed.stdout
 
 
 def test_status_watch_stops_when_all_jobs_are_complete(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from dataset_worker.prep import (
     get_preparation_status,
     list_pieces,
 )
+from dataset_worker.prep.status import preparation_status_data
 
 
 def _prep(db: Database, tmp_path: Path, name: str) -> tuple[int, int, int]:
@@ -190,3 +192,33 @@ def test_status_of_preparation_named_by_id(db: Database, tmp_path: Path) -> None
     with db.read() as session:
         assert session.get(Preparation, prep_id) is not None
     assert get_preparation_status(db, prep_id).name == "p"
+
+
+def test_last_error_is_the_newest_job_error(db: Database, tmp_path: Path) -> None:
+    _, attachment, _ = _prep(db, tmp_path, "errs")
+    _, other, _ = _prep(db, tmp_path, "other")
+    assert get_preparation_status(db, "errs").last_error is None
+    now = datetime.now(UTC)
+    rows = [  # (type, state, attachment, error, attempts, finished)
+        (JobType.SCAN, JobState.COMPLETE, attachment, "", 0, now),
+        (JobType.PACK, JobState.ERROR, attachment, "older", 1, now - timedelta(minutes=5)),
+        (JobType.PACK, JobState.READY, attachment, "retrying", 2, now - timedelta(minutes=1)),
+        (JobType.PACK, JobState.ERROR, attachment, "never finished", 1, None),
+        (JobType.PACK, JobState.ERROR, other, "another preparation's", 1, now),
+    ]
+    with db.write() as session:
+        session.add_all(
+            Job(type=t, state=st, attachment_id=a, error_message=e, attempts=n, finished_at=f)
+            for t, st, a, e, n, f in rows
+        )
+    last = get_preparation_status(db, "errs").last_error
+    assert last is not None
+    assert (last.type, last.state, last.attempts, last.message) == (
+        JobType.PACK, JobState.READY, 2, "retrying"
+    )  # fmt: skip
+    # The same data, light: what `prep status --json` prints and the API answers.
+    data = preparation_status_data(db, "errs")
+    assert data["lastError"] == {
+        "jobId": last.job_id, "type": "pack", "state": "ready", "attempts": 2, "message": "retrying"
+    }  # fmt: skip
+    assert get_preparation_status(db, "errs").model_dump(mode="json", by_alias=True) == data

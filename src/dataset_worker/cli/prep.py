@@ -299,16 +299,26 @@ def _status_view(status: dict[str, Any]) -> RenderableType:
 
 
 def _totals(status: dict[str, Any]) -> RenderableType:
+    from rich.markup import escape
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
     scanned, packed = status["bytesScanned"], status["bytesPacked"]
     grid.add_row("Stage", status["stage"] + ("" if status["autoChain"] else " (manual steps)"))
     grid.add_row("Files scanned", str(status["filesScanned"]))
-    grid.add_row("Bytes scanned", f"{format_size(scanned)} ({scanned})")
-    grid.add_row("Bytes packed", f"{format_size(packed)} ({packed})")
+    # Data bytes: the source files' bytes (`prep pieces` has the CAR files' sizes).
+    grid.add_row("Data bytes scanned", f"{format_size(scanned)} ({scanned})")
+    grid.add_row("Data bytes packed", f"{format_size(packed)} ({packed})")
     grid.add_row("Pieces", str(status["pieces"]))
     grid.add_row("Root CID", status["rootCid"] or "(none yet: run daggen after packing)")
+    error = status.get("lastError")
+    if error:
+        where = f"{error['type']} job {error['jobId']}" + (
+            " failed"
+            if error["state"] == "error"
+            else f" waits for a retry ({error['attempts']} failed)"
+        )
+        grid.add_row("Last job error", escape(f"{where}: {error['message']}"))
     return grid
 
 

@@ -58,6 +58,7 @@ def preparation_status_data(db: Database, name_or_id: str | int) -> dict[str, An
         )
         counts = _job_counts(connection, attachments)
         bytes_packed = _packed(connection, attachments)
+        last_error = _last_error(connection, attachments)
     return {
         "id": prep.id,
         "name": prep.name,
@@ -72,6 +73,7 @@ def preparation_status_data(db: Database, name_or_id: str | int) -> dict[str, An
         "bytesPacked": bytes_packed,
         "pieces": pieces or 0,
         "rootCid": cid_to_str(root) if root else None,
+        "lastError": last_error,
     }
 
 
@@ -120,6 +122,29 @@ def _job_counts(connection: Connection, attachments: list[int]) -> JobCounts:
     for job_type, state, n in rows:
         counts[JobType(job_type)][JobState(state)] = n
     return counts
+
+
+def _last_error(connection: Connection, attachments: list[int]) -> dict[str, Any] | None:
+    """The newest job error: by finish time (a job without one, last), then by id."""
+    row = connection.execute(
+        select(jobs.c.id, jobs.c.type, jobs.c.state, jobs.c.attempts, jobs.c.error_message)
+        .where(jobs.c.attachment_id.in_(attachments), jobs.c.error_message != "")
+        .order_by(
+            case((jobs.c.finished_at.is_(None), 1), else_=0),
+            jobs.c.finished_at.desc(),
+            jobs.c.id.desc(),
+        )
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return None
+    return {
+        "jobId": row.id,
+        "type": row.type,
+        "state": row.state,
+        "attempts": row.attempts or 0,
+        "message": row.error_message,
+    }
 
 
 def _scanned(connection: Connection, attachments: list[int]) -> tuple[int, int]:

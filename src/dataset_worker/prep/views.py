@@ -195,6 +195,17 @@ def piece_cid_v2_of(car: Car) -> str:
     return piece_cid_v2_from_v1_bytes(car.piece_cid, car.file_size, car.piece_size)
 
 
+class JobErrorView(View):
+    """The newest error of a preparation's jobs: a job that failed for good, or the last
+    failure of one waiting for a retry."""
+
+    job_id: int
+    type: JobType
+    state: JobState = Field(description="error (failed for good), or ready while a retry waits.")
+    attempts: int = Field(description="Failed attempts so far.")
+    message: str
+
+
 class PreparationStatus(View):
     """Progress of a preparation.
 
@@ -219,6 +230,11 @@ class PreparationStatus(View):
     bytes_packed: int
     pieces: int
     root_cid: str | None
+    last_error: JobErrorView | None = Field(
+        default=None,
+        description="The newest job error (latest finished first), or null when no job of the "
+        "preparation carries one (a completed job drops its error).",
+    )
 
     def total_jobs(self) -> int:
         """Number of jobs of every type and state."""

@@ -78,10 +78,10 @@ export class PackedChart {
     const pad = { left: 64, right: 12, top: 10, bottom: 24 };
     const samples = this.series();
     const last = samples[samples.length - 1];
-    this.caption.textContent = last ? `${formatBytes(last.v)} packed` : "";
+    this.caption.textContent = last ? `${formatBytes(last.v)} of data packed` : "";
     this.box.setAttribute(
       "aria-label",
-      last ? `Packed bytes over time; now ${formatBytes(last.v)}` : "Packed bytes over time; no data yet",
+      last ? `Data bytes packed over time; now ${formatBytes(last.v)}` : "Data bytes packed over time; no data yet",
     );
     const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "chart-svg" });
     if (samples.length < 2) {

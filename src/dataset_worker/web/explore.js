@@ -143,7 +143,9 @@ export class FileBrowser {
 
   renderSummary(page) {
     const where = page.path ? `/${page.path}` : "the root folder";
-    const count = this.shown === 0 ? `Nothing recorded in ${where}.` : `${this.shown} entr${this.shown === 1 ? "y" : "ies"}${page.nextCursor ? " so far" : ""}`;
+    // A sub-folder with nothing in it is an empty folder: it has no node in the DAG.
+    const nothing = page.path ? `${where} is an empty folder (not in the DAG: empty folders are not part of a dataset).` : `Nothing recorded in ${where}.`;
+    const count = this.shown === 0 ? nothing : `${this.shown} entr${this.shown === 1 ? "y" : "ies"}${page.nextCursor ? " so far" : ""}`;
     replace(
       this.summary,
       h("span", {}, count),

@@ -170,15 +170,17 @@ export class JobsPanel {
     return h(
       "tr",
       { dataset: { jobId: job.id, status: job.status } },
-      h("td", { class: "num" }, String(job.id)),
-      h("td", {}, job.type),
-      h("td", {}, h("span", { class: `badge badge-${job.status}` }, job.status), attemptsNote(job)),
-      h("td", {}, job.preparation ?? "—"),
+      h("td", { class: "num", "data-label": "ID" }, String(job.id)),
+      h("td", { "data-label": "Type" }, job.type),
+      h("td", { "data-label": "Status" }, h("span", { class: `badge badge-${job.status}` }, job.status), attemptsNote(job)),
+      h("td", { "data-label": "Preparation" }, job.preparation ?? "—"),
       workerCell(job),
       h("td", { class: "hide-narrow" }, formatTime(job.started)),
       h("td", { class: "hide-narrow" }, formatTime(job.finished)),
       h("td", { class: "hide-narrow num" }, took === null ? "—" : formatTook(took)),
-      h("td", { class: "row-actions" }, actions),
+      // On a phone each job is a card: its error is a row of the card, always shown.
+      job.error ? h("td", { class: "only-narrow job-error-cell", "data-label": "Error" }, h("pre", { class: "error-text" }, job.error)) : null,
+      h("td", { class: "row-actions", "data-label": actions.length ? "Actions" : "" }, actions),
     );
   }
 }

@@ -141,7 +141,25 @@ export function summarize(status) {
     rootCid: status.rootCid ?? null,
     stage: status.stage ?? null,
     autoChain: status.autoChain ?? null,
+    lastError: status.lastError ?? null,
   };
+}
+
+const queuedOrRunning = (counts) => Boolean(counts?.ready || counts?.processing);
+
+/**
+ * Why a start button would only re-queue finished work (or be refused), or null when it may be
+ * pressed: the scan while it is queued or running; the DAG while it is queued or running, once
+ * it is built (the API's ?force=true builds it again), or when the preparation has no DAG.
+ */
+export function startBlocked(kind, jobs, prep) {
+  const counts = jobs?.[kind] || {};
+  const what = kind === "scan" ? "The scan" : "DAG generation";
+  if (queuedOrRunning(counts)) return `${what} is already ${counts.processing ? "running" : "queued"}.`;
+  if (kind !== "daggen") return null;
+  if (prep?.noDag) return "This preparation was created without a DAG (noDag).";
+  if (counts.complete) return "The DAG is built: its DAG piece exists. The API's start-daggen?force=true builds it again.";
+  return null;
 }
 
 class PrepCard {
@@ -154,7 +172,10 @@ class PrepCard {
     const id = `prep-${cssId(prep.name)}`;
 
     this.message = h("p", { class: "card-message", role: "status" });
-    this.packedBar = progressBar(`${id}-packed`, "Packed");
+    this.jobError = h("div", { class: "card-job-error", id: `${id}-job-error`, hidden: true });
+    this.packedBar = progressBar(`${id}-packed`, "Data packed");
+    this.scanButton = h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-scan", "Scan", e.currentTarget) }, "Start scan");
+    this.dagButton = h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-daggen", "DAG generation", e.currentTarget) }, "Start daggen");
     this.jobsBox = h("div", { class: "job-bars" });
     this.facts = h("dl", { class: "facts facts-small" });
     this.piecesBox = h("div", { class: "pieces", id: `${id}-pieces`, hidden: true });
@@ -179,13 +200,14 @@ class PrepCard {
         h("span", { class: "muted small mono prep-paths" }, describePaths(prep)),
       ),
       this.facts,
+      this.jobError,
       this.packedBar.el,
       this.jobsBox,
       h(
         "div",
         { class: "actions" },
-        h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-scan", "Scan", e.currentTarget) }, "Start scan"),
-        h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-daggen", "DAG generation", e.currentTarget) }, "Start daggen"),
+        this.scanButton,
+        this.dagButton,
         this.retry.button,
         this.piecesButton,
         this.verifier.button,
@@ -209,23 +231,54 @@ class PrepCard {
     if (this.failure !== null && this.message.textContent === this.failure) this.say("");
     this.failure = null;
     const { bytesScanned, bytesPacked } = summary;
-    this.packedBar.set(percent(bytesPacked, bytesScanned), `${formatBytes(bytesPacked)} of ${formatBytes(bytesScanned)} scanned`);
+    // Data bytes: the source files' bytes, not the CAR files' (those are in the pieces table).
+    this.packedBar.set(percent(bytesPacked, bytesScanned), `${formatBytes(bytesPacked)} of ${formatBytes(bytesScanned)} of data`);
     replace(
       this.facts,
-      fact("Scanned", formatBytes(bytesScanned)),
-      fact("Packed", formatBytes(bytesPacked)),
+      fact("Data scanned", formatBytes(bytesScanned)),
+      fact("Data packed", formatBytes(bytesPacked)),
       fact("Pieces", summary.pieces ?? "—"),
-      fact("Max size", formatBytes(this.prep.maxSize)),
+      fact("Max CAR size", formatBytes(this.prep.maxSize)),
       fact("File hash", this.prep.fileHash === false ? "off" : "sha256"),
       fact("Storage", storageMode(this.prep)),
       fact("Root CID", summary.rootCid ? h("span", { class: "mono", title: summary.rootCid }, shortCid(summary.rootCid)) : "—"),
     );
     replace(this.jobsBox, JOB_TYPES.map((type) => jobBar(type, summary.jobs[type] || {})));
     replace(this.stageSlot, stagePill(summary.stage, summary.autoChain));
+    this.showJobError(summary.lastError);
+    this.block(this.scanButton, startBlocked("scan", summary.jobs, this.prep));
+    this.block(this.dagButton, startBlocked("daggen", summary.jobs, this.prep));
+    this.scanButton.textContent = summary.jobs.scan?.complete ? "Rescan" : "Start scan";
     this.retry.update(summary.jobs);
     this.piecesButton.textContent = summary.pieces ? `Pieces (${summary.pieces})` : "Pieces";
     if (this.piecesOpen && summary.pieces !== this.lastPieceCount) this.loadPieces();
     this.lastPieceCount = summary.pieces;
+  }
+
+  /** The newest job error of the preparation, or nothing once no job carries one. */
+  showJobError(error) {
+    this.jobError.hidden = !error;
+    if (!error) return replace(this.jobError);
+    const failed = error.state === "error";
+    const attempts = `${error.attempts} failed ${error.attempts === 1 ? "attempt" : "attempts"}`;
+    const head = failed ? `${error.type} job ${error.jobId} failed` : `${error.type} job ${error.jobId} waits for a retry (${attempts})`;
+    replace(
+      this.jobError,
+      h("p", { class: "card-job-error-head" }, h("strong", {}, "Last job error: "), head),
+      h("pre", { class: "error-text" }, error.message),
+    );
+  }
+
+  /** Disable a start button that would only re-queue finished work, saying why. */
+  block(button, why) {
+    button.disabled = Boolean(why);
+    if (why) {
+      button.title = why;
+      button.dataset.blocked = why;
+    } else {
+      button.removeAttribute("title");
+      delete button.dataset.blocked;
+    }
   }
 
   /** Show `text` under the card's buttons: the error colour for failures, else the success one. */
@@ -243,7 +296,7 @@ class PrepCard {
     } catch (err) {
       this.say(err.message, true);
     } finally {
-      button.disabled = false;
+      button.disabled = Boolean(button.dataset.blocked);
     }
   }
 

@@ -14,6 +14,7 @@ export class StoragesPanel {
     this.body = byId("storages-body");
     this.poller = new Poller(() => this.refresh(), 10000);
     this.results = new Map(); // name -> [class, text]: a check's result survives the refreshes
+    this.open = new Set(); // preparations whose own storages are shown
     this.form.addEventListener("submit", (event) => this.create(event));
     byId("storage-new").addEventListener("click", () => this.toggleForm(true));
     byId("storage-cancel").addEventListener("click", () => this.toggleForm(false));
@@ -47,17 +48,51 @@ export class StoragesPanel {
       return;
     }
     error.textContent = "";
-    replace(this.body, storages.map((storage) => this.row(storage)));
+    const { named, owned } = foldOwned(storages);
+    const rows = named.map((storage) => this.row(storage));
+    for (const [prep, own] of owned) {
+      rows.push(this.groupRow(prep, own));
+      if (this.open.has(prep)) rows.push(...own.map((storage) => this.row(storage, prep)));
+    }
+    const focusKey = this.body.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
+    replace(this.body, rows);
+    if (focusKey) this.body.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
     byId("storages-empty").hidden = storages.length > 0;
   }
 
-  row(storage) {
+  /** One row standing for a preparation's own storages, which it opens and closes. */
+  groupRow(prep, own) {
+    const open = this.open.has(prep);
+    const kinds = own.map((s) => s.name.slice(prep.length + 1)).join(" and ");
+    const toggle = h(
+      "button",
+      {
+        type: "button",
+        class: "btn btn-small btn-quiet group-toggle",
+        "aria-expanded": String(open),
+        dataset: { focusKey: `group-${prep}` },
+        onclick: () => {
+          if (this.open.has(prep)) this.open.delete(prep);
+          else this.open.add(prep);
+          this.refresh();
+        },
+      },
+      `Preparation "${prep}": its own ${kinds} (${own.length})`,
+    );
+    return h(
+      "tr",
+      { class: "storage-group", dataset: { group: prep } },
+      h("td", { colspan: "6", "data-label": "" }, toggle, h("span", { class: "muted small" }, " made by prep create, deleted with the preparation")),
+    );
+  }
+
+  row(storage, owner = null) {
     const config = Object.entries(storage.config || {});
     const [kind, text] = this.results.get(storage.name) || ["", ""];
     const result = h("p", { class: `check-result small ${kind}`, role: "status", "aria-live": "polite" }, text);
     return h(
       "tr",
-      { dataset: { storage: storage.name } },
+      { class: owner ? "storage-owned" : null, dataset: owner ? { storage: storage.name, owner } : { storage: storage.name } },
       h("td", { "data-label": "Name", class: "mono" }, storage.name),
       h("td", { "data-label": "Type" }, h("span", { class: "badge" }, storage.type)),
       h("td", { "data-label": "Path", class: "mono small break" }, storage.path),
@@ -142,4 +177,25 @@ export class StoragesPanel {
       button.disabled = false;
     }
   }
+}
+
+/**
+ * Split the storages into named ones and those a preparation made for itself ("<prep>-source",
+ * "<prep>-output", used by that preparation only), grouped by preparation in name order.
+ */
+export function foldOwned(storages) {
+  const named = [];
+  const owned = new Map();
+  for (const storage of storages) {
+    const users = storage.preparations || [];
+    const prep = users.length === 1 ? users[0] : null;
+    if (prep && (storage.name === `${prep}-source` || storage.name === `${prep}-output`)) {
+      if (!owned.has(prep)) owned.set(prep, []);
+      owned.get(prep).push(storage);
+    } else named.push(storage);
+  }
+  const sorted = new Map([...owned].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const sourceFirst = (a, b) => Number(b.name.endsWith("-source")) - Number(a.name.endsWith("-source"));
+  for (const own of sorted.values()) own.sort(sourceFirst);
+  return { named, owned: sorted };
 }

@@ -118,7 +118,7 @@ function describe(record) {
     return `Verifying…${p ? ` ${p.stage}${done}` : ""}`;
   }
   if (record.state === "failed") return `Verification failed: ${record.error ?? "unknown error"}`;
-  const checked = summary ? `${summary.piecesChecked} pieces, ${summary.blocks} blocks, ${formatBytes(summary.bytes)}` : "";
+  const checked = summary ? `${summary.piecesChecked} pieces, ${summary.blocks} blocks, ${formatBytes(summary.bytes)} of CAR files read` : "";
   const skipped = summary?.piecesSkipped ? ` (${summary.piecesSkipped} without CAR file skipped)` : "";
   if (record.state === "clean") return `Verified clean: ${checked}${skipped}.`;
   const count = summary?.problems ?? 0;
