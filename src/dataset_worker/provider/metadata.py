@@ -19,13 +19,14 @@ from dataset_worker.content.carscan import CarFramingError, iter_sections, read_
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db.models import CarBlock, File, FileRange
 from dataset_worker.provider.pieces import (
+    REMOTE_STORAGE_TYPES,
+    CheckedPieceReader,
     PieceCatalog,
     PieceNotFound,
     PieceReader,
     PieceRecord,
     PieceUnavailable,
 )
-from dataset_worker.provider.remote import RemoteCarReader
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -106,7 +107,8 @@ def piece_metadata(
     for record in records:
         try:
             reader = catalog.source_of(record).open()
-            if isinstance(reader, RemoteCarReader):
+            remote = record.storage_type in REMOTE_STORAGE_TYPES
+            if remote and isinstance(reader, CheckedPieceReader):
                 _check_reader(reader)  # one HEAD/stat: is the CAR object there, with its size?
         except PieceUnavailable as exc:
             problem = problem or str(exc)
@@ -138,7 +140,7 @@ def piece_metadata(
     )
 
 
-def _check_reader(reader: RemoteCarReader) -> None:
+def _check_reader(reader: CheckedPieceReader) -> None:
     try:
         reader.check_spans([])
     except BaseException:
