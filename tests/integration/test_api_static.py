@@ -19,7 +19,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 def get_all(settings: Settings, web_dir: Path, *paths: str) -> list[httpx.Response]:
-    app = create_app(settings, token="t0ken", web_dir=web_dir)
+    app = create_app(settings, token="static-test-token-0123", web_dir=web_dir)
 
     async def fetch() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
@@ -57,3 +57,22 @@ def test_an_empty_or_missing_web_folder_is_a_clean_404(
     assert root.status_code == 404
     assert root.json()["error"].startswith("No such endpoint or file")
     assert health.status_code == 200
+
+
+def test_every_reply_carries_the_security_headers(settings: Settings, tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><title>admin</title>")
+    replies = get_all(settings, web, "/", "/api/dataset-worker/status", "/nope.css", "/healthz")
+    page_policy = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    for reply in replies:
+        assert reply.headers["content-security-policy"] == page_policy, reply.url
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        assert reply.headers["referrer-policy"] == "no-referrer"
+    (docs,) = get_all(settings, web, "/docs")
+    # Swagger UI starts with an inline script: the docs page keeps the rest of the policy.
+    assert docs.status_code == 200
+    assert docs.headers["content-security-policy"] == (
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+    assert docs.headers["x-content-type-options"] == "nosniff"

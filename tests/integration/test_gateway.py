@@ -221,6 +221,24 @@ def test_a_path_gives_the_file_bytes(
     assert int(reply.headers["content-length"]) == len(reply.content)
 
 
+def test_gateway_bytes_are_sandboxed_and_never_sniffed(
+    gateway: Gateway, client: httpx.Client
+) -> None:
+    root = gateway.with_cars.root
+    replies = [
+        client.get(gateway.url(f"{root}/a.txt")),  # a file's bytes
+        client.get(gateway.url(f"{root}/a.txt"), headers={"Range": "bytes=0-0"}),
+        client.get(gateway.url(f"{root}?format=raw")),  # one block
+        client.get(gateway.url(f"{root}?format=car")),  # a CAR
+        client.head(gateway.url(f"{root}/a.txt")),
+    ]
+    for reply in replies:
+        assert reply.status_code in (200, 206), reply.text
+        # An HTML file opened in a browser runs as a page of no origin, without scripts.
+        assert reply.headers["content-security-policy"] == "sandbox"
+        assert reply.headers["x-content-type-options"] == "nosniff"
+
+
 def test_a_file_in_a_hamt_directory(gateway: Gateway, client: httpx.Client) -> None:
     root = gateway.with_cars.root
     name = f"0777-{'x' * 195}"

@@ -7,9 +7,11 @@ import itertools
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of, finalize
 from dataset_worker.content.piececid2 import piece_cid_v2
+from dataset_worker.db import open_database
 from dataset_worker.provider.ranges import http_date
 from tests.integration.provider_support import (
     Piece,
@@ -499,7 +502,7 @@ def test_a_missing_or_changed_car_file_is_refused_before_any_byte(
 
 def test_a_token_file_makes_requests_need_the_token(served: Served, client: httpx.Client) -> None:
     token_file = served.folder / "token"
-    token_file.write_text("s3cret-token\n")
+    token_file.write_text("s3cret-token-0123456789\n")
     piece = served.tree.piece()
     provider = start_provider(served.database_url, served.folder, "--token-file", str(token_file))
     try:
@@ -509,7 +512,7 @@ def test_a_token_file_makes_requests_need_the_token(served: Served, client: http
         assert missing.headers["www-authenticate"] == "Bearer"
         assert "Authorization: Bearer <token>" in missing.json()["error"]
         assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
-        good = client.get(url, headers={"Authorization": "Bearer s3cret-token"})
+        good = client.get(url, headers={"Authorization": "Bearer s3cret-token-0123456789"})
         assert good.status_code == 200 and good.content == piece.path.read_bytes()
         assert client.get(f"{provider.url}/healthz").status_code == 200
         assert client.get(f"{provider.url}/openapi.json").status_code == 200
@@ -537,6 +540,24 @@ def test_a_reachable_address_needs_a_token_or_public(served: Served) -> None:
     assert "--token-file" in missing.stderr and "no such file" in missing.stderr
 
 
+@pytest.mark.parametrize("token", ["x", "fifteen-chars15", "two words-0123456789"])
+def test_a_guessable_or_malformed_token_is_refused(served: Served, token: str) -> None:
+    token_file = served.folder / "short-token"
+    token_file.write_text(token + "\n")
+    result = run_provider_cli(served, "--token-file", str(token_file), "--port", "9")
+    assert result.returncode == 1
+    where = f"the token in --token-file {token_file}"
+    if " " in token:
+        assert f"error: {where} must be one word of printable characters" in result.stderr
+    else:
+        assert (
+            f"error: {where} is too short: {len(token)} characters, at least 16 are needed"
+        ) in result.stderr
+    if len(token) > 1:  # the secret is not echoed
+        assert token not in result.stderr.replace(str(token_file), "")
+    assert "Traceback" not in result.stderr
+
+
 def test_a_database_without_the_schema_is_refused_clearly(tmp_path: Path) -> None:
     env = {**os.environ, "DATASET_WORKER_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
     result = subprocess.run(
@@ -544,3 +565,29 @@ def test_a_database_without_the_schema_is_refused_clearly(tmp_path: Path) -> Non
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot read pieces from the database: no such table")
+
+
+def test_an_unexpected_failure_is_a_500_with_only_a_request_id(tmp_path: Path) -> None:
+    path = tmp_path / "breaks.db"
+    url = f"sqlite:///{path}"
+    open_database(url).dispose()
+    provider = start_provider(url, tmp_path)
+    try:
+        # The database loses a table under the running server: no client mistake, a real fault.
+        with closing(sqlite3.connect(path)) as connection:
+            connection.execute("DROP TABLE cars")
+            connection.commit()
+        reply = httpx.get(f"{provider.url}/piece/metadata/{UNKNOWN_PIECE}", timeout=30)
+        assert reply.status_code == 500
+        request_id = reply.headers["x-request-id"]
+        assert reply.json() == {
+            "error": f"Internal error: the server logged it under request id {request_id}",
+            "detail": None,
+            "requestId": request_id,
+        }
+        assert "cars" not in reply.text and "sqlite" not in reply.text.lower()
+        logged = [line for line in provider.log().splitlines() if request_id in line]
+        assert len(logged) == 1 and "provider.error" in logged[0]
+        assert "no such table: cars" in logged[0]
+    finally:
+        provider.stop()

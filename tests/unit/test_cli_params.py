@@ -154,3 +154,27 @@ def test_a_group_keeps_all_its_commands_for_its_help_and_errors() -> None:
         assert list(narrowed.commands) == ["prep"]  # type: ignore[attr-defined]
         whole = typer.main.get_command(app).commands["prep"]  # type: ignore[attr-defined]
         assert list(narrowed.commands["prep"].commands) == list(whole.commands)  # type: ignore[attr-defined]
+
+
+def test_the_installed_typer_is_within_the_pinned_series_and_has_the_internals_used() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    import typer._param_types
+    import typer.core
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    requirements = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (pin,) = [Requirement(r) for r in requirements if Requirement(r).name == "typer"]
+    bounds = {spec.operator: spec.version for spec in pin.specifier}
+    assert set(bounds) == {">=", "<"}, "Typer needs both bounds: params.py uses its internals"
+    installed = version("typer")
+    assert pin.specifier.contains(installed), f"typer {installed} is outside {pin.specifier}"
+    # Each internal cli/params.py and cli/dispatch.py rely on, as the pinned series has them.
+    assert callable(build_runtime_param) and callable(typer._param_types.coerce_cli_path)
+    assert callable(typer.main.solve_typer_info_defaults)
+    assert callable(typer.main.get_command_name)
+    command = typer.main.get_command(app)
+    option = next(p for p in command.params if isinstance(p, typer.core.TyperOption))
+    assert hasattr(option, "_runtime_param")

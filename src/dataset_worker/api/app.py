@@ -6,15 +6,13 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 import dataset_worker
-from dataset_worker.api.auth import BearerAuthMiddleware, resolve_admin_token
+from dataset_worker.api.auth import is_protected, resolve_admin_token
 from dataset_worker.api.bodylimit import BodySizeLimitMiddleware
 from dataset_worker.api.dataversion import for_database as data_version_of
 from dataset_worker.api.errors import install_error_handlers
@@ -39,6 +37,9 @@ from dataset_worker.api.routes import (
 from dataset_worker.api.services import Services
 from dataset_worker.config import Settings
 from dataset_worker.db import Database, open_database
+from dataset_worker.httpedge.auth import BearerAuthMiddleware
+from dataset_worker.httpedge.headers import SecurityHeadersMiddleware, page_policy
+from dataset_worker.httpedge.openapi import install_openapi
 from dataset_worker.manager.audit import AuditLog
 from dataset_worker.manager.command import worker_command, worker_env
 from dataset_worker.manager.manager import WorkerManager
@@ -51,7 +52,8 @@ Run and watch the dataset worker process, and manage preparations.
 Authentication: every `/api/…` endpoint and `/metrics` need `Authorization: Bearer <token>`
 (DATASET_WORKER_ADMIN_TOKEN, or `<state dir>/admin-token`). Every error is
 `{"error": "<sentence>", "detail": <optional>}`; a 400 adds `"errors": [{"field", "message"}]`,
-one entry per invalid field.
+one entry per invalid field; an unexpected failure (500) adds only `"requestId"`, the id the
+server logged it under (also in the `X-Request-Id` header).
 """
 
 
@@ -102,7 +104,7 @@ def create_app(
     )
     app.state.services = app_services
     app.state.metrics_registry = make_registry(app_services)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    install_openapi(app)
     install_error_handlers(app)
     for module in (
         config,
@@ -128,28 +130,12 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware)
     # Inside the token check: the polled requests are answered without the router.
     app.add_middleware(PolledRoutesMiddleware, services=app_services)
-    app.add_middleware(BearerAuthMiddleware, token=admin_token)
+    app.add_middleware(
+        BearerAuthMiddleware, token=admin_token, protected=is_protected, name="admin token"
+    )
+    # Outermost: every reply, a 401 included, carries the security headers.
+    app.add_middleware(SecurityHeadersMiddleware, policy_of=page_policy)
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, minus the 422 replies it declares by default: validation errors are
-    400 here (api/errors.py), and the document must list only codes the server really sends."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                operation.get("responses", {}).pop("422", None)
-        components = schema.get("components", {}).get("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 def _release_jobs(db: Database, hostname: str, pid: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dataset_worker.api.errors import error_response
+from dataset_worker.httpedge.errors import error_response
 from dataset_worker.sizes import format_size
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB

@@ -1,23 +1,25 @@
-"""One place that maps errors to HTTP statuses, and the one error body: {"error", "detail"}.
+"""One place that maps the admin server's errors to HTTP statuses.
 
-Manager and preparation errors are types; each type has one status here. FastAPI's validation
-errors become 400 (never 422) with a sentence naming the field and the rule. Every 400 also lists
-all the problems found, each with its field, in `errors`. Anything unexpected is a 500 with the
-reason, in the same body shape.
+Manager and preparation errors are types; each type has one status here. The body shape, the
+400s of validation errors and the 500s of unexpected failures (a request id, never the
+exception's text) are the HTTP edge's (`httpedge/errors.py`), shared with the content provider.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dataset_worker.logs import log_event
+from dataset_worker.httpedge.errors import (
+    ErrorBody,
+    error_response,
+    field_errors,
+)
+from dataset_worker.httpedge.errors import (
+    install_error_handlers as install_edge_handlers,
+)
 from dataset_worker.manager.errors import (
     ManagerError,
     NoWorkerLogs,
@@ -29,12 +31,9 @@ from dataset_worker.manager.errors import (
 from dataset_worker.prep.errors import (
     Conflict,
     InvalidParameter,
-    InvalidParameters,
     NotFound,
     PrepError,
 )
-
-log = logging.getLogger(__name__)
 
 
 class BadRequest(Exception):
@@ -53,50 +52,31 @@ STATUS_OF_ERROR: dict[type[Exception], int] = {
     WorkerSpawnFailed: 500,
 }
 
-
-class FieldError(BaseModel):
-    """One problem of a 400 reply."""
-
-    field: str | None = Field(
-        description='The request field, as spelled in the request ("maxSize", "timeout"); '
-        "null when the rule spans fields or the body as a whole."
-    )
-    message: str = Field(description="What is wrong with it, naming the field and the rule.")
-
-
-class ErrorBody(BaseModel):
-    """Every error reply."""
-
-    error: str = Field(description="What went wrong, as a sentence.")
-    detail: Any = Field(default=None, description="Optional structured information.")
-    pid: int | None = Field(default=None, description="The running worker's pid (409 on start).")
-    errors: list[FieldError] | None = Field(
-        default=None,
-        description="400 only: every problem found in the request, each with the field it is "
-        "about, so a form can mark all its invalid fields at once. `error` and `detail` are "
-        "kept as before.",
-    )
-
+# PydanticCustomError types of the API's own rules: their messages name the field already.
+OWN_RULES = frozenset(
+    {
+        "concurrency_range",
+        "duration_parsing",
+        "duration_positive",
+        "no_job_types",
+        "interval_order",
+        "max_attempts_range",
+    }
+)
 
 _DESCRIPTIONS = {
     400: "Invalid request: the message names the field and the rule.",
     401: "Missing or wrong admin token.",
     404: "Not found.",
     409: "Conflict with the current state.",
-    500: "Unexpected failure, with the reason.",
+    500: "Unexpected failure: the reply carries the request id it was logged under (also in "
+    "X-Request-Id), or, for a worker that failed to start, the reason.",
 }
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the error statuses an operation can return."""
     return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
-
-
-def error_response(status: int, message: str, detail: Any = None, **extra: Any) -> JSONResponse:
-    """The JSON error reply."""
-    body: dict[str, Any] = {"error": message, "detail": detail}
-    body.update(extra)
-    return JSONResponse(body, status_code=status)
 
 
 def status_of(exc: Exception) -> int:
@@ -109,12 +89,12 @@ def status_of(exc: Exception) -> int:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every error into the one body shape."""
+    install_edge_handlers(
+        app, service="api", not_found="No such endpoint or file", own_rules=OWN_RULES
+    )
     app.add_exception_handler(ManagerError, _known_error)
     app.add_exception_handler(PrepError, _known_error)
     app.add_exception_handler(BadRequest, _known_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
 
 
 async def _known_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -124,120 +104,5 @@ async def _known_error(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(409, str(exc), detail, pid=exc.pid)
     status = status_of(exc)
     if status == 400:
-        return error_response(400, str(exc), errors=_field_errors(exc))
+        return error_response(400, str(exc), errors=field_errors(exc))
     return error_response(status, str(exc))
-
-
-def _field_errors(exc: Exception) -> list[dict[str, Any]]:
-    """The `errors` list of a 400 raised as an exception: one entry per problem it carries."""
-    problems = exc.problems if isinstance(exc, InvalidParameters) else [exc]
-    return [
-        {"field": getattr(problem, "field", None), "message": str(problem)} for problem in problems
-    ]
-
-
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    problems = [describe_validation_error(error) for error in exc.errors()]
-    message = problems[0]["message"] if problems else "invalid request"
-    if len(problems) > 1:
-        message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    errors = [{"field": p["field"], "message": p["message"]} for p in problems]
-    return error_response(400, message, problems, errors=errors)
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        message = f"No such endpoint or file: {request.url.path}"
-    elif exc.status_code == 405:
-        message = f"Method {request.method} is not allowed on {request.url.path}"
-    else:
-        message = str(exc.detail)
-    extra = {"errors": _field_errors(Exception(message))} if exc.status_code == 400 else {}
-    response = error_response(exc.status_code, message, **extra)
-    for name, value in (exc.headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log_event(
-        log,
-        "api.error",
-        logging.ERROR,
-        method=request.method,
-        path=request.url.path,
-        error=f"{type(exc).__name__}: {exc}",
-    )
-    return error_response(500, f"Internal error: {type(exc).__name__}: {exc}")
-
-
-# -- validation messages ---------------------------------------------------------------------
-
-_LOCATION_NAMES = {"query": "query parameter", "path": "path parameter", "header": "header"}
-
-
-def describe_validation_error(error: dict[str, Any]) -> dict[str, Any]:
-    """{"field", "message"} for one pydantic error, the message naming the field and the rule."""
-    loc = [str(part) for part in error.get("loc", ())]
-    where = loc[0] if loc else "body"
-    field = ".".join(loc[1:])
-    kind = error.get("type", "")
-    ctx = error.get("ctx") or {}
-    if kind == "json_invalid":
-        field = ""  # the location is a character position, not a field
-    label = f"{_LOCATION_NAMES[where]} {field}" if where in _LOCATION_NAMES else field
-    message = _message(kind, label, ctx, error)
-    return {"field": field or None, "in": where, "message": message}
-
-
-def _message(kind: str, label: str, ctx: dict[str, Any], error: dict[str, Any]) -> str:
-    subject = label or "the request body"
-    if kind == "json_invalid":
-        return f"the request body is not valid JSON: {ctx.get('error', 'parse error')}"
-    if kind in ("model_attributes_type", "dict_type", "model_type") and not label:
-        return "the request body must be a JSON object"
-    if kind == "missing":
-        return f"{subject} is required"
-    if kind == "extra_forbidden":
-        return f"{subject} is not a known field"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{subject} must be an integer"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"{subject} must be true or false"
-    if kind in ("string_type", "str_type"):
-        return f"{subject} must be a string"
-    if kind in ("float_type", "float_parsing"):
-        return f"{subject} must be a number"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        bound = next(iter(ctx.values()), "")
-        words = {
-            "greater_than_equal": "at least",
-            "greater_than": "greater than",
-            "less_than_equal": "at most",
-            "less_than": "less than",
-        }[kind]
-        return f"{subject} must be {words} {bound}"
-    if kind in ("string_too_long", "string_too_short"):
-        limit = ctx.get("max_length", ctx.get("min_length"))
-        words = "at most" if kind == "string_too_long" else "at least"
-        return f"{subject} must be {words} {limit} character{'s' if limit != 1 else ''} long"
-    if kind in ("enum", "literal_error"):
-        return f"{subject} must be {ctx.get('expected', 'one of the allowed values')}"
-    text = str(error.get("msg", "is invalid"))
-    if kind in _OWN_RULES:
-        return text  # our own rules (PydanticCustomError) already name their field
-    return f"{subject}: {text}" if label else text
-
-
-_OWN_RULES = frozenset(
-    {
-        "concurrency_range",
-        "duration_parsing",
-        "duration_positive",
-        "no_job_types",
-        "interval_order",
-        "max_attempts_range",
-    }
-)

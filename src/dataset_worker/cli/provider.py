@@ -106,9 +106,12 @@ def _read_token(path: Path) -> str:
         fail(f"--token-file: {path}: cannot read: {exc.strerror or exc}")
     if not token:
         fail(f"--token-file: {path} is empty: put the token in it")
-    if any(ch.isspace() or not ch.isprintable() for ch in token):
-        fail(f"--token-file: {path}: the token must be one word of printable characters")
-    return token
+    from dataset_worker.httpedge.auth import TokenError, check_token  # the rules of both servers
+
+    try:
+        return check_token(token, f"--token-file {path}")
+    except TokenError as exc:
+        fail(str(exc))
 
 
 def _build_app(url: str, token: str | None, *, zero_copy: bool) -> Any:

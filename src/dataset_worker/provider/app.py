@@ -8,24 +8,20 @@ process (`dataset-worker content-provider`) and only reads the database.
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 import dataset_worker
-from dataset_worker.api.errors import ErrorBody, describe_validation_error, error_response
 from dataset_worker.content.piececid import InvalidPieceCid, parse_piece_ref
-from dataset_worker.logs import log_event
+from dataset_worker.httpedge.auth import BearerAuthMiddleware
+from dataset_worker.httpedge.errors import ErrorBody, error_response, install_error_handlers
+from dataset_worker.httpedge.openapi import install_openapi
 from dataset_worker.provider.fastpath import PieceFastPath
 from dataset_worker.provider.gateway import add_gateway_routes
 from dataset_worker.provider.metadata import (
@@ -39,16 +35,16 @@ from dataset_worker.provider.reply import piece_reply
 from dataset_worker.provider.response import CAR_MEDIA_TYPE
 from dataset_worker.provider.zerocopy import ZeroCopySendMiddleware
 
-log = logging.getLogger(__name__)
-
 DESCRIPTION = """\
 Serves the pieces (CAR files) of prepared datasets to storage providers, by piece CID.
 
 `GET /piece/{pieceCid}` answers as Boost's HTTP transport expects: the CAR bytes (padding
 included), byte ranges (`Range`, 206, `multipart/byteranges` for several), `ETag` = the quoted
 piece CID, `If-None-Match`, `If-Modified-Since` and `If-Range`. Errors are
-`{"error": "<sentence>", "detail": <optional>}`. With a token configured, every request except
-`/healthz` and this document needs `Authorization: Bearer <token>`.
+`{"error": "<sentence>", "detail": <optional>}`; an unexpected failure (500) adds only
+`"requestId"`, the id the server logged it under (also in the `X-Request-Id` header). With a
+token configured, every request except `/healthz` and this document needs
+`Authorization: Bearer <token>`.
 """
 
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
@@ -102,34 +98,9 @@ METADATA_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class TokenMiddleware:
-    """With a token, refuse requests without `Authorization: Bearer <token>` (401) first."""
-
-    def __init__(self, app: ASGIApp, *, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
-            header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-            if not _bearer_matches(header, self.token):
-                message = (
-                    "Missing token: send the header Authorization: Bearer <token>"
-                    if header is None
-                    else "Invalid token"
-                )
-                response = error_response(401, message)
-                response.headers["WWW-Authenticate"] = "Bearer"
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _bearer_matches(header: bytes | None, token: bytes) -> bool:
-    if not header:
-        return False
-    scheme, _, credential = header.partition(b" ")
-    return scheme.lower() == b"bearer" and secrets.compare_digest(credential.strip(), token)
+def needs_token(path: str) -> bool:
+    """Every path but the health check and the OpenAPI document needs the token, when set."""
+    return path not in PUBLIC_PATHS
 
 
 def create_provider_app(
@@ -155,13 +126,13 @@ def create_provider_app(
         docs_url=None,  # Swagger UI would load from a CDN; the document is at /openapi.json
         redoc_url=None,
     )
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    install_openapi(app)
     _install_error_handlers(app)
     _add_routes(app, catalog)
     add_gateway_routes(app, catalog.db)  # /ipfs/{cid}: the prepared DAGs, trustless
     wrapped: ASGIApp = PieceFastPath(app, catalog)
     if token is not None:
-        wrapped = TokenMiddleware(wrapped, token=token)
+        wrapped = BearerAuthMiddleware(wrapped, token=token, protected=needs_token)
     if zero_copy:
         wrapped = ZeroCopySendMiddleware(wrapped)
     return wrapped
@@ -226,6 +197,8 @@ def _add_routes(app: FastAPI, catalog: PieceCatalog) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    install_error_handlers(app, service="provider")
+
     async def invalid_cid(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(400, str(exc), errors=[{"field": "pieceCid", "message": str(exc)}])
 
@@ -236,53 +209,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, PieceUnavailable)
         return error_response(exc.status, str(exc), {"file": exc.file} if exc.file else None)
 
-    async def validation(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        problems = [describe_validation_error(error) for error in exc.errors()]
-        message = problems[0]["message"] if problems else "invalid request"
-        errors = [{"field": p["field"], "message": p["message"]} for p in problems]
-        return error_response(400, message, problems, errors=errors)
-
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 404:
-            message = f"No such endpoint: {request.url.path}"
-        elif exc.status_code == 405:
-            message = f"Method {request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(exc.detail)
-        return error_response(exc.status_code, message)
-
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log_event(
-            log,
-            "provider.error",
-            logging.ERROR,
-            method=request.method,
-            path=request.url.path,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        return error_response(500, f"Internal error: {type(exc).__name__}: {exc}")
-
     app.add_exception_handler(InvalidPieceCid, invalid_cid)
     app.add_exception_handler(PieceNotFound, not_found)
     app.add_exception_handler(PieceUnavailable, unavailable)
-    app.add_exception_handler(RequestValidationError, validation)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document without the 422 replies: validation errors are 400 here."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                operation.get("responses", {}).pop("422", None)
-        components = schema.get("components", {}).get("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
-        app.openapi_schema = schema
-    return app.openapi_schema

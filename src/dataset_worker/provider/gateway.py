@@ -19,9 +19,10 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.responses import Response
 
-from dataset_worker.api.errors import ErrorBody, error_response
 from dataset_worker.content.cid import cid_from_str, cid_to_str
 from dataset_worker.db import Database
+from dataset_worker.httpedge.errors import ErrorBody, error_response
+from dataset_worker.httpedge.headers import GATEWAY_FILE_HEADERS
 from dataset_worker.logs import log_event
 from dataset_worker.provider.blocks import BlockNotFound, BlockStore, BlockUnavailable
 from dataset_worker.provider.dagwalk import (
@@ -161,11 +162,13 @@ def _etag_matches(etag: str, if_none_match: str | None) -> bool:
 
 
 def _headers(etag: str, content_type: str) -> dict[str, str]:
+    # The bytes are anyone's: a browser must neither guess their type nor run them as a page
+    # of this origin (an HTML file opens sandboxed, without scripts).
     return {
         "etag": etag,
         "cache-control": IMMUTABLE,
         "content-type": content_type,
-        "x-content-type-options": "nosniff",
+        **{name.lower(): value for name, value in GATEWAY_FILE_HEADERS.items()},
     }
 
 

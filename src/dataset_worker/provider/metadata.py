@@ -21,13 +21,14 @@ from dataset_worker.content.piececid import PieceRef
 from dataset_worker.content.piececid2 import piece_cid_v2_from_v1_bytes
 from dataset_worker.db.models import CarBlock, File, FileRange
 from dataset_worker.provider.pieces import (
+    REMOTE_STORAGE_TYPES,
+    CheckedPieceReader,
     PieceCatalog,
     PieceNotFound,
     PieceReader,
     PieceRecord,
     PieceUnavailable,
 )
-from dataset_worker.provider.remote import RemoteCarReader
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -112,7 +113,8 @@ def piece_metadata(
     for record in records:
         try:
             reader = catalog.source_of(record).open()
-            if isinstance(reader, RemoteCarReader):
+            remote = record.storage_type in REMOTE_STORAGE_TYPES
+            if remote and isinstance(reader, CheckedPieceReader):
                 _check_reader(reader)  # one HEAD/stat: is the CAR object there, with its size?
         except PieceUnavailable as exc:
             problem = problem or str(exc)
@@ -147,7 +149,7 @@ def piece_metadata(
     )
 
 
-def _check_reader(reader: RemoteCarReader) -> None:
+def _check_reader(reader: CheckedPieceReader) -> None:
     try:
         reader.check_spans([])
     except BaseException:

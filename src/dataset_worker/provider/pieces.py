@@ -27,6 +27,9 @@ from sqlalchemy import select
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, Storage
 
+# Storage types whose CAR objects are read over the network (`remote.py`, loaded on first use).
+REMOTE_STORAGE_TYPES = ("s3", "sftp")
+
 
 class PieceNotFound(LookupError):
     """No `cars` row has this piece CID (404)."""
@@ -266,7 +269,7 @@ class PieceCatalog:
             raise PieceUnavailable(
                 409, f"the recorded CAR path {record.storage_path!r} is not a relative file name"
             )
-        if record.storage_type in ("s3", "sftp"):
+        if record.storage_type in REMOTE_STORAGE_TYPES:
             from dataset_worker.provider.remote import RemoteCarFile  # boto3/paramiko on demand
 
             return RemoteCarFile(record)

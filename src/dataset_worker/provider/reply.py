@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from dataset_worker.api.errors import error_response
 from dataset_worker.content.cid import cid_to_str
+from dataset_worker.httpedge.errors import error_response
 from dataset_worker.provider.pieces import CheckedPieceReader, PieceReader, PieceRecord
 from dataset_worker.provider.ranges import (
     ByteRange,

@@ -452,16 +452,11 @@ class SftpOutput(_SftpBase):
     def space(self) -> SpaceInfo:
         """Free and total bytes from the server's statvfs extension, when it has one."""
         try:
-            channel_sftp = self.conn.sftp()
-            reply = channel_sftp._request(  # paramiko has no public statvfs
-                paramiko.sftp.CMD_EXTENDED, "statvfs@openssh.com", self.config.root
-            )
-            msg = reply[1]
-            bsize, frsize = msg.get_int64(), msg.get_int64()
-            blocks, _bfree, bavail = msg.get_int64(), msg.get_int64(), msg.get_int64()
-            return SpaceInfo(bavail * (frsize or bsize), blocks * (frsize or bsize))
+            transport = self.conn.sftp().get_channel().get_transport()
+            found = statvfs(transport, self.config.root, timeout=self.config.connect_timeout)
         except Exception:
-            return SpaceInfo(None, None)
+            found = None
+        return SpaceInfo(*found) if found is not None else SpaceInfo(None, None)
 
     def create_temp(self, tag: str) -> SftpTempOutput:
         """A new hidden temporary file `.dw-<tag>-<uuid>.car.part`."""
@@ -491,6 +486,66 @@ class SftpOutput(_SftpBase):
         """Delete the file at `path` if present."""
         with contextlib.suppress(FileNotFoundError):
             self.call(lambda s: s.remove(self._abs(path)), "remove")
+
+
+# SFTP version 3 packet types (draft-ietf-secsh-filexfer-02) and OpenSSH's statvfs extension.
+_FXP_INIT, _FXP_VERSION, _FXP_EXTENDED, _FXP_EXTENDED_REPLY = 1, 2, 200, 201
+_STATVFS = "statvfs@openssh.com"
+_MAX_PACKET = 1 << 18  # a VERSION or statvfs reply is a few hundred bytes
+
+
+def statvfs(transport: paramiko.Transport, path: str, *, timeout: float) -> tuple[int, int] | None:
+    """(available, total) bytes of the file system holding `path`, from the server's
+    statvfs@openssh.com extension; None when the server does not answer it.
+
+    paramiko's SFTPClient has no statvfs, so the request is sent on a short-lived SFTP channel of
+    its own, with paramiko's public API only (a session channel, the sftp subsystem, Message).
+    """
+    channel = transport.open_session(timeout=timeout)
+    try:
+        channel.settimeout(timeout)
+        channel.invoke_subsystem("sftp")
+        _send_packet(channel, _FXP_INIT, (3).to_bytes(4, "big"))
+        kind, _ = _receive_packet(channel)
+        if kind != _FXP_VERSION:
+            return None
+        request = paramiko.Message()
+        request.add_int(1)  # request id
+        request.add_string(_STATVFS)
+        request.add_string(path)
+        _send_packet(channel, _FXP_EXTENDED, request.asbytes())
+        kind, payload = _receive_packet(channel)
+        if kind != _FXP_EXTENDED_REPLY:
+            return None  # a STATUS reply: the extension is not supported
+        reply = paramiko.Message(payload)
+        reply.get_int()  # request id
+        bsize, frsize, blocks, _bfree, bavail = (reply.get_int64() for _ in range(5))
+        unit = frsize or bsize
+        return bavail * unit, blocks * unit
+    finally:
+        channel.close()
+
+
+def _send_packet(channel: paramiko.Channel, kind: int, payload: bytes) -> None:
+    channel.sendall((len(payload) + 1).to_bytes(4, "big") + bytes([kind]) + payload)
+
+
+def _receive_packet(channel: paramiko.Channel) -> tuple[int, bytes]:
+    length = int.from_bytes(_receive_exactly(channel, 4), "big")
+    if not 1 <= length <= _MAX_PACKET:
+        raise StorageError(f"SFTP server sent a packet of {length} bytes")
+    packet = _receive_exactly(channel, length)
+    return packet[0], packet[1:]
+
+
+def _receive_exactly(channel: paramiko.Channel, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = channel.recv(size - len(data))
+        if not chunk:
+            raise StorageError("SFTP server closed the channel")
+        data += chunk
+    return data
 
 
 def open_sftp_source(path: str, config: Mapping[str, Any] | None) -> SftpSource:

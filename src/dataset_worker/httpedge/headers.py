@@ -1,0 +1,62 @@
+"""Security headers: what a browser may do with the replies of the admin server and gateway.
+
+The admin page loads only its own module scripts and stylesheets, so its policy allows nothing
+else, and no other site may frame it. Files served by the `/ipfs/` gateway are anyone's bytes:
+`sandbox` makes a browser treat an HTML file there as a page of no origin, without scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+# /docs and /redoc start Swagger UI and ReDoc with an inline script (and ReDoc with a blob:
+# worker), which `default-src 'self'` would block; they keep the rest of the policy.
+DOCS_POLICY = "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+SANDBOX_POLICY = "sandbox"
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+
+COMMON_HEADERS: Mapping[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+GATEWAY_FILE_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": SANDBOX_POLICY,
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def page_policy(path: str) -> str:
+    """The admin server's policy for a path: the page's, or the docs pages' looser one."""
+    return DOCS_POLICY if path in DOCS_PATHS else PAGE_POLICY
+
+
+class SecurityHeadersMiddleware:
+    """Add the content security policy `policy_of(path)` (none when it returns None) and
+    `COMMON_HEADERS` to every HTTP reply, unless the reply set them itself."""
+
+    def __init__(self, app: ASGIApp, *, policy_of: Callable[[str], str | None]) -> None:
+        self.app = app
+        self.policy_of = policy_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = dict(COMMON_HEADERS)
+        policy = self.policy_of(scope["path"])
+        if policy is not None:
+            extra["Content-Security-Policy"] = policy
+        added = [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                headers.extend(item for item in added if item[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
