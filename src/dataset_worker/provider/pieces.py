@@ -141,14 +141,17 @@ class LocalCarFile:
 
     path: Path
     size: int
+    name: str = ""  # the CAR's name in its output storage: what replies show, not the path
 
     def describe(self) -> str:
         """The file path."""
         return str(self.path)
 
     def open(self) -> LocalFileReader:
-        """Open the file; 410 if it is gone, 409 if it is not the recorded regular file."""
-        name = str(self.path)
+        """Open the file; 410 if it is gone, 409 if it is not the recorded regular file.
+
+        Errors name the CAR file as recorded in its storage, never the server's folders."""
+        name = self.name or self.path.name
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -274,7 +277,8 @@ class PieceCatalog:
             raise PieceUnavailable(
                 501, f"pieces in {record.storage_type!r} storages are not served yet"
             )
-        return LocalCarFile(Path(record.storage_root) / record.storage_path, record.file_size)
+        path = Path(record.storage_root) / record.storage_path
+        return LocalCarFile(path, record.file_size, record.storage_path)
 
     def open(self, piece_cid: bytes) -> tuple[PieceRecord, PieceReader]:
         """The first row of the piece whose bytes can be served, opened.
