@@ -45,6 +45,24 @@ def content_provider(
         ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per HTTP request.")] = False,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            help="Close a connection whose request head is not complete in this time (408).",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            help="Close a connection that sends no body byte for this long while one is due.",
+        ),
+    ] = 30.0,
     sendfile: Annotated[
         bool,
         typer.Option(
@@ -58,6 +76,7 @@ def content_provider(
 
     from dataset_worker.cli.serve import _quiet_library_logs, is_loopback
     from dataset_worker.config import normalize_database_url
+    from dataset_worker.httpguard import MAX_CONNECTIONS, guarded_protocol
     from dataset_worker.logs import setup_logging
 
     token = _read_token(token_file) if token_file is not None else None
@@ -91,7 +110,10 @@ def content_provider(
         "port": port,
         "log_config": None,
         "access_log": access_log,
-        "http": "httptools",  # the zero-copy send path works on uvicorn's httptools protocol
+        # uvicorn's httptools protocol (the zero-copy send path needs it) with header and body
+        # timeouts and a head size limit; past MAX_CONNECTIONS connections and tasks, a 503.
+        "http": guarded_protocol(header_timeout, body_timeout),
+        "limit_concurrency": MAX_CONNECTIONS,
         "timeout_graceful_shutdown": 5,
     }
     uvicorn.run(app, **options)
