@@ -86,12 +86,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD:
-                self._disarm()
-                self.transport.write(_TOO_LARGE_REPLY)
-                self.transport.close()
-                return
         super().data_received(data)
+        # Still no complete head after MAX_HEAD bytes (one read may carry a head and a body).
+        if self._in_head and self._head_bytes > MAX_HEAD and not self.transport.is_closing():
+            self._disarm()
+            self.transport.write(_TOO_LARGE_REPLY)
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
