@@ -16,13 +16,14 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dataset_worker.content.car import CarWriter
 from dataset_worker.content.cid import DAG_PB_PREFIX, raw_cid
 from dataset_worker.content.dagpb import PBLink, encode_node
 from dataset_worker.content.unixfs import DIRECTORY_DATA
+from dataset_worker.content.varint import encode_uvarint
 from dataset_worker.provider.ranges import (
     RangeNotSatisfiable,
     if_range_allows,
@@ -161,6 +162,8 @@ def mutated_car(draw: st.DrawFn) -> bytes:
 
 @FUZZ
 @given(data=mutated_car())
+# Found by the fuzzer: a header length of 25 GB was allocated before the short read was seen.
+@example(data=encode_uvarint(25_501_368_320) + b"\xa2")
 def test_the_car_readers_refuse_broken_cars_cleanly(data: bytes) -> None:
     with tempfile.TemporaryDirectory(prefix="dw-fuzz-") as folder:
         car = Path(folder) / "x.car"
