@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,6 +28,8 @@ from tests.integration.provider_support import (
 class Served:
     tree: PreparedTree
     provider: Provider
+    database_url: str
+    folder: Path
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def served(
     url = fresh_database_url("sqlite", request, folder)
     tree = prepare_tree(url, folder)
     for provider in running_provider(url, folder):
-        yield Served(tree, provider)
+        yield Served(tree, provider, url, folder)
 
 
 @dataclass(frozen=True)
@@ -184,3 +187,31 @@ def test_errors_name_the_piece_file_not_server_paths(served: Served, client: htt
         assert str(served.tree.output) not in meta.json()["problem"]
     finally:
         hidden.rename(piece.path)
+
+
+def test_verify_blocks_cuts_a_car_edited_in_place(served: Served, client: httpx.Client) -> None:
+    piece = served.tree.piece()
+    original = piece.path.read_bytes()
+    for verifying in running_provider(served.database_url, served.folder, "--verify-blocks"):
+        url = f"{verifying.url}/piece/{piece.cid}"
+        # Unchanged: every way of reading gives the file's bytes.
+        assert client.get(url).content == original
+        ranged = client.get(url, headers={"Range": "bytes=100-299999"})
+        assert ranged.status_code == 206 and ranged.content == original[100:300000]
+        edited = bytearray(original)
+        edited[len(original) // 2] ^= 0xFF  # same size: the size check cannot tell
+        piece.path.write_bytes(bytes(edited))
+        try:
+            plain = client.get(f"{served.provider.url}/piece/{piece.cid}")
+            assert plain.content == bytes(edited)  # without --verify-blocks: served as it is
+            received = bytearray()
+            with pytest.raises(httpx.RemoteProtocolError):
+                with client.stream("GET", url) as reply:
+                    assert reply.status_code == 200  # the status line was sent...
+                    for chunk in reply.iter_raw():
+                        received += chunk
+            assert len(received) < len(original) // 2 + 1  # ...then cut before the bad byte
+            assert original.startswith(bytes(received))
+            assert "provider.block_mismatch" in verifying.log()
+        finally:
+            piece.path.write_bytes(original)

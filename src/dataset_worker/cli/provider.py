@@ -45,6 +45,14 @@ def content_provider(
         ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per HTTP request.")] = False,
+    verify_blocks: Annotated[
+        bool,
+        typer.Option(
+            "--verify-blocks",
+            help="Hash every block of a local CAR file while serving it and cut the transfer on "
+            "a mismatch (a CAR edited in place with the same size); costs CPU, no zero-copy.",
+        ),
+    ] = False,
     header_timeout: Annotated[
         float,
         typer.Option(
@@ -89,7 +97,7 @@ def content_provider(
     url = normalize_database_url(database_url) if database_url else settings(ctx).database_url
     setup_logging("INFO")
     _quiet_library_logs()
-    app = _build_app(url, token, zero_copy=sendfile)
+    app = _build_app(url, token, zero_copy=sendfile, verify_blocks=verify_blocks)
     shown_host = host if ":" not in host else f"[{host}]"
     access = "token required" if token else "open to anyone who can connect"
     typer.echo(
@@ -133,7 +141,7 @@ def _read_token(path: Path) -> str:
     return token
 
 
-def _build_app(url: str, token: str | None, *, zero_copy: bool) -> Any:
+def _build_app(url: str, token: str | None, *, zero_copy: bool, verify_blocks: bool) -> Any:
     """The app over a read-only use of the database at `url` (checked before serving)."""
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
@@ -152,7 +160,8 @@ def _build_app(url: str, token: str | None, *, zero_copy: bool) -> Any:
         driver_error = getattr(exc, "orig", None)  # the database's own message, when there is one
         reason = str(driver_error if driver_error is not None else exc)
         fail(f"cannot read pieces from the database: {reason.splitlines()[0]}")
-    return create_provider_app(PieceCatalog(db), token=token, zero_copy=zero_copy)
+    catalog = PieceCatalog(db, verify_blocks=verify_blocks)
+    return create_provider_app(catalog, token=token, zero_copy=zero_copy)
 
 
 def register(app: typer.Typer) -> None:
