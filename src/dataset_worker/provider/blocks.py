@@ -70,7 +70,7 @@ class BlockLocation:
     file_mtime_ns: int | None = None
 
 
-def check_hash(cid: bytes, data: bytes) -> bool:
+def check_hash(cid: bytes, data: bytes | memoryview) -> bool:
     """True when `data` hashes to the CID's sha2-256 multihash (CIDv1, or a CIDv0 multihash)."""
     try:
         pos = 0

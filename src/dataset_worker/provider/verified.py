@@ -121,7 +121,7 @@ class VerifyingFileReader:
         view = memoryview(data)
         for i in todo:
             block = view[layout.starts[i] - start : layout.ends[i] - start]
-            if not check_hash(layout.cids[i], bytes(block)):
+            if not check_hash(layout.cids[i], block):
                 self._mismatch(layout.starts[i])
             self._checked.add(i)
         if end > layout.padding and not self._padding_checked:
