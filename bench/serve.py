@@ -6,6 +6,8 @@ SQLite), then `dataset-worker content-provider` serves it in a subprocess. Three
 1. GET /piece throughput with `curl -o /dev/null`, against `python -m http.server` serving the
    same CAR file from the page cache: the provider as it runs by default (4 MiB reads) and with
    --sendfile, each with its CPU time per GB. Goal: provider (default) / http.server >= 1.0.
+   Also the provider with --verify-blocks (every block hashed while served): its cost is the
+   ratio line "verify-blocks / default".
 2. `dataset-worker fetch-piece --connections 5` (which checks the piece CID) against one `curl`
    download of the same piece, and against `curl` followed by `dataset-worker commp` (the same
    work: download and piece CID check). Goal: fetch-piece speed / curl speed >= 0.8.
@@ -206,6 +208,7 @@ def main() -> None:
         inline_url = make_inline(folder)
         ports = {"read": free_port(), "sendfile": free_port(), "http.server": free_port()}
         ports["inline"] = free_port()
+        ports["verify"] = free_port()
         http_server = [sys.executable, "-m", "http.server", str(ports["http.server"])]
         http_server += ["--bind", "127.0.0.1", "--directory", str(car.parent)]
         servers = [
@@ -213,6 +216,7 @@ def main() -> None:
             provider(url, ports["sendfile"], "--sendfile"),
             start(http_server, ports["http.server"], "/" + car.name),
             provider(inline_url, ports["inline"]),
+            provider(url, ports["verify"], "--verify-blocks"),
         ]
         pids = {name: server.pid for name, server in zip(ports, servers, strict=True)}
         try:
@@ -245,11 +249,13 @@ def run_all(
         "read": f"http://127.0.0.1:{ports['read']}/piece/{cid}",
         "sendfile": f"http://127.0.0.1:{ports['sendfile']}/piece/{cid}",
         "http.server": f"http://127.0.0.1:{ports['http.server']}/{car.name}",
+        "verify": f"http://127.0.0.1:{ports['verify']}/piece/{cid}",
     }
     labels = {
         "read": "provider (default)",
         "sendfile": "provider --sendfile",
         "http.server": "python -m http.server",
+        "verify": "provider --verify-blocks",
     }
     with open(car, "rb") as warm:  # into the page cache, for every contender alike
         while warm.read(16 * MIB):
@@ -274,6 +280,8 @@ def run_all(
     print(
         f"   goal provider / http.server >= {GOAL_SERVE}: {verdict(ratio >= GOAL_SERVE, 'ratio')}"
     )
+    checked = statistics.median(speeds["verify"]) / statistics.median(speeds["read"])
+    print(f"   verify-blocks / default: {checked:5.2f} (the cost of hashing every block)")
 
     run_fetch(args, folder, cid, size, ports["read"])
 

@@ -76,7 +76,16 @@ def _uses(*keys: str) -> tuple[Use, ...]:
     return tuple(Use(key) for key in keys)
 
 
-HELPERS = ("config", "defaults", "durations", "logs", "private", "publicurl", "sizes")
+HELPERS = (
+    "config",
+    "defaults",
+    "durations",
+    "httpguard",
+    "logs",
+    "private",
+    "publicurl",
+    "sizes",
+)
 
 LAYERS: tuple[Layer, ...] = (
     _layer(
@@ -104,7 +113,8 @@ LAYERS: tuple[Layer, ...] = (
         "top-level helpers: " + ", ".join(f"`{name}.py`" for name in HELPERS),
         tuple(f"{PACKAGE}.{name}" for name in HELPERS),
         "settings, shared defaults, Go-style durations, logfmt logging, the content provider's "
-        "public URL, size parsing, owner-only files and folders (`private.py`)",
+        "public URL, size parsing, owner-only files and folders (`private.py`), the uvicorn "
+        "protocol with header and body timeouts both servers run on (`httpguard.py`)",
     ),
     _layer(
         "httpedge",
@@ -125,7 +135,8 @@ LAYERS: tuple[Layer, ...] = (
         "pause and retry jobs (`retry.py`), pieces, the jobs list, browse the scanned tree "
         "(`explore.py`), delete (`delete.py`), exports (`manifest.py`, `manifest_meta.py`, "
         "`manifest_rows.py`, `supermanifest.py` and its JSON Schema), named storages "
-        "(`storages.py`, `storage_refs.py`), packed bytes over time (`history.py`), background "
+        "(`storages.py`, `storage_refs.py`), the rules for client-given local paths "
+        "(`pathrules.py`), packed bytes over time (`history.py`), background "
         "verifications (`verifications.py`), the fleet view of the workers rows (`fleet.py`)",
         *_uses("content", "db", "storage", "helpers"),
         Use(

@@ -45,6 +45,32 @@ def content_provider(
         ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per HTTP request.")] = False,
+    verify_blocks: Annotated[
+        bool,
+        typer.Option(
+            "--verify-blocks",
+            help="Hash every block of a local CAR file while serving it and cut the transfer on "
+            "a mismatch (a CAR edited in place with the same size); costs CPU, no zero-copy.",
+        ),
+    ] = False,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            help="Close a connection whose request head is not complete in this time (408).",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            help="Close a connection that sends no body byte for this long while one is due.",
+        ),
+    ] = 30.0,
     sendfile: Annotated[
         bool,
         typer.Option(
@@ -58,6 +84,7 @@ def content_provider(
 
     from dataset_worker.cli.serve import _quiet_library_logs, is_loopback
     from dataset_worker.config import normalize_database_url
+    from dataset_worker.httpguard import MAX_CONNECTIONS, guarded_protocol
     from dataset_worker.logs import setup_logging
 
     token = _read_token(token_file) if token_file is not None else None
@@ -70,7 +97,7 @@ def content_provider(
     url = normalize_database_url(database_url) if database_url else settings(ctx).database_url
     setup_logging("INFO")
     _quiet_library_logs()
-    app = _build_app(url, token, zero_copy=sendfile)
+    app = _build_app(url, token, zero_copy=sendfile, verify_blocks=verify_blocks)
     shown_host = host if ":" not in host else f"[{host}]"
     access = "token required" if token else "open to anyone who can connect"
     typer.echo(
@@ -91,7 +118,10 @@ def content_provider(
         "port": port,
         "log_config": None,
         "access_log": access_log,
-        "http": "httptools",  # the zero-copy send path works on uvicorn's httptools protocol
+        # uvicorn's httptools protocol (the zero-copy send path needs it) with header and body
+        # timeouts and a head size limit; past MAX_CONNECTIONS connections and tasks, a 503.
+        "http": guarded_protocol(header_timeout, body_timeout),
+        "limit_concurrency": MAX_CONNECTIONS,
         "timeout_graceful_shutdown": 5,
     }
     uvicorn.run(app, **options)
@@ -114,7 +144,7 @@ def _read_token(path: Path) -> str:
         fail(str(exc))
 
 
-def _build_app(url: str, token: str | None, *, zero_copy: bool) -> Any:
+def _build_app(url: str, token: str | None, *, zero_copy: bool, verify_blocks: bool) -> Any:
     """The app over a read-only use of the database at `url` (checked before serving)."""
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
@@ -133,7 +163,8 @@ def _build_app(url: str, token: str | None, *, zero_copy: bool) -> Any:
         driver_error = getattr(exc, "orig", None)  # the database's own message, when there is one
         reason = str(driver_error if driver_error is not None else exc)
         fail(f"cannot read pieces from the database: {reason.splitlines()[0]}")
-    return create_provider_app(PieceCatalog(db), token=token, zero_copy=zero_copy)
+    catalog = PieceCatalog(db, verify_blocks=verify_blocks)
+    return create_provider_app(catalog, token=token, zero_copy=zero_copy)
 
 
 def register(app: typer.Typer) -> None:

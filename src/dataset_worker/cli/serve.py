@@ -144,6 +144,7 @@ def run_server(
         token_path,
     )
     from dataset_worker.db import open_database
+    from dataset_worker.httpguard import MAX_CONNECTIONS, GuardedHttpToolsProtocol
     from dataset_worker.private import private_dir
 
     setup_logging("INFO")
@@ -179,6 +180,10 @@ def run_server(
         "log_config": None,  # keep our logfmt handlers
         "access_log": access_log,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        # Header and body timeouts and a head size limit (httpguard.py); a 503 past
+        # MAX_CONNECTIONS connections and tasks. The class is importable, so workers > 1 works.
+        "http": GuardedHttpToolsProtocol,
+        "limit_concurrency": MAX_CONNECTIONS,
     }
     if workers == 1:
         app = create_app(resolved, token=token.value, stop_worker_on_shutdown=stop_on_exit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,6 +31,52 @@ def _parse_options(options: list[str]) -> dict[str, str]:
     return parsed
 
 
+def _read_option_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of `path` (blank lines and # comments skipped): secrets stay out of argv,
+    which every user of the host can read in /proc."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        fail(f"--option-file: {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"--option-file: {path} is not UTF-8 text")
+    parsed: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            fail(f"--option-file: {path} line {number} must be KEY=VALUE")  # no value echoed
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _read_stdin_secrets(keys: list[str]) -> dict[str, str]:
+    """One line of standard input per key, in the order given."""
+    secrets: dict[str, str] = {}
+    for key in keys:
+        line = sys.stdin.readline()
+        if not line:
+            fail(f"--secret-from-stdin {key}: standard input ended before its line")
+        value = line.rstrip("\r\n")
+        if not value:
+            fail(f"--secret-from-stdin {key}: its line on standard input is empty")
+        secrets[key] = value
+    return secrets
+
+
+def _merged_options(sources: list[tuple[str, dict[str, str]]]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for flag, values in sources:
+        for key, value in values.items():
+            if key in merged:
+                fail(f'option "{key}" is given by both {seen[key]} and {flag}')
+            merged[key], seen[key] = value, flag
+    return merged
+
+
 @storage_app.command("create")
 def create_command(
     ctx: typer.Context,
@@ -48,6 +96,24 @@ def create_command(
         list[str] | None,
         typer.Option("--option", metavar="KEY=VALUE", help="More config, e.g. part_size=16777216."),
     ] = None,
+    option_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--option-file",
+            metavar="FILE",
+            help="More config as KEY=VALUE lines (# comments allowed): keeps secrets out of the "
+            "command line, which other users of the host can read.",
+        ),
+    ] = None,
+    secret_from_stdin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-from-stdin",
+            metavar="KEY",
+            help="Read the value of option KEY (e.g. secret_access_key) from a line of standard "
+            "input; repeat for several keys, one line each, in order.",
+        ),
+    ] = None,
     allow_secret_in_db: Annotated[
         bool,
         typer.Option(
@@ -58,7 +124,8 @@ def create_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a named storage. Credentials come from the AWS environment, shared files or a
-    profile; they are stored only with --allow-secret-in-db, and always shown as ***."""
+    profile; they are stored only with --allow-secret-in-db, and always shown as ***. To store
+    one, pass it with --secret-from-stdin or --option-file, never --option (argv is public)."""
     from dataset_worker.prep.errors import InvalidParameter
     from dataset_worker.prep.storages import CreateStorageRequest, create_storage
 
@@ -69,7 +136,13 @@ def create_command(
         region=region,
         profile=profile,
         anonymous=anonymous,
-        options=_parse_options(option or []),
+        options=_merged_options(
+            [
+                ("--option", _parse_options(option or [])),
+                ("--option-file", _read_option_file(option_file) if option_file else {}),
+                ("--secret-from-stdin", _read_stdin_secrets(secret_from_stdin or [])),
+            ]
+        ),
         allow_secret_in_db=allow_secret_in_db,
     )
     with database(ctx) as db:

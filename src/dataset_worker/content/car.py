@@ -21,6 +21,10 @@ _CID_TAG = b"\xd8\x2a"  # CBOR tag 42 (IPLD link)
 MAX_CBOR_DEPTH = 64
 
 
+# Largest header or block section read: blocks are at most 1 MiB (2 MiB in other tools).
+MAX_SECTION_SIZE = 32 << 20
+
+
 def _cbor_head(major: int, value: int) -> bytes:
     """A CBOR initial byte plus argument, in the shortest form (as DAG-CBOR requires)."""
     if value < 24:
@@ -182,6 +186,12 @@ class CarReader:
                 return decode_uvarint(bytes(raw))[0]
 
     def _read_exact(self, length: int, what: str) -> bytes:
+        if length > MAX_SECTION_SIZE:
+            # A hostile length would otherwise be allocated before the short read is noticed
+            # (a MemoryError, found by tests/unit/test_fuzz_parsers.py).
+            raise ValueError(
+                f"{what} claims {length} bytes, more than the {MAX_SECTION_SIZE}-byte limit"
+            )
         data = self._stream.read(length)
         if len(data) != length:
             raise ValueError(f"CAR truncated: {what} needs {length} bytes, got {len(data)}")

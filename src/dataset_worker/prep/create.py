@@ -32,6 +32,7 @@ from dataset_worker.defaults import DEFAULT_MIN_PIECE_SIZE
 from dataset_worker.logs import log_event
 from dataset_worker.prep.errors import Conflict, InvalidParameter, InvalidParameters
 from dataset_worker.prep.lookup import is_all_digits
+from dataset_worker.prep.pathrules import check_path_text
 from dataset_worker.prep.storage_refs import (
     StorageTarget,
     check_local_side,
@@ -205,6 +206,9 @@ def resolve_folders(source: str, output: str | None) -> tuple[Path, Path | None]
     preparation, whose pieces are rebuilt from the source and `car_blocks` when served."""
     if not source.strip():
         raise InvalidParameter("source must not be empty: give the folder to prepare")
+    check_path_text(source, "source")
+    if output is not None:
+        check_path_text(output, "output")
     source_path = Path(source).resolve()
     if not source_path.is_dir():
         raise InvalidParameter(f'source "{source}" is not an existing directory')

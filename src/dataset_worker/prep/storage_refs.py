@@ -20,6 +20,7 @@ from sqlalchemy import select
 from dataset_worker.db import Database
 from dataset_worker.db.models import Storage
 from dataset_worker.prep.errors import InvalidParameter
+from dataset_worker.prep.pathrules import check_path_text
 
 REFERENCE = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,254})(?::(?P<sub>/.*))?")
 
@@ -113,6 +114,7 @@ def check_local_side(field_name: str, value: str | None) -> Path | None:
         if field_name == "source":
             raise InvalidParameter("source must not be empty: give the folder to prepare")
         return None
+    check_path_text(value, field_name)
     path = Path(value).resolve()
     if field_name == "source" and not path.is_dir():
         raise InvalidParameter(f'source "{value}" is not an existing directory')

@@ -25,6 +25,7 @@ from dataset_worker.db.models import OutputAttachment, Preparation, SourceAttach
 from dataset_worker.logs import log_event
 from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound
 from dataset_worker.prep.lookup import is_all_digits
+from dataset_worker.prep.pathrules import check_path_text
 from dataset_worker.prep.views import View, as_utc
 from dataset_worker.storage import StorageError, open_source
 from dataset_worker.storage.base import ListingFailed
@@ -117,6 +118,7 @@ def parse_url(url: str) -> tuple[str, str]:
             f'url "{url}" must be s3://bucket/prefix, sftp://host/path or an absolute folder path',
             field="url",
         )
+    check_path_text(text, "url")
     return "local", str(Path(text).resolve())
 
 
@@ -144,7 +146,10 @@ def build_config(req: CreateStorageRequest, kind: str) -> dict[str, Any]:
     try:
         S3Config.from_mapping(config, allow_secrets=req.allow_secret_in_db)
     except StorageError as exc:
-        raise InvalidParameter(str(exc), field="options") from None
+        # The message names the key (S3 config "endpoint" ...): a key given as its own field
+        # is reported under that field.
+        field = next((key for key in given if f'"{key}"' in str(exc)), "options")
+        raise InvalidParameter(str(exc), field=field) from None
     return config
 
 

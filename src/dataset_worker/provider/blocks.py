@@ -61,9 +61,16 @@ class BlockLocation:
     file_offset: int | None
     source_path: Path | None
     source_storage_type: str | None
+    # What replies name instead of server paths: the CAR's name in its output storage, the
+    # file's path in its source (a client has no business knowing the server's folders).
+    car_name: str | None = None
+    file_name: str | None = None
+    car_size: int | None = None  # the recorded CAR file size
+    file_size: int | None = None  # the source file's size and mtime at the scan
+    file_mtime_ns: int | None = None
 
 
-def check_hash(cid: bytes, data: bytes) -> bool:
+def check_hash(cid: bytes, data: bytes | memoryview) -> bool:
     """True when `data` hashes to the CID's sha2-256 multihash (CIDv1, or a CIDv0 multihash)."""
     try:
         pos = 0
@@ -102,7 +109,17 @@ class BlockStore:
     def _query(self, cids: list[bytes]) -> list[BlockLocation]:
         output, source = aliased(Storage), aliased(Storage)
         query = (
-            select(CarBlock, Car.storage_path, output.type, output.path, File.path, source)
+            select(
+                CarBlock,
+                Car.storage_path,
+                output.type,
+                output.path,
+                File.path,
+                source,
+                Car.file_size,
+                File.size,
+                File.last_modified_nano,
+            )
             .join(Car, Car.id == CarBlock.car_id)
             .outerjoin(output, output.id == Car.storage_id)
             .outerjoin(File, File.id == CarBlock.file_id)
@@ -123,6 +140,9 @@ class BlockStore:
         output_root: str | None,
         file_path: str | None,
         source: Storage | None,
+        car_size: int | None,
+        file_size: int | None,
+        file_mtime_ns: int | None,
     ) -> BlockLocation:
         header = len(block.varint) + len(block.cid)
         car_path = None
@@ -142,7 +162,28 @@ class BlockStore:
             file_offset=block.file_offset,
             source_path=source_path,
             source_storage_type=source.type if source is not None else None,
+            car_name=car_name if car_path is not None else None,
+            file_name=file_path if source_path is not None else None,
+            car_size=car_size,
+            file_size=file_size,
+            file_mtime_ns=file_mtime_ns,
         )
+
+    def check_sources(self, cids: Iterable[bytes]) -> None:
+        """Before a reply starts: every block has a copy whose file still looks as recorded (a
+        CAR file of the recorded size, a source file of the scanned size and mtime), else the
+        first problem as BlockUnavailable (409/410) or BlockNotFound. Only stats, no reads: a
+        file changed in place with the same size and mtime is still caught by the hash check
+        while streaming, which then cuts the transfer."""
+        found = self.locate(cids)
+        checked: dict[tuple[str, Path], BlockUnavailable | None] = {}
+        for cid in dict.fromkeys(cids):
+            locations = found.get(cid)
+            if not locations:
+                raise BlockNotFound(f"no block {cid_to_str_safe(cid)} is known here")
+            problems = [_stat_problem(location, checked) for location in locations]
+            if all(problems):
+                raise next(p for p in problems if p is not None)
 
     def get(self, cid: bytes, locations: list[BlockLocation] | None = None) -> bytes:
         """The block's bytes, checked against its CID; BlockNotFound or BlockUnavailable."""
@@ -165,6 +206,46 @@ def cid_to_str_safe(cid: bytes) -> str:
     return cid.hex() if cid.startswith(b"\x12\x20") else cid_to_str(cid)
 
 
+def _stat_problem(
+    location: BlockLocation, checked: dict[tuple[str, Path], BlockUnavailable | None]
+) -> BlockUnavailable | None:
+    """Why this copy of a block cannot be served as recorded (None: it looks fine)."""
+    if location.raw_block is not None:
+        return None
+    if location.car_path is not None and location.car_storage_type == "local":
+        key, size, mtime = ("car", location.car_path), location.car_size, None
+        what, name = "CAR file", location.car_name or location.car_path.name
+    elif location.source_path is not None and location.source_storage_type == "local":
+        key, size, mtime = ("source", location.source_path), location.file_size, None
+        mtime = location.file_mtime_ns
+        what, name = "source file", location.file_name or location.source_path.name
+    else:
+        return None  # read (and refused with the right status) when it is asked for
+    if key not in checked:
+        checked[key] = _stat_check(key[1], what, name, size, mtime)
+    return checked[key]
+
+
+def _stat_check(
+    path: Path, what: str, name: str, size: int | None, mtime_ns: int | None
+) -> BlockUnavailable | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return BlockUnavailable(410, f"the {what} {name} no longer exists", name)
+    except OSError as exc:
+        return BlockUnavailable(409, f"the {what} {name} cannot be read: {exc.strerror}", name)
+    if size is not None and size >= 0 and info.st_size != size:
+        return BlockUnavailable(
+            409,
+            f"the {what} {name} is {info.st_size} bytes, {size} when recorded: it changed",
+            name,
+        )
+    if mtime_ns is not None and mtime_ns >= 0 and info.st_mtime_ns != mtime_ns:  # -1: unknown
+        return BlockUnavailable(409, f"the {what} {name} was modified since the scan", name)
+    return None
+
+
 def _read_checked(location: BlockLocation) -> bytes:
     """The block from its best copy: raw_block, else the CAR file, else the source file."""
     name = cid_to_str_safe(location.cid)
@@ -174,7 +255,8 @@ def _read_checked(location: BlockLocation) -> bytes:
         raise BlockUnavailable(409, f"the stored bytes of block {name} do not match its CID")
     if location.car_path is not None and location.car_storage_type == "local":
         offset = location.car_offset + location.header_length
-        return _read_file(location, location.car_path, offset, "CAR file")
+        name = location.car_name or location.car_path.name
+        return _read_file(location, location.car_path, offset, "CAR file", name)
     if location.source_path is not None and location.file_offset is not None:
         if location.source_storage_type != "local":
             raise BlockUnavailable(
@@ -182,14 +264,16 @@ def _read_checked(location: BlockLocation) -> bytes:
                 f"block {name} is only in a {location.source_storage_type!r} source, "
                 "which is not served yet",
             )
-        return _read_file(location, location.source_path, location.file_offset, "source file")
+        name = location.file_name or location.source_path.name
+        return _read_file(location, location.source_path, location.file_offset, "source file", name)
     raise BlockUnavailable(
         501, f"block {name} has no stored bytes, CAR file or local source file to read it from"
     )
 
 
-def _read_file(location: BlockLocation, path: Path, offset: int, what: str) -> bytes:
-    name, cid = str(path), cid_to_str_safe(location.cid)
+def _read_file(location: BlockLocation, path: Path, offset: int, what: str, name: str) -> bytes:
+    """The block's bytes from a local file; errors name the file as the client may see it."""
+    cid = cid_to_str_safe(location.cid)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:

@@ -189,3 +189,27 @@ def file_bytes(
                 store, link.cid, child, max(start - position, 0), min(stop - position, size)
             )
         position += size
+
+
+def file_leaves(store: BlockStore, cid: bytes, block: bytes, start: int, stop: int) -> list[bytes]:
+    """The CIDs of the leaves `file_bytes` will read for bytes `start` to `stop`, found by
+    reading only the file's inner nodes (small, usually stored in the database)."""
+    if start >= stop or cid_codec(cid) == RAW:
+        return []
+    node = pb_node(cid, block)
+    meta = unixfs_of(cid, node)
+    if meta.type not in (DataType.FILE, DataType.RAW) or len(meta.blocksizes) != len(node.links):
+        return []  # file_bytes reports it
+    leaves: list[bytes] = []
+    position = len(meta.data or b"")
+    for link, size in zip(node.links, meta.blocksizes, strict=True):
+        if position + size > start and position < stop:
+            if cid_codec(link.cid) == RAW:
+                leaves.append(link.cid)
+            else:
+                child = store.get(link.cid)
+                leaves += file_leaves(
+                    store, link.cid, child, max(start - position, 0), min(stop - position, size)
+                )
+        position += size
+    return leaves

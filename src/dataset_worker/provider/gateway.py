@@ -31,6 +31,7 @@ from dataset_worker.provider.dagwalk import (
     Resolved,
     directory_entries,
     file_bytes,
+    file_leaves,
     file_size,
     is_directory,
     resolve_path,
@@ -229,6 +230,9 @@ def _file_reply(
         start, stop, status = ranges[0].start, ranges[0].end + 1, 206
         headers["content-range"] = ranges[0].content_range(size)
     headers["content-length"] = str(stop - start)
+    # Before the status line, as /piece does: a changed or missing file is a 409/410 reply, not
+    # a transfer cut after a 200.
+    store.check_sources(file_leaves(store, target.cid, target.block, start, stop))
     if head:
         return Response(status_code=status, headers=headers)
     chunks = file_bytes(store, target.cid, target.block, start, stop)

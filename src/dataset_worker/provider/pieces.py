@@ -144,14 +144,18 @@ class LocalCarFile:
 
     path: Path
     size: int
+    name: str = ""  # the CAR's name in its output storage: what replies show, not the path
+    verify: bool = False  # hash every block while serving (content-provider --verify-blocks)
 
     def describe(self) -> str:
         """The file path."""
         return str(self.path)
 
-    def open(self) -> LocalFileReader:
-        """Open the file; 410 if it is gone, 409 if it is not the recorded regular file."""
-        name = str(self.path)
+    def open(self) -> PieceReader:
+        """Open the file; 410 if it is gone, 409 if it is not the recorded regular file.
+
+        Errors name the CAR file as recorded in its storage, never the server's folders."""
+        name = self.name or self.path.name
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -173,6 +177,10 @@ class LocalCarFile:
         except BaseException:
             os.close(fd)
             raise
+        if self.verify:
+            from dataset_worker.provider.verified import VerifyingFileReader  # imports response
+
+            return VerifyingFileReader(fd, self.size, name)
         return LocalFileReader(fd, self.size)
 
 
@@ -198,8 +206,9 @@ class PieceCatalog:
     A piece not found is asked for again every time (it may be packed at any moment).
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, verify_blocks: bool = False) -> None:
         self.db = db
+        self.verify_blocks = verify_blocks  # local CAR files hashed block by block when served
         self._cache: OrderedDict[bytes, tuple[float, list[PieceRecord]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -277,7 +286,8 @@ class PieceCatalog:
             raise PieceUnavailable(
                 501, f"pieces in {record.storage_type!r} storages are not served yet"
             )
-        return LocalCarFile(Path(record.storage_root) / record.storage_path, record.file_size)
+        path = Path(record.storage_root) / record.storage_path
+        return LocalCarFile(path, record.file_size, record.storage_path, self.verify_blocks)
 
     def open(self, piece_cid: bytes) -> tuple[PieceRecord, PieceReader]:
         """The first row of the piece whose bytes can be served, opened.

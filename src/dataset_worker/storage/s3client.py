@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -120,6 +121,12 @@ def parse_s3_url(url: str) -> S3Location:
     if not url.startswith("s3://"):
         raise StorageError(f'S3 path "{url}" must start with s3:// (s3://bucket/prefix)')
     bucket, _, prefix = url[len("s3://") :].partition("/")
+    if "@" in bucket:
+        # s3://KEY:SECRET@bucket: never stored, shown or echoed (this message quotes nothing).
+        raise StorageError(
+            "S3 path must not carry credentials (s3://KEY:SECRET@bucket): give the key pair "
+            "through the AWS environment, a profile, or --secret-from-stdin"
+        )
     if not bucket or "." == bucket or ".." == bucket:
         raise StorageError(f'S3 path "{url}" has no bucket name (s3://bucket/prefix)')
     prefix = prefix.strip("/")
@@ -203,6 +210,12 @@ def _opt_str(values: Mapping[str, Any], key: str, *, url: bool = False) -> str |
         return None
     if not isinstance(value, str):
         raise StorageError(f'S3 config "{key}" must be a string')
+    if url and "@" in urlsplit(value).netloc:
+        # http://KEY:SECRET@host: never stored, shown or echoed (this message quotes nothing).
+        raise StorageError(
+            f'S3 config "{key}" must not carry credentials (http://KEY:SECRET@host): give the '
+            "key pair through the AWS environment, a profile, or --secret-from-stdin"
+        )
     if url and not value.startswith(("http://", "https://")):
         raise StorageError(f'S3 config "{key}" must be an http:// or https:// URL, not "{value}"')
     return value

@@ -76,6 +76,12 @@ def parse_sftp(path: str, config: Mapping[str, Any] | None) -> SftpConfig:
                 f'unknown SFTP config key "{key}" (known keys: {", ".join(_SETTINGS)})'
             )
     parts = urlsplit(path)
+    if ":" in parts.netloc.rpartition("@")[0]:
+        # sftp://user:password@host: never stored, shown or echoed (this message quotes nothing).
+        raise StorageError(
+            "SFTP path must not carry a password (sftp://user:password@host): use SSH keys "
+            "(ssh-agent, ~/.ssh or key_file)"
+        )
     if parts.scheme != "sftp" or not parts.hostname:
         raise StorageError(f'SFTP path "{path}" must look like sftp://[user@]host[:port]/path')
     root = unquote(parts.path) or "/"
