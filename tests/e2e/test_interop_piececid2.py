@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from dataset_worker.cli import app
 from dataset_worker.content.piececid2 import parse_piece_cid_v2, piece_cid_v2
 from tests.interop_harness import Harness, harness
 
@@ -89,3 +91,17 @@ def test_v2_of_padded_cars_counts_the_written_zeros_as_payload(
     check(record, file_size)
     expected_padding = piece_size * 127 // 128 - file_size
     assert parse_piece_cid_v2(record["pieceCidV2"]).padding == expected_padding
+
+
+def test_the_commp_command_prints_the_libraries_v2(js: Harness, tmp_path: Path) -> None:
+    runner = CliRunner()
+    path = tmp_path / "data.bin"
+    path.write_bytes(hashlib.shake_256(b"commp --v2").digest(70_000))
+    for min_piece in (None, 1 << 20):
+        [record] = js.commp([path], min_piece_size=min_piece, impl="both")
+        args = ["commp", "--v2", "--json", str(path)]
+        if min_piece is not None:
+            args += ["--min-piece-size", str(min_piece)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["pieceCidV2"] == record["pieceCidV2"]
