@@ -1,7 +1,7 @@
 """Interop: our PieceCID v2 (FRC-0069) equals the one the ecosystem's npm libraries make.
 
 For every golden size of docs/formats.md (the commP vectors, with and without a minimum piece
-size, and the padded CARs of the padding vectors) the harness hashes the file with
+size, the natural piece size edges, and the padded CARs of the padding vectors) the harness hashes the file with
 `fr32-sha2-256-trunc254-padded-binary-tree-multihash` and `@web3-storage/data-segment` (which
 must agree), and `piece_cid_v2(v1, payload size, piece size)` computed from the v1 piece CID and
 the two sizes alone must give the same v2 CID; parsing it gives the sizes back.
@@ -31,6 +31,8 @@ MIB = 1 << 20
 # docs/formats.md "Piece size and padding vectors": (CAR bytes, file size with Singularity's
 # written zeros, piece size). The DAG CAR's own size is not a vector; any small size shows it.
 PADDED = [(500_098, 1_040_384, MIB), (1_500_283, 1_500_283, 2 * MIB), (3_000, 520_192, 512 * KIB)]
+# docs/formats.md "natural piece sizes": each size at the edge of a piece size.
+NATURAL_SIZES = [65, 127, 128, 254, 255, 1016, 1017]
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,17 @@ def test_v2_of_every_commp_vector_matches_the_libraries(js: Harness, tmp_path: P
             check(record, vector["size"])
             checked += 1
     assert checked == len(VECTORS["vectors"])
+
+
+def test_v2_at_the_natural_piece_size_edges(js: Harness, tmp_path: Path) -> None:
+    paths = []
+    for size in NATURAL_SIZES:
+        path = tmp_path / f"{size}.bin"
+        path.write_bytes(hashlib.shake_256(f"edge:{size}".encode()).digest(size))
+        paths.append(path)
+    records = js.commp(paths, impl="both")
+    for size, record in zip(NATURAL_SIZES, records, strict=True):
+        check(record, size)
 
 
 @pytest.mark.parametrize(("car_size", "file_size", "piece_size"), PADDED)
