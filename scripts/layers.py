@@ -92,7 +92,7 @@ LAYERS: tuple[Layer, ...] = (
         "content",
         "CIDs, varints, dag-pb and UnixFS nodes, the file DAG, HAMT directories, CARv1 reader, "
         "writer and framing scanner (`carscan.py`), the range chunker and packer, commP (C core "
-        "`_commp.c`), piece CID parsing (`piececid.py`)",
+        "`_commp.c`), piece CID parsing (`piececid.py`) and PieceCID v2 (`piececid2.py`, FRC-0069)",
     ),
     _layer(
         "db",

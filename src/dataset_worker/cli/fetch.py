@@ -1,7 +1,8 @@
 """CLI command: `dataset-worker fetch-piece BASE_URL PIECE_CID -o FILE` downloads one piece.
 
 HEAD, then parallel byte ranges (as Boost does), resuming dropped transfers, and checks the bytes'
-piece CID before the file gets its name. Exit code 0 on a verified piece, 1 otherwise.
+piece CID (v1 or v2) and length before the file gets its name. Exit code 0 on a verified piece,
+1 otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ def fetch_piece_command(
     base_url: Annotated[
         str, typer.Argument(help="The content provider, e.g. http://127.0.0.1:7777.")
     ],
-    piece_cid: Annotated[str, typer.Argument(help="The piece CID (baga6ea4sea…).")],
+    piece_cid: Annotated[
+        str,
+        typer.Argument(
+            help="The piece CID: v1 (baga6ea4sea…) or v2 (bafkzcib…, FRC-0069, which also binds "
+            "the payload length)."
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Where to write the piece (a CAR file).")
     ],
@@ -45,13 +52,13 @@ def fetch_piece_command(
     """Download a piece by byte ranges over parallel connections and verify its piece CID.
 
     FILE.part is created anew (never through a symlink); a symlink FILE is refused. The length
-    is checked against the provider's piece metadata when it offers it.
+    is bound by a v2 piece CID, and checked against the provider's piece metadata for a v1 one.
     """
-    from dataset_worker.content.piececid import InvalidPieceCid, parse_piece_cid
+    from dataset_worker.content.piececid import InvalidPieceCid, parse_piece_ref
     from dataset_worker.retrieve.fetch import FetchError, fetch_piece
 
     try:
-        parse_piece_cid(piece_cid)
+        parse_piece_ref(piece_cid)
     except InvalidPieceCid as exc:
         fail(f"PIECE_CID: {exc}")
     if not base_url.startswith(("http://", "https://")):
@@ -79,14 +86,13 @@ def fetch_piece_command(
             fail(f"{output}: {exc.strerror or exc}")
     rate = result.size / max(result.seconds, 1e-9) / (1 << 20)
     retried = f", {result.retries} retried transfers" if result.retries else ""
-    length = (
-        "length matches the provider's metadata"
-        if result.length_checked
-        else "length not checked: the provider offers no piece metadata"
-    )
+    length = {
+        "v2": "length bound by the v2 CID",
+        "metadata": "length matches the provider's metadata",
+    }.get(result.length_check, "length not checked: the provider offers no piece metadata")
     typer.echo(
-        f"{output}: {result.size} bytes, piece CID verified (piece size {result.piece_size}; "
-        f"{length}) in {result.seconds:.2f}s ({rate:.0f} MiB/s{retried})"
+        f"{output}: {result.size} bytes, piece CID verified (piece size {result.piece_size}), "
+        f"{length}, in {result.seconds:.2f}s ({rate:.0f} MiB/s{retried})"
     )
 
 
