@@ -21,6 +21,7 @@ from dataset_worker.cli import (
     serve,
     storage,
     verify,
+    wallet,
 )
 from dataset_worker.cli.common import PlainHelpGroup, root_callback
 from dataset_worker.cli.dispatch import invoked_only
@@ -39,6 +40,7 @@ for module in (commp, cid, prep, prep_manage, operations, run, serve, verify, ma
 for module in (provider, fetch, extract):
     module.register(app)
 storage.register(app)
+wallet.register(app)
 
 
 def main() -> None:
