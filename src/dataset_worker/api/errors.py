@@ -17,6 +17,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dataset_worker.deals.errors import (
+    DealError,
+    DealNotFound,
+    InvalidDealRequest,
+    WalletUnavailable,
+)
 from dataset_worker.logs import log_event
 from dataset_worker.manager.errors import (
     ManagerError,
@@ -51,6 +57,9 @@ STATUS_OF_ERROR: dict[type[Exception], int] = {
     WorkerAlreadyRunning: 409,
     WorkerStarting: 409,
     WorkerSpawnFailed: 500,
+    InvalidDealRequest: 400,
+    DealNotFound: 404,
+    WalletUnavailable: 409,
 }
 
 
@@ -112,6 +121,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ManagerError, _known_error)
     app.add_exception_handler(PrepError, _known_error)
     app.add_exception_handler(BadRequest, _known_error)
+    app.add_exception_handler(DealError, _known_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

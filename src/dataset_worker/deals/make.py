@@ -9,7 +9,6 @@ re-sends it with the same ULID.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from dataset_worker.deals import states, store
 from dataset_worker.deals.errors import InvalidDealRequest
 from dataset_worker.deals.mk20client import parse_sp_url
 from dataset_worker.deals.pieces import (
+    PROVIDER_PATTERN,
     PieceRef,
     check_url_template,
     find_preparation,
@@ -34,7 +34,6 @@ from dataset_worker.deals.views import DealView
 from dataset_worker.deals.wire import MAX_URLS, MIN_DURATION, PRODUCTS, DealTerms, deal_body
 from dataset_worker.publicurl import configured_public_url
 
-PROVIDER_PATTERN = re.compile(r"[ft]0[0-9]{1,19}")
 DEFAULT_DURATION = 1_540_800  # epochs: 535 days, Singularity's default deal duration
 DEFAULT_ATTEMPTS = 5  # sends per deal within one `deal make`
 

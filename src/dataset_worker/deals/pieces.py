@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from dataset_worker.deals.errors import DealNotFound, InvalidDealRequest
 
 MAX_ID = 2**63 - 1
 PLACEHOLDERS = ("{pieceCid}", "{pieceCidV2}")
+PROVIDER_PATTERN = re.compile(r"[ft]0[0-9]{1,19}")
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,12 @@ class PieceRef:
 def find_preparation(session: Session, name_or_id: str) -> Preparation:
     """The preparation with this name, or this id when all digits; DealNotFound otherwise."""
     key = name_or_id.strip()
-    if key.isdigit():
+    if not key or "\x00" in key:
+        raise InvalidDealRequest(
+            "a preparation name or id is required (and cannot hold a NUL character)",
+            field="preparation",
+        )
+    if key.isascii() and key.isdigit():
         prep = session.get(Preparation, int(key)) if int(key) <= MAX_ID else None
     else:
         prep = session.scalars(select(Preparation).where(Preparation.name == key)).one_or_none()

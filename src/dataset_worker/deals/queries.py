@@ -8,7 +8,7 @@ from dataset_worker.db import Database
 from dataset_worker.db.models import Deal, Preparation
 from dataset_worker.deals import states
 from dataset_worker.deals.errors import DealNotFound, InvalidDealRequest
-from dataset_worker.deals.pieces import find_preparation
+from dataset_worker.deals.pieces import PROVIDER_PATTERN, find_preparation
 from dataset_worker.deals.ulid import is_ulid
 from dataset_worker.deals.views import DealView
 
@@ -56,6 +56,11 @@ def list_deals(
         if provider is not None:
             # f01000 and t01000 name the same actor id on their networks.
             text = provider.strip().lower()
+            if not PROVIDER_PATTERN.fullmatch(text):
+                raise InvalidDealRequest(
+                    f'provider must be an actor id such as f01000, got "{provider}"',
+                    field="provider",
+                )
             query = query.where(Deal.provider.in_({text, "f" + text[1:], "t" + text[1:]}))
         if state is not None:
             query = query.where(Deal.state == state)
@@ -69,7 +74,7 @@ def get_deal(db: Database, key: str) -> DealView:
         query = select(Deal, Preparation.name).outerjoin(
             Preparation, Preparation.id == Deal.preparation_id
         )
-        if text.isdigit() and int(text) < 2**63:
+        if text.isascii() and text.isdigit() and int(text) < 2**63:
             query = query.where(Deal.id == int(text))
         elif is_ulid(text.upper()):
             query = query.where(Deal.ulid == text.upper())

@@ -1,19 +1,16 @@
 """The client wallet as a `Signer` (auth.py), its key read from the project's keystore.
 
-The passphrase comes from the environment (never a command-line argument, which any local user
-can read in /proc/PID/cmdline); the key stays in this object's memory and is never logged,
-printed or stored in the database.
+The passphrase comes from DATASET_WORKER_WALLET_PASSPHRASE, or is typed on a terminal by a
+command (never a command-line argument, which any local user can read in /proc/PID/cmdline);
+the key stays in this object's memory and is never logged, printed or stored in the database.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from dataset_worker.deals.errors import WalletUnavailable
-
-ENV_WALLET_PASSPHRASE = "DATASET_WORKER_WALLET_PASSPHRASE"
 
 
 class WalletSigner:
@@ -44,22 +41,12 @@ class WalletSigner:
         return f"WalletSigner({self._address})"
 
 
-def wallet_passphrase() -> str:
-    """The keystore passphrase from the environment; WalletUnavailable when unset."""
-    value = os.environ.get(ENV_WALLET_PASSPHRASE)
-    if not value:
-        raise WalletUnavailable(
-            f"{ENV_WALLET_PASSPHRASE} is not set: the wallet keystore's passphrase is read from "
-            "the environment only"
-        )
-    return value
-
-
 def load_signer(state_dir: Path, address: str, passphrase: str | None = None) -> WalletSigner:
     """The signer of `address` from the keystore in `state_dir` (WalletUnavailable if it is not
     there or cannot be opened)."""
     from dataset_worker.wallet.address import parse_address
     from dataset_worker.wallet.keystore import Keystore
+    from dataset_worker.wallet.passphrase import wallet_passphrase
     from dataset_worker.wallet.sign import sign_secp256k1
 
     try:
@@ -72,8 +59,6 @@ def load_signer(state_dir: Path, address: str, passphrase: str | None = None) ->
         )
     try:
         key = Keystore(state_dir, passphrase or wallet_passphrase()).get_private_key(parsed)
-    except WalletUnavailable:
-        raise
     except Exception as exc:  # the keystore's own errors: missing entry, wrong passphrase
         raise WalletUnavailable(f"wallet {address}: {exc}") from exc
 
