@@ -124,3 +124,76 @@ def test_a_wrong_client_is_refused_by_the_sp(
     views = make_deals(db, request, runners(signer))  # signs as `signer`, claims `other`
     assert views[0].state == states.REJECTED
     assert views[0].last_reason == "client in deal does not match client in auth header"
+
+
+def _one_ulid_per_piece(sp: CurioStandIn) -> dict[str, set[str | None]]:
+    by_piece: dict[str, set[str | None]] = {}
+    for post in sp.posts():
+        assert post.piece_cid is not None
+        by_piece.setdefault(post.piece_cid, set()).add(post.identifier)
+    return by_piece
+
+
+def test_a_timed_out_send_is_retried_with_the_same_ulid(
+    db: Database, served: Served, sp: CurioStandIn
+) -> None:
+    signer = key_signer()
+    # The SP stores the deal but answers after the client gave up (its answer is lost).
+    sp.arm("timeout", seconds=3.0)
+    runner = DealRunner(db, lambda _a: signer, Tuning(timeout=0.5, retry_base=0.05, retry_cap=0.1))
+    try:
+        views = make_deals(db, _request(served, sp, signer, pieces=[served.pieces[0]]), runner)
+    finally:
+        runner.close()
+    assert [v.state for v in views] == [states.ACCEPTED]
+    assert views[0].attempts == 2
+    # One POST; the retry asked for the status first, found the deal there and sent no second one.
+    assert len(sp.posts()) == 1 and len(sp.deals) == 1
+    assert list(sp.deals) == [views[0].ulid]
+    statuses = [r for r in sp.received if r.method == "GET"]
+    assert [(r.identifier, r.status) for r in statuses] == [(views[0].ulid, 200)]
+
+
+def test_a_500_is_resent_with_the_same_ulid(
+    db: Database, served: Served, sp: CurioStandIn, runners: Runners
+) -> None:
+    signer = key_signer()
+    sp.arm("500", times=2)
+    views = make_deals(db, _request(served, sp, signer, pieces=[served.pieces[1]]), runners(signer))
+    assert [v.state for v in views] == [states.ACCEPTED]
+    assert [p.status for p in sp.posts()] == [500, 500, 200]
+    assert _one_ulid_per_piece(sp) == {views[0].piece_cid_v2: {views[0].ulid}}
+    # Before each re-send the SP was asked whether it knows the deal (it did not: 401, as Curio).
+    assert [r.status for r in sp.received if r.method == "GET"] == [401, 401]
+
+
+def test_a_429_storm_backs_off_and_never_doubles_a_deal(
+    db: Database, served: Served, sp: CurioStandIn, runners: Runners
+) -> None:
+    signer = key_signer()
+    sp.arm("429", times=8, seconds=0)  # Retry-After: 0
+    views = make_deals(db, _request(served, sp, signer), runners(signer), attempts=10)
+    assert {v.state for v in views} == {states.ACCEPTED}
+    assert len([p for p in sp.posts() if p.status == 429]) == 8
+    by_piece = _one_ulid_per_piece(sp)
+    assert by_piece == {v.piece_cid_v2: {v.ulid} for v in views}
+    assert sorted(sp.deals) == sorted(v.ulid for v in views)
+
+
+def test_retry_after_sets_the_next_send(
+    db: Database, served: Served, sp: CurioStandIn, runners: Runners
+) -> None:
+    signer = key_signer()
+    sp.arm("503", seconds=600)
+    views = make_deals(
+        db, _request(served, sp, signer, pieces=[served.pieces[0]]), runners(signer), attempts=1
+    )
+    view = views[0]
+    assert view.state == states.PROPOSING and view.last_status == 503
+    assert view.last_reason == "service maintenance"
+    assert view.next_attempt_at is not None
+    wait = (view.next_attempt_at - view.updated_at).total_seconds()
+    assert 590 <= wait <= 610
+    # Not due: the worker's loop leaves it alone until then.
+    assert runners(signer).run_due() == 0
+    assert len(sp.posts()) == 1

@@ -417,8 +417,8 @@ class _Handler(BaseHTTPRequestHandler):
             kind, seconds = fault
             if kind == "timeout":
                 stored = self._store(deal, client)
-                time.sleep(seconds)  # the stand-in's fault: the answer comes too late
                 self._note(200 if stored else 500, identifier, piece)
+                time.sleep(seconds)  # the stand-in's fault: the answer comes too late
                 return self._reply(200 if stored else 500, "Reason: ")
             status = {"429": 429, "500": 500, "503": 503, "reject": 426}[kind]
             reason = {
@@ -456,6 +456,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # kept-alive client connections must not hold up the shutdown
 
     def __init__(self, sp: CurioStandIn) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -1,14 +1,21 @@
-"""Deal test helpers: a packed preparation served by a real content provider."""
+"""Deal test helpers: a packed preparation served by a real content provider, and worker
+processes whose deal loop runs fast."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 
+from dataset_worker.config import ENV_DATABASE_URL, ENV_WALLET_PASSPHRASE
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, Deal
@@ -55,3 +62,64 @@ def deal_rows(db: Database) -> list[Deal]:
     """Every deal row, by id."""
     with db.read() as session:
         return list(session.scalars(select(Deal).order_by(Deal.id)))
+
+
+@dataclass
+class DealWorker:
+    """A `dataset-worker run` process whose deal loop runs fast, its output in a file."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+FAST_DEALS = {
+    "DATASET_WORKER_DEAL_LOOP_INTERVAL": "0.2",
+    "DATASET_WORKER_DEAL_POLL_INTERVAL": "0.2",
+    "DATASET_WORKER_DEAL_RETRY_BASE": "0.1",
+    "DATASET_WORKER_DEAL_RETRY_CAP": "0.5",
+}
+
+
+@contextmanager
+def deal_workers(
+    state_dir: Path, database_url: str, passphrase: str, **env: str
+) -> Iterator[Callable[[], DealWorker]]:
+    """Start worker processes with `start()`; every one still running at the end is killed."""
+    started: list[DealWorker] = []
+
+    def start() -> DealWorker:
+        log = state_dir.parent / f"worker-{time.monotonic_ns()}.log"
+        command = [sys.executable, "-m", "dataset_worker", "--state-dir", str(state_dir), "run"]
+        environment = {
+            **os.environ,
+            ENV_DATABASE_URL: database_url,
+            ENV_WALLET_PASSPHRASE: passphrase,
+            **FAST_DEALS,
+            **env,
+        }
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=environment
+            )
+        started.append(DealWorker(process, log))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait()

@@ -36,6 +36,7 @@ from dataset_worker.publicurl import configured_public_url
 
 DEFAULT_DURATION = 1_540_800  # epochs: 535 days, Singularity's default deal duration
 DEFAULT_ATTEMPTS = 5  # sends per deal within one `deal make`
+MAX_WAIT = 60.0  # seconds `deal make` waits before a re-send; a longer wait is the worker's
 
 
 @dataclass(frozen=True)
@@ -197,11 +198,13 @@ def claim(
 def send_claimed(runner: DealRunner, deal_ids: list[int], attempts: int = DEFAULT_ATTEMPTS) -> None:
     """Send each claimed deal until it is answered for good, or `attempts` sends were made."""
     for deal_id in deal_ids:
-        for _ in range(attempts):
+        for attempt in range(1, attempts + 1):
             outcome = runner.process(deal_id)
             if outcome is None or outcome.state != states.PROPOSING:
                 break
             assert outcome.delay is not None
+            if attempt == attempts or outcome.delay > MAX_WAIT:
+                break  # left `proposing`: the worker's deal loop sends it when it is due
             time.sleep(outcome.delay)  # the SP asked for it (Retry-After) or backoff
 
 
