@@ -177,3 +177,53 @@ def test_dry_run_prints_the_bodies_and_stores_nothing(
     assert sp.posts() == []
     with db.read() as session:
         assert session.scalars(select(Deal)).first() is None
+
+
+def test_schedules_over_the_api(
+    database_url: str, served: Served, sp: CurioStandIn, tmp_path: Path
+) -> None:
+    address = wallet(tmp_path / "state")
+    server = start_server(tmp_path / "server-state", database_url)
+    body = {
+        "preparation": served.prep.name,
+        "providers": [
+            {"provider": "f01000", "spUrl": sp.url},
+            {"provider": "f01001", "spUrl": sp.url},
+        ],
+        "client": address,
+        "replicas": 2,
+        "perDay": 10,
+        "urlTemplate": served.url_template,
+    }
+    try:
+        with server.client() as client:
+            created = client.post("/api/schedules", json=body)
+            assert created.status_code == 201, created.text
+            schedule = created.json()
+            assert schedule["state"] == "active" and schedule["perDay"] == 10
+            assert [p["provider"] for p in schedule["providers"]] == ["f01000", "f01001"]
+            listed = client.get("/api/schedules").json()
+            assert [s["id"] for s in listed] == [schedule["id"]]
+            paused = client.post(f"/api/schedules/{schedule['id']}/pause")
+            assert paused.json()["state"] == "paused"
+            assert (
+                client.post(f"/api/schedules/{schedule['id']}/resume").json()["state"] == "active"
+            )
+            bad_cases = [
+                ({**body, "replicas": 3}, "replicas"),
+                ({**body, "client": "f1nope"}, "client"),
+                ({**body, "urlTemplate": "http://x/no-placeholder"}, "urlTemplate"),
+                ({**body, "providers": [{"provider": "f01000", "spUrl": "ftp://x"}]}, "providers"),
+                ({**body, "duration": 10}, "duration"),
+            ]
+            for bad, field in bad_cases:
+                reply = client.post("/api/schedules", json=bad)
+                assert reply.status_code == 400, (field, reply.text)
+                assert reply.json()["errors"][0]["field"] == field, reply.text
+            unknown = client.post("/api/schedules", json={**body, "preparation": "nope"})
+            assert unknown.status_code == 404
+            gone = client.delete(f"/api/schedules/{schedule['id']}")
+            assert gone.status_code == 200
+            assert client.get(f"/api/schedules/{schedule['id']}").status_code == 404
+    finally:
+        server.shutdown()

@@ -49,6 +49,8 @@ class Answer:
 
 def parse_sp_url(sp_url: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, path prefix) of an SP's base URL; ValueError naming the rule."""
+    if any(ord(c) < 33 or c == "\x7f" for c in sp_url.strip()):
+        raise ValueError(f"--sp-url must not contain spaces or control characters, got {sp_url!r}")
     parts = urlsplit(sp_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f'--sp-url must be an http:// or https:// URL, got "{sp_url}"')

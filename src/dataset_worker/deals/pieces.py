@@ -90,6 +90,11 @@ def preparation_pieces(
 def check_url_template(template: str) -> str:
     """The template, when it is an http(s) URL with a piece placeholder; else InvalidDealRequest."""
     text = template.strip()
+    if any(ord(c) < 33 or c == "\x7f" for c in text):
+        raise InvalidDealRequest(
+            f"--url-template must not contain spaces or control characters, got {template!r}",
+            field="urlTemplate",
+        )
     if not text.startswith(("http://", "https://")):
         raise InvalidDealRequest(
             f'--url-template must be an http:// or https:// URL, got "{template}"',

@@ -87,8 +87,26 @@ def _providers(request: CreateScheduleRequest) -> list[dict[str, str]]:
     return result
 
 
+def _client(address: str) -> str:
+    """The wallet address in its canonical string form; InvalidDealRequest naming the rule."""
+    from dataset_worker.wallet.address import parse_address
+
+    try:
+        parsed = parse_address(address)
+    except ValueError as exc:
+        raise InvalidDealRequest(f"client: {exc}", field="client") from None
+    if parsed.protocol != 1:
+        raise InvalidDealRequest(
+            f"client {address}: deals are signed with secp256k1 wallets (f1…/t1…) only",
+            field="client",
+        )
+    return str(parsed)
+
+
 def create_schedule(db: Database, request: CreateScheduleRequest) -> ScheduleView:
     """Check and store a schedule (active at once)."""
+    request = request.model_copy(update={"client": _client(request.client)})
+    providers = _providers(request)
     check_terms(
         MakeRequest(
             preparation=request.preparation,
@@ -99,7 +117,6 @@ def create_schedule(db: Database, request: CreateScheduleRequest) -> ScheduleVie
             duration=request.duration,
         )
     )
-    providers = _providers(request)
     template = url_templates([request.url_template] if request.url_template else [])[0]
 
     def write(session: Session) -> ScheduleView:
