@@ -13,6 +13,7 @@ from dataset_worker.deals.errors import InvalidDealRequest
 from dataset_worker.deals.make import MakeRequest, make_deals
 from dataset_worker.deals.runner import DealRunner
 from dataset_worker.deals.tuning import Tuning
+from tests.integration.worker_support import wait_until
 from tests.support.curio_sp import CurioStandIn, curio_sp
 from tests.support.deal_keys import KeySigner, key_signer
 from tests.support.deals import Served, deal_rows, served_preparation
@@ -76,8 +77,11 @@ def test_make_deals_reach_complete_after_the_sp_checks_the_bytes(
         d.error for d in sp.deals.values()
     ]
     # The worker's polls (here: the runner's) bring the SP's state into our rows.
-    while runner.run_due():
-        pass
+    wait_until(
+        lambda: runner.run_due() >= 0 and all(r.state == states.COMPLETE for r in deal_rows(db)),
+        timeout=30,
+        what="every deal polled complete",
+    )
     rows = deal_rows(db)
     assert {r.state for r in rows} == {states.COMPLETE}
     assert {r.sp_state for r in rows} == {"complete"}

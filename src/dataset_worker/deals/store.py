@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Deal, utcnow
 from dataset_worker.deals import states
+
+DEALS = cast(Table, Deal.__table__)  # Core statements for the per-send writes
 
 
 @dataclass(frozen=True)
@@ -89,23 +91,33 @@ def take_lease(db: Database, deal_id: int, lease_seconds: float) -> Leased | Non
 
     def write(session: Session) -> Leased | None:
         now = utcnow()
-        result = session.execute(
-            update(Deal)
-            .where(
-                Deal.id == deal_id,
-                Deal.state.in_((states.PROPOSING, states.ACCEPTED)),
-                or_(Deal.next_attempt_at.is_(None), Deal.next_attempt_at <= now),
+        # One statement, on the Core connection (no ORM bookkeeping): this runs for every send.
+        row = (
+            session.connection()
+            .execute(
+                update(DEALS)
+                .where(
+                    DEALS.c.id == deal_id,
+                    DEALS.c.state.in_((states.PROPOSING, states.ACCEPTED)),
+                    or_(
+                        DEALS.c.next_attempt_at.is_(None),
+                        DEALS.c.next_attempt_at <= now,
+                    ),
+                )
+                .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
+                .returning(
+                    DEALS.c.id,
+                    DEALS.c.ulid,
+                    DEALS.c.sp_url,
+                    DEALS.c.client,
+                    DEALS.c.state,
+                    DEALS.c.proposal,
+                    DEALS.c.attempts,
+                )
             )
-            .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
-            .execution_options(synchronize_session=False)
+            .one_or_none()
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        deal = session.get(Deal, deal_id)
-        assert deal is not None
-        return Leased(
-            deal.id, deal.ulid, deal.sp_url, deal.client, deal.state, deal.proposal, deal.attempts
-        )
+        return None if row is None else Leased(*row)
 
     return db.run_write(write)
 
@@ -131,11 +143,8 @@ def record(db: Database, deal_id: int, **values: Any) -> None:
     """Write an outcome on a deal row."""
 
     def write(session: Session) -> None:
-        session.execute(
-            update(Deal)
-            .where(Deal.id == deal_id)
-            .values(updated_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
+        session.connection().execute(
+            update(DEALS).where(DEALS.c.id == deal_id).values(updated_at=utcnow(), **values)
         )
 
     db.run_write(write)
