@@ -1,7 +1,9 @@
-"""The content provider's public base URL, as the admin page shows piece links with it.
+"""The content provider's public base URL, as the admin page shows piece links with it, and
+the piece CID version (1, or 2 for FRC-0069) those links use.
 
-`dataset-worker serve --public-url URL` puts it in the environment (DATASET_WORKER_PUBLIC_URL),
-which every server process (`--workers N`) inherits; `GET /api/config` hands it to the page.
+`dataset-worker serve --public-url URL [--piece-cid-version 2]` puts them in the environment
+(DATASET_WORKER_PUBLIC_URL, DATASET_WORKER_PIECE_CID_VERSION), which every server process
+(`--workers N`) inherits; `GET /api/config` hands them to the page.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import os
 from urllib.parse import urlsplit
 
 ENV_PUBLIC_URL = "DATASET_WORKER_PUBLIC_URL"
+ENV_PIECE_CID_VERSION = "DATASET_WORKER_PIECE_CID_VERSION"
+PIECE_CID_VERSIONS = (1, 2)
 
 
 def normalize_public_url(text: str) -> str:
@@ -32,3 +36,8 @@ def configured_public_url() -> str | None:
         return normalize_public_url(value)
     except ValueError:
         return None
+
+
+def configured_piece_cid_version() -> int:
+    """The piece CID version piece links use: 2 when configured so, else 1."""
+    return 2 if os.environ.get(ENV_PIECE_CID_VERSION, "").strip() == "2" else 1

@@ -51,7 +51,8 @@ def provider_url() -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, provider_url: str) -> Iterator[Server]:
-    """This module's own admin server, with --public-url, and the content provider it names."""
+    """This module's own admin server, with --public-url (links by v2 piece CID), and the content
+    provider it names."""
     base = tmp_path_factory.mktemp("e2e-verify")
     state_dir, data_dir = base / "state", base / "data"
     state_dir.mkdir()
@@ -62,7 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, provider_url: str) -> Itera
     serve = [
         sys.executable, "-m", "dataset_worker", "--state-dir", str(state_dir),
         "--database-url", database, "serve", "--port", url.rsplit(":", 1)[1],
-        "--stop-worker-on-exit", "--public-url", provider_url + "/",
+        "--stop-worker-on-exit", "--public-url", provider_url + "/", "--piece-cid-version", "2",
     ]  # fmt: skip
     process = _start(serve, {**os.environ, ENV_ADMIN_TOKEN: token}, base / "server.log", url)
     provider_port = provider_url.rsplit(":", 1)[1]
@@ -113,10 +114,12 @@ def test_card_mode_piece_urls_and_verify(
     pieces = server.api("GET", f"/api/preparations/{CARS}/pieces").json()
     pieces = pieces if isinstance(pieces, list) else pieces["pieces"]
     hrefs = sorted(links.evaluate_all("(all) => all.map((a) => a.getAttribute('href'))"))
-    assert hrefs == sorted(f"{provider_url}/piece/{p['pieceCid']}" for p in pieces)
+    # --piece-cid-version 2: the links name the v2 piece CID (FRC-0069), which the provider serves.
+    v1_of = {p["pieceCidV2"]: p["pieceCid"] for p in pieces}
+    assert hrefs == sorted(f"{provider_url}/piece/{v2}" for v2 in v1_of)
     served = httpx.get(hrefs[0], timeout=60)
     assert served.status_code == 200
-    assert served.content == (cars / f"{hrefs[0].rsplit('/', 1)[1]}.car").read_bytes()
+    assert served.content == (cars / f"{v1_of[hrefs[0].rsplit('/', 1)[1]]}.car").read_bytes()
     expect(card.get_by_role("button", name="Copy piece URL").first).to_be_visible()
 
     result = card.locator(".verify-result")

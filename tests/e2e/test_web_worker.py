@@ -130,7 +130,15 @@ def test_run_a_preparation_from_the_page(signed_in: Page, server: Server) -> Non
     piece_rows = card.locator(".pieces-table tbody tr")
     expect(piece_rows).to_have_count(len(pieces))
     expect(piece_rows.first.locator("code.cid").first).to_have_text(re.compile(r"^baga"))
-    expect(piece_rows.first.get_by_role("button", name="Copy piece CID")).to_be_visible()
+    expect(
+        piece_rows.first.get_by_role("button", name="Copy piece CID", exact=True)
+    ).to_be_visible()
+    # Beside it, the v2 piece CID (FRC-0069) the API gives for the same piece.
+    v2_cell = piece_rows.first.locator("code.cid-v2")
+    expect(v2_cell).to_have_text(re.compile(r"^bafkzcib"))  # shortened; whole in its title
+    first_v2 = v2_cell.get_attribute("title")
+    assert first_v2 in {p["pieceCidV2"] for p in pieces}
+    expect(piece_rows.first.get_by_role("button", name="Copy piece CID v2")).to_be_visible()
     expect(page.locator("#chart svg polyline")).to_have_count(1)
     screenshot(page, "preparation-packed")
     page.set_viewport_size(PHONE)

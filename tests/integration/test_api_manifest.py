@@ -74,9 +74,18 @@ def test_manifest_formats_and_errors(admin_server: AdminServer, tmp_path: Path) 
     assert table.status_code == 200
     assert table.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(table.text)))
-    assert rows[0] == ["pieceCid", "pieceSize", "payloadCid", "carSize", "url"]
+    assert rows[0] == ["pieceCid", "pieceSize", "payloadCid", "carSize", "url", "pieceCidV2"]
     assert [row[0] for row in rows[1:]] == [p["pieceCid"] for p in pieces]
+    assert [row[5] for row in rows[1:]] == [p["pieceCidV2"] for p in pieces]
     assert rows[1][4] == f"https://sp.example/piece/{pieces[0]['pieceCid']}"
+    v2_urls = _manifest(client, format="csv", publicUrl="https://sp.example", pieceCidVersion=2)
+    assert v2_urls.status_code == 200, v2_urls.text
+    rows = list(csv.reader(io.StringIO(v2_urls.text)))
+    assert rows[1][4] == f"https://sp.example/piece/{pieces[0]['pieceCidV2']}"
+    assert pieces[0]["pieceCidV2"].startswith("bafkzcib")
+    bad_version = _manifest(client, format="csv", pieceCidVersion=3)
+    assert bad_version.status_code == 400
+    assert "pieceCidVersion must be 1 or 2" in bad_version.json()["error"]
 
     export = _manifest(client, format="json")
     assert export.status_code == 200 and export.json()["preparation"]["fileHash"] is True

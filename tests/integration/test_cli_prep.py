@@ -19,6 +19,7 @@ from dataset_worker import prep as prep_package
 from dataset_worker.cli import app
 from dataset_worker.cli import prep as cli_prep
 from dataset_worker.content.cid import cid_to_str, dag_pb_cid, piece_cid
+from dataset_worker.content.piececid2 import parse_piece_cid_v2
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, Job, JobState, JobType, PieceType, SourceAttachment
 from dataset_worker.prep import PreparationStatus
@@ -296,6 +297,8 @@ def test_pieces_json_and_table(run: Run, db: Database, source: Path, tmp_path: P
     assert piece["rootCid"] == cid_to_str(root)
     assert (piece["pieceSize"], piece["fileSize"], piece["pieceType"]) == (1 << 20, 1234, "dag")
     assert piece["storagePath"] == "x.car"
+    v2 = parse_piece_cid_v2(piece["pieceCidV2"])  # FRC-0069: the payload is the 1234-byte file
+    assert (v2.v1, v2.payload_size, v2.piece_size) == (piece["pieceCid"], 1234, 1 << 20)
     table = run("prep", "pieces", "demo")
     assert table.exit_code == 0
     assert cid_to_str(piece_cid(commitment)) in table.stdout and "x.car" in table.stdout

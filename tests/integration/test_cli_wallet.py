@@ -219,3 +219,24 @@ def test_the_key_is_nowhere_but_encrypted(tmp_path: Path) -> None:
     for form in forms:
         for text in outputs + blobs:
             assert form not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (("create", "--type", "bls"), 2, "--type must be one of secp256k1, delegated"),
+        (("create", "--network", "devnet"), 2, "--network must be one of mainnet, calibnet"),
+        (("show", "f1nope"), 1, "not an address"),
+        (("import", "--file", "/nonexistent/key"), 1, "cannot read it"),
+    ],
+)
+def test_usage_errors_name_the_rule(
+    tmp_path: Path, args: tuple[str, ...], code: int, words: str
+) -> None:
+    result = run(tmp_path / "state", "wallet", *args)
+    assert result.returncode == code and words in result.stderr, result.stderr
+
+
+def test_an_empty_passphrase_variable_is_refused(tmp_path: Path) -> None:
+    result = run(tmp_path / "state", "wallet", "create", passphrase="")
+    assert result.returncode == 1 and f"{ENV_PASS} is set but empty" in result.stderr

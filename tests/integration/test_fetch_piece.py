@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset_worker.content.piececid2 import piece_cid_v2
 from tests.integration.provider_support import (
     EMPTY_FOLDERS,
     PreparedTree,
@@ -88,6 +89,30 @@ def test_every_piece_fetched_and_extracted_gives_the_tree_back(
         assert (source / empty).is_dir() and not (out / empty).exists()
     files = len(tree_files(source))
     assert result.stdout.startswith(f"{out}: {files} files (")
+
+
+def test_a_piece_fetched_by_its_v2_cid_has_its_length_bound(served: Served, tmp_path: Path) -> None:
+    for piece in (served.tree.piece("dag"), served.tree.piece()):  # padded, and a data piece
+        v2 = piece_cid_v2(piece.cid, piece.file_size, piece.piece_size)
+        target = tmp_path / f"{v2}.car"
+        result = fetch(served.provider.url, v2, target, "--connections", "3")
+        assert result.returncode == 0, result.stderr
+        assert (
+            f"piece CID verified (piece size {piece.piece_size}), length bound by the v2 CID,"
+            in result.stdout
+        )
+        assert target.read_bytes() == piece.path.read_bytes()
+        by_v1 = fetch(served.provider.url, piece.cid, tmp_path / "v1.car")
+        assert by_v1.returncode == 0, by_v1.stderr
+        assert "length as the provider records it" in by_v1.stdout
+    # A v2 CID that binds one byte less than the piece file: not this piece (the provider says
+    # so; a provider that served it anyway is refused by the client, test_fetch_piece_length.py).
+    dag = served.tree.piece("dag")
+    shorter = piece_cid_v2(dag.cid, dag.file_size - 1, dag.piece_size)
+    refused = fetch(served.provider.url, shorter, tmp_path / "short.car")
+    assert refused.returncode == 1
+    assert "404 no piece with this CID is known here" in refused.stderr
+    assert not (tmp_path / "short.car").exists()
 
 
 def test_a_piece_that_does_not_match_its_cid_is_kept_as_bad(served: Served, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner, Result
 
 from dataset_worker.cli import app
+from dataset_worker.content.piececid2 import parse_piece_cid_v2
 from dataset_worker.db import Database
 from dataset_worker.db.models import File, JobType, Preparation
 from dataset_worker.prep import CreatePreparationRequest, create_preparation
@@ -99,6 +100,8 @@ def test_super_manifest_of_a_tree_follows_the_schema_and_the_files(
     assert UUID4.match(manifest["uuid"])
     pairs = _piece_pairs(run)
     assert [(p["piece_cid"], p["payload_cid"]) for p in manifest["pieces"]] == pairs
+    pieces = json.loads(run("prep", "pieces", "tree", "--json").stdout)
+    assert [p["piece_cid_v2"] for p in manifest["pieces"]] == [p["pieceCidV2"] for p in pieces]
     assert manifest["n_pieces"] == len(pairs) >= 4
 
     entries = dict(file_entries(manifest["contents"]))
@@ -146,6 +149,8 @@ def test_the_description_and_uuid_are_remembered_for_the_next_export(
         (("--format", "json", "--license", "MIT"), "format json does not use them"),
         (("--public-url", "https://sp"), "publicUrl is only used by format csv"),
         (("--format", "csv", "--public-url", "sp.example"), "publicUrl must be an http:// or https://"),
+        (("--format", "csv", "--piece-cid-version", "3"), "pieceCidVersion must be 1 or 2, got 3"),
+        (("--format", "json", "--piece-cid-version", "2"), "pieceCidVersion is only used by format csv"),
     ],
 )  # fmt: skip
 def test_bad_parameters_are_one_clear_error_and_write_nothing(
@@ -179,16 +184,47 @@ def test_csv_has_one_row_per_piece_with_urls_when_a_public_url_is_given(
             )
         )
     )
+    with_v2_url = list(
+        csv.reader(
+            io.StringIO(
+                _export(
+                    run,
+                    tmp_path,
+                    "--format",
+                    "csv",
+                    "--public-url",
+                    "https://sp.example",
+                    "--piece-cid-version",
+                    "2",
+                    name="c.csv",
+                )
+            )
+        )
+    )
     pieces = json.loads(run("prep", "pieces", "tree", "--json").stdout)
-    header = ["pieceCid", "pieceSize", "payloadCid", "carSize", "url"]
+    header = ["pieceCid", "pieceSize", "payloadCid", "carSize", "url", "pieceCidV2"]
     expected = [
         [p["pieceCid"], str(p["pieceSize"]), p["rootCid"], str(p["fileSize"])] for p in pieces
     ]
-    assert plain == [header, *[[*row, ""] for row in expected]]
+    v2 = [p["pieceCidV2"] for p in pieces]
+    assert plain == [header, *[[*row, "", v] for row, v in zip(expected, v2, strict=True)]]
     assert with_url == [
         header,
-        *[[*row, f"https://sp.example/piece/{row[0]}"] for row in expected],
+        *[
+            [*row, f"https://sp.example/piece/{row[0]}", v]
+            for row, v in zip(expected, v2, strict=True)
+        ],
     ]
+    assert with_v2_url == [
+        header,
+        *[[*row, f"https://sp.example/piece/{v}", v] for row, v in zip(expected, v2, strict=True)],
+    ]
+    # Each v2 CID binds the piece file's length on disk, padding zeros included.
+    for piece in pieces:
+        info = parse_piece_cid_v2(piece["pieceCidV2"])
+        car = tmp_path / "cars" / piece["storagePath"]
+        assert (info.v1, info.piece_size) == (piece["pieceCid"], piece["pieceSize"])
+        assert info.payload_size == car.stat().st_size == piece["fileSize"]
 
 
 def test_json_export_has_the_preparation_pieces_and_files_with_ranges(

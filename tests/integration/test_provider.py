@@ -18,6 +18,7 @@ import pytest
 
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of, finalize
+from dataset_worker.content.piececid2 import piece_cid_v2
 from dataset_worker.provider.ranges import http_date
 from tests.integration.provider_support import (
     Piece,
@@ -228,6 +229,58 @@ def test_an_unknown_piece_is_404(served: Served, client: httpx.Client) -> None:
     reply = client.get(served.url(UNKNOWN_PIECE))
     assert reply.status_code == 404
     assert reply.json()["error"] == "no piece with this CID is known here"
+
+
+def v2_of(piece: Piece, payload_size: int | None = None) -> str:
+    """The FRC-0069 v2 CID of a piece: its payload is the CAR file, padding zeros included."""
+    size = piece.file_size if payload_size is None else payload_size
+    return piece_cid_v2(piece.cid, size, piece.piece_size)
+
+
+def test_v1_and_v2_cids_give_identical_bytes_and_headers(
+    served: Served, client: httpx.Client
+) -> None:
+    for piece in served.tree.pieces:
+        v2 = v2_of(piece)
+        for method in ("HEAD", "GET"):
+            # The v2 request first, then v1, then v2 again (answered from the cached rows).
+            replies = [client.request(method, served.url(cid)) for cid in (v2, piece.cid, v2)]
+            for reply in replies:
+                assert reply.status_code == 200, reply.text
+                headers = {k: v for k, v in reply.headers.items() if k != "date"}
+                assert headers == {k: v for k, v in replies[1].headers.items() if k != "date"}
+                assert reply.content == replies[1].content
+        ranged = client.get(served.url(v2), headers={"Range": "bytes=10-99"})
+        assert ranged.status_code == 206 and ranged.content == piece.path.read_bytes()[10:100]
+        assert ranged.headers["etag"] == f'"{piece.cid}"'
+        meta_v1 = client.get(f"{served.provider.url}/piece/metadata/{piece.cid}").json()
+        meta_v2 = client.get(f"{served.provider.url}/piece/metadata/{v2}").json()
+        assert meta_v2 == meta_v1 and meta_v1["pieceCidV2"] == v2
+
+
+def test_a_v2_cid_naming_another_payload_size_is_404(served: Served, client: httpx.Client) -> None:
+    # The same commitment with a payload one byte shorter or longer (trailing zeros removed or
+    # added) is another v2 piece: not the one stored here.
+    shorter = served.tree.piece("dag")  # padded to the full piece: only shorter is possible
+    assert shorter.file_size == shorter.piece_size * 127 // 128
+    longer = min(served.tree.pieces, key=lambda p: p.file_size / p.piece_size)
+    assert longer.file_size < longer.piece_size * 127 // 128
+    for piece, size in ((shorter, shorter.file_size - 1), (longer, longer.file_size + 1)):
+        other = v2_of(piece, size)
+        assert client.head(served.url(other)).status_code == 404
+        reply = client.get(served.url(other))
+        assert reply.status_code == 404
+        assert reply.json()["error"] == "no piece with this CID is known here"
+        assert client.get(f"{served.provider.url}/piece/metadata/{other}").status_code == 404
+
+
+def test_a_broken_v2_cid_is_400(served: Served, client: httpx.Client) -> None:
+    # A v2 prefix whose 3-byte digest holds padding and height but no 32-byte root.
+    broken = cid_to_str(bytes((0x01, 0x55, 0x91, 0x20, 0x03, 0x00, 0x05, 0x00)))
+    for method in ("GET", "HEAD"):
+        assert client.request(method, served.url(broken)).status_code == 400
+    message = client.get(served.url(broken)).json()["error"]
+    assert "does not hold padding, height and a 32-byte root" in message
 
 
 def test_if_none_match_and_if_modified_since_give_304(served: Served, client: httpx.Client) -> None:

@@ -158,3 +158,28 @@ def test_progress_only_for_large_files_on_a_terminal(monkeypatch: pytest.MonkeyP
         assert advance is not None
         advance(big)
     assert "file.car" in terminal.getvalue()
+
+
+# The v2 piece CID of 1024 zero bytes, as the npm libraries make it (tests/interop/commp.mjs).
+ZEROS_1K_CID_V2 = "bafkzcibd6adqn7d6skbjnziw7kw6tbvsr6jnisspes4tkscsem3wu6mqe66br6bt"
+
+
+def test_v2_text_and_json(tmp_path: Path) -> None:
+    path = write(tmp_path, "z", bytes(1024))
+    result = runner.invoke(app, ["commp", "--v2", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"Piece CID:    {ZEROS_1K_CID}",
+        f"Piece CID v2: {ZEROS_1K_CID_V2}",
+        "Payload size: 1024",
+        "Piece size:   2048",
+    ]
+    result = runner.invoke(app, ["commp", "--v2", "--json", str(path)])
+    assert json.loads(result.stdout) == {
+        "pieceCid": ZEROS_1K_CID,
+        "pieceCidV2": ZEROS_1K_CID_V2,
+        "payloadSize": 1024,
+        "pieceSize": 2048,
+    }
+    plain = runner.invoke(app, ["commp", "--json", str(path)])
+    assert "pieceCidV2" not in json.loads(plain.stdout)

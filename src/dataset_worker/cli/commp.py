@@ -1,4 +1,5 @@
-"""CLI command: `dataset-worker commp FILE` prints the piece CID and sizes of a file's bytes."""
+"""CLI command: `dataset-worker commp [--v2] FILE` prints the piece CID (and with --v2 the
+FRC-0069 v2 piece CID, which binds the payload size) and sizes of a file's bytes."""
 
 from __future__ import annotations
 
@@ -29,12 +30,24 @@ def commp_command(
     ] = None,
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="Print one JSON object: pieceCid, payloadSize, pieceSize."),
+        typer.Option(
+            "--json",
+            help="Print one JSON object: pieceCid, payloadSize, pieceSize (and pieceCidV2).",
+        ),
+    ] = False,
+    v2: Annotated[
+        bool,
+        typer.Option(
+            "--v2",
+            help="Also print the v2 piece CID (FRC-0069, bafkzcib…): the same commitment with "
+            "the payload size (the file's bytes) and the piece size in it.",
+        ),
     ] = False,
 ) -> None:
     """Print the Filecoin piece CID (commP), payload size and piece size of a file."""
     from dataset_worker.content.cid import cid_to_str, piece_cid
     from dataset_worker.content.commp import finalize
+    from dataset_worker.content.piececid2 import piece_cid_v2
 
     minimum = _parse_min_piece_size(min_piece_size)
     result = _file_commp(file)
@@ -42,11 +55,17 @@ def commp_command(
     if minimum is not None:
         commitment, piece_size = finalize(result, minimum)
     cid = cid_to_str(piece_cid(commitment))
+    cid_v2 = piece_cid_v2(cid, result.payload_size, piece_size) if v2 else None
     if as_json:
-        record = {"pieceCid": cid, "payloadSize": result.payload_size, "pieceSize": piece_size}
+        record: dict[str, str | int] = {"pieceCid": cid}
+        if cid_v2 is not None:
+            record["pieceCidV2"] = cid_v2
+        record |= {"payloadSize": result.payload_size, "pieceSize": piece_size}
         typer.echo(json.dumps(record))
     else:
         typer.echo(f"Piece CID:    {cid}")
+        if cid_v2 is not None:
+            typer.echo(f"Piece CID v2: {cid_v2}")
         typer.echo(f"Payload size: {result.payload_size}")
         typer.echo(f"Piece size:   {piece_size}")
 

@@ -1,7 +1,8 @@
 """CLI command: `dataset-worker fetch-piece BASE_URL PIECE_CID -o FILE` downloads one piece.
 
 HEAD, then parallel byte ranges (as Boost does), resuming dropped transfers, and checks the bytes'
-piece CID before the file gets its name. Exit code 0 on a verified piece, 1 otherwise.
+piece CID (v1 or v2) and length before the file gets its name. Exit code 0 on a verified piece,
+1 otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ def fetch_piece_command(
     base_url: Annotated[
         str, typer.Argument(help="The content provider, e.g. http://127.0.0.1:7777.")
     ],
-    piece_cid: Annotated[str, typer.Argument(help="The piece CID (baga6ea4sea…).")],
+    piece_cid: Annotated[
+        str,
+        typer.Argument(
+            help="The piece CID: v1 (baga6ea4sea…) or v2 (bafkzcib…, FRC-0069, which also binds "
+            "the payload length)."
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Where to write the piece (a CAR file).")
     ],
@@ -34,10 +41,10 @@ def fetch_piece_command(
 ) -> None:
     """Download a piece by byte ranges over parallel connections and verify its piece CID."""
     from dataset_worker.provider.client import FetchError, fetch_piece
-    from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_cid
+    from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_ref
 
     try:
-        parse_piece_cid(piece_cid)
+        parse_piece_ref(piece_cid)
     except InvalidPieceCid as exc:
         fail(f"PIECE_CID: {exc}")
     if not base_url.startswith(("http://", "https://")):
@@ -64,9 +71,13 @@ def fetch_piece_command(
             fail(f"{output}: {exc.strerror or exc}")
     rate = result.size / max(result.seconds, 1e-9) / (1 << 20)
     retried = f", {result.retries} retried transfers" if result.retries else ""
+    length = {
+        "v2": ", length bound by the v2 CID,",
+        "metadata": ", length as the provider records it,",
+    }.get(result.length_check, "")
     typer.echo(
-        f"{output}: {result.size} bytes, piece CID verified (piece size {result.piece_size}) "
-        f"in {result.seconds:.2f}s ({rate:.0f} MiB/s{retried})"
+        f"{output}: {result.size} bytes, piece CID verified (piece size {result.piece_size})"
+        f"{length} in {result.seconds:.2f}s ({rate:.0f} MiB/s{retried})"
     )
 
 

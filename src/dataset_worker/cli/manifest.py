@@ -106,6 +106,14 @@ def manifest_command(
             help="csv: content provider base URL; each row's url is URL/piece/<pieceCid>.",
         ),
     ] = None,
+    piece_cid_version: Annotated[
+        int,
+        typer.Option(
+            "--piece-cid-version",
+            metavar="N",
+            help="csv: 2 puts the v2 piece CID (FRC-0069) in each url instead of the v1 one.",
+        ),
+    ] = 1,
 ) -> None:
     """Export the preparation: super-manifest (Filecoin data-prep standard), json or csv.
 
@@ -116,7 +124,7 @@ def manifest_command(
 
     meta = meta_input(dataset_name, description, version, license_, project_url, open_with, tags)
     with database(ctx) as db:
-        request = ManifestRequest(parse_format(fmt), meta, public_url)
+        request = ManifestRequest(parse_format(fmt), meta, public_url, piece_cid_version)
         write_export(db, prep, request, output)
     if output is not None:
         typer.echo(f'wrote {request.format} of "{prep}" to {output}', err=True)

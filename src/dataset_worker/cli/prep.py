@@ -508,7 +508,8 @@ def pause_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = F
 
 @prep_app.command("pieces")
 def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
-    """List the pieces (CAR files) with piece CID, piece size, root CID and CAR size."""
+    """List the pieces (CAR files) with piece CID (v1 and v2), piece size, root CID and CAR
+    size."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -523,12 +524,21 @@ def pieces_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) 
         typer.echo(f'preparation "{prep}" has no pieces yet')
         return
     table = Table(title=f'Pieces of "{escape(prep)}"')
-    for column in ("Type", "Piece CID", "Piece size", "Root CID", "CAR size", "File"):
+    for column in (
+        "Type",
+        "Piece CID",
+        "Piece CID v2",
+        "Piece size",
+        "Root CID",
+        "CAR size",
+        "File",
+    ):
         table.add_column(column, no_wrap="CID" in column)
     for piece in pieces:
         table.add_row(
             piece.piece_type.value,
             piece.piece_cid,
+            piece.piece_cid_v2,
             format_size(piece.piece_size),
             piece.root_cid,
             str(piece.file_size),

@@ -51,6 +51,15 @@ PublicUrl = Annotated[
         "shows each piece at <URL>/piece/<pieceCid>.",
     ),
 ]
+PieceCidVersion = Annotated[
+    int,
+    typer.Option(
+        "--piece-cid-version",
+        metavar="N",
+        help="Piece CID version of the page's piece links: 1 (baga…) or 2 (FRC-0069, bafkzcib…, "
+        "which also binds the payload size; the content provider serves both).",
+    ),
+]
 ENV_STOP_ON_EXIT = "DATASET_WORKER_STOP_WORKER_ON_EXIT"
 
 
@@ -72,9 +81,10 @@ def serve(
     access_log: AccessLog = True,
     workers: Workers = 1,
     public_url: PublicUrl = None,
+    piece_cid_version: PieceCidVersion = 1,
 ) -> None:
     """Run the admin server: HTTP API (OpenAPI at /openapi.json, docs at /docs) and web page."""
-    _set_public_url(public_url)
+    _set_public_url(public_url, piece_cid_version)
     run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, workers, demo=False)
 
 
@@ -86,16 +96,26 @@ def demo(
     access_log: AccessLog = True,
     workers: Workers = 1,
     public_url: PublicUrl = None,
+    piece_cid_version: PieceCidVersion = 1,
 ) -> None:
     """Like serve, with a demo preparation over a small sample folder in the state dir."""
-    _set_public_url(public_url)
+    _set_public_url(public_url, piece_cid_version)
     run_server(settings(ctx), host, port, stop_worker_on_exit, access_log, workers, demo=True)
 
 
-def _set_public_url(public_url: str | None) -> None:
-    """Check --public-url and hand it to the app (and its other processes) by the environment."""
-    from dataset_worker.publicurl import ENV_PUBLIC_URL, normalize_public_url
+def _set_public_url(public_url: str | None, piece_cid_version: int = 1) -> None:
+    """Check --public-url and --piece-cid-version and hand them to the app (and its other
+    processes) by the environment."""
+    from dataset_worker.publicurl import (
+        ENV_PIECE_CID_VERSION,
+        ENV_PUBLIC_URL,
+        PIECE_CID_VERSIONS,
+        normalize_public_url,
+    )
 
+    if piece_cid_version not in PIECE_CID_VERSIONS:
+        fail(f"--piece-cid-version must be 1 or 2, got {piece_cid_version}", 2)
+    os.environ[ENV_PIECE_CID_VERSION] = str(piece_cid_version)
     if public_url is not None:
         try:
             os.environ[ENV_PUBLIC_URL] = normalize_public_url(public_url)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -18,7 +19,11 @@ from dataset_worker.cli.common import fail, settings
 from dataset_worker.cli.prep import JsonOpt
 
 if TYPE_CHECKING:
+    from dataset_worker.wallet.address import Network
+    from dataset_worker.wallet.keys import KeyKind
     from dataset_worker.wallet.keystore import Keystore, WalletEntry
+
+T = TypeVar("T")
 
 wallet_app = typer.Typer(
     help="Filecoin wallet keys (secp256k1 f1/t1 and delegated f410/t410), encrypted in the "
@@ -149,7 +154,8 @@ def _store(ctx: typer.Context, *, confirm: bool = False) -> Keystore:
         fail(str(exc))
 
 
-def _run(action: Any) -> Any:
+def _run(action: Callable[[], T]) -> T:
+    """The action's result; a WalletError is printed as the command's error."""
     from dataset_worker.wallet.keystore import WalletError
 
     try:
@@ -158,7 +164,7 @@ def _run(action: Any) -> Any:
         fail(str(exc))
 
 
-def _kind(text: str) -> Any:
+def _kind(text: str) -> KeyKind:
     from dataset_worker.wallet.keys import KINDS
 
     if text not in KINDS:
@@ -166,7 +172,7 @@ def _kind(text: str) -> Any:
     return text
 
 
-def _network(text: str) -> Any:
+def _network(text: str) -> Network:
     from dataset_worker.wallet.address import NETWORKS
 
     if text not in NETWORKS:

@@ -85,6 +85,11 @@ def piece_cid_v2(piece_cid_v1: str, payload_size: int, piece_size: int) -> str:
     return cid_to_str(piece_cid_v2_bytes(_v1_root(piece_cid_v1), payload_size, piece_size))
 
 
+def piece_cid_v2_from_v1_bytes(piece_cid_v1: bytes, payload_size: int, piece_size: int) -> str:
+    """As piece_cid_v2, from a binary v1 piece CID (as the `cars` table stores it)."""
+    return piece_cid_v2(cid_to_str(piece_cid_v1), payload_size, piece_size)
+
+
 def parse_piece_cid_v2(cid: str) -> PieceV2Info:
     """The root, sizes and v1 CID of a v2 piece CID; InvalidPieceCidV2 names the broken rule."""
     try:

@@ -4,8 +4,10 @@
   `supermanifest`), with the dataset description of `manifest_meta`.
 - `json`: everything this project knows: the preparation, its pieces, every file with its
   ranges and their pieces (camelCase, as the rest of the API).
-- `csv`: one row per piece: `pieceCid,pieceSize,payloadCid,carSize,url`; `url` is
-  `<publicUrl>/piece/<pieceCid>` when a content-provider base URL is given, else empty.
+- `csv`: one row per piece: `pieceCid,pieceSize,payloadCid,carSize,url,pieceCidV2`; `url` is
+  `<publicUrl>/piece/<pieceCid>` when a content-provider base URL is given, else empty (with
+  piece CID version 2, `<publicUrl>/piece/<pieceCidV2>`). The v2 column comes last so tools
+  that read the first five columns by position are not disturbed.
 All three are written to a text stream as they are read from the database, files a page at a
 time, so a preparation of millions of files exports in flat memory. Parameters are checked
 before anything is written.
@@ -32,9 +34,10 @@ from dataset_worker.prep.lookup import find_preparation, single_source
 from dataset_worker.prep.manifest_meta import ManifestMetaInput, resolve_meta
 from dataset_worker.prep.manifest_rows import FileRow, files_query, iter_files
 from dataset_worker.prep.supermanifest import header, write_super_manifest
-from dataset_worker.prep.views import PieceView, PreparationView, cid_text
+from dataset_worker.prep.views import PieceView, PreparationView, cid_text, piece_cid_v2_of
 
-CSV_HEADER = ("pieceCid", "pieceSize", "payloadCid", "carSize", "url")
+CSV_HEADER = ("pieceCid", "pieceSize", "payloadCid", "carSize", "url", "pieceCidV2")
+PIECE_CID_VERSIONS = (1, 2)
 
 
 class ManifestFormat(StrEnum):
@@ -66,12 +69,13 @@ def parse_format(value: str) -> ManifestFormat:
 
 @dataclass(frozen=True)
 class ManifestRequest:
-    """What to export: the format, the dataset description (super-manifest only) and the
-    content provider's base URL (csv only)."""
+    """What to export: the format, the dataset description (super-manifest only), the
+    content provider's base URL and the piece CID version its URLs use (csv only)."""
 
     format: ManifestFormat
     meta: ManifestMetaInput = field(default_factory=ManifestMetaInput)
     public_url: str | None = None
+    piece_cid_version: int = 1
 
     def check(self) -> None:
         """Refuse parameters the format does not use, and a malformed public URL."""
@@ -88,6 +92,12 @@ class ManifestRequest:
                 raise InvalidParameter(
                     f'publicUrl must be an http:// or https:// URL, got "{self.public_url}"'
                 )
+        if self.piece_cid_version not in PIECE_CID_VERSIONS:
+            raise InvalidParameter(f"pieceCidVersion must be 1 or 2, got {self.piece_cid_version}")
+        if self.piece_cid_version != 1 and self.format is not ManifestFormat.CSV:
+            raise InvalidParameter(
+                f"pieceCidVersion is only used by format csv (its url column), not {self.format}"
+            )
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,7 @@ def export_manifest(db: Database, prep: str | int, request: ManifestRequest, out
         return
     with db.read() as session:
         if request.format is ManifestFormat.CSV:
-            _write_csv(session, target, request.public_url, out)
+            _write_csv(session, target, request, out)
         else:
             _write_json(session, target, out)
 
@@ -131,7 +141,10 @@ def _pieces(session: Session, prep_id: int) -> list[Car]:
 def _export_super(db: Database, target: _Target, given: ManifestMetaInput, out: TextIO) -> None:
     meta = resolve_meta(target.meta, given, target.name)
     with db.read() as session:
-        pieces = [(car.piece_cid, car.root_cid) for car in _pieces(session, target.id)]
+        pieces = [
+            (car.piece_cid, car.root_cid, piece_cid_v2_of(car))
+            for car in _pieces(session, target.id)
+        ]
     if not pieces:
         raise InvalidParameter(
             f'preparation "{target.name}" has no pieces yet: a super-manifest lists at least one '
@@ -170,14 +183,16 @@ def _remember(db: Database, target: _Target, meta: dict[str, Any]) -> str:
     return db.run_write(write)
 
 
-def _write_csv(session: Session, target: _Target, public_url: str | None, out: TextIO) -> None:
+def _write_csv(session: Session, target: _Target, request: ManifestRequest, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
-    base = public_url.rstrip("/") if public_url else None
+    base = request.public_url.rstrip("/") if request.public_url else None
     for car in _pieces(session, target.id):
-        piece = cid_to_str(car.piece_cid)
-        url = f"{base}/piece/{piece}" if base else ""
-        writer.writerow((piece, car.piece_size, cid_to_str(car.root_cid), car.file_size, url))
+        piece, piece_v2 = cid_to_str(car.piece_cid), piece_cid_v2_of(car)
+        in_url = piece_v2 if request.piece_cid_version == 2 else piece
+        url = f"{base}/piece/{in_url}" if base else ""
+        row = (piece, car.piece_size, cid_to_str(car.root_cid), car.file_size, url, piece_v2)
+        writer.writerow(row)
 
 
 def _write_json(session: Session, target: _Target, out: TextIO) -> None:

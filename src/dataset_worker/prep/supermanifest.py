@@ -63,17 +63,22 @@ def write_super_manifest(
     session: Session,
     out: TextIO,
     fields: dict[str, Any],
-    pieces: list[tuple[bytes, bytes]],
+    pieces: list[tuple[bytes, bytes, str]],
     attachment_id: int,
 ) -> None:
-    """Write the whole document: `fields`, then `pieces` ((piece CID, CAR root CID) pairs),
-    then the attachment's tree."""
+    """Write the whole document: `fields`, then `pieces` ((piece CID, CAR root CID, v2 piece
+    CID) triples), then the attachment's tree. `piece_cid_v2` is an extra property of each
+    piece, which the v0 schema allows (its objects are open)."""
     out.write("{\n")
     for key, value in fields.items():
         out.write(f"{_pad(1)}{_dumps(key)}: {_dumps(value)},\n")
     out.write(f'{_pad(1)}"pieces": [')
-    for index, (piece_cid, root_cid) in enumerate(pieces):
-        item = {"piece_cid": cid_to_str(piece_cid), "payload_cid": cid_to_str(root_cid)}
+    for index, (piece_cid, root_cid, piece_cid_v2) in enumerate(pieces):
+        item = {
+            "piece_cid": cid_to_str(piece_cid),
+            "payload_cid": cid_to_str(root_cid),
+            "piece_cid_v2": piece_cid_v2,
+        }
         out.write(f"{',' if index else ''}\n{_pad(2)}{_dumps(item)}")
     out.write(f"\n{_pad(1)}],\n")
     out.write(f'{_pad(1)}"contents": ')

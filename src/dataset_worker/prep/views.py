@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from dataset_worker.content.cid import cid_to_str
+from dataset_worker.content.piececid2 import piece_cid_v2_from_v1_bytes
 from dataset_worker.db.models import Car, Job, JobState, JobType, PieceType, Preparation, Storage
 from dataset_worker.defaults import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
 
@@ -146,12 +147,17 @@ class JobView(View):
 
 
 class PieceView(View):
-    """A piece (a `cars` row) in Singularity's Car shape (docs/api.md#preparation-endpoints); `storagePath` is the CAR file name."""
+    """A piece (a `cars` row) in Singularity's Car shape (docs/api.md#preparation-endpoints); `storagePath` is the CAR file name.
+
+    `pieceCidV2` is the FRC-0069 piece CID, which also binds the payload size: the piece file's
+    `fileSize` bytes, Singularity's written zero padding included (docs/formats.md#piececid-v2).
+    """
 
     id: int
     created_at: datetime
     piece_type: PieceType
     piece_cid: str
+    piece_cid_v2: str
     piece_size: int
     root_cid: str
     file_size: int
@@ -170,6 +176,7 @@ class PieceView(View):
             created_at=as_utc(car.created_at),
             piece_type=car.piece_type,
             piece_cid=cid_text(car.piece_cid),
+            piece_cid_v2=piece_cid_v2_of(car),
             piece_size=car.piece_size,
             root_cid=cid_text(car.root_cid),
             file_size=car.file_size,
@@ -181,6 +188,11 @@ class PieceView(View):
             attachment_id=car.attachment_id,
             job_id=car.job_id,
         )
+
+
+def piece_cid_v2_of(car: Car) -> str:
+    """The v2 piece CID of a `cars` row: its payload is the piece file, `file_size` bytes."""
+    return piece_cid_v2_from_v1_bytes(car.piece_cid, car.file_size, car.piece_size)
 
 
 class PreparationStatus(View):

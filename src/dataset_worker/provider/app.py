@@ -33,7 +33,7 @@ from dataset_worker.provider.metadata import (
     PieceMetadata,
     piece_metadata,
 )
-from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_cid
+from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_ref
 from dataset_worker.provider.pieces import PieceCatalog, PieceNotFound, PieceUnavailable
 from dataset_worker.provider.reply import piece_reply
 from dataset_worker.provider.response import CAR_MEDIA_TYPE
@@ -56,8 +56,9 @@ PieceCidPath = Annotated[
     str,
     Path(
         alias="pieceCid",
-        description="A piece CID (base32 CIDv1, fil-commitment-unsealed, "
-        "sha2-256-trunc254-padded), e.g. baga6ea4seaq….",
+        description="A piece CID: v1 (base32 CIDv1, fil-commitment-unsealed, "
+        "sha2-256-trunc254-padded), e.g. baga6ea4seaq…, or v2 (FRC-0069, raw, "
+        "fr32-sha256-trunc254-padbintree), e.g. bafkzcib…, which also names the payload size.",
     ),
 ]
 
@@ -191,8 +192,8 @@ def _add_routes(app: FastAPI, catalog: PieceCatalog) -> None:
         if_modified_since: Annotated[str | None, Header(alias="If-Modified-Since")] = None,
         if_range: Annotated[str | None, Header(alias="If-Range")] = None,
     ) -> Response:
-        cid = parse_piece_cid(piece_cid)
-        record, reader = catalog.open(cid)
+        ref = parse_piece_ref(piece_cid)
+        record, reader = catalog.open_records(ref.matching(catalog.records(ref.v1)))
         try:
             return piece_reply(
                 request.method, record, reader, range_header, if_none_match, if_modified_since,
@@ -221,7 +222,7 @@ def _add_routes(app: FastAPI, catalog: PieceCatalog) -> None:
             Query(ge=0, le=2**63 - 1, description="The `nextCursor` of the previous page."),
         ] = None,
     ) -> PieceMetadata:
-        return piece_metadata(catalog, parse_piece_cid(piece_cid), limit=limit, cursor=cursor)
+        return piece_metadata(catalog, parse_piece_ref(piece_cid), limit=limit, cursor=cursor)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -6,6 +6,12 @@ remaining bytes are asked for again (If-Range = the ETag, so a changed piece is 
 with backoff and a bounded number of attempts. The bytes go to FILE.part, renamed to FILE when
 the piece CID matches, or to FILE.bad when it does not.
 
+The piece may be named by its v1 or its v2 piece CID (FRC-0069). A v2 CID binds the payload
+length, so a provider offering another length (trailing zeros added or removed, which leave the
+commitment unchanged) is refused before any byte is fetched. With a v1 CID the length is
+compared with the provider's own record of the piece (`GET /piece/metadata/{cid}`, `fileSize`)
+when it has one.
+
 The piece CID is computed while the download runs: two threads hash the piece's segments
 (31.75 MiB each, aligned subtrees of the commP tree, see content/commptree.py) as their bytes
 arrive, so the hashing, the slowest stage, is not left for the end and can use both cores.
@@ -29,12 +35,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import MAX_PAYLOAD, MIN_PAYLOAD, CommP, CommPError, pad_commp
 from dataset_worker.content.commptree import SEGMENT, join_segments, segment_count, segment_result
-from dataset_worker.provider.piececid import parse_piece_cid
+from dataset_worker.provider.piececid import PieceRef, parse_piece_ref
 
 MIN_CHUNK = 64 << 10
 MAX_CHUNK = 8 << 20  # small enough that the hashed prefix stays close behind the downloads
@@ -64,6 +71,7 @@ class FetchResult:
     piece_size: int
     seconds: float
     retries: int
+    length_check: str = ""  # what the length was checked against: "v2", "metadata" or ""
 
 
 class _Chunk:
@@ -249,13 +257,19 @@ def fetch_piece(
     on_size: Callable[[int], object] | None = None,
     timeout: float = 60.0,
 ) -> FetchResult:
-    """Download and verify one piece into `output`; FetchError says what went wrong."""
-    expected = parse_piece_cid(piece_cid_text)
+    """Download and verify one piece (named by its v1 or v2 piece CID) into `output`; FetchError
+    says what went wrong."""
+    expected = parse_piece_ref(piece_cid_text)
     started = time.monotonic()
     origin = _Origin(base_url, token, timeout)
     url = f"{base_url.rstrip('/')}/piece/{piece_cid_text}"
     target = f"{origin.prefix}/piece/{piece_cid_text}"
     size, etag = _head(origin, url, target)
+    if expected.payload_size is not None and size != expected.payload_size:
+        raise FetchError(
+            f"HEAD {url}: the provider offers {size} bytes, but the v2 piece CID binds a payload "
+            f"of {expected.payload_size} bytes (trailing zeros added or removed?)"
+        )
     if on_size is not None:
         on_size(size)
     part = output.with_name(output.name + ".part")
@@ -263,9 +277,10 @@ def fetch_piece(
     progress = _Progress(chunks, on_bytes)
     fetch = _Fetch(origin, url, target, etag, size, progress)
     digest = _download(fetch, part, connections)
-    piece_size = _verify(origin, piece_cid_text, expected, digest, part, output)
+    piece_size, length_check = _verify(origin, piece_cid_text, expected, digest, part, output)
     os.replace(part, output)
-    return FetchResult(output, size, piece_size, time.monotonic() - started, progress.retries)
+    seconds = time.monotonic() - started
+    return FetchResult(output, size, piece_size, seconds, progress.retries, length_check)
 
 
 def _head(origin: _Origin, url: str, target: str) -> tuple[int, str]:
@@ -559,27 +574,53 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
 def _verify(
     origin: _Origin,
     piece_cid_text: str,
-    expected: bytes,
+    expected: PieceRef,
     commitment: bytes,
     part: Path,
     output: Path,
-) -> int:
-    """The piece size when the bytes match the piece CID; else FILE.bad and FetchError.
+) -> tuple[int, str]:
+    """(piece size, what the length was checked against) when the bytes match the piece CID;
+    else FILE.bad and FetchError.
 
-    The commitment of the bytes is first compared at its natural piece size. A piece padded to a
+    A v2 CID gives the payload length and the piece size: the commitment is lifted to that size.
+    For a v1 CID the commitment is first compared at its natural piece size; a piece padded to a
     larger minimum size (padding not in the file) matches once lifted to the size the provider's
-    metadata records.
+    metadata records, whose `fileSize` must also be the length downloaded.
     """
     size = part.stat().st_size
     natural = _natural_piece_size(size)
-    if piece_cid(commitment) == expected:
-        return natural
-    recorded = _recorded_piece_size(origin, piece_cid_text)
-    if recorded is not None and recorded > natural:
-        if piece_cid(pad_commp(commitment, natural, recorded)) == expected:
-            return recorded
+    if expected.payload_size is not None and expected.piece_size is not None:
+        if size == expected.payload_size and expected.piece_size >= natural:
+            lifted = pad_commp(commitment, natural, expected.piece_size)
+            if piece_cid(lifted) == expected.v1:
+                return expected.piece_size, "v2"
+        _refuse(part, output, piece_cid_text, commitment, natural)
+    recorded_piece, recorded_file = _recorded_sizes(origin, piece_cid_text)
+    if recorded_file is not None and recorded_file != size:
+        bad = _keep_bad(part, output)
+        raise FetchError(
+            f"the download is {size} bytes but the provider's metadata records fileSize "
+            f"{recorded_file} for {piece_cid_text}: kept as {bad} for inspection"
+        )
+    check = "metadata" if recorded_file is not None else ""
+    if piece_cid(commitment) == expected.v1:
+        return natural, check
+    if recorded_piece is not None and recorded_piece > natural:
+        if piece_cid(pad_commp(commitment, natural, recorded_piece)) == expected.v1:
+            return recorded_piece, check
+    _refuse(part, output, piece_cid_text, commitment, natural)
+
+
+def _keep_bad(part: Path, output: Path) -> Path:
     bad = output.with_name(output.name + ".bad")
     os.replace(part, bad)
+    return bad
+
+
+def _refuse(
+    part: Path, output: Path, piece_cid_text: str, commitment: bytes, natural: int
+) -> NoReturn:
+    bad = _keep_bad(part, output)
     got = cid_to_str(piece_cid(commitment))
     raise FetchError(
         f"the downloaded bytes have piece CID {got} (piece size {natural}), not "
@@ -592,18 +633,22 @@ def _natural_piece_size(size: int) -> int:
     return 1 << (expanded - 1).bit_length()
 
 
-def _recorded_piece_size(origin: _Origin, piece_cid_text: str) -> int | None:
-    """pieceSize from GET /piece/metadata/{cid}, or None when the server does not say."""
+def _recorded_sizes(origin: _Origin, piece_cid_text: str) -> tuple[int | None, int | None]:
+    """(pieceSize, fileSize) from GET /piece/metadata/{cid}; None for what the server does not
+    say (another kind of provider may not have the endpoint)."""
     conn = _Connection(origin)
     try:
         reply = conn.send("GET", f"{origin.prefix}/piece/metadata/{piece_cid_text}?limit=1")
         if reply.status != 200:
-            return None
-        value = json.loads(reply.read(MAX_METADATA)).get("pieceSize")
+            return None, None
+        body = json.loads(reply.read(MAX_METADATA))
+        piece_size, file_size = body.get("pieceSize"), body.get("fileSize")
     except (_Retryable, OSError, http.client.HTTPException, ValueError, AttributeError):
-        return None
+        return None, None
     finally:
         conn.close()
-    if isinstance(value, int) and value > 0 and value & (value - 1) == 0:
-        return value
-    return None
+    good_piece = (
+        isinstance(piece_size, int) and piece_size > 0 and not piece_size & (piece_size - 1)
+    )
+    good_file = isinstance(file_size, int) and not isinstance(file_size, bool) and file_size >= 0
+    return (piece_size if good_piece else None), (file_size if good_file else None)

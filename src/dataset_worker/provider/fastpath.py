@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_cid
+from dataset_worker.provider.piececid import InvalidPieceCid, parse_piece_ref
 from dataset_worker.provider.pieces import (
     CheckedPieceReader,
     PieceCatalog,
@@ -44,12 +44,13 @@ class PieceFastPath:
 
     def _reply(self, scope: Scope, text: str) -> Response | None:
         try:
-            cid = parse_piece_cid(text)
+            ref = parse_piece_ref(text)
         except InvalidPieceCid:
             return None
-        records = self.catalog.cached_records(cid)
+        records = self.catalog.cached_records(ref.v1)
         if records is None:
             return None
+        records = ref.matching(records)
         try:
             # Opening a local file is a few microseconds: no need to leave the event loop.
             record, reader = self.catalog.open_records(records)

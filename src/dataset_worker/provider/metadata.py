@@ -17,7 +17,9 @@ from sqlalchemy import func, select
 
 from dataset_worker.content.carscan import CarFramingError, iter_sections, read_roots
 from dataset_worker.content.cid import cid_to_str
+from dataset_worker.content.piececid2 import piece_cid_v2_from_v1_bytes
 from dataset_worker.db.models import CarBlock, File, FileRange
+from dataset_worker.provider.piececid import PieceRef
 from dataset_worker.provider.pieces import (
     PieceCatalog,
     PieceNotFound,
@@ -53,7 +55,10 @@ class RangeView(_Model):
 class PieceMetadata(_Model):
     """A piece and what it holds."""
 
-    piece_cid: str
+    piece_cid: str = Field(description="The v1 piece CID (whichever version was asked for).")
+    piece_cid_v2: str = Field(
+        description="The FRC-0069 v2 piece CID: binds the payload size, which is `fileSize`."
+    )
     piece_size: int = Field(description="The padded piece size (a power of two).")
     piece_type: str = Field(description='"data" (a pack job) or "dag" (directory nodes).')
     root_cid: str = Field(description="The CAR header's root.")
@@ -96,10 +101,11 @@ _counts = _BlockCounts()
 
 
 def piece_metadata(
-    catalog: PieceCatalog, piece_cid: bytes, *, limit: int, cursor: int | None
+    catalog: PieceCatalog, piece: PieceRef, *, limit: int, cursor: int | None
 ) -> PieceMetadata:
-    """The metadata of a piece (the row that GET /piece serves, else the oldest row)."""
-    records = catalog.records(piece_cid)
+    """The metadata of a piece (the row that GET /piece serves, else the oldest row); a v2
+    reference names only the rows of its payload and piece sizes."""
+    records = piece.matching(catalog.records(piece.v1))
     if not records:
         raise PieceNotFound("no piece with this CID is known here")
     chosen, reader, problem = records[0], None, None
@@ -122,6 +128,9 @@ def piece_metadata(
     ranges, next_cursor = _ranges(catalog, chosen, limit, cursor)
     return PieceMetadata(
         piece_cid=cid_to_str(chosen.piece_cid),
+        piece_cid_v2=piece_cid_v2_from_v1_bytes(
+            chosen.piece_cid, chosen.file_size, chosen.piece_size
+        ),
         piece_size=chosen.piece_size,
         piece_type=chosen.piece_type,
         root_cid=cid_to_str(chosen.root_cid),

@@ -268,13 +268,15 @@ class PrepCard {
       replace(this.piecesBox, h("p", { class: "empty" }, "No pieces yet."));
       return;
     }
-    const { publicUrl } = await loadConfig();
-    replace(this.piecesBox, piecesTable(pieces, publicUrl));
+    const { publicUrl, pieceCidVersion } = await loadConfig();
+    replace(this.piecesBox, piecesTable(pieces, publicUrl, pieceCidVersion));
   }
 }
 
-function piecesTable(pieces, publicUrl = null) {
-  const columns = ["Piece CID", "Type", "Piece size", "Root CID", "CAR size", ...(publicUrl ? ["URL"] : [])];
+/** Piece links name the v1 piece CID, or the v2 one (FRC-0069) with `serve --piece-cid-version 2`. */
+function piecesTable(pieces, publicUrl = null, pieceCidVersion = 1) {
+  const columns = ["Piece CID", "Piece CID v2", "Type", "Piece size", "Root CID", "CAR size", ...(publicUrl ? ["URL"] : [])];
+  const linked = (p) => (pieceCidVersion === 2 && p.pieceCidV2 ? p.pieceCidV2 : p.pieceCid);
   return h(
     "div",
     { class: "table-wrap" },
@@ -299,11 +301,18 @@ function piecesTable(pieces, publicUrl = null) {
               { "data-label": "Piece CID" },
               h("span", { class: "cid-cell" }, h("code", { class: "cid", title: p.pieceCid }, p.pieceCid), copyButton(p.pieceCid)),
             ),
+            h(
+              "td",
+              { "data-label": "Piece CID v2" },
+              p.pieceCidV2
+                ? h("span", { class: "cid-cell" }, h("code", { class: "cid cid-v2", title: p.pieceCidV2 }, shortCid(p.pieceCidV2, 8)), copyButton(p.pieceCidV2, "Copy piece CID v2"))
+                : "",
+            ),
             h("td", { "data-label": "Type" }, p.pieceType ?? "data"),
             h("td", { class: "num", "data-label": "Piece size" }, formatBytes(p.pieceSize)),
             h("td", { "data-label": "Root CID" }, h("code", { class: "cid", title: p.rootCid ?? "" }, shortCid(p.rootCid, 10))),
             h("td", { class: "num", "data-label": "CAR size" }, formatBytes(p.fileSize ?? p.carSize)),
-            publicUrl ? h("td", { "data-label": "URL" }, pieceUrlCell(pieceUrl(publicUrl, p.pieceCid))) : null,
+            publicUrl ? h("td", { "data-label": "URL" }, pieceUrlCell(pieceUrl(publicUrl, linked(p)))) : null,
           ),
         ),
       ),
@@ -311,13 +320,13 @@ function piecesTable(pieces, publicUrl = null) {
   );
 }
 
-function copyButton(text) {
+function copyButton(text, label = "Copy piece CID") {
   const button = h(
     "button",
     {
       type: "button",
       class: "btn btn-small btn-quiet copy",
-      "aria-label": "Copy piece CID",
+      "aria-label": label,
       onclick: async () => {
         const ok = await copyText(text);
         button.textContent = ok ? "Copied" : "Copy failed";

@@ -9,9 +9,9 @@ import { formatBytes } from "./format.js";
 const POLL_MS = 1000;
 let configPromise = null;
 
-/** The server's page settings, asked once per page load ({publicUrl, version}). */
+/** The server's page settings, asked once per page load ({publicUrl, pieceCidVersion, version}). */
 export function loadConfig() {
-  configPromise ??= request("/api/config").catch(() => ({ publicUrl: null }));
+  configPromise ??= request("/api/config").catch(() => ({ publicUrl: null, pieceCidVersion: 1 }));
   return configPromise;
 }
 

@@ -62,11 +62,19 @@ PublicUrl = Annotated[
         description="csv: content provider base URL; each row's url is <publicUrl>/piece/<pieceCid>.",
     ),
 ]
+PieceCidVersion = Annotated[
+    int,
+    Query(
+        alias="pieceCidVersion",
+        description="csv: 2 puts the FRC-0069 v2 piece CID in each row's url instead of the v1 "
+        "one (the pieceCidV2 column is there either way).",
+    ),
+]
 
 RESPONSES = {
     200: {
         "description": "The export. A super-manifest or json export is a JSON document; csv "
-        "is text with the header pieceCid,pieceSize,payloadCid,carSize,url.",
+        "is text with the header pieceCid,pieceSize,payloadCid,carSize,url,pieceCidV2.",
         "content": {
             "application/json": {"schema": {"type": "object"}},
             "text/csv": {"schema": {"type": "string"}},
@@ -89,6 +97,7 @@ def manifest(
     open_with: OpenWith = None,
     tags: Tags = None,
     public_url: PublicUrl = None,
+    piece_cid_version: PieceCidVersion = 1,
 ) -> StreamingResponse:
     """Export the preparation. The super-manifest needs description, license, projectUrl and
     openWith once: every field given is remembered by the preparation for later exports (so
@@ -102,7 +111,7 @@ def manifest(
         open_with=open_with,
         tags=tags,
     )
-    request = ManifestRequest(parse_format(format), meta, public_url)
+    request = ManifestRequest(parse_format(format), meta, public_url, piece_cid_version)
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
     try:
         text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
