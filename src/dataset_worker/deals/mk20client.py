@@ -20,7 +20,7 @@ from dataset_worker.deals.auth import Signer, curio_auth_header
 
 API_PREFIX = "/market/mk20"
 DEFAULT_TIMEOUT = 30.0
-REASON_PREFIX = "Reason: "
+REASON_PREFIX = "Reason:"
 MAX_REPLY = 1 << 20  # an answer longer than this is cut: it is only shown, never parsed whole
 
 
@@ -40,7 +40,8 @@ class Answer:
     def reason(self) -> str:
         """Curio's `Reason: …` text, else the body as sent (trimmed)."""
         text = self.text.strip()
-        return text[len(REASON_PREFIX) :] if text.startswith(REASON_PREFIX) else text
+        # Curio writes "Reason: " and the reason, which may be empty (an internal error).
+        return text[len(REASON_PREFIX) :].strip() if text.startswith(REASON_PREFIX) else text
 
     def json(self) -> Any:
         """The body parsed as JSON (ValueError when it is not)."""
