@@ -174,3 +174,28 @@ def test_pause_resume_and_delete(
         too_many.returncode == 1
         and "--replicas 2 needs at least that many providers" in too_many.stderr
     )
+
+
+def test_a_worker_without_the_passphrase_sends_nothing_and_says_so_once(
+    db: Database, database_url: str, served: Served, sps: list[CurioStandIn], tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    create_schedule(state, database_url, served, sps[:1], "--replicas", "1")
+    with deal_workers(state, database_url, "") as start:  # the variable is set, but empty
+        worker = start()
+        wait_until(
+            lambda: (
+                len(deal_rows(db)) == len(served.pieces)
+                and all(
+                    r.last_reason and "DATASET_WORKER_WALLET_PASSPHRASE" in r.last_reason
+                    for r in deal_rows(db)
+                )
+            ),
+            timeout=60,
+            what="every claimed deal waiting for the wallet",
+        )
+        worker.stop()
+    assert {r.state for r in deal_rows(db)} == {states.PROPOSING}
+    assert {r.attempts for r in deal_rows(db)} == {0}
+    assert sps[0].received == []
+    assert worker.output().count("deal.wallet_unavailable") == 1

@@ -7,9 +7,12 @@ due deal (retries after a timeout, 5xx or 429, status polls, and the deals sched
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from dataset_worker.db import Database
+from dataset_worker.db.models import utcnow
 from dataset_worker.deals import send as sending
 from dataset_worker.deals import states, store
 from dataset_worker.deals.auth import Signer
@@ -21,6 +24,8 @@ from dataset_worker.logs import log_event
 log = logging.getLogger("dataset_worker.deals")
 
 SignerSource = Callable[[str], Signer]
+WALLET_RETRY = 60.0  # seconds before a deal whose wallet could not be opened is tried again
+LOG_EVERY = 300.0  # seconds between two log lines about one unavailable wallet
 
 
 class DealRunner:
@@ -31,6 +36,7 @@ class DealRunner:
         self.signers = signers
         self.tuning = tuning or Tuning()
         self._clients: dict[tuple[str, str], Mk20Client] = {}
+        self._wallet_logged: dict[str, float] = {}  # address -> when its absence was last logged
 
     def client(self, sp_url: str, address: str) -> Mk20Client:
         """The client for one SP and one wallet."""
@@ -49,11 +55,24 @@ class DealRunner:
         try:
             client = self.client(leased.sp_url, leased.client)
         except WalletUnavailable as exc:
-            # Not the SP's doing: try again later, without counting an attempt.
-            store.record(self.db, deal_id, last_reason=str(exc))
-            log_event(
-                log, "deal.wallet_unavailable", logging.WARNING, deal=leased.ulid, error=str(exc)
+            # Not the SP's doing: try again a minute later, without counting an attempt, and
+            # say so in the log once per wallet every few minutes (not once per deal).
+            store.record(
+                self.db,
+                deal_id,
+                last_reason=str(exc),
+                next_attempt_at=utcnow() + timedelta(seconds=WALLET_RETRY),
             )
+            now = time.monotonic()
+            if now - self._wallet_logged.get(leased.client, -LOG_EVERY) >= LOG_EVERY:
+                self._wallet_logged[leased.client] = now
+                log_event(
+                    log,
+                    "deal.wallet_unavailable",
+                    logging.WARNING,
+                    wallet=leased.client,
+                    error=str(exc),
+                )
             return None
         if leased.state == states.ACCEPTED:
             outcome = sending.poll(client, leased, self.tuning)
