@@ -201,3 +201,14 @@ def test_retry_after_sets_the_next_send(
     # Not due: the worker's loop leaves it alone until then.
     assert runners(signer).run_due() == 0
     assert len(sp.posts()) == 1
+
+
+def test_curio_default_policy_refuses_a_loopback_piece_url(
+    db: Database, served: Served, sp: CurioStandIn, runners: Runners
+) -> None:
+    signer = key_signer()
+    sp.allow_private_urls = False  # Curio's default SSRF policy
+    views = make_deals(db, _request(served, sp, signer, pieces=[served.pieces[0]]), runners(signer))
+    assert [v.state for v in views] == [states.REJECTED]
+    assert views[0].last_status == 400
+    assert views[0].last_reason == "invalid url: non-public ip 127.0.0.1 is not allowed"

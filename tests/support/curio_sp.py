@@ -21,10 +21,12 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import ipaddress
 import json
 import re
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -173,6 +175,9 @@ class CurioStandIn:
 
     network: str = "f"
     download: bool = True
+    # Curio's default SSRF policy (lib/robusthttp/ssrf.go) refuses piece URLs whose host is a
+    # loopback or private IP literal; tests serve pieces on 127.0.0.1, as an SP that allows it.
+    allow_private_urls: bool = True
     deals: dict[str, StoredDeal] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     faults: list[tuple[str, float]] = field(default_factory=list)
@@ -283,6 +288,16 @@ class CurioStandIn:
         urls = data["source_http"]["urls"]
         if not 1 <= len(urls) <= 10:
             return 430, "between 1 and 10 urls must be given"
+        for item in urls:
+            host = urllib.parse.urlsplit(item["url"]).hostname or ""
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                continue  # a DNS name: Curio checks it when it dials
+            if not self.allow_private_urls and (
+                ip.is_loopback or ip.is_private or ip.is_link_local
+            ):
+                return 400, f"invalid url: non-public ip {ip} is not allowed"
         return 200, ""
 
     # downloads
