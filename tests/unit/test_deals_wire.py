@@ -86,3 +86,25 @@ def test_sp_url_and_retry_after() -> None:
     now = datetime(2025, 1, 1, tzinfo=UTC)
     assert retry_after_seconds("Wed, 01 Jan 2025 00:00:10 GMT", now) == 10.0
     assert Answer(426, "Reason: Deal rejected").reason == "Deal rejected"
+
+
+def test_signed_reads_of_the_stand_in_and_an_unsigned_one() -> None:
+    import http.client
+
+    from dataset_worker.deals.mk20client import Mk20Client
+    from tests.support.curio_sp import curio_sp
+
+    with curio_sp() as sp:
+        client = Mk20Client(sp.url, key_signer())
+        try:
+            assert client.products().json() == {"products": ["ddo_v1", "retrieval_v1"]}
+            assert client.sources().json() == {"sources": ["http"]}
+            # A deal id that is not the client's: 401, as Curio's auth middleware answers.
+            assert client.deal_status("01ARYZ6S410000000000000000").status == 401
+        finally:
+            client.close()
+        port = int(sp.url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/market/mk20/products")
+        assert conn.getresponse().status == 401
+        conn.close()

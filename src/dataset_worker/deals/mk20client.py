@@ -99,6 +99,10 @@ class Mk20Client:
         """GET /market/mk20/products."""
         return self._send("GET", f"{self.prefix}{API_PREFIX}/products", None)
 
+    def sources(self) -> Answer:
+        """GET /market/mk20/sources."""
+        return self._send("GET", f"{self.prefix}{API_PREFIX}/sources", None)
+
     def close(self) -> None:
         """Close the kept-alive connection."""
         if self._conn is not None:
