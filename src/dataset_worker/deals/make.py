@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Deal, utcnow
@@ -166,7 +167,7 @@ def claim(
     """Claim a deal row per planned deal; the ids, an existing row's for a piece already dealt
     with this provider (its ULID and body are kept)."""
 
-    def write(session: Any) -> list[int]:
+    def write(session: Session) -> list[int]:
         now = utcnow()
         ids = []
         for item in planned:

@@ -10,8 +10,7 @@ the deal loop (runner.py) sends them.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from pydantic import ConfigDict, Field
 from sqlalchemy import func, select
@@ -30,7 +29,7 @@ from dataset_worker.deals.make import (
     url_templates,
 )
 from dataset_worker.deals.mk20client import parse_sp_url
-from dataset_worker.deals.pieces import find_preparation, preparation_pieces
+from dataset_worker.deals.pieces import PieceRef, find_preparation, preparation_pieces
 from dataset_worker.deals.ulid import new_ulid
 from dataset_worker.deals.views import DealsView, ProviderTarget, ScheduleView
 from dataset_worker.deals.wire import DealTerms, deal_body
@@ -278,10 +277,10 @@ def _claim_one(
     db: Database,
     session: Session,
     schedule: DealSchedule,
-    piece: Any,
+    piece: PieceRef,
     target: dict[str, str],
     start_epoch: int | None,
-    now: Any,
+    now: datetime,
 ) -> bool:
     terms = DealTerms(
         provider=target["provider"],

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from dataset_worker.db import Database
 from dataset_worker.db.models import Deal, utcnow
 from dataset_worker.deals import states
+from dataset_worker.deals.pieces import PieceRef
 
 DEALS = cast(Table, Deal.__table__)  # Core statements for the per-send writes
 
@@ -52,7 +53,7 @@ def insert_claim(session: Session, is_sqlite: bool, row: dict[str, Any]) -> int 
 def claim_row(
     *,
     ulid: str,
-    piece: Any,
+    piece: PieceRef,
     provider: str,
     sp_url: str,
     client: str,
