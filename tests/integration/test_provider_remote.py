@@ -96,6 +96,9 @@ def serve_one_way(
 
 
 @pytest.mark.slow
+# Four preparations, each fetched piece by piece by a CLI process (which also asks the piece's
+# metadata, to check its length): near two minutes on a busy 2-core machine.
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from dataset_worker.content.cid import cid_to_str, piece_cid, raw_cid
+from dataset_worker.content.piececid2 import piece_cid_v2
 from dataset_worker.db.models import Car, JobState, JobType, PieceType
 from dataset_worker.prep.views import (
     CreatePreparationRequest,
@@ -116,6 +117,25 @@ def test_piece_view_shows_an_undefined_root_as_empty_string() -> None:
         job_id=None,
     )
     assert PieceView.from_model(car).root_cid == ""
+
+
+def test_piece_view_v2_binds_the_file_size_and_is_empty_for_impossible_sizes() -> None:
+    car = Car(
+        id=1,
+        created_at=datetime(2024, 1, 1),
+        piece_type=PieceType.DATA,
+        piece_cid=piece_cid(bytes(32)),
+        piece_size=1 << 20,
+        root_cid=b"",
+        file_size=100,
+        min_piece_size_padding=0,
+        storage_path="",
+        num_of_files=0,
+    )
+    v2 = PieceView.from_model(car).piece_cid_v2
+    assert v2 == piece_cid_v2(cid_to_str(piece_cid(bytes(32))), 100, 1 << 20)
+    car.file_size = (1 << 20) + 1  # more than a 1 MiB piece holds
+    assert PieceView.from_model(car).piece_cid_v2 == ""
 
 
 def test_status_counts_helpers() -> None:

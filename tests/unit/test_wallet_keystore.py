@@ -103,6 +103,10 @@ def test_a_file_renamed_to_another_address_does_not_open(tmp_path: Path) -> None
     with pytest.raises(WalletError, match="not a wallet key file"):
         (tmp_path / "wallet" / f"{a.address}.key").write_text("{")
         store.list()
+    record["address"] = "f1nonsense"
+    (tmp_path / "wallet" / f"{a.address}.key").write_text(json.dumps(record))
+    with pytest.raises(WalletError, match="not a wallet key file"):
+        store.show(a.address)
 
 
 def test_modes_are_0700_and_0600_whatever_the_umask(tmp_path: Path, permissive_umask: None) -> None:

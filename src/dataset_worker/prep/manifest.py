@@ -189,7 +189,7 @@ def _write_csv(session: Session, target: _Target, request: ManifestRequest, out:
     base = request.public_url.rstrip("/") if request.public_url else None
     for car in _pieces(session, target.id):
         piece, piece_v2 = cid_to_str(car.piece_cid), piece_cid_v2_of(car)
-        in_url = piece_v2 if request.piece_cid_version == 2 else piece
+        in_url = piece_v2 if request.piece_cid_version == 2 and piece_v2 else piece
         url = f"{base}/piece/{in_url}" if base else ""
         row = (piece, car.piece_size, cid_to_str(car.root_cid), car.file_size, url, piece_v2)
         writer.writerow(row)

@@ -74,11 +74,9 @@ def write_super_manifest(
         out.write(f"{_pad(1)}{_dumps(key)}: {_dumps(value)},\n")
     out.write(f'{_pad(1)}"pieces": [')
     for index, (piece_cid, root_cid, piece_cid_v2) in enumerate(pieces):
-        item = {
-            "piece_cid": cid_to_str(piece_cid),
-            "payload_cid": cid_to_str(root_cid),
-            "piece_cid_v2": piece_cid_v2,
-        }
+        item = {"piece_cid": cid_to_str(piece_cid), "payload_cid": cid_to_str(root_cid)}
+        if piece_cid_v2:  # "" for a row whose sizes cannot make one
+            item["piece_cid_v2"] = piece_cid_v2
         out.write(f"{',' if index else ''}\n{_pad(2)}{_dumps(item)}")
     out.write(f"\n{_pad(1)}],\n")
     out.write(f'{_pad(1)}"contents": ')

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.content.piececid2 import piece_cid_v2_from_v1_bytes
+from dataset_worker.content.piececid2 import InvalidPieceCidV2, piece_cid_v2_from_v1_bytes
 from dataset_worker.db.models import Car, Job, JobState, JobType, PieceType, Preparation, Storage
 from dataset_worker.defaults import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
 
@@ -191,8 +191,12 @@ class PieceView(View):
 
 
 def piece_cid_v2_of(car: Car) -> str:
-    """The v2 piece CID of a `cars` row: its payload is the piece file, `file_size` bytes."""
-    return piece_cid_v2_from_v1_bytes(car.piece_cid, car.file_size, car.piece_size)
+    """The v2 piece CID of a `cars` row: its payload is the piece file, `file_size` bytes; ""
+    when the row's sizes cannot make one (a row this project did not write)."""
+    try:
+        return piece_cid_v2_from_v1_bytes(car.piece_cid, car.file_size, car.piece_size)
+    except InvalidPieceCidV2:
+        return ""
 
 
 class PreparationStatus(View):

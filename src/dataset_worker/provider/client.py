@@ -276,8 +276,11 @@ def fetch_piece(
     chunks = _chunks(size, connections)
     progress = _Progress(chunks, on_bytes)
     fetch = _Fetch(origin, url, target, etag, size, progress)
+    # A v1 CID says nothing of the length: ask the provider's record while the bytes come.
+    recorded = None if expected.payload_size is not None else _Recorded(origin, piece_cid_text)
     digest = _download(fetch, part, connections)
-    piece_size, length_check = _verify(origin, piece_cid_text, expected, digest, part, output)
+    sizes = recorded.result() if recorded is not None else (None, None)
+    piece_size, length_check = _verify(piece_cid_text, expected, sizes, digest, part, output)
     os.replace(part, output)
     seconds = time.monotonic() - started
     return FetchResult(output, size, piece_size, seconds, progress.retries, length_check)
@@ -572,9 +575,9 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
 
 
 def _verify(
-    origin: _Origin,
     piece_cid_text: str,
     expected: PieceRef,
+    recorded: tuple[int | None, int | None],
     commitment: bytes,
     part: Path,
     output: Path,
@@ -585,7 +588,8 @@ def _verify(
     A v2 CID gives the payload length and the piece size: the commitment is lifted to that size.
     For a v1 CID the commitment is first compared at its natural piece size; a piece padded to a
     larger minimum size (padding not in the file) matches once lifted to the size the provider's
-    metadata records, whose `fileSize` must also be the length downloaded.
+    metadata records (`recorded`: its pieceSize and fileSize), whose `fileSize` must also be the
+    length downloaded.
     """
     size = part.stat().st_size
     natural = _natural_piece_size(size)
@@ -595,7 +599,7 @@ def _verify(
             if piece_cid(lifted) == expected.v1:
                 return expected.piece_size, "v2"
         _refuse(part, output, piece_cid_text, commitment, natural)
-    recorded_piece, recorded_file = _recorded_sizes(origin, piece_cid_text)
+    recorded_piece, recorded_file = recorded
     if recorded_file is not None and recorded_file != size:
         bad = _keep_bad(part, output)
         raise FetchError(
@@ -631,6 +635,25 @@ def _refuse(
 def _natural_piece_size(size: int) -> int:
     expanded = (size + 126) // 127 * 128
     return 1 << (expanded - 1).bit_length()
+
+
+class _Recorded:
+    """`_recorded_sizes` asked in a thread of its own, so it costs the download no time."""
+
+    def __init__(self, origin: _Origin, piece_cid_text: str) -> None:
+        self._sizes: tuple[int | None, int | None] = (None, None)
+        self._thread = threading.Thread(
+            target=self._ask, args=(origin, piece_cid_text), name="piece-metadata", daemon=True
+        )
+        self._thread.start()
+
+    def _ask(self, origin: _Origin, piece_cid_text: str) -> None:
+        self._sizes = _recorded_sizes(origin, piece_cid_text)
+
+    def result(self) -> tuple[int | None, int | None]:
+        """(pieceSize, fileSize), once the request is done (it has its own timeout)."""
+        self._thread.join()
+        return self._sizes
 
 
 def _recorded_sizes(origin: _Origin, piece_cid_text: str) -> tuple[int | None, int | None]:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from dataset_worker.content.carscan import CarFramingError, iter_sections, read_roots
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.content.piececid2 import piece_cid_v2_from_v1_bytes
+from dataset_worker.content.piececid2 import InvalidPieceCidV2, piece_cid_v2_from_v1_bytes
 from dataset_worker.db.models import CarBlock, File, FileRange
 from dataset_worker.provider.piececid import PieceRef
 from dataset_worker.provider.pieces import (
@@ -57,7 +57,8 @@ class PieceMetadata(_Model):
 
     piece_cid: str = Field(description="The v1 piece CID (whichever version was asked for).")
     piece_cid_v2: str = Field(
-        description="The FRC-0069 v2 piece CID: binds the payload size, which is `fileSize`."
+        description="The FRC-0069 v2 piece CID: binds the payload size, which is `fileSize` "
+        '("" for a row whose sizes cannot make one).'
     )
     piece_size: int = Field(description="The padded piece size (a power of two).")
     piece_type: str = Field(description='"data" (a pack job) or "dag" (directory nodes).')
@@ -128,9 +129,7 @@ def piece_metadata(
     ranges, next_cursor = _ranges(catalog, chosen, limit, cursor)
     return PieceMetadata(
         piece_cid=cid_to_str(chosen.piece_cid),
-        piece_cid_v2=piece_cid_v2_from_v1_bytes(
-            chosen.piece_cid, chosen.file_size, chosen.piece_size
-        ),
+        piece_cid_v2=_piece_cid_v2(chosen),
         piece_size=chosen.piece_size,
         piece_type=chosen.piece_type,
         root_cid=cid_to_str(chosen.root_cid),
@@ -145,6 +144,15 @@ def piece_metadata(
         ranges=ranges,
         next_cursor=next_cursor,
     )
+
+
+def _piece_cid_v2(record: PieceRecord) -> str:
+    """The row's v2 piece CID (payload: the `file_size` bytes served), "" if its sizes cannot
+    make one."""
+    try:
+        return piece_cid_v2_from_v1_bytes(record.piece_cid, record.file_size, record.piece_size)
+    except InvalidPieceCidV2:
+        return ""
 
 
 def _check_reader(reader: RemoteCarReader) -> None:

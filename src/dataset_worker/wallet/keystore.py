@@ -150,6 +150,12 @@ class Keystore:
             raise WalletError(f"{path}: not a wallet key file ({exc})") from None
         if header["version"] != FILE_VERSION or header["type"] not in KINDS:
             raise WalletError(f"{path}: unknown key file version or key type")
+        if header["network"] not in NETWORKS or not isinstance(header["address"], str):
+            raise WalletError(f"{path}: not a wallet key file (bad network or address)")
+        try:
+            parse_address(header["address"], header["network"])
+        except ValueError as exc:
+            raise WalletError(f"{path}: not a wallet key file ({exc})") from None
         if header["address"] + SUFFIX != path.name:
             raise WalletError(f"{path}: the file says it holds {header['address']}")
         return header
