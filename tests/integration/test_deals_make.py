@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from dataset_worker.db import Database
+from dataset_worker.db.models import Car
 from dataset_worker.deals import states
 from dataset_worker.deals.errors import InvalidDealRequest
 from dataset_worker.deals.make import MakeRequest, make_deals
@@ -212,3 +214,22 @@ def test_curio_default_policy_refuses_a_loopback_piece_url(
     assert [v.state for v in views] == [states.REJECTED]
     assert views[0].last_status == 400
     assert views[0].last_reason == "invalid url: non-public ip 127.0.0.1 is not allowed"
+
+
+def test_a_piece_whose_sizes_make_no_v2_cid_is_left_out(
+    db: Database, served: Served, sp: CurioStandIn, runners: Runners
+) -> None:
+    signer = key_signer()
+    with db.write() as session:
+        car = session.scalars(
+            select(Car).where(Car.preparation_id == served.prep.id).order_by(Car.id)
+        ).first()
+        assert car is not None
+        car.file_size = car.piece_size  # more payload than the piece holds: no v2 CID
+    bad = served.pieces[0]
+    with pytest.raises(
+        InvalidDealRequest, match=f"--piece {bad}: its recorded sizes make no PieceCID v2"
+    ):
+        make_deals(db, _request(served, sp, signer, pieces=[bad]), runners(signer))
+    views = make_deals(db, _request(served, sp, signer), runners(signer))
+    assert [v.piece_cid for v in views] == served.pieces[1:]

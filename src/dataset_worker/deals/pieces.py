@@ -51,33 +51,42 @@ def find_preparation(session: Session, name_or_id: str) -> Preparation:
     return prep
 
 
-def piece_cid_v2(piece_cid: str, payload_size: int, piece_size: int) -> str:
-    """PieceCID v2 (FRC-0069) of a v1 piece CID with its payload and padded sizes."""
+def piece_cid_v2(piece_cid: str, payload_size: int, piece_size: int) -> str | None:
+    """PieceCID v2 (FRC-0069) of a v1 piece CID with its payload and padded sizes; None when the
+    sizes cannot make one (a row this project did not write)."""
+    from dataset_worker.content.piececid2 import InvalidPieceCidV2
     from dataset_worker.content.piececid2 import piece_cid_v2 as convert
 
-    return convert(piece_cid, payload_size, piece_size)
+    try:
+        return convert(piece_cid, payload_size, piece_size)
+    except InvalidPieceCidV2:
+        return None
 
 
 def preparation_pieces(
     session: Session, prep: Preparation, only: list[str] | None = None
 ) -> list[PieceRef]:
-    """The pieces of `prep` by id (data pieces then the DAG piece); `only` keeps just the listed
-    v1 piece CIDs, each of which must be one of them."""
+    """The pieces of `prep` by id (data pieces then the DAG piece) that can be proposed (a row
+    whose sizes make no PieceCID v2 is left out); `only` keeps just the listed v1 piece CIDs,
+    each of which must be one of them."""
     cars = session.scalars(select(Car).where(Car.preparation_id == prep.id).order_by(Car.id)).all()
-    refs = []
+    refs, unusable = [], []
     for car in cars:
         v1 = cid_to_str(car.piece_cid)
-        refs.append(
-            PieceRef(
-                car.id,
-                v1,
-                piece_cid_v2(v1, car.file_size, car.piece_size),
-                car.piece_size,
-                car.file_size,
-            )
-        )
+        v2 = piece_cid_v2(v1, car.file_size, car.piece_size)
+        if v2 is None:
+            unusable.append(v1)  # Market 2.0 needs the v2 CID: such a piece cannot be proposed
+            continue
+        refs.append(PieceRef(car.id, v1, v2, car.piece_size, car.file_size))
     if not only:
         return refs
+    for cid in only:
+        if cid in unusable:
+            raise InvalidDealRequest(
+                f"--piece {cid}: its recorded sizes make no PieceCID v2, which Curio's "
+                "Market 2.0 needs",
+                field="pieces",
+            )
     by_cid = {ref.piece_cid: ref for ref in refs}
     missing = [cid for cid in only if cid not in by_cid]
     if missing:
