@@ -151,8 +151,16 @@ LAYERS: tuple[Layer, ...] = (
     _layer(
         "worker",
         "the dataset worker: runtime (claiming, threads, retries, heartbeats, reaper, signals) "
-        "and the job bodies, with the auto-chain hook (`worker/jobs/chain.py`)",
+        "and the job bodies, with the auto-chain hook (`worker/jobs/chain.py`); the process "
+        "also runs the deal loop of `deals/`",
         *_uses("content", "db", "storage", "helpers"),
+        Use(
+            "deals",
+            imports=(f"{PACKAGE}.worker.runtime.process -> {PACKAGE}.deals.loop",),
+            late=(f"{PACKAGE}.worker.runtime.process",),
+            text="`deals/` only `loop.py` in `runtime/process.py`",
+            why="the worker process runs due deal schedules and polls in a background loop",
+        ),
     ),
     _layer(
         "verify",
@@ -194,6 +202,14 @@ LAYERS: tuple[Layer, ...] = (
         *_uses("content", "helpers"),
     ),
     _layer(
+        "deals",
+        "storage deals over Curio's Market 2.0: the mk20 client (`mk20client.py`, `auth.py`, "
+        "`wire.py`, `ulid.py`), claims and leases on `deals` rows (`store.py`), one send or poll "
+        "(`send.py`, `runner.py`), `deal make` (`make.py`), reads (`queries.py`), schedules "
+        "(`schedules.py`) and the deal loop the worker runs (`loop.py`); see [deals.md](deals.md)",
+        *_uses("content", "db", "wallet", "helpers"),
+    ),
+    _layer(
         "manager",
         "the worker-process manager: spawn through the log pump, stop, status, bounded logs, "
         "audit; no database (releasing a killed worker's jobs is a callback handed in by "
@@ -204,7 +220,7 @@ LAYERS: tuple[Layer, ...] = (
         "api",
         "the FastAPI admin server: routes, admin-token source, body limit, error mapping, "
         "metrics, reply caches",
-        *_uses("db", "prep", "manager", "httpedge", "helpers"),
+        *_uses("db", "prep", "manager", "httpedge", "deals", "helpers"),
     ),
     Layer(
         "web",

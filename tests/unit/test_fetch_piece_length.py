@@ -17,11 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from dataset_worker.retrieve.fetch import FetchError, fetch_piece
 
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of
 from dataset_worker.content.piececid2 import piece_cid_v2
+from dataset_worker.retrieve.fetch import FetchError, fetch_piece
 
 PAYLOAD = hashlib.shake_256(b"fetch-piece length").digest(3000)  # natural piece 4 KiB
 PIECE_SIZE = 4096

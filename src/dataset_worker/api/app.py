@@ -21,6 +21,7 @@ from dataset_worker.api.metrics import make_registry
 from dataset_worker.api.replycache import ReplyCache
 from dataset_worker.api.routes import (
     config,
+    deals,
     explore,
     fleet,
     history,
@@ -120,6 +121,7 @@ def create_app(
         ops,
         storages,
         verify,
+        deals,
     ):
         app.include_router(module.router)
     # Last, so API routes win: the web page's files at / (404 when the folder is empty; with no

@@ -12,6 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from dataset_worker.deals.errors import (
+    DealError,
+    DealNotFound,
+    InvalidDealRequest,
+    WalletUnavailable,
+)
 from dataset_worker.httpedge.errors import (
     ErrorBody,
     error_response,
@@ -50,6 +56,9 @@ STATUS_OF_ERROR: dict[type[Exception], int] = {
     WorkerAlreadyRunning: 409,
     WorkerStarting: 409,
     WorkerSpawnFailed: 500,
+    InvalidDealRequest: 400,
+    DealNotFound: 404,
+    WalletUnavailable: 409,
 }
 
 # PydanticCustomError types of the API's own rules: their messages name the field already.
@@ -95,6 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ManagerError, _known_error)
     app.add_exception_handler(PrepError, _known_error)
     app.add_exception_handler(BadRequest, _known_error)
+    app.add_exception_handler(DealError, _known_error)
 
 
 async def _known_error(_request: Request, exc: Exception) -> JSONResponse:

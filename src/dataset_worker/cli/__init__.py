@@ -9,6 +9,7 @@ import typer
 from dataset_worker.cli import (
     cid,
     commp,
+    deal,
     extract,
     fetch,
     manifest,
@@ -41,6 +42,7 @@ for module in (provider, fetch, extract):
     module.register(app)
 storage.register(app)
 wallet.register(app)
+deal.register(app)
 
 
 def main() -> None:

@@ -139,13 +139,13 @@ def run_command(
 
         private_dir(resolved.state_dir)
     try:
-        # One connection per thread plus heartbeat, reaper and monitor (PostgreSQL pool).
-        db = open_database(resolved.database_url, pool_size=config.concurrency + 4)
+        # One connection per thread plus heartbeat, reaper, monitor and deals (PostgreSQL pool).
+        db = open_database(resolved.database_url, pool_size=config.concurrency + 5)
     except Exception as exc:
         shown = make_url(resolved.database_url).render_as_string(hide_password=True)
         fail(f"cannot open the database {shown}: {exc}", EXIT_ERROR)
     try:
-        code = WorkerProcess(db, config).run()
+        code = WorkerProcess(db, config, deals_state_dir=resolved.state_dir).run()
     finally:
         db.dispose()
     raise typer.Exit(code)

@@ -306,3 +306,81 @@ class CarBlock(Base):
     file_id: Mapped[int | None] = mapped_column(
         ForeignKey("files.id", ondelete="SET NULL"), index=True
     )
+
+
+class DealSchedule(Base):
+    """Deals to make over time for one preparation: replicas of each piece with distinct
+    providers, within a daily and a total limit (docs/deals.md#schedules)."""
+
+    __tablename__ = "deal_schedules"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    preparation_id: Mapped[int] = mapped_column(
+        ForeignKey("preparations.id", ondelete="CASCADE"), index=True
+    )
+    client: Mapped[str] = mapped_column(String(127))
+    # [{"provider": "f01000", "spUrl": "http://…"}, …] in the order given.
+    providers: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    replicas: Mapped[int] = mapped_column(Integer)
+    per_day: Mapped[int | None] = mapped_column(Integer)
+    total: Mapped[int | None] = mapped_column(Integer)
+    product: Mapped[str] = mapped_column(String(15))
+    duration: Mapped[int] = mapped_column(BigInteger)
+    start_epoch_offset: Mapped[int | None] = mapped_column(BigInteger)
+    url_template: Mapped[str] = mapped_column(Text)
+    indexing: Mapped[bool] = mapped_column(Boolean, default=True)
+    announce_payload: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(15), default="active")  # active | paused
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Deal(Base):
+    """One deal proposed to one storage provider for one piece (docs/deals.md#deal-states).
+
+    The ULID is chosen once, when the row is claimed, and every retry re-sends the same body, so
+    an SP never sees two deals for one piece; the unique (piece, provider) pair makes a second
+    deal of one piece with one provider impossible, across processes and restarts.
+    """
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        UniqueConstraint("piece_cid", "provider"),
+        # The worker's due deals: WHERE state IN (…) AND next_attempt_at <= now.
+        Index("ix_deals_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ulid: Mapped[str] = mapped_column(String(26), unique=True)
+    preparation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("preparations.id", ondelete="SET NULL"), index=True
+    )
+    car_id: Mapped[int | None] = mapped_column(ForeignKey("cars.id", ondelete="SET NULL"))
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deal_schedules.id", ondelete="SET NULL"), index=True
+    )
+    piece_cid: Mapped[str] = mapped_column(String(127))  # PieceCID v1 (baga…)
+    piece_cid_v2: Mapped[str] = mapped_column(String(127))  # what the SP is sent (bafkzcib…)
+    piece_size: Mapped[int] = mapped_column(BigInteger)
+    payload_size: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(String(63), index=True)
+    sp_url: Mapped[str] = mapped_column(Text)
+    client: Mapped[str] = mapped_column(String(127))
+    product: Mapped[str] = mapped_column(String(15))
+    # proposing | accepted | complete | failed | rejected (deals/states.py)
+    state: Mapped[str] = mapped_column(String(15))
+    # The exact mk20.Deal body: every retry sends it again unchanged.
+    proposal: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the next send or status poll is due; while a process sends, its lease end.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[int | None] = mapped_column(Integer)  # last HTTP status from the SP
+    last_reason: Mapped[str | None] = mapped_column(Text)  # the SP's reason, or our error
+    sp_state: Mapped[str | None] = mapped_column(String(15))  # the SP's DealState
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

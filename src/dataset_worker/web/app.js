@@ -2,6 +2,7 @@
 
 import { forgetToken, onUnauthorized, request, savedToken, saveToken } from "./client.js";
 import { PackedChart } from "./chart.js";
+import { DealsPanel } from "./deals.js";
 import { byId } from "./dom.js";
 import { WorkersPanel } from "./fleet.js";
 import { JobsPanel } from "./jobs.js";
@@ -32,7 +33,7 @@ function buildPanels() {
     onList: (names) => jobs.setPreparations(names),
     onPacked: (bytes) => chart.add(bytes),
   });
-  return [worker, logs, preps, jobs, chart, new WorkersPanel(), new StoragesPanel()];
+  return [worker, logs, preps, jobs, chart, new WorkersPanel(), new StoragesPanel(), new DealsPanel()];
 }
 
 function setBanner(text) {

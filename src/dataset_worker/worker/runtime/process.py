@@ -17,6 +17,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -60,8 +61,12 @@ class WorkerProcess:
         config: WorkerConfig,
         handlers: Mapping[JobType, Handler] | None = None,
         completion_hooks: Mapping[JobType, CompletionHook] | None = None,
+        *,
+        deals_state_dir: Path | None = None,
     ) -> None:
         self.db = db
+        # With a state dir (as `dataset-worker run` gives), a deal loop runs too (deals/loop.py).
+        self.deals_state_dir = deals_state_dir
         self.config = config.validate()
         self.handlers = dict(handlers) if handlers is not None else default_handlers()
         if completion_hooks is None and handlers is None:
@@ -136,10 +141,21 @@ class WorkerProcess:
             ),
             ("monitor", lambda: self.monitor.run(stop)),
         ]
+        if self.deals_state_dir is not None:
+            loops.append(("deals", lambda: self._run_deals(stop)))
         threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in loops]
         for thread in threads:
             thread.start()
         return threads
+
+    def _run_deals(self, stop: threading.Event) -> None:
+        from dataset_worker.deals.loop import run_deal_loop  # only processes that make deals
+
+        assert self.deals_state_dir is not None
+        try:
+            run_deal_loop(self.db, self.deals_state_dir, stop)
+        except Exception as exc:  # e.g. a bad DATASET_WORKER_DEAL_* value: jobs still run
+            log_event(log, "deals.stopped", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
     def _start_threads(self) -> None:
         for index, worker_id in enumerate(self.worker_ids):
