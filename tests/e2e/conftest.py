@@ -172,9 +172,18 @@ def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     """Save a PNG of the page under tests/e2e/screenshots/ (git-ignored) for people to look at."""
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    # The sticky top bar would be drawn mid-page in a full-page image: let it scroll away.
-    page.screenshot(path=str(path), full_page=full_page, style=".topbar { position: static; }")
+    # The sticky top bar would be drawn mid-page in a full-page image: let it scroll away. Set
+    # through the CSSOM: the page's content security policy blocks the <style> element that
+    # Playwright's `style` option would add.
+    page.evaluate(f"() => {_TOPBARS}.forEach((bar) => bar.style.position = 'static')")
+    try:
+        page.screenshot(path=str(path), full_page=full_page)
+    finally:
+        page.evaluate(f"() => {_TOPBARS}.forEach((bar) => bar.style.removeProperty('position'))")
     return path
+
+
+_TOPBARS = "document.querySelectorAll('.topbar')"
 
 
 def sign_in(page: Page, server: Server) -> None:

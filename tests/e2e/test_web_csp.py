@@ -12,7 +12,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 from dataset_worker.config import sqlite_url
 from dataset_worker.db import Database
 from dataset_worker.httpedge.headers import PAGE_POLICY
-from tests.e2e.conftest import Server, sign_in
+from tests.e2e.conftest import Server, screenshot, sign_in
 from tests.support.preps import packed_preparation
 
 pytestmark = pytest.mark.browser
@@ -60,6 +60,10 @@ def test_the_page_runs_under_its_policy_without_violations(
     expect(page.locator("#prep-form")).to_be_visible()
     page.get_by_role("button", name="New storage").click()
     expect(page.locator("#storage-form")).to_be_visible()
+    # The suite's screenshots work under the policy too (and let the sticky top bar scroll away).
+    screenshot(page, "csp-signed-in")
+    sticky = "getComputedStyle(document.querySelector('.topbar')).position"
+    assert page.evaluate(sticky) == "sticky"  # put back after the screenshot
     violations = page.evaluate("window.__violations")
     page.reload()  # a second load, signed in, with the page's state restored
     expect(page.get_by_role("heading", name="Worker", exact=True)).to_be_visible()

@@ -89,6 +89,15 @@ def test_a_500_carries_only_a_request_id_and_the_log_has_the_exception(
     assert logged[0].__dict__["path"] == "/boom"
 
 
+def test_the_admin_servers_500_carries_the_security_headers() -> None:
+    # Starlette sends a 500 from outside the app's middleware: the handler adds them itself.
+    reply = get(failing_app(INSTALLERS["api"]), "/boom")
+    assert reply.status_code == 500
+    assert reply.headers["content-security-policy"] == PAGE_POLICY
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["referrer-policy"] == "no-referrer"
+
+
 def test_each_500_gets_its_own_request_id() -> None:
     app = failing_app(INSTALLERS["edge"])
     ids = {get(app, "/boom").headers[REQUEST_ID_HEADER] for _ in range(3)}

@@ -26,6 +26,7 @@ from dataset_worker.httpedge.errors import (
 from dataset_worker.httpedge.errors import (
     install_error_handlers as install_edge_handlers,
 )
+from dataset_worker.httpedge.headers import COMMON_HEADERS, PAGE_POLICY
 from dataset_worker.manager.errors import (
     ManagerError,
     NoWorkerLogs,
@@ -99,7 +100,11 @@ def status_of(exc: Exception) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every error into the one body shape."""
     install_edge_handlers(
-        app, service="api", not_found="No such endpoint or file", own_rules=OWN_RULES
+        app,
+        service="api",
+        not_found="No such endpoint or file",
+        own_rules=OWN_RULES,
+        failure_headers={**COMMON_HEADERS, "Content-Security-Policy": PAGE_POLICY},
     )
     app.add_exception_handler(ManagerError, _known_error)
     app.add_exception_handler(PrepError, _known_error)

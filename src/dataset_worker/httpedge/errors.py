@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -81,11 +81,14 @@ def install_error_handlers(
     service: str,
     not_found: str = "No such endpoint",
     own_rules: Iterable[str] = (),
+    failure_headers: Mapping[str, str] | None = None,
 ) -> None:
     """Register the handlers that give validation errors, HTTP errors and unexpected failures
     the one body shape. `service` prefixes the logged event ("api" → `api.error`); `not_found`
     starts the 404 sentence; `own_rules` are the PydanticCustomError types whose messages
-    already name their field. A server adds the handlers of its own error types after this."""
+    already name their field; `failure_headers` go on every 500 (Starlette sends those from
+    outside the app's middleware, so a header middleware never sees them). A server adds the
+    handlers of its own error types after this."""
     rules = frozenset(own_rules)
 
     async def validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -112,7 +115,9 @@ def install_error_handlers(
         return response
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return internal_error(request.method, request.url.path, exc, service=service)
+        response = internal_error(request.method, request.url.path, exc, service=service)
+        response.headers.update(failure_headers or {})
+        return response
 
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
