@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dataset_worker.cli.common import fail, settings
-from dataset_worker.cli.common import JsonOpt, database
+from dataset_worker.cli.common import JsonOpt, database, fail, settings
 
 if TYPE_CHECKING:
     from dataset_worker.deals.views import DealView, ScheduleView
