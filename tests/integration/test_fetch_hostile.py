@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +142,30 @@ def test_a_slow_drip_server_stalls_out_naming_the_range(served: Served, tmp_path
     ), result.stderr
     assert not target.exists()
     assert not os.path.exists(f"{target}.part")
+
+
+def test_another_users_planted_symlink_in_a_shared_folder_is_refused(served: Served) -> None:
+    """The attack as it happens: `nobody` plants FILE.part in a sticky world-writable folder
+    (like /tmp), pointing at a file of ours; we download FILE there."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("planting as another user needs root (to become nobody) and setpriv")
+    shared = Path(tempfile.mkdtemp(prefix="dw-sticky-"))
+    try:
+        shared.chmod(0o1777)
+        victim = shared / "victim.txt"
+        victim.write_bytes(VICTIM_BYTES)
+        target = shared / "piece.car"
+        planted = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             "ln", "-s", str(victim), f"{target}.part"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert planted.returncode == 0, planted.stderr
+        assert os.lstat(f"{target}.part").st_uid != 0
+        result = fetch(served.provider.url, served.tree.piece().cid, target)
+        assert result.returncode == 1
+        assert "piece.car.part is a symbolic link: refusing to write through it" in result.stderr
+        assert victim.read_bytes() == VICTIM_BYTES
+        assert not target.exists()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
