@@ -8,6 +8,9 @@ apply to the next matching requests:
 - `stall`: relay the head and `after` body bytes, then send nothing for `seconds`, then close;
 - `slowdown`: answer 503 SlowDown without contacting the server.
 
+`latency` (seconds, default 0) delays every request before it is forwarded, like a distant
+server (bench/s3listing.py).
+
 `injected` counts the faults really applied, so a test can check its faults happened.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -61,6 +65,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.latency = 0.0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._closed = threading.Event()
@@ -118,6 +123,8 @@ class FaultProxy:
                     + SLOWDOWN_BODY
                 )
                 return
+            if self.latency:
+                time.sleep(self.latency)  # the injected round trip, not a wait on an event
             with suppress(OSError):
                 self._relay(client, raw, fault)
 

@@ -49,6 +49,7 @@ from dataset_worker.storage.s3client import (
     s3_api,
     status_code,
 )
+from dataset_worker.storage.s3shards import SerialLister, ShardedLister
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,13 @@ class _NameOrder:
 class S3Source:
     """A bucket prefix read as a source storage."""
 
-    def __init__(self, api: S3Api, location: S3Location, page_size: int = 1000) -> None:
+    def __init__(
+        self, api: S3Api, location: S3Location, page_size: int = 1000, shards: int = 1
+    ) -> None:
         self.api = api
         self.location = location
         self.page_size = page_size
+        self.shards = shards  # directories listed ahead in parallel (storage.s3shards)
 
     def describe(self) -> str:
         """`s3://bucket/prefix`."""
@@ -147,11 +151,25 @@ class S3Source:
         `on_error` and skipped, as is a file that has the name of a folder next to it; a listing
         request that keeps failing raises StorageError.
         """
+        lister: SerialLister | ShardedLister = (
+            ShardedLister(self._sorted_children, self.shards, self.page_size)
+            if self.shards > 1
+            else SerialLister(self._sorted_children)
+        )
+        try:
+            yield from self._walk(lister, on_error)
+        finally:
+            lister.close()
+
+    def _walk(
+        self, lister: SerialLister | ShardedLister, on_error: ListingErrorHandler
+    ) -> Iterator[SourceEntry]:
         pending: deque[str] = deque([""])
+        lister.announce("")
         while pending:
             directory = pending.popleft()
             held: _Listed | None = None  # a file, until we know no folder has its name
-            for item in self._sorted_children(directory):
+            for item in lister.children(directory):
                 if held is not None:
                     if item.name == held.name:
                         on_error(
@@ -166,6 +184,7 @@ class S3Source:
                     continue
                 if item.entry is not None:
                     pending.append(item.entry.path)
+                    lister.announce(item.entry.path)
                 yield from self._accept(item, on_error)
             if held is not None:
                 yield from self._accept(held, on_error)
@@ -839,7 +858,7 @@ class S3Output:
 
 def open_s3_source(path: str, config: S3Config) -> S3Source:
     """The source for a `s3://bucket/prefix` storage path."""
-    return S3Source(s3_api(config), parse_s3_url(path))
+    return S3Source(s3_api(config), parse_s3_url(path), shards=config.scan_shards)
 
 
 def open_s3_output(path: str, config: S3Config) -> S3Output:

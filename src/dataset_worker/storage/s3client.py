@@ -9,18 +9,22 @@ backoff and jitter; botocore's own retries are turned off so there is one policy
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
+import botocore.utils
 import urllib3.exceptions
 from botocore import UNSIGNED
 
@@ -31,6 +35,7 @@ T = TypeVar("T")
 MIB = 1 << 20
 MIN_PART_SIZE = 5 * MIB  # S3's smallest part (all but the last)
 MAX_PART_SIZE = 5 << 30
+DEFAULT_SCAN_SHARDS = 8  # at most 32: the client's connection pool
 DEFAULT_PART_SIZE = 8 * MIB  # 10,000 parts hold 78 GiB, above the largest 31.5 GiB CAR
 
 NO_CREDENTIALS = (
@@ -52,6 +57,7 @@ _SETTINGS = {
     "max_attempts": "tries per request before giving up",
     "part_size": "multipart upload part size in bytes",
     "addressing_style": "path, virtual or auto",
+    "scan_shards": "prefixes a scan lists ahead in parallel (1: one stream)",
 }
 # Secrets a storage may hold only when its creator allowed it explicitly (--allow-secret-in-db).
 STORABLE_SECRETS = ("access_key_id", "secret_access_key", "session_token")
@@ -149,6 +155,7 @@ class S3Config:
     max_attempts: int = 8
     part_size: int = DEFAULT_PART_SIZE
     addressing_style: str | None = None
+    scan_shards: int = DEFAULT_SCAN_SHARDS
     # Only when stored on purpose; never shown (repr=False) and masked in every view.
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
@@ -186,6 +193,7 @@ class S3Config:
                 _number(values, "part_size", DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE)
             ),
             addressing_style=_choice(values, "addressing_style", ("path", "virtual", "auto")),
+            scan_shards=int(_number(values, "scan_shards", DEFAULT_SCAN_SHARDS, 1, 32)),
             access_key_id=_opt_str(values, "access_key_id"),
             secret_access_key=_opt_str(values, "secret_access_key"),
             session_token=_opt_str(values, "session_token"),
@@ -332,6 +340,17 @@ def s3_api(config: S3Config) -> S3Api:
         return api
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """A listing's ISO 8601 UTC time (`2026-01-02T03:04:05.678Z`) at C speed, else botocore's
+    parser (HTTP dates, offsets). botocore's own goes through dateutil: about 0.3 ms a key, the
+    most costly part of a 1000-key listing page."""
+    if isinstance(value, str) and value.endswith("Z") and "T" in value:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value)
+    parsed: datetime = botocore.utils.parse_timestamp(value)
+    return parsed
+
+
 def _make_client(config: S3Config) -> Any:
     options: dict[str, Any] = {
         "retries": {"total_max_attempts": 1, "mode": "standard"},  # S3Api.retry: one policy
@@ -349,7 +368,11 @@ def _make_client(config: S3Config) -> Any:
     if config.anonymous:
         options["signature_version"] = UNSIGNED
     try:
-        session = boto3.session.Session(profile_name=config.profile)
+        core = botocore.session.get_session()
+        core.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
+        session = boto3.session.Session(botocore_session=core, profile_name=config.profile)
         return session.client(
             "s3",
             aws_access_key_id=config.access_key_id,

@@ -1,0 +1,171 @@
+"""Sharded S3 listing (`scan_shards`) against real S3 servers: the same entries in the same order
+as one stream, hence the same recorded rows, pack jobs and CAR bytes; a shard that fails stops
+the walk exactly where its directory is reached, so the listing never looks complete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from botocore.utils import parse_timestamp as botocore_timestamp
+from sqlalchemy import select
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import File, FileRange, JobState
+from dataset_worker.storage import SourceEntry, StorageError
+from dataset_worker.storage.base import ListingFailed
+from dataset_worker.storage.s3 import S3Source
+from dataset_worker.storage.s3client import S3Config, parse_s3_url, parse_timestamp, s3_api
+from tests.support.faultproxy import Fault, Request, fault_proxy
+from tests.support.jobs import write_files
+from tests.support.s3servers import S3Server
+from tests.support.storages import StorageSpec, make_preparation, prepared, run_all
+
+MAX_SIZE = 200_000  # many pack jobs, so a different grouping would show
+MIN_PIECE_SIZE = 1 << 16
+# Several levels, prefixes whose key order differs from their name order ("a/" after "a-b"),
+# empty-ish folders and a file next to a folder of the same name.
+TREE: dict[str, int | bytes] = {
+    **{f"p{n:02d}/f{k:03d}.bin": 1000 + 37 * n + k for n in range(6) for k in range(7)},
+    **{
+        f"p{n:02d}/sub{m}/g{k}.txt": 50_000 + n + m + k
+        for n in range(3)
+        for m in range(3)
+        for k in range(4)
+    },
+    "a-b": 12_345,
+    "a/x.bin": 70_000,
+    "a/a!/deep.txt": b"deep",
+    "a/a/deeper.txt": b"deeper",
+    "a!/y": 10,
+    "top.bin": 150_000,
+    "z/zz/zzz/last.bin": 99_999,
+}
+
+
+def entries(source: S3Source) -> list[SourceEntry]:
+    """The whole walk (no listing errors are expected)."""
+    errors: list[str] = []
+    found = list(source.walk(lambda path, exc: errors.append(path)))
+    assert errors == []
+    return found
+
+
+def make_source(server_config: dict[str, object], url: str, **options: int) -> S3Source:
+    """An S3Source over `url` with the given page size and shards."""
+    return S3Source(s3_api(S3Config.from_mapping(server_config)), parse_s3_url(url), **options)
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, tmp_path: Path) -> str:
+    """A bucket holding TREE under `data/`."""
+    write_files(tmp_path / "src", TREE)
+    name = s3_server.new_bucket()
+    s3_server.put_tree(name, tmp_path / "src", "data/")
+    return name
+
+
+def test_sharded_walk_equals_one_stream(s3_server: S3Server, bucket: str) -> None:
+    url = f"s3://{bucket}/data"
+    one = entries(make_source(s3_server.config(), url))
+    assert len([e for e in one if not e.is_dir]) == len(TREE)
+    for page_size in (1, 3, 1000):  # tiny pages: many chunks per directory, full buffers
+        for shards in (2, 3, 8):
+            sharded = entries(
+                make_source(s3_server.config(), url, page_size=page_size, shards=shards)
+            )
+            assert sharded == one, (page_size, shards)  # path, kind, size, mtime, ETag, order
+
+
+def _lists_prefix(prefix: str) -> object:
+    def match(request: Request) -> bool:
+        return "list-type=2" in request.path and f"prefix=data%2F{prefix}%2F&" in request.path
+
+    return match
+
+
+def test_a_failing_shard_stops_the_walk_where_it_is_reached(
+    s3_server: S3Server, bucket: str
+) -> None:
+    one = entries(make_source(s3_server.config(), f"s3://{bucket}/data"))
+    first_child = next(i for i, e in enumerate(one) if e.path.startswith("p03/"))
+    with fault_proxy(s3_server.endpoint) as proxy:
+        config = s3_server.config(max_attempts=2)
+        config["endpoint"] = proxy.endpoint
+        proxy.arm(Fault("slowdown", 1000, _lists_prefix("p03")))  # type: ignore[arg-type]
+        source = make_source(config, f"s3://{bucket}/data", page_size=2, shards=4)
+        walked: list[SourceEntry] = []
+        with pytest.raises(ListingFailed, match=f"listing s3://{bucket}/data/p03/ failed"):
+            for entry in source.walk(lambda path, exc: None):
+                walked.append(entry)
+        assert proxy.injected["slowdown"] == 2
+    # Everything before p03's listing, in order, and nothing of p03 or after it: the shards
+    # listed ahead (p04, p05, …) are not handed out past the failed one.
+    assert walked == one[:first_child]
+
+
+def test_sharded_scan_records_the_same_rows_and_pieces(
+    db: Database, tmp_path: Path, s3_server: S3Server, bucket: str
+) -> None:
+    results = []
+    for shards in (1, 8):
+        config = s3_server.config(scan_shards=str(shards))
+        out = tmp_path / f"out-{shards}"
+        out.mkdir()
+        attachment = make_preparation(
+            db,
+            f"shards-{shards}",
+            StorageSpec("s3", f"s3://{bucket}/data", config),
+            StorageSpec("local", str(out)),
+            max_size=MAX_SIZE,
+            min_piece_size=MIN_PIECE_SIZE,
+        )
+        runs = run_all(db, attachment)
+        assert [r.error for r in runs if r.state is not JobState.COMPLETE] == []
+        with db.read() as session:
+            files = session.execute(
+                select(File.path, File.size, File.hash, File.last_modified_nano)
+                .where(File.attachment_id == attachment)
+                .order_by(File.id)
+            ).all()
+            job_ids = session.scalars(
+                select(FileRange.job_id)
+                .join(File, File.id == FileRange.file_id)
+                .where(File.attachment_id == attachment)
+                .order_by(FileRange.id)
+            ).all()
+        first = job_ids[0]
+        assert first is not None
+        # Ranges in id order, each with its pack job counted from this scan's first job.
+        grouping = [(job_id or 0) - first for job_id in job_ids]
+        results.append((files, grouping, prepared(db, attachment, folder=out)))
+    (files_one, grouping_one, pieces_one), (files_sharded, grouping_sharded, pieces_sharded) = (
+        results
+    )
+    assert len(set(grouping_one)) > 5  # several pack jobs
+    assert files_sharded == files_one
+    assert grouping_sharded == grouping_one
+    assert pieces_sharded == pieces_one  # same piece CIDs, root CID and CAR bytes
+
+
+def test_scan_shards_setting() -> None:
+    assert S3Config.from_mapping({}).scan_shards == 8
+    assert S3Config.from_mapping({"scan_shards": "1"}).scan_shards == 1
+    for bad in ("0", "33", "many"):
+        with pytest.raises(StorageError, match='S3 config "scan_shards" must be'):
+            S3Config.from_mapping({"scan_shards": bad})
+
+
+def test_fast_timestamps_equal_botocore() -> None:
+    for text in (
+        "2026-12-05T15:37:16.000Z",
+        "2026-12-05T15:37:16Z",
+        "2026-12-05T15:37:16.123456789Z",  # more digits than microseconds: truncated alike
+        "Sat, 05 Dec 2026 15:37:16 GMT",  # an HTTP date: botocore's parser
+        "2026-12-05T15:37:16+02:00",
+    ):
+        assert parse_timestamp(text) == botocore_timestamp(text), text
+    assert parse_timestamp("2026-12-05T15:37:16.5Z") == datetime(
+        2026, 12, 5, 15, 37, 16, 500_000, tzinfo=UTC
+    )
