@@ -4,21 +4,25 @@ the walk exactly where its directory is reached, so the listing never looks comp
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from botocore.utils import parse_timestamp as botocore_timestamp
 from sqlalchemy import select
 
 from dataset_worker.db import Database
-from dataset_worker.db.models import File, FileRange, JobState
+from dataset_worker.db.models import Directory, File, FileRange, JobState, JobType
 from dataset_worker.storage import SourceEntry, StorageError
-from dataset_worker.storage.base import ListingFailed
+from dataset_worker.storage.base import ListingFailed, WalkStart
 from dataset_worker.storage.s3 import S3Source
 from dataset_worker.storage.s3client import S3Config, parse_s3_url, parse_timestamp, s3_api
+from dataset_worker.worker.jobs.scan.writer import parent_path
+from tests.integration.worker_support import job, spawner, wait_until
 from tests.support.faultproxy import Fault, Request, fault_proxy
-from tests.support.jobs import write_files
+from tests.support.jobs import add_job, run_job, write_files
 from tests.support.s3servers import S3Server
 from tests.support.storages import StorageSpec, make_preparation, prepared, run_all
 
@@ -76,6 +80,25 @@ def test_sharded_walk_equals_one_stream(s3_server: S3Server, bucket: str) -> Non
                 make_source(s3_server.config(), url, page_size=page_size, shards=shards)
             )
             assert sharded == one, (page_size, shards)  # path, kind, size, mtime, ETag, order
+
+
+def test_a_walk_resumed_after_any_entry_gives_the_rest(s3_server: S3Server, bucket: str) -> None:
+    """What scan/resume.py derives from the rows of a scan cut after entry k: the walk from there
+    gives exactly the entries after k, also where key order and name order differ (resumed after
+    "a!", S3 lists the recorded folder "a/" again: it is not handed out twice)."""
+    url = f"s3://{bucket}/data"
+    one = entries(make_source(s3_server.config(), url))
+    source = make_source(s3_server.config(), url, page_size=2, shards=3)
+    folders = [""] + [e.path for e in one if e.is_dir]  # in walk (= directory id) order
+    for k in range(1, len(one)):
+        last = one[k - 1]
+        current = parent_path(last.path)
+        recorded = [""] + [e.path for e in one[:k] if e.is_dir]
+        pending = tuple(recorded[recorded.index(current) :])
+        assert pending == tuple(folders[folders.index(current) : len(recorded)])
+        after = last.path.rsplit("/", 1)[-1]
+        resumed = list(source.walk_from(lambda path, exc: None, WalkStart(pending, after)))
+        assert resumed == one[k:], k
 
 
 def _lists_prefix(prefix: str) -> object:
@@ -169,3 +192,143 @@ def test_fast_timestamps_equal_botocore() -> None:
     assert parse_timestamp("2026-12-05T15:37:16.5Z") == datetime(
         2026, 12, 5, 15, 37, 16, 500_000, tzinfo=UTC
     )
+
+
+# --- resume after kill -9 -------------------------------------------------------------------
+
+RESUME_TREE: dict[str, int | bytes] = {
+    **{f"p{n:02d}/top{k}.bin": 20_000 + n * 10 + k for n in range(12) for k in range(2)},
+    **{
+        f"p{n:02d}/s{m}/f{k}.bin": 30_000 + n * 100 + m * 10 + k
+        for n in range(12)
+        for m in range(3)
+        for k in range(2)
+    },
+}
+STALLED = "p09/s1"  # a second-level folder late in the walk: listed after most of the tree
+RUN = ["--no-enable-pack", "--no-enable-dag", "--min-interval", "100ms", "--max-interval", "300ms"]
+REAPER = ["--heartbeat-interval", "1s", "--stale-after", "3s"]
+
+
+def _listed_prefix(request: Request) -> str | None:
+    """The folder a listing request lists ("" for the root), or None for another request."""
+    if "list-type=2" not in request.path:
+        return None
+    query = parse_qs(urlsplit(request.path).query)
+    return query.get("prefix", [""])[0].removeprefix("data/").removesuffix("/")
+
+
+def _scan_rows(db: Database, attachment: int) -> tuple[list[tuple[object, ...]], list[int]]:
+    """The attachment's files in id order and each range's pack job, counted from the first."""
+    with db.read() as session:
+        files = session.execute(
+            select(File.path, File.size, File.hash, File.last_modified_nano)
+            .where(File.attachment_id == attachment)
+            .order_by(File.id)
+        ).all()
+        job_ids = session.scalars(
+            select(FileRange.job_id)
+            .join(File, File.id == FileRange.file_id)
+            .where(File.attachment_id == attachment)
+            .order_by(FileRange.id)
+        ).all()
+    first = min(job_id for job_id in job_ids if job_id is not None)
+    return [tuple(row) for row in files], [(job_id or 0) - first for job_id in job_ids]
+
+
+def _complete_folders(db: Database, attachment: int) -> set[str]:
+    """Folders of RESUME_TREE all of whose children are recorded (their listing was used up)."""
+    with db.read() as session:
+        files = set(session.scalars(select(File.path).where(File.attachment_id == attachment)))
+        rows = session.execute(
+            select(Directory.id, Directory.parent_id, Directory.name).where(
+                Directory.attachment_id == attachment
+            )
+        ).all()
+    names = {dir_id: (parent, name) for dir_id, parent, name in rows}
+
+    def path(dir_id: int) -> str:
+        parent, name = names[dir_id]
+        if parent is None:
+            return ""
+        above = path(parent)
+        return f"{above}/{name}" if above else name
+
+    folders = {path(dir_id) for dir_id in names}
+    children: dict[str, set[str]] = {}
+    for rel in RESUME_TREE:
+        parts = rel.split("/")
+        for depth in range(len(parts)):
+            children.setdefault("/".join(parts[:depth]), set()).add("/".join(parts[: depth + 1]))
+    return {
+        folder
+        for folder, kids in children.items()
+        if all(kid in files or kid in folders for kid in kids)
+    }
+
+
+@pytest.mark.slow
+def test_a_killed_sharded_scan_resumes_each_listing_where_its_rows_end(
+    db: Database, database_url: str, tmp_path: Path, moto_server: S3Server
+) -> None:
+    write_files(tmp_path / "src", RESUME_TREE)
+    bucket = moto_server.new_bucket()
+    moto_server.put_tree(bucket, tmp_path / "src", "data/")
+    url = f"s3://{bucket}/data"
+    (tmp_path / "out").mkdir()
+
+    reference = make_preparation(
+        db,
+        "reference",
+        StorageSpec("s3", url, moto_server.config(scan_shards="1")),
+        StorageSpec("local", str(tmp_path / "out")),
+        max_size=MAX_SIZE,
+        min_piece_size=MIN_PIECE_SIZE,
+    )
+    assert run_job(db, add_job(db, reference, JobType.SCAN)).state is JobState.COMPLETE
+
+    with fault_proxy(moto_server.endpoint) as proxy, spawner(tmp_path, database_url) as spawn:
+        proxy.latency = 0.3  # the walk takes seconds, so batches commit before the stall
+        config = moto_server.config(scan_shards="2")
+        config["endpoint"] = proxy.endpoint
+        attachment = make_preparation(
+            db,
+            "killed",
+            StorageSpec("s3", url, config),
+            StorageSpec("local", str(tmp_path / "out")),
+            max_size=MAX_SIZE,
+            min_piece_size=MIN_PIECE_SIZE,
+        )
+        proxy.arm(Fault("stall", 1, lambda r: _listed_prefix(r) == STALLED, after=0, seconds=120))
+        scan_id = add_job(db, attachment, JobType.SCAN)
+        first = spawn(None, *RUN, *REAPER)
+
+        def recorded() -> int:
+            with db.read() as session:
+                return len(
+                    session.scalars(select(File.id).where(File.attachment_id == attachment)).all()
+                )
+
+        wait_until(lambda: proxy.injected["stall"] == 1 and recorded() > 0, 120, "the stall")
+        first.signal(signal.SIGKILL)
+        first.wait()
+        complete = _complete_folders(db, attachment)
+        assert "" in complete and STALLED not in complete and len(complete) > 10
+        before = len(proxy.seen)
+
+        second = spawn(None, *RUN, *REAPER)
+        wait_until(lambda: job(db, scan_id).state is JobState.COMPLETE, 120, "the resumed scan")
+        second.signal(signal.SIGTERM)
+        second.wait()
+        assert "scan.resume" in second.output()
+        relisted = [
+            request for request in proxy.seen[before:] if _listed_prefix(request) in complete
+        ]
+
+    # A folder whose rows were all committed is listed again at most once (the one the walk was
+    # in, from after its last recorded name), every other one not at all.
+    assert len(relisted) <= 1
+    assert all("start-after=" in request.path for request in relisted)
+    files, grouping = _scan_rows(db, attachment)
+    assert len(files) == len(RESUME_TREE) == len({row[0] for row in files})  # none twice
+    assert (files, grouping) == _scan_rows(db, reference)  # same rows, same pack jobs

@@ -65,6 +65,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.seen: list[Request] = []  # every request, in arrival order
         self.latency = 0.0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
@@ -93,6 +94,7 @@ class FaultProxy:
     def _take(self, request: Request) -> Fault | None:
         with self._lock:
             self.requests += 1
+            self.seen.append(request)
             for fault in self._faults:
                 if fault.remaining > 0 and fault.match(request):
                     fault.remaining -= 1

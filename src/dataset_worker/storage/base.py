@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 class StorageError(Exception):
@@ -46,6 +46,25 @@ class SourceEntry:
 
 
 ListingErrorHandler = Callable[[str, Exception], None]
+
+
+@dataclass(frozen=True, slots=True)
+class WalkStart:
+    """Where a breadth-first walk resumes: the directories still to list, in walk order (the
+    first one partly listed), and the name in that first directory after which to continue
+    (every child whose name sorts at or before it was already recorded)."""
+
+    pending: tuple[str, ...]
+    after: str
+
+
+@runtime_checkable
+class ResumableSource(Protocol):
+    """A source whose walk can resume at a `WalkStart` (S3: the listing restarts there)."""
+
+    def walk_from(self, on_error: ListingErrorHandler, start: WalkStart) -> Iterator[SourceEntry]:
+        """`walk`, from `start` on; entries at or before `start` are not listed again."""
+        ...
 
 
 class RangeStream(Protocol):

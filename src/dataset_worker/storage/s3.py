@@ -37,6 +37,7 @@ from dataset_worker.storage.base import (
     SourceEntry,
     SpaceInfo,
     StorageError,
+    WalkStart,
 )
 from dataset_worker.storage.s3client import (
     MIB,
@@ -151,21 +152,29 @@ class S3Source:
         `on_error` and skipped, as is a file that has the name of a folder next to it; a listing
         request that keeps failing raises StorageError.
         """
+        return self.walk_from(on_error, WalkStart(("",), ""))
+
+    def walk_from(self, on_error: ListingErrorHandler, start: WalkStart) -> Iterator[SourceEntry]:
+        """`walk`, resumed: the listing of `start.pending[0]` begins after `start.after` (S3's
+        StartAfter), so what was recorded before a crash is listed again at most once."""
         lister: SerialLister | ShardedLister = (
             ShardedLister(self._sorted_children, self.shards, self.page_size)
             if self.shards > 1
             else SerialLister(self._sorted_children)
         )
         try:
-            yield from self._walk(lister, on_error)
+            yield from self._walk(lister, on_error, start)
         finally:
             lister.close()
 
     def _walk(
-        self, lister: SerialLister | ShardedLister, on_error: ListingErrorHandler
+        self, lister: SerialLister | ShardedLister, on_error: ListingErrorHandler, start: WalkStart
     ) -> Iterator[SourceEntry]:
-        pending: deque[str] = deque([""])
-        lister.announce("")
+        pending: deque[str] = deque(start.pending)
+        # Folders already recorded and waiting (a resumed walk) are not yielded or queued again.
+        queued = set(start.pending)
+        for index, directory in enumerate(start.pending):
+            lister.announce(directory, start.after if index == 0 else "")
         while pending:
             directory = pending.popleft()
             held: _Listed | None = None  # a file, until we know no folder has its name
@@ -183,8 +192,13 @@ class S3Source:
                     held = item
                     continue
                 if item.entry is not None:
+                    if item.entry.path in queued:
+                        # Resumed: a recorded folder listed again (its key "a/" sorts after
+                        # the resume name "a!"); it is already recorded and waiting.
+                        continue
+                    queued.add(item.entry.path)
                     pending.append(item.entry.path)
-                    lister.announce(item.entry.path)
+                    lister.announce(item.entry.path, "")
                 yield from self._accept(item, on_error)
             if held is not None:
                 yield from self._accept(held, on_error)
@@ -200,14 +214,16 @@ class S3Source:
     def _join(directory: str, name: str) -> str:
         return f"{directory}/{name}" if directory else name
 
-    def _sorted_children(self, directory: str) -> Iterator[_Listed]:
+    def _sorted_children(self, directory: str, after: str = "") -> Iterator[_Listed]:
         order = _NameOrder()
-        for item in self._children(directory):
+        for item in self._children(directory, after):
             yield from order.push(item)
         yield from order.flush()
 
-    def _children(self, directory: str) -> Iterator[_Listed]:
-        """The direct children of `directory`, in S3 key order, one page at a time."""
+    def _children(self, directory: str, after: str = "") -> Iterator[_Listed]:
+        """The direct children of `directory`, in S3 key order, one page at a time; with `after`,
+        only keys above `<directory>/<after>`: every name at or before `after` in name order has
+        a key at or below it ("a-b" < "a/" but also "a-b" > "a")."""
         prefix = self.location.root + (directory + "/" if directory else "")
         token: str | None = None
         last_key = b""
@@ -220,6 +236,8 @@ class S3Source:
             }
             if token:
                 params["ContinuationToken"] = token
+            elif after:
+                params["StartAfter"] = prefix + after
             page = self._list_page(params, prefix)
             for item in self._page_items(page, prefix, directory):
                 if item.key < last_key:

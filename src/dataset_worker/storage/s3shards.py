@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 PAGES_AHEAD = 16  # per directory listed ahead: 16 pages of 1000 keys
 _POLL = 0.1  # how often a blocked lister looks whether the walk was abandoned
 
-ListChildren = Callable[[str], Iterator["_Listed"]]
+ListChildren = Callable[[str, str], Iterator["_Listed"]]  # (directory, list after this name)
 
 
 class _End:
@@ -40,8 +40,9 @@ _END = _End()
 class _Ahead:
     """One directory being listed ahead into a bounded buffer of page-sized chunks."""
 
-    def __init__(self, directory: str, pages_ahead: int) -> None:
+    def __init__(self, directory: str, after: str, pages_ahead: int) -> None:
         self.directory = directory
+        self.after = after
         self.chunks: queue.Queue[list[_Listed] | BaseException | _End] = queue.Queue(pages_ahead)
 
 
@@ -50,13 +51,16 @@ class SerialLister:
 
     def __init__(self, children: ListChildren) -> None:
         self._children = children
+        self._after: dict[str, str] = {}
 
-    def announce(self, directory: str) -> None:
-        """Nothing to prepare."""
+    def announce(self, directory: str, after: str) -> None:
+        """Remember where a resumed directory's listing starts."""
+        if after:
+            self._after[directory] = after
 
     def children(self, directory: str) -> Iterator[_Listed]:
         """The children of `directory`, in name order."""
-        return self._children(directory)
+        return self._children(directory, self._after.pop(directory, ""))
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -80,14 +84,15 @@ class ShardedLister:
         self._shards = shards
         self._chunk = chunk
         self._pages_ahead = pages_ahead
-        self._waiting: deque[str] = deque()  # announced, not started
+        self._waiting: deque[tuple[str, str]] = deque()  # announced, not started
         self._started: deque[_Ahead] = deque()  # started, in walk order
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=shards, thread_name_prefix="s3-list")
 
-    def announce(self, directory: str) -> None:
-        """The walk will visit `directory` after every directory announced before."""
-        self._waiting.append(directory)
+    def announce(self, directory: str, after: str) -> None:
+        """The walk will visit `directory` (listed after the name `after`, if any) after every
+        directory announced before."""
+        self._waiting.append((directory, after))
         self._top_up()
 
     def children(self, directory: str) -> Iterator[_Listed]:
@@ -117,14 +122,15 @@ class ShardedLister:
         # The head of `_started` is the one the walk reads; every started listing has its own
         # thread, so the head is never stuck behind listings that wait for buffer room.
         while self._waiting and len(self._started) < self._shards and not self._stop.is_set():
-            ahead = _Ahead(self._waiting.popleft(), self._pages_ahead)
+            directory, after = self._waiting.popleft()
+            ahead = _Ahead(directory, after, self._pages_ahead)
             self._started.append(ahead)
             self._pool.submit(self._list, ahead)
 
     def _list(self, ahead: _Ahead) -> None:
         try:
             chunk: list[_Listed] = []
-            for item in self._children(ahead.directory):
+            for item in self._children(ahead.directory, ahead.after):
                 chunk.append(item)
                 if len(chunk) >= self._chunk:
                     if not self._put(ahead, chunk):

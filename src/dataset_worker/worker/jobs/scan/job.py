@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -17,8 +18,10 @@ from sqlalchemy.orm import Session
 from dataset_worker.db.models import File
 from dataset_worker.logs import log_event
 from dataset_worker.storage import SourceEntry
+from dataset_worker.storage.base import ListingErrorHandler, ResumableSource
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, load_setup, root_directory
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, range_split_size
+from dataset_worker.worker.jobs.scan.resume import resume_point
 from dataset_worker.worker.jobs.scan.writer import BatchResult, ScanState, ScanWriter
 from dataset_worker.worker.runtime.context import JobContext
 
@@ -84,7 +87,7 @@ def _walk(ctx: JobContext, setup: AttachmentSetup, writer: ScanWriter, state: Sc
 
     batch: list[SourceEntry] = []
     last_flush = time.monotonic()
-    for entry in setup.source.walk(on_error):
+    for entry in _listing(ctx, setup, on_error):
         ctx.check_cancelled()
         batch.append(entry)
         if len(batch) >= BATCH_FILES or time.monotonic() - last_flush >= BATCH_SECONDS:
@@ -95,6 +98,28 @@ def _walk(ctx: JobContext, setup: AttachmentSetup, writer: ScanWriter, state: Sc
     state = _flush(ctx, writer, state, batch, totals, final=True)
     totals.jobs = state.jobs_created
     return totals
+
+
+def _listing(
+    ctx: JobContext, setup: AttachmentSetup, on_error: ListingErrorHandler
+) -> Iterator[SourceEntry]:
+    """The source's walk; an interrupted first scan of a resumable source continues where its
+    committed rows end (scan/resume.py)."""
+    source = setup.source
+    if isinstance(source, ResumableSource):
+        with ctx.db.read() as session:
+            start = resume_point(session, ctx.attachment_id)
+        if start is not None:
+            log_event(
+                ctx.logger,
+                "scan.resume",
+                job=ctx.job_id,
+                directory=start.pending[0],
+                after=start.after,
+                pending=len(start.pending),
+            )
+            return source.walk_from(on_error, start)
+    return source.walk(on_error)
 
 
 def _flush(
