@@ -117,23 +117,32 @@ def rclone(objects: int, tmp: Path) -> Iterator[str]:
 
 
 def timed_walk(endpoint: str, shards: int) -> tuple[float, list[tuple[str, bool, int]]]:
-    """Seconds to walk the bucket with `shards`, and the walk's (path, is_dir, size) list."""
+    """Seconds to walk the bucket with `shards`, and the walk's (path, is_dir, size) list.
+    Also prints this process's CPU seconds (client and proxy): on a loaded machine the servers'
+    and the client's CPU per page, not the latency, bound what parallel listing can win."""
     config = S3Config.from_mapping({"endpoint": endpoint, "region": "us-east-1"})
     source = S3Source(s3_api(config), parse_s3_url(f"s3://{BUCKET}"), shards=shards)
     errors: list[str] = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     entries: list[SourceEntry] = list(source.walk(lambda path, exc: errors.append(path)))
     seconds = time.perf_counter() - started
+    print(f"  shards {shards}: {seconds:.2f} s, {time.process_time() - cpu:.2f} s CPU here")
     if errors:
         raise SystemExit(f"listing reported errors: {errors[:3]}")
     return seconds, [(e.path, e.is_dir, e.size) for e in entries]
+
+
+def warm_up(endpoint: str) -> None:
+    """One listing request: the client is built and the connection pool opened."""
+    config = S3Config.from_mapping({"endpoint": endpoint, "region": "us-east-1"})
+    s3_api(config).call("list_objects_v2", Bucket=BUCKET, Prefix="p00/", MaxKeys=1)
 
 
 def measure(name: str, endpoint: str, args: argparse.Namespace) -> None:
     """One row: one stream vs `args.shards` shards through the latency proxy."""
     with fault_proxy(endpoint) as proxy:
         proxy.latency = args.latency
-        timed_walk(proxy.endpoint, 1)  # warm up the client and the server's caches
+        warm_up(proxy.endpoint)
         one_s, one = timed_walk(proxy.endpoint, 1)
         sharded_s, sharded = timed_walk(proxy.endpoint, args.shards)
     if sharded != one:
