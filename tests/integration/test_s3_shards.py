@@ -4,6 +4,7 @@ the walk exactly where its directory is reached, so the listing never looks comp
 
 from __future__ import annotations
 
+import json
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.utils import parse_timestamp as botocore_timestamp
 from sqlalchemy import select
+from typer.testing import CliRunner, Result
 
+from dataset_worker.cli import app
 from dataset_worker.db import Database
 from dataset_worker.db.models import Directory, File, FileRange, JobState, JobType
 from dataset_worker.storage import SourceEntry, StorageError
@@ -332,3 +335,25 @@ def test_a_killed_sharded_scan_resumes_each_listing_where_its_rows_end(
     files, grouping = _scan_rows(db, attachment)
     assert len(files) == len(RESUME_TREE) == len({row[0] for row in files})  # none twice
     assert (files, grouping) == _scan_rows(db, reference)  # same rows, same pack jobs
+
+
+def test_storage_create_scan_shards(database_url: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    root = ["--state-dir", str(tmp_path / "state"), "--database-url", database_url]
+
+    def create(*args: str) -> Result:
+        return runner.invoke(app, [*root, "storage", "create", *args, "--json"])
+
+    made = create("lake", "s3://bucket/p", "--scan-shards", "3")
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["config"] == {"scan_shards": "3"}
+    refused = create("lake2", "s3://bucket/p", "--scan-shards", "0")
+    assert refused.exit_code == 1
+    assert 'S3 config "scan_shards" must be between 1 and 32' in refused.output
+    both = create("lake3", "s3://bucket/p", "--scan-shards", "2", "--option", "scan_shards=4")
+    assert both.exit_code == 1 and "--option and --scan-shards" in both.output
+    (tmp_path / "folder").mkdir()
+    local = create("disk", str(tmp_path / "folder"), "--scan-shards", "4")
+    assert local.exit_code == 0, local.output
+    assert "applies to S3 storages only; ignored" in local.stderr
+    assert json.loads(local.stdout)["config"] == {}

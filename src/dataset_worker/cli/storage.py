@@ -77,6 +77,16 @@ def _merged_options(sources: list[tuple[str, dict[str, str]]]) -> dict[str, str]
     return merged
 
 
+def _scan_shards(url: str, shards: int | None) -> dict[str, str]:
+    """`--scan-shards` as the S3 config key; other storage types list one folder at a time."""
+    if shards is None:
+        return {}
+    if not url.startswith("s3://"):
+        typer.echo("--scan-shards applies to S3 storages only; ignored", err=True)
+        return {}
+    return {"scan_shards": str(shards)}
+
+
 @storage_app.command("create")
 def create_command(
     ctx: typer.Context,
@@ -92,6 +102,15 @@ def create_command(
     anonymous: Annotated[
         bool, typer.Option("--anonymous", help="Send unsigned requests (public buckets).")
     ] = False,
+    scan_shards: Annotated[
+        int | None,
+        typer.Option(
+            "--scan-shards",
+            metavar="N",
+            help="S3: folders a scan lists ahead in parallel (1 to 32; default 8; 1: one "
+            "stream). Ignored for local and SFTP storages.",
+        ),
+    ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option("--option", metavar="KEY=VALUE", help="More config, e.g. part_size=16777216."),
@@ -141,6 +160,7 @@ def create_command(
                 ("--option", _parse_options(option or [])),
                 ("--option-file", _read_option_file(option_file) if option_file else {}),
                 ("--secret-from-stdin", _read_stdin_secrets(secret_from_stdin or [])),
+                ("--scan-shards", _scan_shards(url, scan_shards)),
             ]
         ),
         allow_secret_in_db=allow_secret_in_db,
