@@ -178,16 +178,18 @@ def main() -> None:
         f"request, load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    servers = args.servers.split(",")
-    if "moto" in servers:
-        with moto(args.objects) as endpoint:
-            measure("moto", endpoint, args)
-    if "rclone" in servers:
-        with (
-            tempfile.TemporaryDirectory(prefix="dw-s3listing-") as tmp,
-            rclone(args.objects, Path(tmp)) as endpoint,
-        ):
-            measure("rclone", endpoint, args)
+    for server in args.servers.split(","):
+        if server == "moto":
+            with moto(args.objects) as endpoint:
+                measure("moto", endpoint, args)
+        elif server == "rclone":
+            with (
+                tempfile.TemporaryDirectory(prefix="dw-s3listing-") as tmp,
+                rclone(args.objects, Path(tmp)) as endpoint,
+            ):
+                measure("rclone", endpoint, args)
+        else:
+            raise SystemExit(f"--servers: unknown server {server!r} (moto, rclone)")
 
 
 if __name__ == "__main__":
