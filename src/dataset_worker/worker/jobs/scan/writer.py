@@ -27,6 +27,7 @@ from dataset_worker.worker.jobs.bulk_insert import (
     insert_returning_ids,
 )
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
+from dataset_worker.worker.jobs.scan.stale import FileMarks
 
 IN_CHUNK = 500
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
@@ -88,10 +89,12 @@ class ScanWriter:
         split_size: int,
         *,
         check_known: bool,
+        marks: FileMarks | None = None,
     ) -> None:
         self.attachment_id = attachment_id
         self.split_size = split_size
         self.check_known = check_known
+        self.marks = marks  # which earlier rows the listing confirms or supersedes
         self.dir_ids: dict[str, int] = {"": root_id}
         self.fresh_dirs: set[int] = set()  # created by this scan: no child can pre-exist
 
@@ -186,7 +189,7 @@ class ScanWriter:
         known = self._known_files(session, files) if self.check_known else set()
         rows: list[tuple[object, ...]] = []
         for entry in files:
-            if (entry.path, entry.size, entry.mtime_ns) in known:
+            if (entry.path, entry.size, entry.mtime_ns, entry.hash) in known:
                 result.files_skipped += 1
                 continue
             directory_id = self._ensure_dir(session, parent_path(entry.path), result)
@@ -260,16 +263,27 @@ class ScanWriter:
 
     def _known_files(
         self, session: Session, files: Sequence[SourceEntry]
-    ) -> set[tuple[str, int, int]]:
-        """(path, size, mtime) of the batch's files that the attachment already has."""
-        known: set[tuple[str, int, int]] = set()
+    ) -> set[tuple[str, int, int, str]]:
+        """(path, size, mtime, version tag) of the batch's files that the attachment already
+        has. The tag (an S3 ETag) matters: an object rewritten within the same second keeps its
+        listed mtime."""
+        known: set[tuple[str, int, int, str]] = set()
+        listed = {(entry.path, entry.size, entry.mtime_ns, entry.hash) for entry in files}
         paths = [entry.path for entry in files]
+        marks = self.marks
         for start in range(0, len(paths), IN_CHUNK):
             rows = session.execute(
-                select(File.path, File.size, File.last_modified_nano).where(
+                select(File.id, File.path, File.size, File.last_modified_nano, File.hash).where(
                     File.attachment_id == self.attachment_id,
                     File.path.in_(paths[start : start + IN_CHUNK]),
                 )
             )
-            known.update((path, size, mtime) for path, size, mtime in rows)
+            for file_id, path, size, mtime, tag in rows:
+                version = (path, size, mtime, tag)
+                if version in listed:
+                    known.add(version)
+                    if marks is not None:
+                        marks.mark_current(file_id)
+                elif marks is not None:
+                    marks.mark_superseded(file_id)
         return known
