@@ -14,10 +14,9 @@ from sqlalchemy import select, update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Directory, Job, JobState, JobType, Preparation
+from dataset_worker.db.queue import claim_next_job, complete_job
 from dataset_worker.prep import retry_jobs
-from dataset_worker.worker.runtime.claim import claim_next_job
 from dataset_worker.worker.runtime.handlers import default_completion_hooks
-from dataset_worker.worker.runtime.outcomes import complete_job
 from tests.integration.worker_support import add_job, job, make_attachment, new_worker
 
 HOOKS = default_completion_hooks()

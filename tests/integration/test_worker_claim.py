@@ -4,7 +4,7 @@ import threading
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState, JobType, utcnow
-from dataset_worker.worker.runtime.claim import ClaimedJob, claim_next_job
+from dataset_worker.db.queue import ClaimedJob, claim_next_job
 from tests.integration.worker_support import (
     add_job,
     add_jobs,

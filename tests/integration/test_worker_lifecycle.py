@@ -4,8 +4,7 @@ import pytest
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobState, JobType
-from dataset_worker.worker.runtime.claim import claim_next_job
-from dataset_worker.worker.runtime.outcomes import complete_job, fail_job, release_job
+from dataset_worker.db.queue import claim_next_job, complete_job, fail_job, release_job
 from tests.integration.worker_support import add_job, job, make_attachment, new_worker, set_state
 
 

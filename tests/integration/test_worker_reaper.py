@@ -8,9 +8,9 @@ from sqlalchemy import update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobState, JobType, Worker
-from dataset_worker.worker.runtime.claim import claim_next_job
-from dataset_worker.worker.runtime.reaper import (
+from dataset_worker.db.queue import (
     ReapResult,
+    claim_next_job,
     reap_stale_workers,
     release_jobs_of_process,
 )

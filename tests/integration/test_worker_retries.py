@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from dataset_worker.db import Database
 from dataset_worker.db.clock import database_now
 from dataset_worker.db.models import Job, JobState, JobType
-from dataset_worker.worker.runtime.claim import claim_next_job, seconds_until_retry
+from dataset_worker.db.queue import claim_next_job, seconds_until_retry
 from dataset_worker.worker.runtime.config import WorkerConfig
 from dataset_worker.worker.runtime.context import JobContext
 from dataset_worker.worker.runtime.process import EXIT_OK, WorkerProcess

@@ -34,9 +34,9 @@ from dataset_worker.db.models import (
     Worker,
     utcnow,
 )
+from dataset_worker.db.queue import complete_job, fail_job, release_job
 from dataset_worker.prep.create import validate_sizes
 from dataset_worker.worker.runtime.context import Handler, JobCancelled, JobContext
-from dataset_worker.worker.runtime.outcomes import complete_job, fail_job, release_job
 
 
 @dataclass(frozen=True)

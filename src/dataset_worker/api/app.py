@@ -153,7 +153,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _release_jobs(db: Database, hostname: str, pid: int) -> int:
-    # Imported late: the worker package is only needed once a worker was killed.
-    from dataset_worker.worker.runtime.reaper import release_jobs_of_process
+    # Imported late: only needed once a worker was killed.
+    from dataset_worker.db.queue import release_jobs_of_process
 
     return release_jobs_of_process(db, hostname or socket.gethostname(), pid)

@@ -13,13 +13,13 @@ any other request is refused with InvalidParameter naming the job and its state.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from dataset_worker.db import Database
+from dataset_worker.db import Database, queue
 from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
 from dataset_worker.logs import log_event
 from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound
@@ -28,21 +28,9 @@ from dataset_worker.prep.views import JobView
 
 logger = logging.getLogger(__name__)
 
-RUNNING = (JobState.READY, JobState.PROCESSING)
-RESTARTABLE = (JobState.CREATED, JobState.PAUSED, JobState.ERROR, JobState.COMPLETE)
-PACK_STARTABLE = (JobState.CREATED, JobState.PAUSED, JobState.ERROR)
-
-# Moving a job to `ready` forgets the previous run: its error, its timestamps, and its failed
-# attempts (a fresh retry budget).
-_RESET_TO_READY: dict[str, Any] = {
-    "state": JobState.READY,
-    "error_message": "",
-    "error_stack_trace": "",
-    "started_at": None,
-    "finished_at": None,
-    "attempts": 0,
-    "next_attempt_at": None,
-}
+RUNNING = queue.PAUSE_FROM
+RESTARTABLE = queue.START_FROM
+PACK_STARTABLE = queue.PACK_START_FROM
 
 
 def start_scan(db: Database, prep: str | int) -> JobView:
@@ -77,7 +65,7 @@ def pause_pack(db: Database, prep: str | int, job_id: int | None = None) -> list
     return _change_pack(db, prep, job_id, start=False)
 
 
-Transition = Callable[[Session, Preparation, Job | None, SourceAttachment, JobType], Job]
+Transition = Callable[[Session, Preparation, Job | None, SourceAttachment, JobType], JobView]
 
 
 def _change_single(
@@ -100,9 +88,7 @@ def _change_single(
             .limit(1)
             .with_for_update()
         ).first()
-        job = change(session, prep, job, attachment, job_type)
-        session.flush()
-        return JobView.from_model(job)
+        return change(session, prep, job, attachment, job_type)
 
     view = db.run_write(run)
     log_event(logger, "job.state_changed", job=view.id, type=view.type, state=view.state)
@@ -115,24 +101,21 @@ def _start(
     job: Job | None,
     attachment: SourceAttachment,
     job_type: JobType,
-) -> Job:
+) -> JobView:
     if job_type is JobType.DAGGEN and prep.no_dag:
         raise InvalidParameter(
             f'dag generation is disabled for preparation "{prep.name}" (it was created with noDag)'
         )
     if job is None:
-        job = Job(type=job_type, attachment_id=attachment.id)
-        session.add(job)
-    elif job.state not in RESTARTABLE:
+        return _view(session, Job.id == queue.insert_ready(session, job_type, attachment.id))
+    if job.state not in RESTARTABLE:
         # A conflict with the job's current state, not a bad request: say which state it is in.
         what = "queued" if job.state is JobState.READY else "running"
         raise Conflict(
             f'{job_type} job {job.id} of preparation "{prep.name}" is already {what} '
             f"(state {job.state})"
         )
-    for column, value in _RESET_TO_READY.items():
-        setattr(job, column, value)
-    return job
+    return _one(queue.make_ready(session, Job.id == job.id, from_states=RESTARTABLE))
 
 
 def _pause(
@@ -141,7 +124,7 @@ def _pause(
     job: Job | None,
     attachment: SourceAttachment,
     job_type: JobType,
-) -> Job:
+) -> JobView:
     if job is None:
         raise NotFound(
             f'preparation "{prep.name}" has no {job_type} job yet (start one with start-{job_type})'
@@ -150,8 +133,18 @@ def _pause(
         raise InvalidParameter(
             f'{job_type} job {job.id} of preparation "{prep.name}" is not running (state {job.state})'
         )
-    job.state = JobState.PAUSED
-    return job
+    return _one(queue.pause(session, Job.id == job.id, from_states=RUNNING))
+
+
+def _view(session: Session, where: ColumnElement[bool]) -> JobView:
+    row = session.execute(select(*queue.JOB_COLUMNS).where(where)).one()
+    return JobView.model_validate(row._asdict())
+
+
+def _one(rows: Sequence[dict[str, Any]]) -> JobView:
+    """The one row a transition of a locked job changed."""
+    (row,) = rows
+    return JobView.model_validate(row)
 
 
 def _change_pack(
@@ -160,30 +153,22 @@ def _change_pack(
     if job_id is not None and job_id < 0:
         raise InvalidParameter(f"job id must be a positive number, got {job_id}")
     allowed = PACK_STARTABLE if start else RUNNING
-    values = _RESET_TO_READY if start else {"state": JobState.PAUSED}
 
     def run(session: Session) -> list[JobView]:
         prep = find_preparation(session, prep_key)
         attachment = single_source(prep)
         if job_id:
-            return [_change_one_pack(session, prep, attachment, job_id, allowed, values, start)]
+            return [_change_one_pack(session, prep, attachment, job_id, allowed, start)]
         # Bulk: jobs a worker is claiming right now are locked; skip them as Singularity does.
-        eligible = (
-            select(Job.id)
-            .where(Job.type == JobType.PACK, Job.attachment_id == attachment.id)
-            .where(Job.state.in_(allowed))
-            .with_for_update(skip_locked=True)
+        move = queue.make_ready if start else queue.pause
+        rows = move(
+            session,
+            Job.type == JobType.PACK,
+            Job.attachment_id == attachment.id,
+            from_states=allowed,
+            skip_locked=True,
         )
-        rows = session.execute(
-            update(Job)
-            .where(Job.id.in_(eligible.scalar_subquery()))
-            .values(**values)
-            .returning(
-                Job.id, Job.type, Job.state, Job.error_message, Job.worker_id, Job.attachment_id
-            )
-            .execution_options(synchronize_session=False)
-        ).all()
-        return sorted((JobView.model_validate(row._asdict()) for row in rows), key=lambda j: j.id)
+        return sorted((JobView.model_validate(row) for row in rows), key=lambda j: j.id)
 
     views = db.run_write(run)
     for view in views:
@@ -196,8 +181,7 @@ def _change_one_pack(
     prep: Preparation,
     attachment: SourceAttachment,
     job_id: int,
-    allowed: tuple[JobState, ...],
-    values: dict[str, Any],
+    allowed: Collection[JobState],
     start: bool,
 ) -> JobView:
     job = None
@@ -214,7 +198,5 @@ def _change_one_pack(
         raise InvalidParameter(
             f'pack job {job.id} of preparation "{prep.name}" {rule} (state {job.state})'
         )
-    for column, value in values.items():
-        setattr(job, column, value)
-    session.flush()
-    return JobView.from_model(job)
+    move = queue.make_ready if start else queue.pause
+    return _one(move(session, Job.id == job.id, from_states=allowed))

@@ -19,11 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.commp import MIN_PIECE_SIZE
-from dataset_worker.db import Database
+from dataset_worker.db import Database, queue
 from dataset_worker.db.models import (
     Directory,
-    Job,
-    JobState,
     JobType,
     OutputAttachment,
     Preparation,
@@ -353,9 +351,7 @@ def _insert(
         if prep.auto_chain:
             # The chain's first step, queued with the preparation (its completion queues the
             # rest: worker/jobs/chain.py).
-            session.add(
-                Job(type=JobType.SCAN, state=JobState.READY, attachment_id=source_attachment.id)
-            )
+            queue.insert_ready(session, JobType.SCAN, source_attachment.id)
         session.flush()
     except IntegrityError:
         # Another process created the same name between our check and our insert.

@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Delete, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Delete, delete, or_, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.db import Database
+from dataset_worker.db import Database, queue
 from dataset_worker.db.models import (
     Car,
     CarBlock,
@@ -128,12 +128,7 @@ def _hold(session: Session, preparation: str | int) -> _Target:
     attachments = tuple(a.id for a in prep.source_attachments)
     # Paused first, checked after: a worker that claimed a job before our update shows up as
     # processing below; one that comes after finds nothing ready.
-    session.execute(
-        update(Job)
-        .where(Job.attachment_id.in_(attachments), Job.state == JobState.READY)
-        .values(state=JobState.PAUSED)
-        .execution_options(synchronize_session=False)
-    )
+    queue.pause(session, Job.attachment_id.in_(attachments), from_states=(JobState.READY,))
     _refuse_if_processing(session, prep.name, attachments)
     return _Target(prep.id, prep.name, attachments)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from dataset_worker.db import Database
-from dataset_worker.db.models import Job, JobState, JobType
+from dataset_worker.db import Database, queue
+from dataset_worker.db.models import Job, JobType
 from dataset_worker.logs import log_event
 from dataset_worker.prep.errors import InvalidParameter
 from dataset_worker.prep.lookup import find_preparation
@@ -38,32 +38,12 @@ def retry_jobs(
 
     def run(session: Session) -> list[JobView]:
         attachments = [a.id for a in find_preparation(session, prep).source_attachments]
-        errored = (
-            select(Job.id)
-            .where(Job.attachment_id.in_(attachments), Job.state == JobState.ERROR)
-            # A row another transaction holds is changing state right now: not ours to move.
-            .with_for_update(skip_locked=True)
-        )
+        which: list[ColumnElement[bool]] = [Job.attachment_id.in_(attachments)]
         if wanted is not None:
-            errored = errored.where(Job.type == wanted)
-        rows = session.execute(
-            update(Job)
-            .where(Job.id.in_(errored.scalar_subquery()))
-            .values(
-                state=JobState.READY,
-                attempts=0,
-                next_attempt_at=None,
-                error_message="",
-                error_stack_trace="",
-                started_at=None,
-                finished_at=None,
-            )
-            .returning(
-                Job.id, Job.type, Job.state, Job.error_message, Job.worker_id, Job.attachment_id
-            )
-            .execution_options(synchronize_session=False)
-        ).all()
-        return sorted((JobView.model_validate(row._asdict()) for row in rows), key=lambda j: j.id)
+            which.append(Job.type == wanted)
+        # A row another transaction holds is changing state right now: not ours to move.
+        rows = queue.make_ready(session, *which, from_states=queue.RETRY_FROM, skip_locked=True)
+        return sorted((JobView.model_validate(row) for row in rows), key=lambda j: j.id)
 
     views = db.run_write(run)
     for view in views:

@@ -11,7 +11,7 @@ error — means packing is not done yet: an errored one blocks the chain until a
 it, and that completion runs the rule again.
 
 Why it is exact, with no daggen lost and none duplicated: the runtime calls these hooks inside
-the transaction that marks a scan, pack or daggen job complete (outcomes.complete_job), after the
+the transaction that marks a scan, pack or daggen job complete (db/queue complete_job), after the
 ownership-checked update succeeded. The completion and the decision commit together or not at
 all, so a completion can never be recorded without its decision (a crash in between rolls back
 both; the job is then run again and decides again). The first thing each hook does is lock the
@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from dataset_worker.db import queue
 from dataset_worker.db.models import (
     Directory,
     Job,
@@ -41,17 +42,6 @@ from dataset_worker.db.models import (
 from dataset_worker.logs import log_event
 
 log = logging.getLogger("dataset_worker.worker")
-
-# Moving a job to `ready` starts it afresh, as prep start-daggen does.
-_REQUEUE = {
-    "state": JobState.READY,
-    "error_message": "",
-    "error_stack_trace": "",
-    "started_at": None,
-    "finished_at": None,
-    "attempts": 0,
-    "next_attempt_at": None,
-}
 
 
 def after_scan_complete(session: Session, job_id: int) -> None:
@@ -99,19 +89,11 @@ def queue_daggen_if_due(session: Session, attachment_id: int) -> int | None:
         .with_for_update()
     ).one_or_none()
     if daggen is None:
-        job_id = session.execute(
-            insert(Job)
-            .values(type=JobType.DAGGEN, attachment_id=attachment_id, **_REQUEUE)
-            .returning(Job.id)
-        ).scalar_one()
+        job_id = queue.insert_ready(session, JobType.DAGGEN, attachment_id)
     elif daggen.state == JobState.COMPLETE and _has_unexported(session, attachment_id):
+        # Moving a job to `ready` starts it afresh, as prep start-daggen does.
         job_id = daggen.id
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(**_REQUEUE)
-            .execution_options(synchronize_session=False)
-        )
+        queue.make_ready(session, Job.id == job_id, from_states=queue.REQUEUE_FROM)
     else:
         return None
     log_event(log, "chain.daggen_queued", job=job_id, attachment=attachment_id)

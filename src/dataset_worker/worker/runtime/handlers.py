@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from sqlalchemy.orm import Session
 
 from dataset_worker.db.models import JobType
+from dataset_worker.db.queue import CompletionHook
 from dataset_worker.worker.runtime.context import Handler, JobContext
-from dataset_worker.worker.runtime.outcomes import CompletionHook
 
 HANDLER_PATHS: Mapping[JobType, tuple[str, str]] = {
     JobType.SCAN: ("dataset_worker.worker.jobs.scan.job", "run_scan"),

@@ -22,12 +22,12 @@ from typing import Any
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
+from dataset_worker.db.queue import CompletionHook
 from dataset_worker.logs import log_event
 from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
 from dataset_worker.worker.runtime.context import Handler
 from dataset_worker.worker.runtime.handlers import default_completion_hooks, default_handlers
 from dataset_worker.worker.runtime.monitor import JobMonitor
-from dataset_worker.worker.runtime.outcomes import CompletionHook
 from dataset_worker.worker.runtime.reaper import run_reaper
 from dataset_worker.worker.runtime.registry import (
     LiveWorkers,

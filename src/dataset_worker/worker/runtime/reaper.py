@@ -1,92 +1,93 @@
-"""Recovering the jobs of dead workers (docs/architecture.md#heartbeats-and-the-reaper, made fast and safe to run anywhere).
+"""The reaper loop: recovering the jobs of dead workers (docs/architecture.md#heartbeats-and-the-reaper).
 
-A worker whose last heartbeat is older than `stale_after` is dead: its `processing` jobs go back to
-`ready` and its row is deleted (the FK clears worker_id on its other jobs, e.g. paused ones).
-Every worker process runs this. On PostgreSQL the stale rows are locked with SKIP LOCKED, so two
-reapers split the work instead of queueing; the updates are idempotent in any case.
+Every worker process runs it. The transitions are db/queue's `reap_stale_workers`: a worker
+whose last heartbeat is older than `stale_after` is dead, and so, at once, is a worker row of
+this host whose process is gone (`local_process_gone`), so a crashed worker's jobs do not wait
+out the stale threshold when another worker runs on the same machine.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from dataclasses import dataclass
-
-from sqlalchemy import delete, select, text
-from sqlalchemy.orm import Session
+import time
+from datetime import UTC, datetime
 
 from dataset_worker.db import Database
-from dataset_worker.db.clock import now_expr
-from dataset_worker.db.models import Worker
+from dataset_worker.db.queue import reap_stale_workers
 from dataset_worker.logs import log_event
-from dataset_worker.worker.runtime.outcomes import release_jobs_of_workers
 
-REAP_BATCH = 100
+# A process that started this long after its pid's worker row was registered is another one
+# (the pid was reused). Generous, because the row's time is the database server's clock: within
+# it a reused pid is taken for the worker, and the stale threshold catches the row instead.
+REUSE_MARGIN = 60.0
 
 log = logging.getLogger("dataset_worker.worker")
 
 
-@dataclass(frozen=True)
-class ReapResult:
-    """What one reaper pass did."""
-
-    workers: int
-    jobs: int
-
-
-def reap_stale_workers(db: Database, stale_after: float) -> ReapResult:
-    """Release the jobs of workers silent for more than `stale_after` seconds; delete them."""
-
-    def write(session: Session) -> ReapResult:
-        if not db.is_sqlite:
-            # Never let a reaper hold locks for long behind a stuck statement.
-            session.execute(text("SET LOCAL statement_timeout = '30s'"))
-        stale = list(
-            session.scalars(
-                select(Worker.id)
-                .where(Worker.last_heartbeat < now_expr(db, minus=stale_after))
-                .order_by(Worker.id)
-                .limit(REAP_BATCH)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        if not stale:
-            return ReapResult(workers=0, jobs=0)
-        jobs = release_jobs_of_workers(session, stale)
-        session.execute(delete(Worker).where(Worker.id.in_(stale)))
-        return ReapResult(workers=len(stale), jobs=jobs)
-
-    return db.run_write(write)
+def local_process_gone(pid: int, registered_at: datetime | None) -> bool:
+    """True when no live process of this host holds `pid`, or the one holding it started
+    well after the worker row was registered at `registered_at` (a reused pid). Linux /proc;
+    elsewhere only the existence of the pid is checked."""
+    stat = _stat_fields(pid)
+    if stat is None:
+        return not _pid_exists(pid)
+    state, start_ticks = stat
+    if state in ("Z", "X", "x"):  # exited, waiting to be reaped by its parent
+        return True
+    if registered_at is None:
+        return False
+    started = _boot_time() + start_ticks / os.sysconf("SC_CLK_TCK")
+    registered = _aware(registered_at).timestamp()
+    return started > registered + REUSE_MARGIN
 
 
-def release_jobs_of_process(db: Database, hostname: str, pid: int) -> int:
-    """Put the `processing` jobs of every worker row of (hostname, pid) back to `ready`.
+def _stat_fields(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) from /proc/<pid>/stat, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            raw = stat.read().decode("ascii", "replace")
+        rest = raw[raw.rindex(")") + 2 :].split()
+        return rest[0], int(rest[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
-    Deletes those worker rows too, so no reaper has to wait for them to turn stale.
-    Returns the number of jobs released. Call it only once the process is surely dead.
-    """
 
-    def write(session: Session) -> int:
-        ids = list(
-            session.scalars(
-                select(Worker.id)
-                .where(Worker.hostname == hostname, Worker.pid == pid)
-                .with_for_update()
-            )
-        )
-        released = release_jobs_of_workers(session, ids)
-        if ids:
-            session.execute(delete(Worker).where(Worker.id.in_(ids)))
-        return released
+def _pid_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
-    return db.run_write(write)
+
+def _boot_time() -> float:
+    """Seconds since the epoch when this host booted (btime of /proc/stat)."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            for line in stat:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return time.time() - time.monotonic()
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def run_reaper(db: Database, stale_after: float, interval: float, stop: threading.Event) -> None:
-    """Reap stale workers now, then every `interval` until `stop` (any process may run this)."""
+    """Reap dead workers now, then every `interval` until `stop` (any process may run this)."""
     while True:
         try:
-            result = reap_stale_workers(db, stale_after)
+            result = reap_stale_workers(db, stale_after, gone=local_process_gone)
         except Exception as exc:
             log_event(log, "reaper.failed", logging.WARNING, error=str(exc))
         else:

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from dataset_worker.db import Database
 from dataset_worker.db.clock import now_expr as now_expr  # re-exported
 from dataset_worker.db.models import Worker
+from dataset_worker.db.queue import release_jobs_of_workers
 from dataset_worker.logs import log_event
-from dataset_worker.worker.runtime.outcomes import release_jobs_of_workers
 
 WORKER_TYPE = "dataset_worker"
 

@@ -23,19 +23,21 @@ from typing import Any
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
-from dataset_worker.logs import log_event
-from dataset_worker.worker.runtime.claim import ClaimedJob, claim_next_job, seconds_until_retry
-from dataset_worker.worker.runtime.config import WorkerConfig
-from dataset_worker.worker.runtime.context import Handler, JobContext
-from dataset_worker.worker.runtime.monitor import JobMonitor
-from dataset_worker.worker.runtime.outcomes import (
+from dataset_worker.db.queue import (
+    ClaimedJob,
     CompletionHook,
     Failure,
     FailureRecord,
+    claim_next_job,
     complete_job,
     fail_or_retry,
     release_job,
+    seconds_until_retry,
 )
+from dataset_worker.logs import log_event
+from dataset_worker.worker.runtime.config import WorkerConfig
+from dataset_worker.worker.runtime.context import Handler, JobContext
+from dataset_worker.worker.runtime.monitor import JobMonitor
 from dataset_worker.worker.runtime.retry import is_transient
 
 log = logging.getLogger("dataset_worker.worker")

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
+from dataset_worker.db import queue
+from dataset_worker.db.models import Directory, File, FileRange, JobType
 from dataset_worker.storage import SourceEntry
 from dataset_worker.worker.jobs.bulk_insert import (
     DIRECTORIES,
@@ -102,11 +103,7 @@ class ScanWriter:
 
     def create_job(self, session: Session, state: ScanState, pending: list[int]) -> None:
         """Insert a ready pack job holding the carried ranges plus `pending` (this batch)."""
-        job_id = session.execute(
-            insert(Job)
-            .values(type=JobType.PACK, state=JobState.READY, attachment_id=self.attachment_id)
-            .returning(Job.id)
-        ).scalar_one()
+        job_id = queue.insert_ready(session, JobType.PACK, self.attachment_id)
         if state.carried_max is not None:
             session.execute(
                 update(FileRange)

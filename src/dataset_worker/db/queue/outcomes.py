@@ -1,8 +1,9 @@
-"""Writing a job's outcome. Every update is guarded by ownership.
+"""processing → complete, error or ready: what the owning worker thread writes when a job ends.
 
-`AND worker_id = :me AND state = 'processing'` fixes Singularity's unguarded updates (docs/architecture.md#worker-thread-loop):
-a job that was paused, reaped and reclaimed, or restarted meanwhile is left exactly as it is.
-Each function returns True when the row was still ours and got updated.
+See docs/architecture.md#outcomes-and-ownership. Every write is guarded by ownership: `WHERE id
+= :job AND worker_id = :me AND state = 'processing'`, so a job that was paused, reaped and
+claimed by someone else, or restarted meanwhile is left exactly as it is. Each function returns
+whether the row was still ours.
 """
 
 from __future__ import annotations
@@ -11,18 +12,30 @@ import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
-from dataset_worker.db import Database
 from dataset_worker.db.clock import shifted_now
+from dataset_worker.db.engine import Database
 from dataset_worker.db.models import Job, JobState, utcnow
-from dataset_worker.worker.runtime.retry import RetryPolicy
 
 CompletionHook = Callable[[Session, int], None]
-"""Runs in the transaction that marks job `job_id` complete, after that write succeeded."""
+"""Runs in the transaction that marks job `job_id` complete, after that write succeeded (the
+auto chain, worker/jobs/chain.py)."""
+
+
+class RetryRule(Protocol):
+    """The attempts budget and the backoff (worker/runtime/retry.py RetryPolicy is one)."""
+
+    def gives_up(self, attempts: int) -> bool:
+        """True when `attempts` failed attempts use up the budget."""
+        ...
+
+    def delay(self, failed_before: int, rand: Callable[[], float] = ...) -> float:
+        """Seconds to wait before the next attempt."""
+        ...
 
 
 def complete_job(
@@ -30,8 +43,12 @@ def complete_job(
 ) -> bool:
     """processing → complete: owner and errors cleared, finished_at set.
 
-    `on_complete(session, job_id)` runs in the same transaction, only when the row was ours:
-    what it writes commits together with the completion or not at all.
+    SQL: `UPDATE jobs SET state='complete', worker_id=NULL, error_message='',
+    error_stack_trace='', finished_at=now WHERE id=:job AND worker_id=:me AND
+    state='processing'`, then, only when that matched the row, `on_complete(session, job_id)`
+    in the same transaction (the auto-chain hook's call point): what it writes commits together
+    with the completion or not at all. Locking: the UPDATE takes the row lock (PostgreSQL);
+    SQLite holds the write lock (BEGIN IMMEDIATE).
     """
     return _update_owned(
         db,
@@ -49,7 +66,12 @@ def complete_job(
 
 
 def fail_job(db: Database, job_id: int, worker_id: str, message: str, stack_trace: str) -> bool:
-    """processing → error with the message and the traceback, finished_at set."""
+    """processing → error with the message and the traceback, finished_at set.
+
+    SQL: `UPDATE jobs SET state='error', worker_id=NULL, error_message=:m,
+    error_stack_trace=:t, finished_at=now WHERE id=:job AND worker_id=:me AND
+    state='processing'`. Locking: the UPDATE's row lock; SQLite's write lock.
+    """
     return _update_owned(
         db,
         job_id,
@@ -65,8 +87,13 @@ def fail_job(db: Database, job_id: int, worker_id: str, message: str, stack_trac
 
 
 def release_job(db: Database, job_id: int, worker_id: str) -> bool:
-    """processing → ready (shutdown): claimable again by anyone, times cleared; errors cleared
-    too, except the last error of a job that is being retried."""
+    """processing → ready (the owner shuts down, or could not record an outcome).
+
+    SQL: `UPDATE jobs SET state='ready', worker_id=NULL, started_at=NULL, finished_at=NULL,
+    error_message/error_stack_trace='' (kept while attempts > 0) WHERE id=:job AND
+    worker_id=:me AND state='processing'`. No attempt is counted: the job did not fail.
+    Locking: the UPDATE's row lock; SQLite's write lock.
+    """
     return _update_owned(
         db,
         job_id,
@@ -108,13 +135,17 @@ def fail_or_retry(
     stack_trace: str,
     *,
     transient: bool,
-    policy: RetryPolicy,
+    policy: RetryRule,
     rand: Callable[[], float] = random.random,
 ) -> FailureRecord:
-    """Record a failed attempt: attempts + 1, the error kept as the last error; then `ready`
-    after a backoff when the failure is transient and attempts remain, else `error`.
+    """A failed attempt: processing → ready after a backoff (transient, attempts left), else
+    processing → error; attempts + 1 and the error kept as the last error either way.
 
-    The backoff is counted from the database's clock (as the claim query compares it).
+    SQL: `SELECT attempts FROM jobs WHERE id=:job AND worker_id=:me AND state='processing' FOR
+    UPDATE`, then `UPDATE jobs SET worker_id=NULL, attempts=:n, error_message, error_stack_trace,
+    state='ready', next_attempt_at=now + backoff, started_at=NULL, finished_at=NULL` (retry) or
+    `state='error', finished_at=now`. Locking: the row lock taken by FOR UPDATE (PostgreSQL);
+    SQLite's write lock. The backoff counts from the database's clock, as the claim compares it.
     """
 
     def write(session: Session) -> FailureRecord:
@@ -153,26 +184,13 @@ def fail_or_retry(
 
 
 def _decide(
-    failed_before: int, transient: bool, policy: RetryPolicy, rand: Callable[[], float]
+    failed_before: int, transient: bool, policy: RetryRule, rand: Callable[[], float]
 ) -> FailureRecord:
     """RETRY with its delay when the failure is transient and attempts remain, else ERROR."""
     failed = failed_before + 1
     if transient and not policy.gives_up(failed):
         return FailureRecord(Failure.RETRY, failed, policy.delay(failed_before, rand))
     return FailureRecord(Failure.ERROR, failed)
-
-
-def release_jobs_of_workers(session: Session, worker_ids: list[str]) -> int:
-    """processing → ready for every job owned by these workers; returns how many (in a transaction)."""
-    if not worker_ids:
-        return 0
-    result = session.execute(
-        update(Job)
-        .where(Job.worker_id.in_(worker_ids), Job.state == JobState.PROCESSING)
-        .values(state=JobState.READY, worker_id=None, started_at=None, finished_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _update_owned(
