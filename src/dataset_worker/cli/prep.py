@@ -124,6 +124,14 @@ def create_command(
             "(default: the scan is queued now and the daggen after the last pack job).",
         ),
     ] = False,
+    auto_rescan: Annotated[
+        bool,
+        typer.Option(
+            "--auto-rescan",
+            help="When a pack fails on a source file that changed or vanished, rescan by itself "
+            "to re-plan the work (as `prep rescan` does).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a preparation of a local folder (sizes like 31.5GiB, 1MiB or bytes)."""
@@ -142,6 +150,7 @@ def create_command(
         delete_after_export=delete_after_export,
         no_file_hash=no_file_hash,
         no_auto=no_auto,
+        auto_rescan=auto_rescan,
     )
     with database(ctx) as db:
         view = create_preparation(db, request)
@@ -161,7 +170,8 @@ def create_command(
         f"min piece size {format_size(view.min_piece_size)}"
         + (", no DAG" if view.no_dag else "")
         + (", delete after export" if view.delete_after_export else "")
-        + ("" if view.file_hash else ", no file hash"),
+        + ("" if view.file_hash else ", no file hash")
+        + (", auto rescan" if view.auto_rescan else ""),
         highlight=False,
     )
     if view.auto_chain:
@@ -379,6 +389,26 @@ def start_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = Fal
 
     with database(ctx) as db:
         _report_job(start_scan(db, prep), as_json, prep)
+
+
+@prep_app.command("rescan")
+def rescan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
+    """List the source again and re-plan around changed, grown, vanished and new files.
+
+    Unfinished pack jobs holding a changed file are rebuilt from the current listing; completed
+    pieces stay as they are; the DAG is built from the current tree.
+    """
+    from dataset_worker.prep import rescan_preparation
+
+    with database(ctx) as db:
+        view = rescan_preparation(db, prep)
+    if as_json:
+        print_json(view.model_dump(mode="json", by_alias=True))
+        return
+    typer.echo(
+        f'rescan of preparation "{prep}" queued (scan job {view.id}); a running worker re-plans '
+        "its unfinished pack jobs around the current files"
+    )
 
 
 @prep_app.command("pause-scan")

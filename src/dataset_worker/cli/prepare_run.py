@@ -91,6 +91,8 @@ def prepare(
     name: str | None,
     manifest: Path | None,
     meta: ManifestMetaInput,
+    *,
+    auto_rescan: bool = False,
 ) -> NoReturn:
     """Run `prepare` with the parsed options; exits with the command's exit code."""
     threads = concurrency or min(usable_cpus(), 8)
@@ -101,7 +103,9 @@ def prepare(
     config = settings(ctx)
     db = _open(config, threads)
     try:
-        code = _prepare(db, config, source, output, max_size, name, threads, manifest, meta)
+        code = _prepare(
+            db, config, source, output, max_size, name, threads, manifest, meta, auto_rescan
+        )
     except PrepError as exc:
         fail(str(exc))
     except KeyboardInterrupt:  # while setting up or printing: no job is running
@@ -121,10 +125,13 @@ def _prepare(
     threads: int,
     manifest: Path | None,
     meta: ManifestMetaInput,
+    auto_rescan: bool = False,
 ) -> int:
     """Create or resume, run the phases, then print the pieces and write the manifest."""
     console = table_console()
-    target = _create_or_resume(db, source, output, max_size, name or default_name(source))
+    target = _create_or_resume(
+        db, source, output, max_size, name or default_name(source), auto_rescan=auto_rescan
+    )
     if manifest is not None:
         _check_manifest_meta(db, target, meta)
     log_path = _log_to_file(config, target.name)
@@ -170,7 +177,13 @@ def _log_to_file(config: Settings, name: str) -> Path:
 
 
 def _create_or_resume(
-    db: Database, source: Path, output: Path | None, max_size: str | None, name: str
+    db: Database,
+    source: Path,
+    output: Path | None,
+    max_size: str | None,
+    name: str,
+    *,
+    auto_rescan: bool = False,
 ) -> Target:
     """The preparation `name` if it prepares the same folders (else a clear error), or a new one."""
     try:
@@ -184,6 +197,7 @@ def _create_or_resume(
             output=str(destination),
             max_size=size,
             min_piece_size=_min_piece_size(size),
+            auto_rescan=auto_rescan,
         )
         create_preparation(db, request)
         return _load(db, name)

@@ -330,6 +330,7 @@ def _insert(
         no_dag=req.no_dag,
         auto_chain=not req.no_auto,
         file_hash=not req.no_file_hash,
+        auto_rescan=req.auto_rescan,
         uuid=str(uuid.uuid4()),  # the dataset's id in its manifests, kept from now on
         no_inline=False,
         delete_after_export=req.delete_after_export,

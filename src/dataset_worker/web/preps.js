@@ -185,6 +185,16 @@ class PrepCard {
         "div",
         { class: "actions" },
         h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-scan", "Scan", e.currentTarget) }, "Start scan"),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-small",
+            title: "List the source again and re-plan unfinished packs around changed, grown, vanished and new files",
+            onclick: (e) => this.action("rescan", "Rescan", e.currentTarget),
+          },
+          "Rescan",
+        ),
         h("button", { type: "button", class: "btn btn-small", onclick: (e) => this.action("start-daggen", "DAG generation", e.currentTarget) }, "Start daggen"),
         this.retry.button,
         this.piecesButton,

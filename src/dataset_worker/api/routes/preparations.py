@@ -21,6 +21,7 @@ from dataset_worker.prep import (
     pause_daggen,
     pause_pack,
     pause_scan,
+    rescan_preparation,
     start_daggen,
     start_pack,
     start_scan,
@@ -73,6 +74,19 @@ def preparation_status(app: AppServices, name: Name) -> PreparationStatus:
 def scan_start(app: AppServices, name: Name) -> JobView:
     """Make the scan job ready (created on first use)."""
     return start_scan(app.db, name)
+
+
+@router.post(
+    "/{name}/rescan",
+    response_model=JobView,
+    responses=error_responses(400, 401, 404, 409),
+    summary="Rescan and re-plan",
+)
+def rescan(app: AppServices, name: Name) -> JobView:
+    """Queue the scan again: it records the new versions of changed files and the new files,
+    rebuilds the unfinished pack jobs that hold a changed or vanished file, drops vanished files
+    and leaves completed pieces as they are (409 while the scan is already queued or running)."""
+    return rescan_preparation(app.db, name)
 
 
 @router.post("/{name}/pause-scan", response_model=JobView, responses=error_responses(400, 401, 404))
