@@ -22,6 +22,7 @@ from dataset_worker.cli.common import (
     fail,
     print_json,
     table_console,
+    wake_workers,
 )
 from dataset_worker.defaults import (
     DEFAULT_JOBS_LIMIT,
@@ -154,6 +155,7 @@ def create_command(
     )
     with database(ctx) as db:
         view = create_preparation(db, request)
+    wake_workers(ctx)  # its scan is queued (unless --no-auto)
     if as_json:
         print_json(dump_view(view))
         return
@@ -388,7 +390,9 @@ def start_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = Fal
     from dataset_worker.prep import start_scan
 
     with database(ctx) as db:
-        _report_job(start_scan(db, prep), as_json, prep)
+        view = start_scan(db, prep)
+    wake_workers(ctx)
+    _report_job(view, as_json, prep)
 
 
 @prep_app.command("rescan")
@@ -402,6 +406,7 @@ def rescan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) 
 
     with database(ctx) as db:
         view = rescan_preparation(db, prep)
+    wake_workers(ctx)
     if as_json:
         print_json(view.model_dump(mode="json", by_alias=True))
         return
@@ -434,7 +439,9 @@ def start_pack_command(
     from dataset_worker.prep import start_pack
 
     with database(ctx) as db:
-        _report_jobs(start_pack(db, prep, job), as_json, prep, "created, paused or in error")
+        views = start_pack(db, prep, job)
+    wake_workers(ctx)
+    _report_jobs(views, as_json, prep, "created, paused or in error")
 
 
 @prep_app.command("pause-pack")
@@ -454,7 +461,9 @@ def start_daggen_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = F
     from dataset_worker.prep import start_daggen
 
     with database(ctx) as db:
-        _report_job(start_daggen(db, prep), as_json, prep)
+        view = start_daggen(db, prep)
+    wake_workers(ctx)
+    _report_job(view, as_json, prep)
 
 
 @prep_app.command("pause-daggen")

@@ -59,7 +59,9 @@ def create(app: AppServices, request: CreatePreparationRequest) -> PreparationVi
     to the client.
     """
     require_absolute_folders(request)
-    return create_preparation(app.db, request, strict_references=True)
+    view = create_preparation(app.db, request, strict_references=True)
+    app.wake_workers()  # its scan is queued (unless noAuto)
+    return view
 
 
 @router.get("/{name}", response_model=PreparationStatus, responses=error_responses(400, 401, 404))
@@ -73,7 +75,9 @@ def preparation_status(app: AppServices, name: Name) -> PreparationStatus:
 )
 def scan_start(app: AppServices, name: Name) -> JobView:
     """Make the scan job ready (created on first use)."""
-    return start_scan(app.db, name)
+    view = start_scan(app.db, name)
+    app.wake_workers()
+    return view
 
 
 @router.post(
@@ -86,7 +90,9 @@ def rescan(app: AppServices, name: Name) -> JobView:
     """Queue the scan again: it records the new versions of changed files and the new files,
     rebuilds the unfinished pack jobs that hold a changed or vanished file, drops vanished files
     and leaves completed pieces as they are (409 while the scan is already queued or running)."""
-    return rescan_preparation(app.db, name)
+    view = rescan_preparation(app.db, name)
+    app.wake_workers()
+    return view
 
 
 @router.post("/{name}/pause-scan", response_model=JobView, responses=error_responses(400, 401, 404))
@@ -100,7 +106,9 @@ def scan_pause(app: AppServices, name: Name) -> JobView:
 )
 def daggen_start(app: AppServices, name: Name) -> JobView:
     """Make the daggen job ready (created on first use)."""
-    return start_daggen(app.db, name)
+    view = start_daggen(app.db, name)
+    app.wake_workers()
+    return view
 
 
 @router.post(
@@ -116,7 +124,9 @@ def daggen_pause(app: AppServices, name: Name) -> JobView:
 )
 def pack_start(app: AppServices, name: Name, job_id: JobId = None) -> list[JobView]:
     """Make one pack job, or every eligible one, ready again."""
-    return start_pack(app.db, name, job_id)
+    views = start_pack(app.db, name, job_id)
+    app.wake_workers()
+    return views
 
 
 @router.post(

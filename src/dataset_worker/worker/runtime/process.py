@@ -17,6 +17,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -24,6 +25,7 @@ from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
 from dataset_worker.db.queue import CompletionHook
 from dataset_worker.logs import log_event
+from dataset_worker.wakeup import WakeSocket
 from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
 from dataset_worker.worker.runtime.context import Handler
 from dataset_worker.worker.runtime.handlers import default_completion_hooks, default_handlers
@@ -36,6 +38,7 @@ from dataset_worker.worker.runtime.registry import (
     unregister_workers,
 )
 from dataset_worker.worker.runtime.thread import ThreadResult, WorkerThread
+from dataset_worker.worker.runtime.wakeup import Doorbell, listen_postgres, listen_socket
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -60,8 +63,12 @@ class WorkerProcess:
         config: WorkerConfig,
         handlers: Mapping[JobType, Handler] | None = None,
         completion_hooks: Mapping[JobType, CompletionHook] | None = None,
+        *,
+        state_dir: Path | None = None,
     ) -> None:
         self.db = db
+        self.state_dir = state_dir  # where `prep create` and the admin server ring (wakeup.py)
+        self.doorbell = Doorbell()
         self.config = config.validate()
         self.handlers = dict(handlers) if handlers is not None else default_handlers()
         if completion_hooks is None and handlers is None:
@@ -106,6 +113,7 @@ class WorkerProcess:
         if not self.shutdown.is_set():
             self._exit_code = code
             self.shutdown.set()
+            self.doorbell.ring()  # idle threads notice the shutdown at once
 
     def _log_start(self) -> None:
         config = self.config
@@ -136,10 +144,30 @@ class WorkerProcess:
             ),
             ("monitor", lambda: self.monitor.run(stop)),
         ]
+        loops += self._wake_listeners(stop)
         threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in loops]
         for thread in threads:
             thread.start()
         return threads
+
+    def _wake_listeners(self, stop: threading.Event) -> list[tuple[str, Callable[[], None]]]:
+        """What rings the doorbell: the state dir's wake socket, and LISTEN on PostgreSQL."""
+        loops: list[tuple[str, Callable[[], None]]] = []
+        # The state dir exists when this process uses it (SQLite) or was given one that does;
+        # a PostgreSQL worker never creates a folder just to listen in it.
+        if self.state_dir is not None and self.state_dir.is_dir():
+            try:
+                wake = WakeSocket(self.state_dir)
+            except OSError as exc:  # a read-only state dir: the poll backoff still works
+                log_event(log, "wakeup.socket_unavailable", logging.WARNING, error=str(exc))
+            else:
+                loops.append(("wake-socket", lambda: listen_socket(wake, self.doorbell, stop)))
+        if self.db.engine.dialect.name == "postgresql":
+            conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+            loops.append(("wake-listen", lambda: listen_postgres(conninfo, self.doorbell, stop)))
+        return loops
 
     def _start_threads(self) -> None:
         for index, worker_id in enumerate(self.worker_ids):
@@ -153,6 +181,7 @@ class WorkerProcess:
                 read_ahead=self.pack_read_ahead,
                 completion_hooks=self.completion_hooks,
                 hostname=self.hostname,
+                doorbell=self.doorbell,
             )
             thread = threading.Thread(
                 target=self._thread_main, args=(worker,), name=f"worker-{index}", daemon=True
