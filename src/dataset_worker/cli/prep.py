@@ -156,6 +156,7 @@ def create_command(
     with database(ctx) as db:
         view = create_preparation(db, request)
     wake_workers(ctx)  # its scan is queued (unless --no-auto)
+    _warn_small_max_size(view)
     if as_json:
         print_json(dump_view(view))
         return
@@ -184,6 +185,17 @@ def create_command(
         )
     else:
         console.print(f"Next: dataset-worker prep start-scan {escape(view.name)}", highlight=False)
+
+
+def _warn_small_max_size(view: PreparationView) -> None:
+    """On stderr: how many pack jobs a max size below 1 MiB makes of this source."""
+    from dataset_worker.prep.sizing import small_max_size_warning
+
+    for storage in view.source_storages:
+        if storage.type == "local":
+            warning = small_max_size_warning(storage.path, view.max_size)
+            if warning:
+                typer.echo(f"warning: {warning}", err=True)
 
 
 @prep_app.command("list")

@@ -34,6 +34,7 @@ from dataset_worker.db.queue.control import (
     RETRY_FROM,
     START_FROM,
     insert_ready,
+    insert_ready_many,
     make_ready,
     pause,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "fail_or_retry",
     "failed_since",
     "insert_ready",
+    "insert_ready_many",
     "make_ready",
     "others_in_flight",
     "pause",

@@ -12,8 +12,10 @@ earlier batches (and leftovers) are claimed by `id <= carried_max`; this batch's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
@@ -25,12 +27,15 @@ from dataset_worker.worker.jobs.bulk_insert import (
     DIRECTORIES,
     FILE_RANGES,
     FILES,
+    execute_many,
     insert_returning_ids,
 )
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
 from dataset_worker.worker.jobs.scan.stale import FileMarks
 
+T = TypeVar("T")
 IN_CHUNK = 500
+RANGE_CHUNK = 10_000  # ranges inserted, and batched into jobs, per step of a write
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
 RANGE_COLUMNS = ("offset", "length", "file_id")
 DIRECTORY_COLUMNS = (
@@ -50,6 +55,21 @@ def parent_path(path: str) -> str:
 def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+@dataclass(frozen=True, slots=True)
+class _JobRanges:
+    """A pack job planned in this step: the carried ranges (all job-less ranges up to
+    `carried_max`, from earlier steps) and this step's range ids."""
+
+    carried_max: int | None
+    ranges: list[int]
 
 
 @dataclass
@@ -105,19 +125,7 @@ class ScanWriter:
         """Insert a ready pack job holding the carried ranges plus `pending` (this batch)."""
         job_id = queue.insert_ready(session, JobType.PACK, self.attachment_id)
         if state.carried_max is not None:
-            session.execute(
-                update(FileRange)
-                .where(
-                    FileRange.job_id.is_(None),
-                    FileRange.id <= state.carried_max,
-                    # Correlated: a lookup per candidate range, never a pass over all files.
-                    exists().where(
-                        File.id == FileRange.file_id, File.attachment_id == self.attachment_id
-                    ),
-                )
-                .values(job_id=job_id)
-                .execution_options(synchronize_session=False)
-            )
+            self._assign_carried(session, job_id, state.carried_max)
         for chunk in _chunks(pending):
             session.execute(
                 update(FileRange)
@@ -128,6 +136,22 @@ class ScanWriter:
         state.carried_max = None
         state.jobs_created += 1
         pending.clear()
+
+    def _assign_carried(self, session: Session, job_id: int, carried_max: int) -> None:
+        """Give `job_id` the job-less ranges of the attachment up to `carried_max`."""
+        session.execute(
+            update(FileRange)
+            .where(
+                FileRange.job_id.is_(None),
+                FileRange.id <= carried_max,
+                # Correlated: a lookup per candidate range, never a pass over all files.
+                exists().where(
+                    File.id == FileRange.file_id, File.attachment_id == self.attachment_id
+                ),
+            )
+            .values(job_id=job_id)
+            .execution_options(synchronize_session=False)
+        )
 
     def feed(
         self, session: Session, state: ScanState, pending: list[int], range_id: int, length: int
@@ -207,24 +231,68 @@ class ScanWriter:
     def _insert_files(
         self, session: Session, result: BatchResult, rows: list[tuple[object, ...]]
     ) -> None:
+        """Insert the files, then their ranges and the pack jobs they fill, RANGE_CHUNK ranges
+        at a time: memory stays flat however many ranges and jobs one file makes (a 300 MB file
+        at a max size of 100 bytes is ten million of each)."""
         conn = session.connection()
         file_ids = insert_returning_ids(conn, FILES, FILE_COLUMNS, rows)
-        split_size = self.split_size
-        range_rows: list[tuple[int, int, int]] = []
+        state = result.state
+        for chunk in _batched(self._ranges(file_ids, rows), RANGE_CHUNK):
+            range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, chunk)
+            closed: list[_JobRanges] = []
+            pending: list[int] = []
+            for range_id, (_offset, length, _file_id) in zip(range_ids, chunk, strict=True):
+                self._plan(state, pending, closed, range_id, length)
+            self._create_jobs(session, closed)
+            if pending:
+                # The open job's ranges are all the job-less ranges up to the highest one.
+                top = pending[-1]
+                state.carried_max = (
+                    top if state.carried_max is None else max(state.carried_max, top)
+                )
+        result.files_added = len(rows)
+
+    def _ranges(
+        self, file_ids: Sequence[int], rows: Sequence[tuple[object, ...]]
+    ) -> Iterator[tuple[int, int, int]]:
         for file_id, row in zip(file_ids, rows, strict=True):
             size = row[2]
             assert isinstance(size, int)
-            for offset, length in split_file(size, split_size):
-                range_rows.append((offset, length, file_id))
-        range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, range_rows)
-        pending: list[int] = []
-        state = result.state
-        for range_id, (_offset, length, _file_id) in zip(range_ids, range_rows, strict=True):
-            self.feed(session, state, pending, range_id, length)
-        if pending:
-            top = max(pending)
-            state.carried_max = top if state.carried_max is None else max(state.carried_max, top)
-        result.files_added = len(rows)
+            for offset, length in split_file(size, self.split_size):
+                yield offset, length, file_id
+
+    def _plan(
+        self,
+        state: ScanState,
+        pending: list[int],
+        closed: list[_JobRanges],
+        range_id: int,
+        length: int,
+    ) -> None:
+        """`feed`, with the job creation deferred to `_create_jobs` (one statement for many)."""
+        batcher = state.batcher
+        if not batcher.fits(length) and batcher.count > 0:
+            closed.append(_JobRanges(state.carried_max, list(pending)))
+            state.carried_max = None
+            state.jobs_created += 1
+            pending.clear()
+            batcher.reset()
+        batcher.add(length)
+        pending.append(range_id)
+
+    def _create_jobs(self, session: Session, closed: Sequence[_JobRanges]) -> None:
+        """Insert one ready pack job per closed group, in order, and give each its ranges."""
+        if not closed:
+            return
+        job_ids = queue.insert_ready_many(session, JobType.PACK, self.attachment_id, len(closed))
+        for job_id, group in zip(job_ids, closed, strict=True):
+            if group.carried_max is not None:
+                self._assign_carried(session, job_id, group.carried_max)
+        execute_many(
+            session.connection(),
+            "UPDATE file_ranges SET job_id = ? WHERE id = ?",
+            [(job_id, rid) for job_id, g in zip(job_ids, closed, strict=True) for rid in g.ranges],
+        )
 
     def commit(self, result: BatchResult) -> ScanState:
         """Adopt a committed batch's directory ids; returns the state to carry on with."""
