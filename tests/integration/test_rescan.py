@@ -181,3 +181,48 @@ def test_a_rescan_replans_changed_grown_vanished_and_new_files(
         assert pieces <= set(session.scalars(select(Car.piece_cid)).all())
     extracted = _extracted(db, attachment, out, tmp_path / "x2")
     assert extracted == source.files, sorted(set(extracted) ^ set(source.files))
+
+
+def test_auto_rescan_catches_a_pack_that_failed_while_the_scan_ran(
+    db: Database, tmp_path: Path
+) -> None:
+    """The pack cannot queue a scan that is running; the scan's completion queues itself again,
+    once, and the preparation still ends with the current tree."""
+    from dataset_worker.db.models import Preparation
+    from dataset_worker.worker.jobs.chain import after_scan_complete
+    from dataset_worker.worker.jobs.scan.job import run_scan
+    from dataset_worker.worker.runtime.context import JobContext
+    from tests.support.jobs import run_job
+
+    source = _local_source(tmp_path / "src")
+    for index in range(6):
+        source.write(f"f{index}.bin", _data(f"a{index}"))
+    out = tmp_path / "cars"
+    out.mkdir()
+    attachment = make_preparation(
+        db, "meanwhile", source.spec, StorageSpec("local", str(out)), max_size=MAX_SIZE
+    )
+    with db.write() as session:
+        prep = session.scalars(select(Preparation).where(Preparation.name == "meanwhile")).one()
+        prep.auto_rescan = True
+    scan_id = rescan_preparation(db, "meanwhile").id
+
+    def scan_then_change(ctx: JobContext) -> None:
+        run_scan(ctx)  # listed the old version …
+        source.modify("f2.bin", _data("a2", seed=9))  # … which changes now, and its pack fails
+        failed = [r for r in _run(db, JobType.PACK, attachment) if r.state is JobState.ERROR]
+        assert failed and "prep rescan" in str(failed[0].error)
+
+    assert run_job(db, scan_id, handler=scan_then_change).state is JobState.COMPLETE
+    db.run_write(lambda session: after_scan_complete(session, scan_id))  # the runtime's hook call
+    with db.read() as session:
+        assert session.scalar(select(Job.state).where(Job.id == scan_id)) is JobState.READY
+
+    _all_complete(_run(db, JobType.SCAN, attachment))
+    db.run_write(lambda session: after_scan_complete(session, scan_id))  # nothing failed since
+    with db.read() as session:
+        assert session.scalar(select(Job.state).where(Job.id == scan_id)) is JobState.COMPLETE
+    _all_complete(_run(db, JobType.PACK, attachment))
+    start_daggen(db, "meanwhile")
+    _all_complete(_run(db, JobType.DAGGEN, attachment))
+    assert _extracted(db, attachment, out, tmp_path / "x") == source.files
