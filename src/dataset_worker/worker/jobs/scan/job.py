@@ -21,7 +21,7 @@ from dataset_worker.storage import SourceEntry
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, load_setup, root_directory
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, range_split_size
 from dataset_worker.worker.jobs.scan.stale import FileMarks, Retired, retire_stale, stale_files
-from dataset_worker.worker.jobs.scan.writer import BatchResult, ScanState, ScanWriter
+from dataset_worker.worker.jobs.scan.writer import ScanState, ScanWriter
 from dataset_worker.worker.runtime.context import JobContext
 
 BATCH_FILES = 5000  # commit at least every this many listed entries …
@@ -71,6 +71,17 @@ def run_scan(ctx: JobContext) -> None:
         pack_jobs=totals.jobs,
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _finish(ctx: JobContext, writer: ScanWriter, state: ScanState) -> ScanState:
+    """Create the last, possibly small, pack job in a transaction of its own."""
+
+    def work(session: Session) -> ScanState:
+        snapshot = state.copy()
+        writer.finish(session, snapshot)
+        return snapshot
+
+    return ctx.db.run_write(work)
 
 
 def _retire(ctx: JobContext, marks: FileMarks, *, listing_complete: bool) -> Retired:
@@ -144,16 +155,24 @@ def _flush(
     *,
     final: bool = False,
 ) -> ScanState:
-    def work(session: Session) -> BatchResult:
-        result = writer.write_batch(session, state, batch)
-        if final:
-            writer.finish(session, result.state)
-        return result
-
-    result = ctx.db.run_write(work)
-    new_state = writer.commit(result)
-    totals.added += result.files_added
-    totals.skipped += result.files_skipped
+    new_state = state
+    for part in writer.split_batch(batch):
+        # One transaction per part (RANGES_PER_TRANSACTION ranges at most), and more for a file
+        # that makes more: the WAL stays small however many ranges one file makes.
+        snapshot = new_state
+        result = ctx.db.run_write(partial(writer.write_batch, snapshot=snapshot, entries=part))
+        new_state = writer.commit(result)
+        totals.added += result.files_added
+        totals.skipped += result.files_skipped
+        while result.open_file is not None:
+            ctx.check_cancelled()
+            snapshot, open_file = new_state, result.open_file
+            result = ctx.db.run_write(
+                partial(writer.continue_file, snapshot=snapshot, open_file=open_file)
+            )
+            new_state = writer.commit(result)
+    if final:
+        new_state = _finish(ctx, writer, new_state)
     log_event(
         ctx.logger,
         "scan.batch",

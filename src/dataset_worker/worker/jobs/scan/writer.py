@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from sqlalchemy import exists, func, select, update
@@ -36,6 +36,10 @@ from dataset_worker.worker.jobs.scan.stale import FileMarks
 T = TypeVar("T")
 IN_CHUNK = 500
 RANGE_CHUNK = 10_000  # ranges inserted, and batched into jobs, per step of a write
+# Ranges per write transaction: bounds the SQLite WAL (and a PostgreSQL transaction) however
+# many ranges one file makes. A file with more is recorded over several transactions.
+RANGES_PER_TRANSACTION = 200_000
+UNFINISHED_MTIME = -1  # an open file's mtime until its last range is in: matches no listing
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
 RANGE_COLUMNS = ("offset", "length", "file_id")
 DIRECTORY_COLUMNS = (
@@ -98,6 +102,22 @@ class BatchResult:
     new_dir_ids: set[int] = field(default_factory=set)  # ids created in this batch
     files_added: int = 0
     files_skipped: int = 0
+    open_file: OpenFile | None = None  # a file whose ranges continue in the next transaction
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFile:
+    """A file recorded over several transactions, and where its next range starts.
+
+    Its row carries mtime -1 (UNFINISHED_MTIME) until the transaction that adds its last range
+    writes the real one: after a crash in between, the next scan sees a row that matches no
+    listing, retires it like any superseded version (stale.py) and records the file afresh.
+    """
+
+    file_id: int
+    offset: int
+    size: int
+    mtime_ns: int
 
 
 class ScanWriter:
@@ -196,6 +216,27 @@ class ScanWriter:
 
     # --- entries ----------------------------------------------------------------------------
 
+    def range_count(self, entry: SourceEntry) -> int:
+        """How many ranges a listed entry makes (0 for a directory)."""
+        if entry.is_dir:
+            return 0
+        return -(-entry.size // self.split_size) if entry.size > 0 else 1
+
+    def split_batch(self, entries: Sequence[SourceEntry]) -> Iterator[list[SourceEntry]]:
+        """The entries in parts of at most RANGES_PER_TRANSACTION ranges; a file that makes more
+        comes alone (write_batch then leaves it open)."""
+        part: list[SourceEntry] = []
+        count = 0
+        for entry in entries:
+            ranges = self.range_count(entry)
+            if part and count + ranges > RANGES_PER_TRANSACTION:
+                yield part
+                part, count = [], 0
+            part.append(entry)
+            count += ranges
+        if part:
+            yield part
+
     def write_batch(
         self, session: Session, snapshot: ScanState, entries: Sequence[SourceEntry]
     ) -> BatchResult:
@@ -214,18 +255,35 @@ class ScanWriter:
                 result.files_skipped += 1
                 continue
             directory_id = self._ensure_dir(session, parent_path(entry.path), result)
+            too_big = self.range_count(entry) > RANGES_PER_TRANSACTION
             rows.append(
                 (
                     entry.path,
                     entry.hash,  # the storage's version tag (S3 ETag), checked when packing
                     entry.size,
-                    entry.mtime_ns,
+                    UNFINISHED_MTIME if too_big else entry.mtime_ns,
                     self.attachment_id,
                     directory_id,
                 )
             )
+            if too_big:
+                assert len(files) == 1, "split_batch gives a file this big a part of its own"
+                result.open_file = OpenFile(0, 0, entry.size, entry.mtime_ns)
         if rows:
             self._insert_files(session, result, rows)
+        return result
+
+    def continue_file(
+        self, session: Session, snapshot: ScanState, open_file: OpenFile
+    ) -> BatchResult:
+        """Record the next RANGES_PER_TRANSACTION ranges of an open file; the last step writes
+        its real mtime. Pure with respect to `self`, like write_batch."""
+        result = BatchResult(snapshot.copy(), open_file=open_file)
+        ranges = (
+            (offset, min(self.split_size, open_file.size - offset), open_file.file_id)
+            for offset in range(open_file.offset, open_file.size, self.split_size)
+        )
+        self._record_ranges(session, result, ranges)
         return result
 
     def _insert_files(
@@ -234,10 +292,23 @@ class ScanWriter:
         """Insert the files, then their ranges and the pack jobs they fill, RANGE_CHUNK ranges
         at a time: memory stays flat however many ranges and jobs one file makes (a 300 MB file
         at a max size of 100 bytes is ten million of each)."""
+        file_ids = insert_returning_ids(session.connection(), FILES, FILE_COLUMNS, rows)
+        if result.open_file is not None:
+            result.open_file = replace(result.open_file, file_id=file_ids[0])
+        self._record_ranges(session, result, self._ranges(file_ids, rows))
+        result.files_added = len(rows)
+
+    def _record_ranges(
+        self, session: Session, result: BatchResult, ranges: Iterator[tuple[int, int, int]]
+    ) -> None:
+        """Insert `ranges` and plan their jobs; with an open file, stop after
+        RANGES_PER_TRANSACTION and say where to go on, or close the file when none is left."""
         conn = session.connection()
-        file_ids = insert_returning_ids(conn, FILES, FILE_COLUMNS, rows)
         state = result.state
-        for chunk in _batched(self._ranges(file_ids, rows), RANGE_CHUNK):
+        open_file = result.open_file
+        limited = itertools.islice(ranges, RANGES_PER_TRANSACTION) if open_file else ranges
+        last: tuple[int, int, int] | None = None
+        for chunk in _batched(limited, RANGE_CHUNK):
             range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, chunk)
             closed: list[_JobRanges] = []
             pending: list[int] = []
@@ -250,7 +321,20 @@ class ScanWriter:
                 state.carried_max = (
                     top if state.carried_max is None else max(state.carried_max, top)
                 )
-        result.files_added = len(rows)
+            last = chunk[-1]
+        if open_file is None:
+            return
+        offset = last[0] + last[1] if last is not None else open_file.offset
+        if offset < open_file.size:
+            result.open_file = replace(open_file, offset=offset)
+            return
+        session.execute(
+            update(File)
+            .where(File.id == open_file.file_id)
+            .values(last_modified_nano=open_file.mtime_ns)
+            .execution_options(synchronize_session=False)
+        )
+        result.open_file = None
 
     def _ranges(
         self, file_ids: Sequence[int], rows: Sequence[tuple[object, ...]]
