@@ -104,3 +104,37 @@ def test_the_admin_server_wakes_the_worker_it_manages(
     source = make_source(tmp_path / "served", {"a.txt": 10})
     create_preparation(client, "served", source, tmp_path / "served-cars")
     _scan_claimed(db, "served")
+
+
+def test_a_scan_wakes_the_idle_threads_of_its_process_to_pack(
+    spawn: Spawn, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "state").mkdir()
+    worker = spawn(None, "--concurrency", "2", "--min-interval", "160s", "--max-interval", "160s")
+    wait_until(lambda: worker.output().count("worker.idle") >= 2, 60, "both threads idle")
+    source = make_source(tmp_path / "many", {f"f{i:02}.bin": 300_000 for i in range(12)})
+    args = [
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--database-url",
+        database_url,
+        "prep",
+        "create",
+    ]
+    args += ["--name", "many", "--source", str(source), "--output", str(tmp_path / "many-cars")]
+    args += ["--max-size", "600KiB", "--min-piece-size", "256KiB"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+
+    def packers() -> set[str]:
+        with db.read() as session:
+            return {
+                worker_id
+                for worker_id in session.scalars(
+                    select(Job.last_worker_id).where(Job.type == JobType.PACK)
+                )
+                if worker_id
+            }
+
+    # The thread that scanned packs too; the other one was asleep for 160 s: only the scan's
+    # wake-up makes it join in.
+    wait_until(lambda: len(packers()) == 2, DEADLINE, "both threads to pack")

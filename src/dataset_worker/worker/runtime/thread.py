@@ -70,6 +70,10 @@ class Backoff:
         return interval
 
 
+def _nothing() -> None:
+    pass
+
+
 class Outcome(enum.Enum):
     """What became of one claimed job."""
 
@@ -190,6 +194,7 @@ class WorkerThread:
             shutdown=self.shutdown,
             stop=stop,
             read_ahead=self.read_ahead,
+            queued=self.doorbell.ring if self.doorbell is not None else _nothing,
         )
         started = time.monotonic()
         try:

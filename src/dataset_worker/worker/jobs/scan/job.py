@@ -173,6 +173,8 @@ def _flush(
             new_state = writer.commit(result)
     if final:
         new_state = _finish(ctx, writer, new_state)
+    if new_state.jobs_created > state.jobs_created:
+        ctx.queued()  # the process's idle threads can start packing now
     log_event(
         ctx.logger,
         "scan.batch",
