@@ -5,7 +5,7 @@ it). Each function states its SQL and its locking rule in its docstring.
 
 | from → to | function |
 |---|---|
-| (none) → ready | `control.insert_ready` (prep create, first start, the scan's pack jobs, the auto chain's daggen) |
+| (none) → ready | `control.insert_ready` (prep create, first start, the auto chain's daggen), `control.insert_ready_many` (the scan's pack jobs) |
 | created, paused, error, complete → ready | `control.make_ready` (starts, `prep retry`, the auto chain) |
 | ready, processing → paused | `control.pause` (pauses, delete) |
 | ready (due), ownerless processing → processing | `claim.claim_next_job` |
