@@ -78,6 +78,14 @@ def prepare_command(
     project_url: ProjectUrlOpt = None,
     open_with: OpenWithOpt = None,
     tags: TagOpt = None,
+    auto_rescan: Annotated[
+        bool,
+        typer.Option(
+            "--auto-rescan",
+            help="Store on a new preparation: a pack failing on a changed source file queues "
+            "a rescan (see prep create --auto-rescan).",
+        ),
+    ] = False,
 ) -> None:
     """Scan, pack and build the DAG of SOURCE in one go; rerun to resume after Ctrl-C.
 
@@ -87,4 +95,6 @@ def prepare_command(
     from dataset_worker.cli.prepare_run import prepare
 
     meta = meta_input(dataset_name, description, version, license_, project_url, open_with, tags)
-    prepare(ctx, source, output, max_size, concurrency, name, manifest, meta)
+    prepare(
+        ctx, source, output, max_size, concurrency, name, manifest, meta, auto_rescan=auto_rescan
+    )

@@ -92,6 +92,8 @@ def prepare(
     name: str | None,
     manifest: Path | None,
     meta: ManifestMetaInput,
+    *,
+    auto_rescan: bool = False,
 ) -> NoReturn:
     """Run `prepare` with the parsed options; exits with the command's exit code."""
     threads = concurrency or min(usable_cpus(), 8)
@@ -102,7 +104,9 @@ def prepare(
     config = settings(ctx)
     db = _open(config, threads)
     try:
-        code = _prepare(db, config, source, output, max_size, name, threads, manifest, meta)
+        code = _prepare(
+            db, config, source, output, max_size, name, threads, manifest, meta, auto_rescan
+        )
     except PrepError as exc:
         fail(str(exc))
     except KeyboardInterrupt:  # while setting up or printing: no job is running
@@ -122,6 +126,7 @@ def _prepare(
     threads: int,
     manifest: Path | None,
     meta: ManifestMetaInput,
+    auto_rescan: bool = False,
 ) -> int:
     """Create or resume, run the phases, then print the pieces and write the manifest."""
     console = table_console()
@@ -130,7 +135,9 @@ def _prepare(
         _check_manifest_options(db, name, manifest, meta)
     # A new preparation's CAR files go to the state dir unless --output says otherwise.
     output_default = config.state_dir / "cars" / name
-    target = _create_or_resume(db, source, output, output_default, max_size, name)
+    target = _create_or_resume(
+        db, source, output, output_default, max_size, name, auto_rescan=auto_rescan
+    )
     log_path = _log_to_file(config, target.name)
     code = _run(db, target, threads, console)
     if code == EXIT_OK:
@@ -181,6 +188,8 @@ def _create_or_resume(
     output_default: Path,
     max_size: str | None,
     name: str,
+    *,
+    auto_rescan: bool = False,
 ) -> Target:
     """The preparation `name` if it prepares the same folders (else a clear error), or a new one."""
     try:
@@ -194,6 +203,7 @@ def _create_or_resume(
             output=str(destination),
             max_size=size,
             min_piece_size=_min_piece_size(size),
+            auto_rescan=auto_rescan,
         )
         create_preparation(db, request)
         return _load(db, name)

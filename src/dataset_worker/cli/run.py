@@ -145,7 +145,9 @@ def run_command(
         shown = make_url(resolved.database_url).render_as_string(hide_password=True)
         fail(f"cannot open the database {shown}: {exc}", EXIT_ERROR)
     try:
-        code = WorkerProcess(db, config, deals_state_dir=resolved.state_dir).run()
+        code = WorkerProcess(
+            db, config, state_dir=resolved.state_dir, deals_state_dir=resolved.state_dir
+        ).run()
     finally:
         db.dispose()
     raise typer.Exit(code)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -120,6 +121,8 @@ class Preparation(Base):
     auto_chain: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Pack records each file's sha256 while it reads (`prep create --no-file-hash`: off).
     file_hash: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # A pack that fails on a changed source file queues the re-planning scan (prep rescan).
+    auto_rescan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The manifest's dataset uuid, made once and kept; and the manifest fields last exported.
     uuid: Mapped[str | None] = mapped_column(String(36))
     manifest_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -7,6 +7,7 @@ S3-compatible buckets (`storage.s3`) and SFTP servers (`storage.sftp`) implement
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -27,6 +28,21 @@ class ListingFailed(StorageError):
 
 class SourceChangedError(StorageError):
     """A source file differs from what the scan recorded (size, mtime or version tag)."""
+
+
+# What every "source changed" message ends with: the way out (docs/operations.md#sources-that-change).
+RESCAN_HINT = (
+    "rescan the preparation (prep rescan NAME) to re-plan its work around the current files"
+)
+
+
+def iso_time(mtime_ns: int, *, whole_seconds: bool = False) -> str:
+    """A modification time in nanoseconds as ISO 8601 UTC: `2026-12-05T14:37:41.123456789Z`."""
+    seconds, nanos = divmod(mtime_ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if whole_seconds or not nanos:
+        return f"{stamp}Z"
+    return f"{stamp}.{nanos:09d}Z"
 
 
 @dataclass(frozen=True, slots=True)

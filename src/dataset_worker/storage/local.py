@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dataset_worker.storage.base import (
+    RESCAN_HINT,
     ListingErrorHandler,
     SourceChangedError,
     SourceEntry,
     SpaceInfo,
     StorageError,
+    iso_time,
 )
 
 _ZEROS = bytes(1 << 20)
@@ -128,7 +130,7 @@ class LocalSource:
             stream = io.FileIO(full, "r")
         except FileNotFoundError:
             raise SourceChangedError(
-                f"source file {path} no longer exists in {self.root}; start a new scan"
+                f"source file {path} no longer exists in {self.root}; {RESCAN_HINT}"
             ) from None
         try:
             info = os.fstat(stream.fileno())
@@ -151,11 +153,11 @@ def _check_same(path: str, info: os.stat_result, size: int, mtime_ns: int) -> No
     if size >= 0 and info.st_size != size:
         changes.append(f"size {size} -> {info.st_size}")
     if mtime_ns >= 0 and info.st_mtime_ns != mtime_ns:  # -1: not checked
-        changes.append(f"mtime {mtime_ns} ns -> {info.st_mtime_ns} ns")
+        changes.append(f"modified {iso_time(mtime_ns)} -> {iso_time(info.st_mtime_ns)}")
     if changes:
         raise SourceChangedError(
             f"source file {path} has changed since it was scanned ({', '.join(changes)}); "
-            "start a new scan to pick up the new version"
+            f"{RESCAN_HINT}"
         )
 
 

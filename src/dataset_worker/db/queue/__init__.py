@@ -5,7 +5,7 @@ it). Each function states its SQL and its locking rule in its docstring.
 
 | from → to | function |
 |---|---|
-| (none) → ready | `control.insert_ready` (prep create, first start, the scan's pack jobs, the auto chain's daggen) |
+| (none) → ready | `control.insert_ready` (prep create, first start, the auto chain's daggen), `control.insert_ready_many` (the scan's pack jobs) |
 | created, paused, error, complete → ready | `control.make_ready` (starts, `prep retry`, the auto chain) |
 | ready, processing → paused | `control.pause` (pauses, delete) |
 | ready (due), ownerless processing → processing | `claim.claim_next_job` |
@@ -34,6 +34,7 @@ from dataset_worker.db.queue.control import (
     RETRY_FROM,
     START_FROM,
     insert_ready,
+    insert_ready_many,
     make_ready,
     pause,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "fail_or_retry",
     "failed_since",
     "insert_ready",
+    "insert_ready_many",
     "make_ready",
     "others_in_flight",
     "pause",

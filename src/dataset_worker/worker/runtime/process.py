@@ -25,6 +25,7 @@ from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
 from dataset_worker.db.queue import CompletionHook
 from dataset_worker.logs import log_event
+from dataset_worker.wakeup import WakeSocket
 from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
 from dataset_worker.worker.runtime.context import Handler
 from dataset_worker.worker.runtime.handlers import default_completion_hooks, default_handlers
@@ -37,6 +38,7 @@ from dataset_worker.worker.runtime.registry import (
     unregister_workers,
 )
 from dataset_worker.worker.runtime.thread import ThreadResult, WorkerThread
+from dataset_worker.worker.runtime.wakeup import Doorbell, listen_postgres, listen_socket
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -62,9 +64,12 @@ class WorkerProcess:
         handlers: Mapping[JobType, Handler] | None = None,
         completion_hooks: Mapping[JobType, CompletionHook] | None = None,
         *,
+        state_dir: Path | None = None,
         deals_state_dir: Path | None = None,
     ) -> None:
         self.db = db
+        self.state_dir = state_dir  # where `prep create` and the admin server ring (wakeup.py)
+        self.doorbell = Doorbell()
         # With a state dir (as `dataset-worker run` gives), a deal loop runs too (deals/loop.py).
         self.deals_state_dir = deals_state_dir
         self.config = config.validate()
@@ -111,6 +116,7 @@ class WorkerProcess:
         if not self.shutdown.is_set():
             self._exit_code = code
             self.shutdown.set()
+            self.doorbell.ring()  # idle threads notice the shutdown at once
 
     def _log_start(self) -> None:
         config = self.config
@@ -143,6 +149,7 @@ class WorkerProcess:
         ]
         if self.deals_state_dir is not None:
             loops.append(("deals", lambda: self._run_deals(stop)))
+        loops += self._wake_listeners(stop)
         threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in loops]
         for thread in threads:
             thread.start()
@@ -157,6 +164,25 @@ class WorkerProcess:
         except Exception as exc:  # e.g. a bad DATASET_WORKER_DEAL_* value: jobs still run
             log_event(log, "deals.stopped", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
+    def _wake_listeners(self, stop: threading.Event) -> list[tuple[str, Callable[[], None]]]:
+        """What rings the doorbell: the state dir's wake socket, and LISTEN on PostgreSQL."""
+        loops: list[tuple[str, Callable[[], None]]] = []
+        # The state dir exists when this process uses it (SQLite) or was given one that does;
+        # a PostgreSQL worker never creates a folder just to listen in it.
+        if self.state_dir is not None and self.state_dir.is_dir():
+            try:
+                wake = WakeSocket(self.state_dir)
+            except OSError as exc:  # a read-only state dir: the poll backoff still works
+                log_event(log, "wakeup.socket_unavailable", logging.WARNING, error=str(exc))
+            else:
+                loops.append(("wake-socket", lambda: listen_socket(wake, self.doorbell, stop)))
+        if self.db.engine.dialect.name == "postgresql":
+            conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+            loops.append(("wake-listen", lambda: listen_postgres(conninfo, self.doorbell, stop)))
+        return loops
+
     def _start_threads(self) -> None:
         for index, worker_id in enumerate(self.worker_ids):
             worker = WorkerThread(
@@ -169,6 +195,7 @@ class WorkerProcess:
                 read_ahead=self.pack_read_ahead,
                 completion_hooks=self.completion_hooks,
                 hostname=self.hostname,
+                doorbell=self.doorbell,
             )
             thread = threading.Thread(
                 target=self._thread_main, args=(worker,), name=f"worker-{index}", daemon=True

@@ -39,6 +39,7 @@ from dataset_worker.worker.runtime.config import WorkerConfig
 from dataset_worker.worker.runtime.context import Handler, JobContext
 from dataset_worker.worker.runtime.monitor import JobMonitor
 from dataset_worker.worker.runtime.retry import is_transient
+from dataset_worker.worker.runtime.wakeup import Doorbell
 
 log = logging.getLogger("dataset_worker.worker")
 job_log = logging.getLogger("dataset_worker.job")
@@ -67,6 +68,10 @@ class Backoff:
         interval = self.current
         self.current = next_interval(self.current, self.maximum)
         return interval
+
+
+def _nothing() -> None:
+    pass
 
 
 class Outcome(enum.Enum):
@@ -102,6 +107,7 @@ class WorkerThread:
         read_ahead: bool = True,
         completion_hooks: Mapping[JobType, CompletionHook] | None = None,
         hostname: str | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
         self.db = db
         self.completion_hooks = dict(completion_hooks or {})
@@ -113,6 +119,8 @@ class WorkerThread:
         self.worker_id = worker_id
         self.shutdown = shutdown
         self.monitor = monitor
+        # Rung when work is queued (runtime/wakeup.py): an idle sleep ends at once.
+        self.doorbell = doorbell
 
     def run(self) -> ThreadResult:
         """Work until shutdown, exit-on-complete or (with exit-on-error) the first error."""
@@ -120,6 +128,7 @@ class WorkerThread:
         types = self.config.job_types
         while not self.shutdown.is_set():
             try:
+                ticket = self._ticket()  # a ring during the claim still wakes us
                 job = claim_next_job(self.db, self.worker_id, types, self.hostname)
                 retry_in = seconds_until_retry(self.db, types) if job is None else None
             except Exception as exc:
@@ -134,7 +143,7 @@ class WorkerThread:
                     if retry_in is not None:  # wake up when a retry falls due
                         interval = min(interval, retry_in + RETRY_SLACK)
                     log_event(log, "worker.idle", worker=self.worker_id, sleep=interval)
-                    if self.shutdown.wait(interval):
+                    if self._idle(ticket, interval):
                         break
                     continue
                 outcome, failure = self.process(job)
@@ -153,6 +162,16 @@ class WorkerThread:
             if self.shutdown.wait(backoff.advance()):
                 break
         return ThreadResult(self.worker_id)
+
+    def _ticket(self) -> int:
+        return self.doorbell.ticket() if self.doorbell is not None else 0
+
+    def _idle(self, ticket: int, seconds: float) -> bool:
+        """Sleep while idle, until work is queued (a ring), shutdown or `seconds`; True on
+        shutdown."""
+        if self.doorbell is None:
+            return self.shutdown.wait(seconds)
+        return self.doorbell.sleep(ticket, seconds, self.shutdown)
 
     def process(self, job: ClaimedJob) -> tuple[Outcome, BaseException | None]:
         """Run one claimed job and record its outcome (ownership-checked)."""
@@ -175,6 +194,7 @@ class WorkerThread:
             shutdown=self.shutdown,
             stop=stop,
             read_ahead=self.read_ahead,
+            queued=self.doorbell.ring if self.doorbell is not None else _nothing,
         )
         started = time.monotonic()
         try:

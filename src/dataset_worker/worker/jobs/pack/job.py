@@ -24,7 +24,7 @@ from dataset_worker.content.packer import RangeSource, write_ranges
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.logs import log_event
-from dataset_worker.storage import RangeStream, SourceStorage, choose_output
+from dataset_worker.storage import RangeStream, SourceChangedError, SourceStorage, choose_output
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, OutputTarget, load_setup
 from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
 from dataset_worker.worker.jobs.pack.filehash import (
@@ -36,6 +36,7 @@ from dataset_worker.worker.jobs.pack.filehash import (
 from dataset_worker.worker.jobs.pack.record import Piece, Recorded, finalised_paths, record_pack
 from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool
 from dataset_worker.worker.jobs.pieces import NoContentError, PieceWriter, record_or_unpublish
+from dataset_worker.worker.jobs.rescan import queue_rescan
 from dataset_worker.worker.runtime.context import JobContext
 
 DATA_MIN_CONTENT = 65  # a data CAR of at most this many bytes holds nothing (ErrNoContent)
@@ -85,9 +86,14 @@ def run_pack(ctx: JobContext) -> None:
         return
     if not size.ranges:
         raise NoContentError(f"no content to pack: job {ctx.job_id} has no file ranges")
-    with PackSpool(keep_blocks=not setup.no_inline) as spool:
-        recorded, piece = _pack(ctx, setup, outputs, size, spool)
-        _after_commit(ctx, setup, outputs, recorded, piece, spool)
+    try:
+        with PackSpool(keep_blocks=not setup.no_inline) as spool:
+            recorded, piece = _pack(ctx, setup, outputs, size, spool)
+            _after_commit(ctx, setup, outputs, recorded, piece, spool)
+    except SourceChangedError as exc:
+        if setup.auto_rescan:  # the rescan rebuilds this job around the current files
+            queue_rescan(ctx, str(exc))
+        raise
     log_event(
         ctx.logger,
         "pack.done",
