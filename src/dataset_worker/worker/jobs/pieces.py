@@ -1,30 +1,33 @@
 """Writing one piece: a CAR streamed to a temporary output object while commP hashes the same
 bytes, then padding, the final `<pieceCID>.car` name, and cleanup on any failure (docs/formats.md#piece-size-and-padding).
 
-The object is renamed into place before the database transaction that records it; if that
-transaction fails, the file is removed again unless some `cars` row already refers to it (a
-re-run of the same job produces the same bytes under the same name).
+The object is renamed into place before the database transaction that records it, so its final
+name is committed first as an intent (db/publications.py), which the recording transaction
+deletes. If that transaction fails, the file is removed again unless some `cars` row already
+refers to it (a re-run of the same job produces the same bytes under the same name); if the
+process is killed in between, the job's next run (`recover_publications`) or `prep delete`
+removes it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.car import CarWriter
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import CommP, finalize
-from dataset_worker.db import Database
-from dataset_worker.db.models import Car
+from dataset_worker.db import Database, publications
+from dataset_worker.db.models import CarPublication
 from dataset_worker.logs import log_event
 from dataset_worker.sizes import next_power_of_two
 from dataset_worker.storage import OutputStorage, TempOutput
+from dataset_worker.storage.select import open_output
 from dataset_worker.worker.jobs.attachment import OutputTarget
 
 T = TypeVar("T")
@@ -113,13 +116,35 @@ class PieceWriter:
         self.sealed = SealedPiece(piece_cid(commitment), piece_size, root, file_size)
         return self.sealed
 
-    def publish(self) -> str:
-        """Flush, fsync and rename to `<pieceCID>.car`; returns the storage path ("" inline)."""
+    def publish(self, db: Database, job_id: int) -> str:
+        """Commit the intent to publish (db/publications.py), then flush, fsync and rename to
+        `<pieceCID>.car`; returns the storage path ("" inline)."""
         if self.sealed is None:
             raise RuntimeError("seal() the piece before publishing it")
-        if self._temp is None:
+        if self._temp is None or self.target is None:
             return ""
+        # Every backend publishes under exactly the name it is given.
+        publications.announce(db, job_id, self.target.storage_id, self.sealed.file_name)
         return self._temp.publish(self.sealed.file_name)
+
+
+def recover_publications(db: Database, job_id: int, outputs: list[OutputTarget]) -> int:
+    """Remove the CAR files an earlier, killed run of `job_id` published but did not record
+    (unless a `cars` row or another job's intent uses them); returns how many were removed."""
+    opened = {target.storage_id: target.storage for target in outputs}
+    removed = 0
+    for intent in publications.pending(db, CarPublication.job_id == job_id):
+
+        def remove(
+            storage_id: int, kind: str, folder: str, config: Mapping[str, Any], path: str
+        ) -> None:
+            # An output detached since the killed run is opened from its `storages` row.
+            (opened.get(storage_id) or open_output(kind, folder, config)).remove(path)
+
+        if publications.clear(db, intent, remove):
+            removed += 1
+            log_event(log, "piece.unrecorded_removed", job=job_id, intent=intent)
+    return removed
 
 
 def record_or_unpublish(
@@ -128,23 +153,32 @@ def record_or_unpublish(
     storage_id: int | None,
     storage_path: str,
     record: Callable[[Session], T],
+    *,
+    job_id: int,
 ) -> T:
-    """Run the recording transaction; if it fails, delete the published file unless a `cars`
-    row refers to it (inline pieces, `output=None`, have no file)."""
+    """Run the recording transaction, which also deletes the job's publication intent; if it
+    fails, delete the published file unless a `cars` row or another intent uses it (inline
+    pieces, `output=None`, have no file)."""
     if output is None:
         return db.run_write(record)
+
+    def write(session: Session) -> T:
+        result = record(session)
+        publications.settle(session, job_id, storage_id, storage_path)
+        return result
+
     try:
-        return db.run_write(record)
+        return db.run_write(write)
     except BaseException:
         try:
-            with db.read() as session:
-                used = session.scalar(
-                    select(Car.id)
-                    .where(Car.storage_id == storage_id, Car.storage_path == storage_path)
-                    .limit(1)
-                )
-            if used is None:
-                output.remove(storage_path)
+            intents = publications.pending(
+                db,
+                (CarPublication.job_id == job_id)
+                & (CarPublication.storage_id == storage_id)
+                & (CarPublication.storage_path == storage_path),
+            )
+            for intent in intents:
+                publications.clear(db, intent, lambda *where: output.remove(where[-1]))
         except Exception as cleanup_error:  # the original error matters more
             log_event(
                 log,

@@ -1,0 +1,156 @@
+"""kill -9 between publishing `<pieceCID>.car` and the transaction that records it: the intent
+committed before the publish (`car_publications`) lets the job's next run, or `prep delete`,
+remove the unrecorded file, and never a file that a `cars` row of any preparation uses.
+
+The kill is simulated in process: the recording step is replaced by one that raises an exception
+nothing in the job catches, so the job stops right after the publish with no clean-up of its
+own, as a killed process would; the job is then released as the reaper would release it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from dataset_worker.db import Database
+from dataset_worker.db.models import Car, CarPublication, Job, JobState, JobType
+from dataset_worker.db.queue import release_job
+from dataset_worker.prep.delete import delete_preparation
+from dataset_worker.worker.jobs.pack import job as pack_job
+from tests.support.jobs import (
+    add_job,
+    make_local_preparation,
+    new_worker,
+    run_job,
+    run_ready_jobs,
+    write_files,
+)
+
+FILES: dict[str, int | bytes] = {"a.bin": 40_000, "sub/b.bin": 70_000}
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: not an Exception, so no job code handles it."""
+
+
+def _killed_after_publish(*_args: Any, **_kwargs: Any) -> None:
+    raise Killed
+
+
+def _scanned(db: Database, tmp_path: Path, name: str, output: Path) -> int:
+    """A preparation of FILES writing to `output`, scanned; its single ready pack job's id."""
+    source = tmp_path / f"{name}-source"
+    write_files(source, FILES)
+    rows = make_local_preparation(db, name, source, output, no_dag=True)
+    scan = run_job(db, add_job(db, rows.attachment_id, JobType.SCAN))
+    assert scan.state is JobState.COMPLETE
+    with db.read() as session:
+        jobs = list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.attachment_id == rows.attachment_id, Job.type == JobType.PACK
+                )
+            )
+        )
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+def _kill_pack(db: Database, job_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the pack job until just after its publish, then 'kill' it and release the job."""
+    worker = new_worker(db)
+    monkeypatch.setattr(pack_job, "record_or_unpublish", _killed_after_publish)
+    with pytest.raises(Killed):
+        run_job(db, job_id, worker_id=worker)
+    monkeypatch.undo()
+    assert release_job(db, job_id, worker)  # what the reaper does for a dead worker
+
+
+def _count(db: Database, model: type[Car] | type[CarPublication]) -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _cars(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.car"))
+
+
+def test_a_killed_publish_leaves_an_intent_and_the_rerun_records_the_file(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "out"
+    job_id = _scanned(db, tmp_path, "killed", output)
+    _kill_pack(db, job_id, monkeypatch)
+    published = _cars(output)
+    assert len(published) == 1 and _count(db, Car) == 0
+    with db.read() as session:
+        intent = session.execute(select(CarPublication.job_id, CarPublication.storage_path)).one()
+    assert tuple(intent) == (job_id, published[0])
+
+    assert run_job(db, job_id).state is JobState.COMPLETE
+    with db.read() as session:
+        car = session.execute(select(Car.storage_path, Car.file_size, Car.job_id)).one()
+    assert (car.storage_path, car.job_id) == (published[0], job_id)
+    assert (output / car.storage_path).stat().st_size == car.file_size
+    assert _cars(output) == published
+    assert _count(db, CarPublication) == 0
+
+
+@pytest.mark.parametrize("delete_cars", [True, False])
+def test_deleting_the_preparation_removes_the_unrecorded_car(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delete_cars: bool
+) -> None:
+    output = tmp_path / "out"
+    _kill_pack(db, _scanned(db, tmp_path, "killed", output), monkeypatch)
+    assert len(_cars(output)) == 1
+
+    report = delete_preparation(db, "killed", delete_cars=delete_cars)
+    assert report.removed.unrecorded_car_files == 1
+    assert _cars(output) == []
+    assert _count(db, CarPublication) == 0
+
+
+@pytest.mark.parametrize(
+    "clean_up",
+    [
+        lambda db, job_id: delete_preparation(db, "killed", delete_cars=True),
+        lambda db, job_id: run_job(db, job_id),
+    ],
+    ids=["delete", "rerun"],
+)
+def test_a_file_another_preparation_records_is_never_removed(
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_up: Callable[[Database, int], object],
+) -> None:
+    # Two preparations of the same files write to one folder through two storages rows: both
+    # make the same `<pieceCID>.car`. The first records it; the second is killed after its
+    # publish, so its intent names a file the first's `cars` row uses.
+    output = tmp_path / "shared"
+    recorded_job = _scanned(db, tmp_path, "recorded", output)
+    killed_job = _scanned(db, tmp_path, "killed", output)
+    assert run_job(db, recorded_job).state is JobState.COMPLETE
+    recorded = _cars(output)
+    _kill_pack(db, killed_job, monkeypatch)
+    assert _cars(output) == recorded and _count(db, CarPublication) == 1
+
+    clean_up(db, killed_job)
+    assert _count(db, CarPublication) == 0
+    with db.read() as session:
+        path, size = session.execute(
+            select(Car.storage_path, Car.file_size).where(Car.job_id == recorded_job)
+        ).one()
+    assert _cars(output) == recorded == [path]
+    assert (output / path).stat().st_size == size
+
+
+def test_a_normal_run_leaves_no_intent(db: Database, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    _scanned(db, tmp_path, "plain", output)
+    assert [r.state for r in run_ready_jobs(db, JobType.PACK)] == [JobState.COMPLETE]
+    assert _count(db, Car) == 1 and _count(db, CarPublication) == 0
