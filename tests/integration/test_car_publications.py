@@ -19,7 +19,9 @@ from sqlalchemy import func, select
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarPublication, Job, JobState, JobType
 from dataset_worker.db.queue import release_job
+from dataset_worker.prep import Conflict
 from dataset_worker.prep.delete import delete_preparation
+from dataset_worker.storage.local import LocalOutput
 from dataset_worker.worker.jobs.pack import job as pack_job
 from tests.support.jobs import (
     add_job,
@@ -29,6 +31,8 @@ from tests.support.jobs import (
     run_ready_jobs,
     write_files,
 )
+from tests.support.s3servers import S3Server
+from tests.support.storages import StorageSpec, make_preparation
 
 FILES: dict[str, int | bytes] = {"a.bin": 40_000, "sub/b.bin": 70_000}
 
@@ -46,14 +50,17 @@ def _scanned(db: Database, tmp_path: Path, name: str, output: Path) -> int:
     source = tmp_path / f"{name}-source"
     write_files(source, FILES)
     rows = make_local_preparation(db, name, source, output, no_dag=True)
-    scan = run_job(db, add_job(db, rows.attachment_id, JobType.SCAN))
+    return _scan(db, rows.attachment_id)
+
+
+def _scan(db: Database, attachment_id: int) -> int:
+    """Scan the attachment; its single ready pack job's id."""
+    scan = run_job(db, add_job(db, attachment_id, JobType.SCAN))
     assert scan.state is JobState.COMPLETE
     with db.read() as session:
         jobs = list(
             session.scalars(
-                select(Job.id).where(
-                    Job.attachment_id == rows.attachment_id, Job.type == JobType.PACK
-                )
+                select(Job.id).where(Job.attachment_id == attachment_id, Job.type == JobType.PACK)
             )
         )
     assert len(jobs) == 1
@@ -154,3 +161,78 @@ def test_a_normal_run_leaves_no_intent(db: Database, tmp_path: Path) -> None:
     _scanned(db, tmp_path, "plain", output)
     assert [r.state for r in run_ready_jobs(db, JobType.PACK)] == [JobState.COMPLETE]
     assert _count(db, Car) == 1 and _count(db, CarPublication) == 0
+
+
+def test_an_unreachable_output_refuses_the_delete_and_keeps_the_intent(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "out"
+    _kill_pack(db, _scanned(db, tmp_path, "killed", output), monkeypatch)
+    [published] = _cars(output)
+
+    def unreachable(_self: LocalOutput, _path: str) -> None:
+        raise OSError("the disk is gone")
+
+    monkeypatch.setattr(LocalOutput, "remove", unreachable)
+    with pytest.raises(Conflict, match=f"{published}.*the disk is gone"):
+        delete_preparation(db, "killed")
+    assert _count(db, CarPublication) == 1 and _cars(output) == [published]
+
+    monkeypatch.undo()
+    assert delete_preparation(db, "killed").removed.unrecorded_car_files == 1
+    assert _cars(output) == [] and _count(db, CarPublication) == 0
+
+
+def _keys(server: S3Server, bucket: str) -> list[str]:
+    listed = server.client.list_objects_v2(Bucket=bucket, Prefix="cars/")
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+@pytest.mark.parametrize("clean_up", ["rerun", "delete"])
+def test_s3_a_killed_publish_is_recovered(
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_server: S3Server,
+    clean_up: str,
+) -> None:
+    # On S3 the publish is a server-side copy of the uploaded temporary key to the final key.
+    bucket = moto_server.new_bucket()
+    write_files(tmp_path / "src", FILES)
+    attachment = make_preparation(
+        db,
+        "killed",
+        StorageSpec("local", str(tmp_path / "src")),
+        StorageSpec("s3", f"s3://{bucket}/cars", moto_server.config()),
+        max_size=2_000_000,
+    )
+    job_id = _scan(db, attachment)
+    _kill_pack(db, job_id, monkeypatch)
+    [published] = _keys(moto_server, bucket)
+    assert published.endswith(".car") and _count(db, Car) == 0
+
+    if clean_up == "rerun":
+        assert run_job(db, job_id).state is JobState.COMPLETE
+        with db.read() as session:
+            path = session.execute(select(Car.storage_path)).scalar_one()
+        assert _keys(moto_server, bucket) == [published] == [f"cars/{path}"]
+    else:
+        assert delete_preparation(db, "killed").removed.unrecorded_car_files == 1
+        assert _keys(moto_server, bucket) == []
+    assert _count(db, CarPublication) == 0
+
+
+def test_the_rerun_removes_the_unrecorded_car_before_anything_else(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rerun cannot pack the same bytes again (a source file changed since the scan), so
+    # only the recovery at its start can remove the killed run's file.
+    output = tmp_path / "out"
+    job_id = _scanned(db, tmp_path, "killed", output)
+    _kill_pack(db, job_id, monkeypatch)
+    assert len(_cars(output)) == 1
+    (tmp_path / "killed-source" / "a.bin").write_bytes(b"changed since the scan")
+
+    rerun = run_job(db, job_id)
+    assert rerun.state is JobState.ERROR, rerun
+    assert _cars(output) == [] and _count(db, Car) == 0 and _count(db, CarPublication) == 0

@@ -17,8 +17,8 @@ file. Nothing else in the output folder is touched.
 With or without `delete_cars`, a CAR file that one of its jobs published but never recorded (the
 worker was killed between the two: its intent is left in `car_publications`) is removed, unless
 a `cars` row or another job's intent uses the same file: it is no result of the preparation, and
-once the jobs are gone nothing would know it. If its output cannot be reached, the delete stops
-with the error before any row goes, and deleting again retries.
+once the jobs are gone nothing would know it. If its output cannot be reached, the delete is
+refused (Conflict) before any row goes, and deleting again retries.
 """
 
 from __future__ import annotations
@@ -272,9 +272,17 @@ def _remove_unrecorded(db: Database, target: _Target) -> int:
     def remove(
         storage_id: int, kind: str, folder: str, config: Mapping[str, Any], path: str
     ) -> None:
-        output = outputs.get(storage_id) or open_output(kind, folder, config)
-        outputs[storage_id] = output
-        output.remove(path)
+        try:
+            output = outputs.get(storage_id) or open_output(kind, folder, config)
+            outputs[storage_id] = output
+            output.remove(path)
+        except (OSError, StorageError) as exc:
+            # Refused rather than left behind: once the jobs are gone nothing would know it.
+            raise Conflict(
+                f'preparation "{target.name}" cannot be deleted yet: its unrecorded CAR file '
+                f'"{path}" in the output "{folder}" could not be removed ({exc}); '
+                "delete again once the output can be reached"
+            ) from exc
 
     jobs = select(Job.id).where(Job.attachment_id.in_(target.attachments))
     intents = publications.pending(db, CarPublication.job_id.in_(jobs))
