@@ -2,13 +2,18 @@
 committed before the publish (`car_publications`) lets the job's next run, or `prep delete`,
 remove the unrecorded file, and never a file that a `cars` row of any preparation uses.
 
-The kill is simulated in process: the recording step is replaced by one that raises an exception
-nothing in the job catches, so the job stops right after the publish with no clean-up of its
-own, as a killed process would; the job is then released as the reaper would release it.
+The last test SIGKILLs a real process running the real pack job once its CAR is published
+(kill_after_publish.py). The others simulate the kill in process, to reach more cases quickly:
+the recording step is replaced by one that raises an exception nothing in the job catches, so
+the job stops right after the publish with no clean-up of its own, as a killed process would;
+the job is then released as the reaper would release it.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from dataset_worker.prep import Conflict
 from dataset_worker.prep.delete import delete_preparation
 from dataset_worker.storage.local import LocalOutput
 from dataset_worker.worker.jobs.pack import job as pack_job
+from tests.integration.worker_support import wait_until
 from tests.support.jobs import (
     add_job,
     make_local_preparation,
@@ -33,6 +39,8 @@ from tests.support.jobs import (
 )
 from tests.support.s3servers import S3Server
 from tests.support.storages import StorageSpec, make_preparation
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FILES: dict[str, int | bytes] = {"a.bin": 40_000, "sub/b.bin": 70_000}
 
@@ -236,3 +244,36 @@ def test_the_rerun_removes_the_unrecorded_car_before_anything_else(
     rerun = run_job(db, job_id)
     assert rerun.state is JobState.ERROR, rerun
     assert _cars(output) == [] and _count(db, Car) == 0 and _count(db, CarPublication) == 0
+
+
+@pytest.mark.parametrize("clean_up", ["rerun", "delete"])
+def test_a_worker_sigkilled_after_its_publish_leaves_nothing_unrecorded(
+    db: Database, database_url: str, tmp_path: Path, clean_up: str
+) -> None:
+    # A real process runs the real pack job and is SIGKILLed once the CAR has its final name.
+    output = tmp_path / "out"
+    job_id = _scanned(db, tmp_path, "killed", output)
+    worker, marker = new_worker(db), tmp_path / "published"
+    command = [sys.executable, "-m", "tests.integration.kill_after_publish"]
+    with subprocess.Popen(
+        [*command, database_url, str(job_id), worker, str(marker)], cwd=ROOT
+    ) as proc:
+        try:
+            wait_until(marker.exists, timeout=60, what="the CAR to be published")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    [published] = _cars(output)
+    assert _count(db, Car) == 0 and _count(db, CarPublication) == 1
+    assert release_job(db, job_id, worker)  # what the reaper does for the dead worker
+
+    if clean_up == "rerun":
+        assert run_job(db, job_id).state is JobState.COMPLETE
+        with db.read() as session:
+            path, size = session.execute(select(Car.storage_path, Car.file_size)).one()
+        assert _cars(output) == [published] == [path]
+        assert (output / path).stat().st_size == size
+    else:
+        assert delete_preparation(db, "killed").removed.unrecorded_car_files == 1
+        assert _cars(output) == []
+    assert _count(db, CarPublication) == 0
