@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from dataset_worker.db import Database
+from dataset_worker.db import Database, publications
 from dataset_worker.db.models import Car, CarPublication, Job, JobState, JobType
 from dataset_worker.db.queue import release_job
 from dataset_worker.prep import Conflict
@@ -277,3 +277,28 @@ def test_a_worker_sigkilled_after_its_publish_leaves_nothing_unrecorded(
         assert delete_preparation(db, "killed").removed.unrecorded_car_files == 1
         assert _cars(output) == []
     assert _count(db, CarPublication) == 0
+
+
+def test_a_failed_recording_keeps_the_file_while_the_jobs_new_run_announced_it(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker the reaper gave up on lives on: the job's new run (elsewhere) has announced the
+    # same name when the old run's recording fails (the job is no longer its own). The old run
+    # may clear only its own intent; the new run's intent keeps the file.
+    output = tmp_path / "out"
+    job_id = _scanned(db, tmp_path, "zombie", output)
+    new_run: list[int] = []
+
+    def recording_fails(session: Any, ctx: Any, *_args: Any) -> None:
+        with db.read() as read:
+            storage_id, path = read.execute(
+                select(CarPublication.storage_id, CarPublication.storage_path)
+            ).one()
+        new_run.append(publications.announce(db, ctx.job_id, storage_id, path))
+        raise RuntimeError("job is no longer this worker's")
+
+    monkeypatch.setattr(pack_job, "record_pack", recording_fails)
+    assert run_job(db, job_id).state is JobState.ERROR
+    assert len(_cars(output)) == 1
+    with db.read() as session:
+        assert list(session.scalars(select(CarPublication.id))) == new_run

@@ -43,15 +43,9 @@ def announce(db: Database, job_id: int, storage_id: int, path: str) -> int:
     return db.run_write(write)
 
 
-def settle(session: Session, job_id: int, storage_id: int | None, path: str) -> None:
-    """In the recording transaction: the file is recorded now, so its intents go."""
-    session.execute(
-        delete(CarPublication).where(
-            CarPublication.job_id == job_id,
-            CarPublication.storage_id == storage_id,
-            CarPublication.storage_path == path,
-        )
-    )
+def settle(session: Session, intent_id: int) -> None:
+    """In the recording transaction: the file is recorded now, so its intent goes."""
+    session.execute(delete(CarPublication).where(CarPublication.id == intent_id))
 
 
 def pending(db: Database, where: ColumnElement[bool]) -> list[int]:

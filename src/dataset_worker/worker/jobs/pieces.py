@@ -82,6 +82,7 @@ class PieceWriter:
         stream = None if self._temp is None else self._temp.stream
         self.car = CarWriter(stream, root, tee=self._commp.update)
         self.sealed: SealedPiece | None = None
+        self.publication: int | None = None  # the intent `publish` committed (db/publications.py)
 
     def __enter__(self) -> PieceWriter:
         return self
@@ -124,7 +125,9 @@ class PieceWriter:
         if self._temp is None or self.target is None:
             return ""
         # Every backend publishes under exactly the name it is given.
-        publications.announce(db, job_id, self.target.storage_id, self.sealed.file_name)
+        self.publication = publications.announce(
+            db, job_id, self.target.storage_id, self.sealed.file_name
+        )
         return self._temp.publish(self.sealed.file_name)
 
 
@@ -150,35 +153,29 @@ def recover_publications(db: Database, job_id: int, outputs: list[OutputTarget])
 def record_or_unpublish(
     db: Database,
     output: OutputStorage | None,
-    storage_id: int | None,
+    publication: int | None,
     storage_path: str,
     record: Callable[[Session], T],
-    *,
-    job_id: int,
 ) -> T:
-    """Run the recording transaction, which also deletes the job's publication intent; if it
-    fails, delete the published file unless a `cars` row or another intent uses it (inline
-    pieces, `output=None`, have no file)."""
-    if output is None:
+    """Run the recording transaction, which also deletes the `publication` intent; if it fails,
+    delete the published file unless a `cars` row or another intent uses it (inline pieces,
+    `output=None`, have no file).
+
+    Only this run's own intent is cleared on failure: the job may run elsewhere by now (a
+    reaped worker that lived on), and its intent for the same name must keep the file."""
+    if output is None or publication is None:
         return db.run_write(record)
 
     def write(session: Session) -> T:
         result = record(session)
-        publications.settle(session, job_id, storage_id, storage_path)
+        publications.settle(session, publication)
         return result
 
     try:
         return db.run_write(write)
     except BaseException:
         try:
-            intents = publications.pending(
-                db,
-                (CarPublication.job_id == job_id)
-                & (CarPublication.storage_id == storage_id)
-                & (CarPublication.storage_path == storage_path),
-            )
-            for intent in intents:
-                publications.clear(db, intent, lambda *where: output.remove(where[-1]))
+            publications.clear(db, publication, lambda *where: output.remove(where[-1]))
         except Exception as cleanup_error:  # the original error matters more
             log_event(
                 log,

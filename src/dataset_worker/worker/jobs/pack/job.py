@@ -231,9 +231,7 @@ def _pack(
         return record_pack(session, ctx, setup, spool, piece)
 
     output = target.storage if target is not None else None
-    recorded = record_or_unpublish(
-        ctx.db, output, storage_id, storage_path, record, job_id=ctx.job_id
-    )
+    recorded = record_or_unpublish(ctx.db, output, writer.publication, storage_path, record)
     return recorded, piece
 
 
