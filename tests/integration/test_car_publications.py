@@ -27,6 +27,7 @@ from dataset_worker.db.queue import release_job
 from dataset_worker.prep import Conflict
 from dataset_worker.prep.delete import delete_preparation
 from dataset_worker.storage.local import LocalOutput
+from dataset_worker.worker.jobs.daggen import job as daggen_job
 from dataset_worker.worker.jobs.pack import job as pack_job
 from tests.integration.worker_support import wait_until
 from tests.support.jobs import (
@@ -302,3 +303,35 @@ def test_a_failed_recording_keeps_the_file_while_the_jobs_new_run_announced_it(
     assert len(_cars(output)) == 1
     with db.read() as session:
         assert list(session.scalars(select(CarPublication.id))) == new_run
+
+
+@pytest.mark.parametrize("clean_up", ["rerun", "delete"])
+def test_a_daggen_killed_after_its_publish_is_recovered(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_up: str
+) -> None:
+    output = tmp_path / "out"
+    write_files(tmp_path / "src", FILES)
+    rows = make_local_preparation(db, "dag", tmp_path / "src", output)
+    _scan(db, rows.attachment_id)
+    assert [r.state for r in run_ready_jobs(db, JobType.PACK)] == [JobState.COMPLETE]
+    data_car = _cars(output)
+    daggen = add_job(db, rows.attachment_id, JobType.DAGGEN)
+    worker = new_worker(db)
+    monkeypatch.setattr(daggen_job, "record_or_unpublish", _killed_after_publish)
+    with pytest.raises(Killed):
+        run_job(db, daggen, worker_id=worker)
+    monkeypatch.undo()
+    assert release_job(db, daggen, worker)
+    [dag_car] = sorted(set(_cars(output)) - set(data_car))
+    assert _count(db, CarPublication) == 1
+
+    if clean_up == "rerun":
+        assert run_job(db, daggen).state is JobState.COMPLETE
+        with db.read() as session:
+            paths = set(session.scalars(select(Car.storage_path)))
+        assert paths == {*data_car, dag_car} == set(_cars(output))
+    else:
+        report = delete_preparation(db, "dag")
+        assert report.removed.unrecorded_car_files == 1
+        assert _cars(output) == data_car  # the recorded data piece stays without --delete-cars
+    assert _count(db, CarPublication) == 0
