@@ -26,7 +26,7 @@ from dataset_worker.db.models import Car, CarPublication, Job, JobState, JobType
 from dataset_worker.db.queue import release_job
 from dataset_worker.prep import Conflict
 from dataset_worker.prep.delete import delete_preparation
-from dataset_worker.storage.local import LocalOutput
+from dataset_worker.storage.local import LocalOutput, LocalTempOutput
 from dataset_worker.worker.jobs.daggen import job as daggen_job
 from dataset_worker.worker.jobs.pack import job as pack_job
 from tests.integration.worker_support import wait_until
@@ -335,3 +335,18 @@ def test_a_daggen_killed_after_its_publish_is_recovered(
         assert report.removed.unrecorded_car_files == 1
         assert _cars(output) == data_car  # the recorded data piece stays without --delete-cars
     assert _count(db, CarPublication) == 0
+
+
+def test_a_failed_publish_clears_its_intent(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "out"
+    job_id = _scanned(db, tmp_path, "failing", output)
+
+    def full_disk(_self: LocalTempOutput, _name: str) -> str:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(LocalTempOutput, "publish", full_disk)
+    run = run_job(db, job_id)
+    assert run.state is JobState.ERROR and "no space left" in str(run.error)
+    assert _cars(output) == [] and _count(db, CarPublication) == 0

@@ -125,25 +125,40 @@ class PieceWriter:
         if self._temp is None or self.target is None:
             return ""
         # Every backend publishes under exactly the name it is given.
-        self.publication = publications.announce(
-            db, job_id, self.target.storage_id, self.sealed.file_name
+        intent = publications.announce(db, job_id, self.target.storage_id, self.sealed.file_name)
+        try:
+            path = self._temp.publish(self.sealed.file_name)
+        except BaseException:
+            _clear_quietly(db, intent, self.target.storage)  # else the job's next run does
+            raise
+        self.publication = intent
+        return path
+
+
+def _clear_quietly(db: Database, intent: int, output: OutputStorage) -> None:
+    """Clear the intent of a publish or recording that failed (its file goes unless a `cars`
+    row or another intent uses it); a failure here is logged, the intent then stays."""
+    try:
+        publications.clear(db, intent, lambda *where: output.remove(where[-1]))
+    except Exception as cleanup_error:  # the original error matters more
+        log_event(
+            log, "piece.cleanup_failed", logging.WARNING, intent=intent, error=str(cleanup_error)
         )
-        return self._temp.publish(self.sealed.file_name)
 
 
 def recover_publications(db: Database, job_id: int, outputs: list[OutputTarget]) -> int:
     """Remove the CAR files an earlier, killed run of `job_id` published but did not record
-    (unless a `cars` row or another job's intent uses them); returns how many were removed."""
+    (unless a `cars` row or another intent uses them); returns how many were removed."""
     opened = {target.storage_id: target.storage for target in outputs}
+
+    def remove(
+        storage_id: int, kind: str, folder: str, config: Mapping[str, Any], path: str
+    ) -> None:
+        # An output detached since the killed run is opened from its `storages` row.
+        (opened.get(storage_id) or open_output(kind, folder, config)).remove(path)
+
     removed = 0
     for intent in publications.pending(db, CarPublication.job_id == job_id):
-
-        def remove(
-            storage_id: int, kind: str, folder: str, config: Mapping[str, Any], path: str
-        ) -> None:
-            # An output detached since the killed run is opened from its `storages` row.
-            (opened.get(storage_id) or open_output(kind, folder, config)).remove(path)
-
         if publications.clear(db, intent, remove):
             removed += 1
             log_event(log, "piece.unrecorded_removed", job=job_id, intent=intent)
@@ -154,7 +169,6 @@ def record_or_unpublish(
     db: Database,
     output: OutputStorage | None,
     publication: int | None,
-    storage_path: str,
     record: Callable[[Session], T],
 ) -> T:
     """Run the recording transaction, which also deletes the `publication` intent; if it fails,
@@ -174,14 +188,5 @@ def record_or_unpublish(
     try:
         return db.run_write(write)
     except BaseException:
-        try:
-            publications.clear(db, publication, lambda *where: output.remove(where[-1]))
-        except Exception as cleanup_error:  # the original error matters more
-            log_event(
-                log,
-                "piece.cleanup_failed",
-                logging.WARNING,
-                path=storage_path,
-                error=str(cleanup_error),
-            )
+        _clear_quietly(db, publication, output)
         raise

@@ -115,7 +115,7 @@ def run_daggen(ctx: JobContext) -> None:
         _record(session, setup, export, sealed, root_cid, storage_id, storage_path)
 
     output = target.storage if target is not None else None
-    record_or_unpublish(ctx.db, output, writer.publication, storage_path, record)
+    record_or_unpublish(ctx.db, output, writer.publication, record)
     log_event(
         ctx.logger,
         "daggen.done",

@@ -231,7 +231,7 @@ def _pack(
         return record_pack(session, ctx, setup, spool, piece)
 
     output = target.storage if target is not None else None
-    recorded = record_or_unpublish(ctx.db, output, writer.publication, storage_path, record)
+    recorded = record_or_unpublish(ctx.db, output, writer.publication, record)
     return recorded, piece
 
 
