@@ -11,9 +11,11 @@ the job is then released as the reaper would release it.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from tests.support.jobs import (
     write_files,
 )
 from tests.support.s3servers import S3Server
+from tests.support.sshd import SshServer
 from tests.support.storages import StorageSpec, make_preparation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -350,3 +353,36 @@ def test_a_failed_publish_clears_its_intent(
     run = run_job(db, job_id)
     assert run.state is JobState.ERROR and "no space left" in str(run.error)
     assert _cars(output) == [] and _count(db, CarPublication) == 0
+
+
+@pytest.mark.parametrize("clean_up", ["rerun", "delete"])
+def test_sftp_a_killed_publish_is_recovered(
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    ssh_server: SshServer,
+    clean_up: str,
+) -> None:
+    # Over SFTP the publish is a posix-rename of the uploaded temporary file.
+    output = ssh_server.home / f"cars-{uuid.uuid4().hex[:12]}"
+    output.mkdir()
+    write_files(tmp_path / "src", FILES)
+    attachment = make_preparation(
+        db,
+        "killed",
+        StorageSpec("local", str(tmp_path / "src")),
+        StorageSpec("sftp", ssh_server.url(output), ssh_server.config()),
+        max_size=2_000_000,
+    )
+    job_id = _scan(db, attachment)
+    _kill_pack(db, job_id, monkeypatch)
+    assert len(_cars(output)) == 1 and _count(db, CarPublication) == 1
+
+    if clean_up == "rerun":
+        # A source file changed since the scan: only the recovery can remove the file.
+        (tmp_path / "src" / "a.bin").write_bytes(b"changed since the scan")
+        assert run_job(db, job_id).state is JobState.ERROR
+    else:
+        assert delete_preparation(db, "killed").removed.unrecorded_car_files == 1
+    assert _cars(output) == [] and _count(db, CarPublication) == 0
+    shutil.rmtree(output)
