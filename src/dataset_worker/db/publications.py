@@ -89,7 +89,9 @@ def _lock_folder(session: Session, storage_id: int) -> tuple[str, str, dict[str,
         select(Storage.id)
         .where(Storage.type == kind, Storage.path == folder)
         .order_by(Storage.id)
-        .with_for_update()
+        # FOR NO KEY UPDATE: announces and clears of one folder take turns, while inserting a
+        # `cars` row (whose foreign key takes FOR KEY SHARE on the storage) never waits on them.
+        .with_for_update(key_share=True)
     ).all()
     return kind, folder, config
 
