@@ -311,6 +311,24 @@ class CarBlock(Base):
     )
 
 
+class CarPublication(Base):
+    """A CAR about to be published under its final name, written (and committed) before the
+    publish; the transaction that records the `cars` row deletes it. A row that outlives its
+    job's run marks a file that may exist without a `cars` row: the job's next run and
+    `prep delete` remove that file unless some `cars` row uses it."""
+
+    __tablename__ = "car_publications"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # SET NULL, not CASCADE: the row must outlive its job until the file is dealt with.
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id", ondelete="CASCADE"))
+    storage_path: Mapped[str] = mapped_column(Text, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class DealSchedule(Base):
     """Deals to make over time for one preparation: replicas of each piece with distinct
     providers, within a daily and a total limit (docs/deals.md#schedules)."""

@@ -34,6 +34,7 @@ from dataset_worker.worker.jobs.pieces import (
     PieceWriter,
     SealedPiece,
     record_or_unpublish,
+    recover_publications,
 )
 from dataset_worker.worker.runtime.context import JobContext
 
@@ -73,6 +74,7 @@ def run_daggen(ctx: JobContext) -> None:
             "the dag is not ready: the root directory has no CID yet (no pack job has finished)"
         )
     outputs = setup.require_output()
+    recover_publications(ctx.db, ctx.job_id, outputs)  # a killed run's unrecorded CAR
     target = (
         choose_output([(o, o.storage) for o in outputs], setup.min_piece_size)[0]
         if outputs
@@ -104,7 +106,7 @@ def run_daggen(ctx: JobContext) -> None:
         except NoContentError:
             log_event(ctx.logger, "daggen.nothing_to_export", job=ctx.job_id)
             return
-        storage_path = writer.publish()
+        storage_path = writer.publish(ctx.db, ctx.job_id)
 
     storage_id = target.storage_id if target is not None else None
 
@@ -113,7 +115,7 @@ def run_daggen(ctx: JobContext) -> None:
         _record(session, setup, export, sealed, root_cid, storage_id, storage_path)
 
     output = target.storage if target is not None else None
-    record_or_unpublish(ctx.db, output, storage_id, storage_path, record)
+    record_or_unpublish(ctx.db, output, writer.publication, record)
     log_event(
         ctx.logger,
         "daggen.done",

@@ -35,7 +35,12 @@ from dataset_worker.worker.jobs.pack.filehash import (
 )
 from dataset_worker.worker.jobs.pack.record import Piece, Recorded, finalised_paths, record_pack
 from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool
-from dataset_worker.worker.jobs.pieces import NoContentError, PieceWriter, record_or_unpublish
+from dataset_worker.worker.jobs.pieces import (
+    NoContentError,
+    PieceWriter,
+    record_or_unpublish,
+    recover_publications,
+)
 from dataset_worker.worker.jobs.rescan import queue_rescan
 from dataset_worker.worker.runtime.context import JobContext
 
@@ -77,6 +82,7 @@ def run_pack(ctx: JobContext) -> None:
             select(Car.storage_id, Car.storage_path, Car.file_size).where(Car.job_id == ctx.job_id)
         ).one_or_none()
     outputs = setup.require_output()
+    recover_publications(ctx.db, ctx.job_id, outputs)  # a killed run's unrecorded CAR
     if previous is not None and _already_stored(outputs, *previous):
         # An earlier run recorded everything but died before the job was marked complete
         # (perhaps while it re-read a split file to hash it: finish that).
@@ -216,7 +222,7 @@ def _pack(
             )
         ctx.check_cancelled()
         sealed = writer.seal(setup.min_piece_size, pad=pad, min_content=DATA_MIN_CONTENT)
-        storage_path = writer.publish()
+        storage_path = writer.publish(ctx.db, ctx.job_id)
     storage_id = target.storage_id if target is not None else None
     piece = Piece(
         sealed.piece_cid,
@@ -231,7 +237,7 @@ def _pack(
         return record_pack(session, ctx, setup, spool, piece)
 
     output = target.storage if target is not None else None
-    recorded = record_or_unpublish(ctx.db, output, storage_id, storage_path, record)
+    recorded = record_or_unpublish(ctx.db, output, writer.publication, record)
     return recorded, piece
 
 
