@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,23 +23,12 @@ import httpx
 from dataset_worker.config import ENV_ADMIN_TOKEN, ENV_DATABASE_URL
 from dataset_worker.manager.procinfo import is_alive, read_process
 from dataset_worker.manager.runrecord import WorkerPaths, read_record
+from tests.support.wait import wait_until
 
 TOKEN = "integration-test-token-0123456789"
 START_TIMEOUT = 60.0
 # Poll fast so tests see jobs move quickly; the worker's defaults (5s…160s) would make them slow.
 FAST = {"minInterval": "100ms", "maxInterval": "500ms"}
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy; returns that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:

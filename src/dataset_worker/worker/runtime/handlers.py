@@ -19,7 +19,7 @@ HANDLER_PATHS: Mapping[JobType, tuple[str, str]] = {
 }
 
 
-# Run in the transaction that marks a job of the type complete (see outcomes.complete_job): the
+# Run in the transaction that marks a job of the type complete (see db/queue complete_job): the
 # pipeline's next step is queued atomically with the completion that makes it due.
 COMPLETION_HOOK_PATHS: Mapping[JobType, tuple[str, str]] = {
     JobType.SCAN: ("dataset_worker.worker.jobs.chain", "after_scan_complete"),

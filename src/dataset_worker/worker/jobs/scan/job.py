@@ -34,7 +34,11 @@ def run_scan(ctx: JobContext) -> None:
         root_id = root_directory(session, ctx.attachment_id).id
         has_files = session.scalar(select(exists().where(File.attachment_id == ctx.attachment_id)))
     writer = ScanWriter(
-        ctx.attachment_id, root_id, range_split_size(setup.max_size), check_known=bool(has_files)
+        ctx.attachment_id,
+        root_id,
+        range_split_size(setup.max_size),
+        check_known=bool(has_files),
+        check_cancelled=ctx.check_cancelled,
     )
     state = ScanState(JobBatcher(setup.max_size))
     log_event(

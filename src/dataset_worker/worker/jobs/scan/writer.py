@@ -12,7 +12,7 @@ earlier batches (and leftovers) are claimed by `id <= carried_max`; this batch's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, func, select, update
@@ -30,6 +30,8 @@ from dataset_worker.worker.jobs.bulk_insert import (
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
 
 IN_CHUNK = 500
+RANGE_CHUNK = 20_000  # ranges inserted at once; a cancellation check between two chunks
+CHECK_EVERY = 200  # ranges fed (each may create a pack job) between two cancellation checks
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
 RANGE_COLUMNS = ("offset", "length", "file_id")
 DIRECTORY_COLUMNS = (
@@ -44,6 +46,23 @@ def parent_path(path: str) -> str:
     """`a/b/c` → `a/b`; a top-level name → `""` (the root)."""
     cut = path.rfind("/")
     return path[:cut] if cut >= 0 else ""
+
+
+def _range_chunks(
+    file_ids: Sequence[int], rows: Sequence[tuple[object, ...]], split_size: int
+) -> Iterator[list[tuple[int, int, int]]]:
+    """(offset, length, file id) of the files' ranges, in order, RANGE_CHUNK at a time."""
+    chunk: list[tuple[int, int, int]] = []
+    for file_id, row in zip(file_ids, rows, strict=True):
+        size = row[2]
+        assert isinstance(size, int)
+        for offset, length in split_file(size, split_size):
+            chunk.append((offset, length, file_id))
+            if len(chunk) >= RANGE_CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
 
 
 def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
@@ -89,8 +108,11 @@ class ScanWriter:
         split_size: int,
         *,
         check_known: bool,
+        check_cancelled: Callable[[], None] = lambda: None,
     ) -> None:
         self.attachment_id = attachment_id
+        # Raises JobCancelled (a pause, a shutdown): the open transaction then rolls back.
+        self.check_cancelled = check_cancelled
         self.split_size = split_size
         self.check_known = check_known
         self.dir_ids: dict[str, int] = {"": root_id}
@@ -151,6 +173,8 @@ class ScanWriter:
         )
         count = 0
         for range_id, length in rows:
+            if count % CHECK_EVERY == 0:
+                self.check_cancelled()
             batcher = state.batcher
             if not batcher.fits(length) and batcher.count > 0:
                 self.create_job(session, state, [])
@@ -206,18 +230,19 @@ class ScanWriter:
     ) -> None:
         conn = session.connection()
         file_ids = insert_returning_ids(conn, FILES, FILE_COLUMNS, rows)
-        split_size = self.split_size
-        range_rows: list[tuple[int, int, int]] = []
-        for file_id, row in zip(file_ids, rows, strict=True):
-            size = row[2]
-            assert isinstance(size, int)
-            for offset, length in split_file(size, split_size):
-                range_rows.append((offset, length, file_id))
-        range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, range_rows)
         pending: list[int] = []
         state = result.state
-        for range_id, (_offset, length, _file_id) in zip(range_ids, range_rows, strict=True):
-            self.feed(session, state, pending, range_id, length)
+        # Ranges go in chunks, with a cancellation check between them and every few pack jobs:
+        # one big file under a small max size makes millions of ranges and jobs.
+        for range_rows in _range_chunks(file_ids, rows, self.split_size):
+            self.check_cancelled()
+            range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, range_rows)
+            for index, (range_id, (_offset, length, _file_id)) in enumerate(
+                zip(range_ids, range_rows, strict=True)
+            ):
+                if index % CHECK_EVERY == 0:
+                    self.check_cancelled()
+                self.feed(session, state, pending, range_id, length)
         if pending:
             top = max(pending)
             state.carried_max = top if state.carried_max is None else max(state.carried_max, top)
