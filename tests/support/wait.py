@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 
 def wait_until(
     condition: Callable[[], Any],
@@ -39,3 +41,32 @@ def wait_exit(process: subprocess.Popen[Any], timeout: float, what: str = "proce
         process.kill()
         process.wait()
         raise AssertionError(f"{what} did not exit within {timeout:.0f}s") from None
+
+
+def wait_answering(
+    url: str,
+    process: subprocess.Popen[Any],
+    timeout: float,
+    what: str = "the server",
+    *,
+    headers: dict[str, str] | None = None,
+    ok: Callable[[httpx.Response], bool] = lambda reply: reply.status_code == 200,
+    log: Callable[[], str] = lambda: "",
+) -> httpx.Response:
+    """The first reply of GET `url` that `ok` accepts (default: a 200), polling while `process`
+    runs; fail at once if it exits, or after `timeout` seconds. `log()` is added to a failure."""
+
+    def answer() -> httpx.Response | None:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode}:\n{log()}")
+        try:
+            reply = httpx.get(url, headers=headers, timeout=2)
+        except httpx.TransportError:
+            return None
+        return reply if ok(reply) else None
+
+    try:
+        reply: httpx.Response = wait_until(answer, timeout, f"{what} to answer {url}", 0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{log()}") from None
+    return reply
