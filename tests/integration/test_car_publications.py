@@ -31,7 +31,6 @@ from dataset_worker.prep.delete import delete_preparation
 from dataset_worker.storage.local import LocalOutput, LocalTempOutput
 from dataset_worker.worker.jobs.daggen import job as daggen_job
 from dataset_worker.worker.jobs.pack import job as pack_job
-from tests.integration.worker_support import wait_until
 from tests.support.jobs import (
     add_job,
     make_local_preparation,
@@ -43,6 +42,7 @@ from tests.support.jobs import (
 from tests.support.s3servers import S3Server
 from tests.support.sshd import SshServer
 from tests.support.storages import StorageSpec, make_preparation
+from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

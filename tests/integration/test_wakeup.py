@@ -24,7 +24,8 @@ from tests.integration.api_support import (
     start_worker,
     wait_for_log,
 )
-from tests.integration.worker_support import Spawn, WorkerProcessUnderTest, spawner, wait_until
+from tests.integration.worker_support import Spawn, WorkerProcessUnderTest, spawner
+from tests.support.wait import wait_until
 
 IDLE = ["--min-interval", "160s", "--max-interval", "160s", "--no-enable-pack", "--no-enable-dag"]
 DEADLINE = 30.0  # well under the 160 s poll: only a wake-up can make it

@@ -364,6 +364,7 @@ def _run_phase(db: Database, target: Target, job_type: JobType, threads: int) ->
         enable_pack=job_type is JobType.PACK,
         enable_dag=job_type is JobType.DAGGEN,
         exit_on_complete=True,
+        attachments=(target.attachment_id,),  # never another preparation's jobs
     )
     while True:
         states = _states(db, target, job_type)

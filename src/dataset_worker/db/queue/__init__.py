@@ -22,8 +22,8 @@ from dataset_worker.db.queue.claim import (
     ClaimedJob,
     claim_next_job,
     failed_since,
-    others_in_flight,
     seconds_until_retry,
+    work_left,
 )
 from dataset_worker.db.queue.control import (
     FRESH_START,
@@ -79,11 +79,11 @@ __all__ = [
     "insert_ready",
     "insert_ready_many",
     "make_ready",
-    "others_in_flight",
     "pause",
     "reap_stale_workers",
     "release_job",
     "release_jobs_of_process",
     "release_jobs_of_workers",
     "seconds_until_retry",
+    "work_left",
 ]

@@ -1,7 +1,8 @@
 """The `dataset-worker run` process: threads, background loops, signals, exit code (docs/architecture.md#signals-and-exit-codes).
 
-Exit codes: 0 every thread finished (exit-on-complete); 1 a thread stopped with an error
-(exit-on-error, a crash) or startup failed; 130 SIGINT/SIGTERM. On the first signal every
+Exit codes: 0 every thread finished (exit-on-complete) and no job of its types and preparations
+went to `error` meanwhile; 1 such a job failed, a thread stopped with an error (exit-on-error, a
+crash) or startup failed; 130 SIGINT/SIGTERM. On the first signal every
 in-flight job is stopped and put back to `ready`; a second signal exits at once after a
 best-effort release bounded by a few seconds.
 """
@@ -17,13 +18,14 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from dataset_worker.db import Database
-from dataset_worker.db.models import JobType
-from dataset_worker.db.queue import CompletionHook
+from dataset_worker.db.models import JobType, utcnow
+from dataset_worker.db.queue import CompletionHook, failed_since
 from dataset_worker.logs import log_event
 from dataset_worker.wakeup import WakeSocket
 from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
@@ -97,6 +99,7 @@ class WorkerProcess:
         except Exception as exc:
             log_event(log, "worker.start_failed", logging.ERROR, error=str(exc))
             return EXIT_ERROR
+        started = utcnow()
         restore = self._install_signal_handlers()
         background = self._start_background()
         try:
@@ -108,8 +111,24 @@ class WorkerProcess:
                 thread.join(JOIN_TIMEOUT)
             self._unregister_leftovers()
             restore()
+        if self._exit_code == EXIT_OK and self.config.exit_on_complete:
+            self._exit_code = self._check_failures(started)
         log_event(log, "worker.exit", code=self._exit_code)
         return self._exit_code
+
+    def _check_failures(self, since: datetime) -> int:
+        """EXIT_ERROR when a job of this worker's types and preparations went to `error`
+        during the run (by any worker): the queue is done, but not everything succeeded."""
+        config = self.config
+        try:
+            failed = failed_since(self.db, config.job_types, since, config.attachments)
+        except Exception as exc:
+            log_event(log, "worker.check_failed", logging.ERROR, error=str(exc))
+            return EXIT_ERROR
+        if failed:
+            log_event(log, "worker.jobs_failed", logging.ERROR, jobs=failed)
+            return EXIT_ERROR
+        return EXIT_OK
 
     def stop(self, code: int = EXIT_SIGNAL) -> None:
         """Ask every thread to stop; in-flight jobs go back to `ready`. First cause wins."""
@@ -135,6 +154,7 @@ class WorkerProcess:
             exit_on_error=config.exit_on_error,
             max_attempts=config.max_attempts,
             pack_read_ahead=self.pack_read_ahead,
+            attachments=",".join(map(str, config.attachments)) or "all",
         )
 
     def _start_background(self) -> list[threading.Thread]:

@@ -33,6 +33,7 @@ from dataset_worker.db.queue import (
     fail_or_retry,
     release_job,
     seconds_until_retry,
+    work_left,
 )
 from dataset_worker.logs import log_event
 from dataset_worker.worker.runtime.config import WorkerConfig
@@ -125,23 +126,26 @@ class WorkerThread:
     def run(self) -> ThreadResult:
         """Work until shutdown, exit-on-complete or (with exit-on-error) the first error."""
         backoff = Backoff(self.config.min_interval, self.config.max_interval)
-        types = self.config.job_types
+        types, scope = self.config.job_types, self.config.attachments
         while not self.shutdown.is_set():
             try:
                 ticket = self._ticket()  # a ring during the claim still wakes us
-                job = claim_next_job(self.db, self.worker_id, types, self.hostname)
-                retry_in = seconds_until_retry(self.db, types) if job is None else None
+                job = claim_next_job(self.db, self.worker_id, types, self.hostname, scope)
+                retry_in = seconds_until_retry(self.db, types, scope) if job is None else None
+                waiting = job is None and self._work_left()
             except Exception as exc:
                 log_event(log, "claim.error", logging.ERROR, worker=self.worker_id, error=str(exc))
                 error: BaseException = exc
             else:
                 if job is None:
-                    if self.config.exit_on_complete and retry_in is None:
+                    if self.config.exit_on_complete and retry_in is None and not waiting:
                         log_event(log, "thread.done", worker=self.worker_id, reason="no work")
                         return ThreadResult(self.worker_id)
                     interval = backoff.advance()
                     if retry_in is not None:  # wake up when a retry falls due
                         interval = min(interval, retry_in + RETRY_SLACK)
+                    if waiting:  # look again soon: e.g. once a reaper has released it
+                        interval = min(interval, self.config.heartbeat_interval)
                     log_event(log, "worker.idle", worker=self.worker_id, sleep=interval)
                     if self._idle(ticket, interval):
                         break
@@ -172,6 +176,14 @@ class WorkerThread:
         if self.doorbell is None:
             return self.shutdown.wait(seconds)
         return self.doorbell.sleep(ticket, seconds, self.shutdown)
+
+    def _work_left(self) -> bool:
+        """With exit-on-complete, a job of our types and preparations that is ready, or still
+        `processing` elsewhere, keeps the thread: its worker may die (a reaper then makes it
+        ready) or create more jobs (a scan)."""
+        if not self.config.exit_on_complete:
+            return False
+        return work_left(self.db, self.config.job_types, self.worker_id, self.config.attachments)
 
     def process(self, job: ClaimedJob) -> tuple[Outcome, BaseException | None]:
         """Run one claimed job and record its outcome (ownership-checked)."""

@@ -42,6 +42,7 @@ def run_scan(ctx: JobContext) -> None:
         range_split_size(setup.max_size),
         check_known=bool(has_files),
         marks=marks,
+        check_cancelled=ctx.check_cancelled,
     )
     state = ScanState(JobBatcher(setup.max_size))
     log_event(

@@ -13,7 +13,7 @@ earlier batches (and leftovers) are claimed by `id <= carried_max`; this batch's
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -40,6 +40,7 @@ RANGE_CHUNK = 10_000  # ranges inserted, and batched into jobs, per step of a wr
 # many ranges one file makes. A file with more is recorded over several transactions.
 RANGES_PER_TRANSACTION = 200_000
 UNFINISHED_MTIME = -1  # an open file's mtime until its last range is in: matches no listing
+CHECK_EVERY = 200  # ranges fed (each may create a pack job) between two cancellation checks
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
 RANGE_COLUMNS = ("offset", "length", "file_id")
 DIRECTORY_COLUMNS = (
@@ -54,6 +55,23 @@ def parent_path(path: str) -> str:
     """`a/b/c` → `a/b`; a top-level name → `""` (the root)."""
     cut = path.rfind("/")
     return path[:cut] if cut >= 0 else ""
+
+
+def _range_chunks(
+    file_ids: Sequence[int], rows: Sequence[tuple[object, ...]], split_size: int
+) -> Iterator[list[tuple[int, int, int]]]:
+    """(offset, length, file id) of the files' ranges, in order, RANGE_CHUNK at a time."""
+    chunk: list[tuple[int, int, int]] = []
+    for file_id, row in zip(file_ids, rows, strict=True):
+        size = row[2]
+        assert isinstance(size, int)
+        for offset, length in split_file(size, split_size):
+            chunk.append((offset, length, file_id))
+            if len(chunk) >= RANGE_CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
 
 
 def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
@@ -131,8 +149,11 @@ class ScanWriter:
         *,
         check_known: bool,
         marks: FileMarks | None = None,
+        check_cancelled: Callable[[], None] = lambda: None,
     ) -> None:
         self.attachment_id = attachment_id
+        # Raises JobCancelled (a pause, a shutdown): the open transaction then rolls back.
+        self.check_cancelled = check_cancelled
         self.split_size = split_size
         self.check_known = check_known
         self.marks = marks  # which earlier rows the listing confirms or supersedes
@@ -198,6 +219,8 @@ class ScanWriter:
         )
         count = 0
         for range_id, length in rows:
+            if count % CHECK_EVERY == 0:
+                self.check_cancelled()
             batcher = state.batcher
             if not batcher.fits(length) and batcher.count > 0:
                 self.create_job(session, state, [])
@@ -308,7 +331,10 @@ class ScanWriter:
         open_file = result.open_file
         limited = itertools.islice(ranges, RANGES_PER_TRANSACTION) if open_file else ranges
         last: tuple[int, int, int] | None = None
+        # A cancellation check between chunks: one big file under a small max size makes
+        # millions of ranges and jobs, and Ctrl-C must still stop the scan at once.
         for chunk in _batched(limited, RANGE_CHUNK):
+            self.check_cancelled()
             range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, chunk)
             closed: list[_JobRanges] = []
             pending: list[int] = []
