@@ -92,7 +92,7 @@ def test_sixteen_workers_share_two_thousand_jobs_exactly_once(
         states = Counter(session.scalars(select(Job.state).where(Job.type == JobType.PACK)))
         cars_per_job = Counter(
             dict(
-                session.execute(  # type: ignore[arg-type]
+                session.execute(
                     select(Car.job_id, func.count())
                     .where(Car.job_id.is_not(None))
                     .group_by(Car.job_id)
