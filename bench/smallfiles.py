@@ -137,7 +137,7 @@ def _db_phase(args: argparse.Namespace, started: float, cpu: float) -> dict[str,
     from tests.support.jobs import add_job, make_local_preparation, new_worker, run_job
 
     from dataset_worker.db import open_database
-    from dataset_worker.db.models import File, Job, JobState, JobType, SourceAttachment
+    from dataset_worker.db.models import File, Job, JobType, SourceAttachment
     from dataset_worker.worker.runtime.config import choose_read_ahead
     from dataset_worker.worker.runtime.context import JobContext
 
@@ -161,9 +161,9 @@ def _db_phase(args: argparse.Namespace, started: float, cpu: float) -> dict[str,
             files = session.scalar(select(func.count()).select_from(File))
             pack_jobs = list(
                 session.scalars(
-                    select(Job.id)
-                    .where(Job.type == JobType.PACK, Job.state == JobState.READY)
-                    .order_by(Job.id)
+                    # Every pack job (all ready in a fresh copy), not only the ready ones: a
+                    # process of a split run must not see jobs its sibling already took.
+                    select(Job.id).where(Job.type == JobType.PACK).order_by(Job.id)
                 )
             )
         assert attachment is not None
