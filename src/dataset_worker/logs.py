@@ -7,7 +7,6 @@ spaces or quotes are quoted. Workers write to stdout/stderr and the admin server
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from typing import Any
@@ -48,46 +47,11 @@ def _escape_control(c: str) -> str:
     return c if c.isprintable() or c == " " else f"\\u{ord(c):04x}"
 
 
-# Libraries whose DEBUG output holds credentials: botocore logs every request's headers (the
-# session token, the access key id in `Credential=`) and its canonical request; urllib3 and
-# paramiko log connection details. They stay at INFO whatever --log-level says.
-QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "paramiko")
-# Credentials that may still reach a line (a library's INFO message, an exception text).
-_SEP = r"""[\"':= ]+(?:b?[\"'])?"""  # `: `, `=`, `': b'` between a name and its value
-_SECRETS = re.compile(
-    rf"(?i)((?:x-amz-security-token|aws_session_token|session_token|aws_secret_access_key"
-    rf"|secret_access_key|secret_key|authorization){_SEP}(?:Bearer |AWS4-HMAC-SHA256 )?"
-    rf"|Credential=|Signature=)([^\s,;\"'&/]+)"
-)
-
-
-def redact(text: str) -> str:
-    """`text` with credential values (AWS token, key id, signature, bearer) replaced by ***."""
-    return _SECRETS.sub(lambda m: m.group(1) + "***", text)
-
-
-class RedactingFilter(logging.Filter):
-    """Masks credentials in every record's message (and its arguments) before it is written."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
 def setup_logging(level: str = "INFO") -> None:
-    """INFO and DEBUG go to stdout, WARNING and above to stderr, both as logfmt lines.
-
-    At DEBUG, the libraries of QUIET_LIBRARIES stay at INFO (their debug lines hold
-    credentials), and every line goes through a redactor anyway.
-    """
+    """INFO and DEBUG go to stdout, WARNING and above to stderr, both as logfmt lines."""
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level.upper())
-    for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     formatter = LogfmtFormatter()
     out = logging.StreamHandler(sys.stdout)
     out.addFilter(lambda r: r.levelno < logging.WARNING)
@@ -95,7 +59,6 @@ def setup_logging(level: str = "INFO") -> None:
     err.setLevel(logging.WARNING)
     for handler in (out, err):
         handler.setFormatter(formatter)
-        handler.addFilter(RedactingFilter())
         root.addHandler(handler)
 
 

@@ -126,7 +126,8 @@ def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Itera
     last = 0
     while True:
         with db.read() as session:
-            rows = session.execute(
+            # Core, not the ORM: plain tuples for up to a million ranges per job.
+            rows = session.connection().execute(
                 select(
                     FileRange.id,
                     FileRange.offset,
