@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dataset_worker.config import ENV_DATABASE_URL, Settings
+from dataset_worker.config import ENV_DATABASE_URL, ENV_STATE_DIR, Settings
 
 HELPER_STOP_SECONDS = 60.0  # a helper releases its job and exits well within this after SIGINT
 
@@ -31,7 +31,11 @@ def start_helpers(
     count: int, config: Settings, log_path: Path, read_ahead: bool
 ) -> list[subprocess.Popen[bytes]]:
     """Start `count` helper processes packing from `config`'s database."""
-    env = {**os.environ, ENV_DATABASE_URL: config.database_url}
+    env = {
+        **os.environ,
+        ENV_DATABASE_URL: config.database_url,
+        ENV_STATE_DIR: str(config.state_dir),
+    }
     command = [sys.executable, "-m", "dataset_worker.cli.prepare_helpers", str(int(read_ahead))]
     helpers = []
     with log_path.open("ab") as log:
