@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 class StorageError(Exception):
@@ -95,6 +95,19 @@ class SourceStorage(Protocol):
 
     def describe(self) -> str:
         """A short human name for messages, e.g. the folder path."""
+        ...
+
+
+@runtime_checkable
+class SmallRangeReader(Protocol):
+    """A source that can hand over a small range's bytes in one call (local folders): no stream
+    object per file, which is most of the cost of packing many tiny files."""
+
+    def read_range(
+        self, path: str, offset: int, length: int, *, size: int, mtime_ns: int, hash: str = ""
+    ) -> bytes:
+        """The `length` bytes of `path` at `offset`, after the checks of `open_range`; fewer
+        only when the file ends early (the caller reports that)."""
         ...
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import stat
 import threading
@@ -42,17 +43,18 @@ def _name_key(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
+# An absolute path, a NUL, or an empty, "." or ".." part: one search instead of a split per file.
+_BAD_PATH = re.compile(r"\x00|(?:^|/)\.{0,2}(?:/|$)")
+
+
 def _safe_join(root: Path, path: str) -> str:
     """`root/path` for a stored relative path; refuses paths that could leave the root.
 
     Plain string work: this runs once per range packed, and pathlib costs several times more.
     """
-    if path.startswith("/") or "\x00" in path:
+    if _BAD_PATH.search(path) is not None:
         raise StorageError(f'invalid relative path "{path}" (it must stay inside the storage)')
-    for part in path.split("/"):
-        if part in ("", ".", ".."):
-            raise StorageError(f'invalid relative path "{path}" (it must stay inside the storage)')
-    return os.path.join(root, path)
+    return f"{root}/{path}"
 
 
 class LocalSource:
@@ -141,6 +143,30 @@ class LocalSource:
             stream.close()
             raise
         return stream
+
+    def read_range(
+        self, path: str, offset: int, length: int, *, size: int, mtime_ns: int, hash: str = ""
+    ) -> bytes:
+        """`length` bytes of `path` at `offset` (fewer at end of file), checked like `open_range`;
+        plain descriptor calls, no file object: packing a tiny file costs little more than this."""
+        full = _safe_join(self.root, path)
+        try:
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SourceChangedError(
+                f"source file {path} no longer exists in {self.root}; start a new scan"
+            ) from None
+        try:
+            _check_same(path, os.fstat(fd), size, mtime_ns)
+            data = os.pread(fd, length, offset)
+            while len(data) < length:  # a short read before the end of file is allowed
+                more = os.pread(fd, length - len(data), offset + len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        finally:
+            os.close(fd)
 
     def remove(self, path: str) -> None:
         """Delete a source file."""

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dataset_worker.content.chunker import CHUNK_SIZE
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.content.packer import RangeSource, write_ranges
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.logs import log_event
 from dataset_worker.storage import RangeStream, SourceChangedError, SourceStorage, choose_output
+from dataset_worker.storage.base import SmallRangeReader
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, OutputTarget, load_setup
 from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
 from dataset_worker.worker.jobs.pack.filehash import (
@@ -136,7 +138,8 @@ def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Itera
     last = 0
     while True:
         with db.read() as session:
-            rows = session.execute(
+            # Core, not the ORM: plain tuples for up to a million ranges per job.
+            rows = session.connection().execute(
                 select(
                     FileRange.id,
                     FileRange.offset,
@@ -178,6 +181,7 @@ def _sources(
     """One RangeSource per range, keyed by the JobRange itself (the spool reads its fields),
     feeding its file's running sha256 when there is one. The packer asks for the next range only
     once the previous one is in the sink, which is the order `hashes` needs."""
+    small = source if isinstance(source, SmallRangeReader) else None
     for r in ranges:
 
         def open_range(r: JobRange = r) -> _CancellableStream:
@@ -187,9 +191,21 @@ def _sources(
             )
             return _CancellableStream(stream, ctx)
 
-        yield RangeSource(
-            r, r.offset, r.length, open_range, label=r.path, digest=hashes.digest_for(r)
-        )
+        read = None
+        if small is not None and 0 <= r.length <= CHUNK_SIZE:
+
+            def read(r: JobRange = r, small: SmallRangeReader = small) -> bytes:
+                ctx.check_cancelled()
+                return small.read_range(
+                    r.path,
+                    r.offset,
+                    r.length,
+                    size=r.file_size,
+                    mtime_ns=r.mtime_ns,
+                    hash=r.source_hash,
+                )
+
+        yield RangeSource(r, r.offset, r.length, open_range, r.path, hashes.digest_for(r), read)
 
 
 def _pack(
