@@ -85,6 +85,7 @@ HELPERS = (
     "private",
     "publicurl",
     "sizes",
+    "wakeup",
 )
 
 LAYERS: tuple[Layer, ...] = (
@@ -114,7 +115,8 @@ LAYERS: tuple[Layer, ...] = (
         tuple(f"{PACKAGE}.{name}" for name in HELPERS),
         "settings, shared defaults, Go-style durations, logfmt logging, the content provider's "
         "public URL, size parsing, owner-only files and folders (`private.py`), the uvicorn "
-        "protocol with header and body timeouts both servers run on (`httpguard.py`)",
+        "protocol with header and body timeouts both servers run on (`httpguard.py`), the state "
+        "dir's wake sockets (`wakeup.py`)",
     ),
     _layer(
         "httpedge",

@@ -61,6 +61,30 @@ def parse_size(text: str | int) -> int:
     return int(value)
 
 
+def size_unit(text: str | int) -> tuple[str, int]:
+    """The unit a size was typed in, as typed, and its bytes: "64MiB" → ("MiB", 1048576);
+    a plain number (or an int) → ("", 1)."""
+    match = _SIZE.match(text) if isinstance(text, str) else None
+    if match is None or match.group(2).lower() not in _UNITS:
+        return "", 1
+    return match.group(2), _UNITS[match.group(2).lower()]
+
+
+def in_unit(n: int, unit: str, unit_bytes: int) -> str:
+    """`n` bytes written exactly in `unit`: 66584575, "MiB" → "63.49999904632568359375MiB".
+
+    Exact because every unit is a product of 2s and 5s, so the decimal expansion ends.
+    """
+    value = Fraction(n, unit_bytes)
+    whole, rest = divmod(value.numerator, value.denominator)
+    digits = ""
+    while rest:
+        rest *= 10
+        digit, rest = divmod(rest, value.denominator)
+        digits += str(digit)
+    return f"{whole}{'.' + digits if digits else ''}{unit}"
+
+
 def format_size(n: int) -> str:
     """Human form with binary units: 1048576 -> "1 MiB", 1500 -> "1.5 KiB"."""
     value = float(n)

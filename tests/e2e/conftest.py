@@ -1,10 +1,12 @@
 """Fixtures for the admin page tests: a real `dataset-worker serve` (which starts the real worker)
 and headless Chromium driven by Playwright.
 
-One server for the whole session (its own state dir, SQLite database and free port; starting
-one costs seconds on a busy machine), one browser with a fresh profile, and a new tab per test,
-so each test starts signed out (the token lives in the tab's session storage). Tests that start
-the worker stop it again, so every test begins with no worker running.
+One server per test module (its own state dir, SQLite database and free port), so a module's
+tests see only the preparations, workers and runs they made themselves, never another module's
+(tests of different modules run in parallel under xdist); one browser with a fresh profile, and
+a new tab per test, so each test starts signed out (the token lives in the tab's session
+storage). Tests that start the worker stop it again, so every test begins with no worker
+running.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from playwright.sync_api import BrowserContext, Page, ViewportSize, expect, sync
 
 from dataset_worker.config import ENV_ADMIN_TOKEN, sqlite_url
 from tests.conftest import skip_or_fail
+from tests.support.wait import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the networking flags Chromium keeps trying to reach hosts this machine cannot reach.
@@ -80,20 +82,19 @@ def _free_port() -> int:
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if process.poll() is not None:
             raise AssertionError(
                 f"the server exited with {process.returncode}:\n{log_path.read_text()}"
             )
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)  # polling interval, not synchronisation: the loop has a deadline
-    raise AssertionError(f"the server did not answer /healthz in time:\n{log_path.read_text()}")
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        return False
+
+    wait_until(healthy, SERVER_START_SECONDS, f"/healthz of the server (log: {log_path})", 0.1)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`python -m dataset_worker … serve` on a free port with a known admin token."""
     base = tmp_path_factory.mktemp("e2e-server")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import DESKTOP, PHONE, WORK_MS, Server, screenshot, sign_in
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,13 +42,12 @@ def pack(server: Server) -> None:
     )
     assert started.status_code == 200, started.text
     try:
-        deadline = time.monotonic() + WORK_MS / 1000
-        while True:
-            pack_jobs = server.api("GET", f"/api/preparations/{NAME}").json()["jobs"]["pack"]
-            if pack_jobs["complete"] == 4:
-                return
-            assert time.monotonic() < deadline, f"the pack jobs did not finish: {pack_jobs}"
-            time.sleep(0.2)  # polling interval of a loop with a deadline
+
+        def packed() -> bool:
+            reply = server.api("GET", f"/api/preparations/{NAME}").json()
+            return bool(reply["jobs"]["pack"]["complete"] == 4)
+
+        wait_until(packed, WORK_MS / 1000, "the four pack jobs to complete", every=0.2)
     finally:
         server.stop_worker()
 

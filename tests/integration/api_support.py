@@ -12,8 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,12 @@ import httpx
 from dataset_worker.config import ENV_ADMIN_TOKEN, ENV_DATABASE_URL
 from dataset_worker.manager.procinfo import is_alive, read_process
 from dataset_worker.manager.runrecord import WorkerPaths, read_record
+from tests.support.wait import wait_answering, wait_until
 
 TOKEN = "integration-test-token-0123456789"
 START_TIMEOUT = 60.0
 # Poll fast so tests see jobs move quickly; the worker's defaults (5s…160s) would make them slow.
 FAST = {"minInterval": "100ms", "maxInterval": "500ms"}
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy; returns that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -121,19 +109,12 @@ def start_server(
     with output.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = AdminServer(state_dir, database_url, port, process, output)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            server.shutdown(signal.SIGKILL)
-            raise AssertionError(f"server did not answer in {START_TIMEOUT:.0f}s:\n{server.log()}")
-        time.sleep(0.05)
+    try:
+        wait_answering(f"{server.url}/healthz", process, START_TIMEOUT, "server", log=server.log)
+    except AssertionError:
+        server.shutdown(signal.SIGKILL)
+        raise
+    return server
 
 
 def kill_worker(state_dir: Path) -> None:

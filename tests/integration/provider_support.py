@@ -12,13 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -28,6 +26,7 @@ from dataset_worker.db.models import Car, Directory, JobState, JobType
 from tests.conftest import _truncate_all
 from tests.integration.api_support import free_port
 from tests.support.jobs import add_job, make_local_preparation, run_job, scan_and_pack, write_files
+from tests.support.wait import wait_answering
 
 START_TIMEOUT = 60.0
 MAX_SIZE = 1_000_000  # split size 256 KiB, and pack jobs of under 1 MB: big.bin spans pieces
@@ -159,21 +158,14 @@ def start_provider(database_url: str, folder: Path, *args: str) -> Provider:
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     provider = Provider(process, port, log_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"provider exited with {process.returncode}:\n{provider.log()}")
-        try:
-            if httpx.get(f"{provider.url}/healthz", timeout=2).status_code == 200:
-                return provider
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            provider.stop()
-            raise AssertionError(
-                f"provider did not answer in {START_TIMEOUT:.0f}s:\n{provider.log()}"
-            )
-        time.sleep(0.05)
+    try:
+        wait_answering(
+            f"{provider.url}/healthz", process, START_TIMEOUT, "provider", log=provider.log
+        )
+    except AssertionError:
+        provider.stop()
+        raise
+    return provider
 
 
 def running_provider(database_url: str, folder: Path, *args: str) -> Iterator[Provider]:

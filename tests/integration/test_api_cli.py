@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 from dataset_worker.config import ENV_ADMIN_TOKEN
 from tests.integration.api_support import free_port
+from tests.support.wait import wait_answering
 
 
 def command(state_dir: Path, *args: str) -> list[str]:
@@ -32,16 +30,7 @@ def run_until_ready(state_dir: Path, *args: str) -> tuple[str, int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "the server exited"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not answer"
-            time.sleep(0.05)
+        wait_answering(f"http://127.0.0.1:{port}/healthz", server, 60)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=60)
@@ -96,20 +85,13 @@ def test_serve_creates_a_missing_state_dir_when_the_token_comes_from_the_environ
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"the server exited: {server.stderr}"
-            try:
-                reply = httpx.get(
-                    f"http://127.0.0.1:{port}/api/dataset-worker/status",
-                    headers={"Authorization": "Bearer " + "t" * 40},
-                    timeout=1,
-                )
-                break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not answer"
-            time.sleep(0.05)
+        reply = wait_answering(
+            f"http://127.0.0.1:{port}/api/dataset-worker/status",
+            server,
+            60,
+            headers={"Authorization": "Bearer " + "t" * 40},
+            ok=lambda _reply: True,  # whatever it says: checked below
+        )
         assert reply.status_code == 200 and reply.json()["running"] is False
         assert state_dir.is_dir()
     finally:

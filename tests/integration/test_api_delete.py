@@ -97,6 +97,7 @@ def test_delete_is_refused_while_a_job_processes_then_removes_every_row(
         "cars": before["cars"],
         "carBlocks": before["car_blocks"],
         "carFiles": 0,
+        "unrecordedCarFiles": 0,
     }
     # Nothing of it is left, not even rows whose links were set to NULL: every table holds
     # exactly the other preparation's rows.

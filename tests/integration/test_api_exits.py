@@ -16,8 +16,8 @@ from tests.integration.api_support import (
     make_source,
     start_worker,
     wait_for_log,
-    wait_until,
 )
+from tests.support.wait import wait_until
 
 
 def last_run(client: httpx.Client) -> dict[str, Any] | None:

@@ -9,8 +9,9 @@ from typing import Any
 
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of, finalize
-from tests.integration.api_support import AdminServer, make_source, start_worker, wait_until
+from tests.integration.api_support import AdminServer, make_source, start_worker
 from tests.integration.provider_support import running_provider
+from tests.support.wait import wait_until
 
 
 def test_an_inline_preparation_is_prepared_and_served(

@@ -15,8 +15,8 @@ from tests.integration.api_support import (
     AdminServer,
     start_worker,
     wait_for_log,
-    wait_until,
 )
+from tests.support.wait import wait_until
 
 
 def logs(client: httpx.Client, **params: Any) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from tests.integration.api_support import (
     create_preparation,
     make_source,
     start_worker,
-    wait_until,
 )
 from tests.support.manifest import file_entries, sha256_hex, validate_super_manifest
+from tests.support.wait import wait_until
 
 KIB = 1024
 META = {

@@ -24,8 +24,8 @@ from tests.integration.api_support import (
     create_preparation,
     make_source,
     start_worker,
-    wait_until,
 )
+from tests.support.wait import wait_until
 
 KIB = 1024
 HOST = socket.gethostname()

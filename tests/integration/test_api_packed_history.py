@@ -14,8 +14,8 @@ from tests.integration.api_support import (
     create_preparation,
     make_source,
     start_worker,
-    wait_until,
 )
+from tests.support.wait import wait_until
 
 KIB = 1024
 # 120 KiB CARs in 128 KiB pieces: one piece per 100 KiB file.

@@ -12,8 +12,8 @@ from tests.integration.api_support import (
     AdminServer,
     add_preparation,
     start_worker,
-    wait_until,
 )
+from tests.support.wait import wait_until
 
 GIB = 1 << 30
 

@@ -18,9 +18,9 @@ from tests.integration.api_support import (
     start_server,
     start_worker,
     wait_for_log,
-    wait_until,
     worker_processes,
 )
+from tests.support.wait import wait_until
 
 ATTEMPTS = 6  # each overlaps a stop with a start; a start lasts a few hundred milliseconds
 

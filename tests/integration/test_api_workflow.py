@@ -13,8 +13,8 @@ from tests.integration.api_support import (
     create_preparation,
     make_source,
     start_worker,
-    wait_until,
 )
+from tests.support.wait import wait_until
 
 KIB = 1024
 

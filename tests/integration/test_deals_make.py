@@ -15,10 +15,10 @@ from dataset_worker.deals.errors import InvalidDealRequest
 from dataset_worker.deals.make import MakeRequest, make_deals
 from dataset_worker.deals.runner import DealRunner
 from dataset_worker.deals.tuning import Tuning
-from tests.integration.worker_support import wait_until
 from tests.support.curio_sp import CurioStandIn, curio_sp
 from tests.support.deal_keys import KeySigner, key_signer
 from tests.support.deals import Served, deal_rows, served_preparation
+from tests.support.wait import wait_until
 
 Runners = Callable[[KeySigner], DealRunner]
 FAST = Tuning(timeout=5.0, retry_base=0.05, retry_cap=0.2, poll_interval=0.05)

@@ -22,9 +22,9 @@ from tests.integration.test_deals_cli import (
     secrets_in,
     wallet,
 )
-from tests.integration.worker_support import wait_until
 from tests.support.curio_sp import CurioStandIn, curio_sp
 from tests.support.deals import Served, deal_rows, deal_workers, served_preparation
+from tests.support.wait import wait_until
 
 
 @pytest.fixture

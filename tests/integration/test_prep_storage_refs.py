@@ -16,10 +16,11 @@ from typer.testing import CliRunner, Result
 from dataset_worker.cli import app
 from dataset_worker.db import Database
 from dataset_worker.db.models import SourceAttachment, Storage
-from tests.integration.api_support import AdminServer, start_worker, wait_until
+from tests.integration.api_support import AdminServer, start_worker
 from tests.support.jobs import write_files
 from tests.support.s3servers import S3Server
 from tests.support.storages import run_all
+from tests.support.wait import wait_until
 
 Run = Callable[..., Result]
 

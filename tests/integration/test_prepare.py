@@ -18,9 +18,9 @@ from sqlalchemy import select
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, Job, JobState, JobType, Preparation
-from tests.integration.api_support import wait_until
 from tests.support.jobs import write_files
 from tests.support.manifest import META_ARGS, file_entries, sha256_hex, validate_super_manifest
+from tests.support.wait import wait_until
 
 MIB = 1 << 20
 TREE: dict[str, int | bytes] = {

@@ -6,9 +6,9 @@ rebuilt with `dataset-worker extract`."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -43,6 +43,7 @@ from tests.support.jobs import write_files
 from tests.support.s3servers import S3Server
 from tests.support.sshd import SshServer
 from tests.support.storages import StorageSpec
+from tests.support.wait import wait_until
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -316,10 +317,10 @@ def test_pieces_on_and_from_sftp_are_served(
                     session.execute(delete(Car).where(Car.storage_id.is_not(None)))
             finally:
                 db.dispose()
-            deadline = time.monotonic() + 30
-            while (reply := client.get(url)).status_code != 200:
-                assert time.monotonic() < deadline, reply.text
-                time.sleep(0.2)  # the provider remembers a piece's rows for a few seconds
+            # The provider remembers a piece's rows for a few seconds.
+            reply = wait_until(
+                functools.partial(_served, client, url), 30, "the piece to be served", every=0.2
+            )
             assert reply.content == data
             changed = folder / "src" / "big.bin"
             changed.write_bytes(changed.read_bytes() + b"!")
@@ -327,3 +328,9 @@ def test_pieces_on_and_from_sftp_are_served(
             assert reply.status_code == 409
             assert reply.json()["detail"] == {"file": "big.bin"}
             assert "size" in reply.json()["error"]
+
+
+def _served(client: httpx.Client, url: str) -> httpx.Response | None:
+    """The reply to GET `url` when it is a 200, else None."""
+    reply = client.get(url)
+    return reply if reply.status_code == 200 else None

@@ -15,16 +15,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.api_support import free_port, kill_worker
 from tests.integration.test_api_cli import env_without_token
+from tests.support.wait import wait_answering
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_PORT = "127.0.0.1:9090"
@@ -81,16 +80,9 @@ def demo_server(tmp_path: Path, database_url: str) -> Iterator[int]:
             command, cwd=tmp_path, env=env_without_token(), stdout=output, stderr=output
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the demo did not answer:\n{log.read_text()}"
-            time.sleep(0.05)
+        wait_answering(
+            f"http://127.0.0.1:{port}/healthz", server, 60, "the demo", log=log.read_text
+        )
         yield port
     finally:
         server.terminate()

@@ -23,11 +23,12 @@ from dataset_worker.storage.base import ListingFailed, WalkStart
 from dataset_worker.storage.s3 import S3Source
 from dataset_worker.storage.s3client import S3Config, parse_s3_url, parse_timestamp, s3_api
 from dataset_worker.worker.jobs.scan.writer import parent_path
-from tests.integration.worker_support import job, spawner, wait_until
+from tests.integration.worker_support import job, spawner
 from tests.support.faultproxy import Fault, Request, fault_proxy
 from tests.support.jobs import add_job, run_job, write_files
 from tests.support.s3servers import S3Server
 from tests.support.storages import StorageSpec, make_preparation, prepared, run_all
+from tests.support.wait import wait_until
 
 MAX_SIZE = 200_000  # many pack jobs, so a different grouping would show
 MIN_PIECE_SIZE = 1 << 16

@@ -14,9 +14,10 @@ from typer.testing import CliRunner, Result
 from dataset_worker.cli import app
 from dataset_worker.db import Database
 from dataset_worker.db.models import Job, JobState, JobType
-from tests.integration.api_support import AdminServer, start_worker, wait_until
+from tests.integration.api_support import AdminServer, start_worker
 from tests.support.jobs import write_files
 from tests.support.s3servers import SECRET_KEY, S3Server
+from tests.support.wait import wait_until
 
 DB_SECRET = "PLANTED-db-secret-4f9c2a7e"  # moto does not check signatures: any key works
 DB_KEY_ID = "AKIAPLANTEDKEYID0001"

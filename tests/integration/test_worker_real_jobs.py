@@ -18,7 +18,8 @@ from dataset_worker.prep import (
     start_daggen,
     start_scan,
 )
-from tests.integration.worker_support import Spawn, spawner, wait_until
+from tests.integration.worker_support import Spawn, spawner
+from tests.support.wait import wait_until
 
 FAST = ["--min-interval", "50ms", "--max-interval", "200ms"]
 QUICK_RECOVERY = ["--heartbeat-interval", "200ms", "--stale-after", "1s"]

@@ -18,9 +18,10 @@ from dataset_worker.db.models import Job, JobState, JobType
 from dataset_worker.db.queue import claim_next_job, seconds_until_retry
 from dataset_worker.worker.runtime.config import WorkerConfig
 from dataset_worker.worker.runtime.context import JobContext
-from dataset_worker.worker.runtime.process import EXIT_OK, WorkerProcess
+from dataset_worker.worker.runtime.process import EXIT_ERROR, EXIT_OK, WorkerProcess
 from dataset_worker.worker.runtime.retry import TransientError
 from tests.integration.worker_support import add_job, job, make_attachment, new_worker
+from tests.support.wait import wait_until
 
 BASE = 0.2  # the first retry waits 0.1-0.2 s, the second 0.2-0.4 s
 
@@ -137,7 +138,7 @@ def test_a_permanent_failure_is_an_error_after_one_attempt(db: Database) -> None
         calls.append(ctx.job_id)
         raise ValueError(f"source file a.bin changed since the scan (job {ctx.job_id})")
 
-    assert run_process(db, changed) == EXIT_OK
+    assert run_process(db, changed) == EXIT_ERROR  # exit-on-complete, and a job failed
     row = job(db, job_id)
     assert (row.state, row.attempts, row.next_attempt_at) == (JobState.ERROR, 1, None)
     assert row.error_message == f"source file a.bin changed since the scan (job {job_id})"
@@ -154,7 +155,7 @@ def test_the_last_allowed_attempt_ends_in_error(db: Database) -> None:
         calls.append(observe(ctx))
         raise TransientError("503 SlowDown: reduce your request rate")
 
-    assert run_process(db, always_busy, max_attempts=3) == EXIT_OK
+    assert run_process(db, always_busy, max_attempts=3) == EXIT_ERROR
     row = job(db, job_id)
     assert (row.state, row.attempts) == (JobState.ERROR, 3)
     assert row.error_message == "503 SlowDown: reduce your request rate"
@@ -175,10 +176,10 @@ def test_a_retry_waiting_in_the_queue_shows_its_last_error(db: Database) -> None
     )
 
     def stop_when_retrying() -> None:
-        deadline = time.monotonic() + 30
-        while job(db, job_id).attempts == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        process.stop()
+        try:
+            wait_until(lambda: job(db, job_id).attempts > 0, 30, "the first failed attempt")
+        finally:
+            process.stop()
 
     stopper = threading.Thread(target=stop_when_retrying)
     stopper.start()

@@ -6,7 +6,8 @@ Modes (every job type gets the same body unless said otherwise):
 - quick: succeed at once;
 - block: run until cancelled (checks `ctx.check_cancelled()` every few ms);
 - stubborn: never look at cancellation (only a second signal or SIGKILL ends it);
-- fail-scan: scan jobs fail once a pack job is processing; pack jobs block until cancelled.
+- fail-scan: scan jobs fail once a pack job is processing; pack jobs block until cancelled;
+- fail: fail at once, for good.
 """
 
 from __future__ import annotations
@@ -46,11 +47,16 @@ def fail_when_pack_runs(ctx: JobContext) -> None:
         time.sleep(0.02)
 
 
+def fail(ctx: JobContext) -> None:
+    raise ValueError(f"job {ctx.job_id} failed on purpose")
+
+
 MODES: dict[str, dict[JobType, Handler]] = {
     "quick": dict.fromkeys(JobType, quick),
     "block": dict.fromkeys(JobType, block),
     "stubborn": dict.fromkeys(JobType, stubborn),
     "fail-scan": {JobType.SCAN: fail_when_pack_runs, JobType.PACK: block},
+    "fail": dict.fromkeys(JobType, fail),
 }
 
 

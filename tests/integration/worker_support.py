@@ -100,17 +100,6 @@ def worker_ids(db: Database) -> set[str]:
         return set(session.scalars(select(Worker.id)))
 
 
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Poll `predicate` until true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 class WorkerProcessUnderTest:
     """A spawned `dataset-worker run` (or harness, when `mode` is given), output in a file."""
 

@@ -190,3 +190,13 @@ def test_header_nesting_limit_is_64_levels(arrays: int, error: str) -> None:
     body = b"\xa2\x65roots" + b"\x81" * arrays + b"\x00" + b"\x67version\x01"
     with pytest.raises(ValueError, match=error):
         CarReader(io.BytesIO(encode_uvarint(len(body)) + body))
+
+
+def test_a_small_block_is_one_write_with_its_prefix() -> None:
+    sink = _RecordingWriter(limit=1 << 30)
+    teed: list[bytes] = []
+    writer = CarWriter(sink, HELLO, tee=lambda chunk: teed.append(bytes(chunk)))  # type: ignore[arg-type]
+    location = writer.write_block(raw_cid(b"x" * 4095), b"x" * 4095)
+    assert [call.nbytes for call in sink.calls] == [59, 2 + 36 + 4095]
+    assert teed[-1] == location.varint + raw_cid(b"x" * 4095) + b"x" * 4095
+    assert (location.car_offset, location.car_block_length) == (59, 2 + 36 + 4095)

@@ -1,4 +1,5 @@
-"""A worker printing 1 GiB: the server's memory stays flat and `tail` stays fast.
+"""A worker printing 1 GiB: every byte goes through, the server's memory stays flat, and `tail`
+answers the last lines all along. How fast `tail` answers meanwhile is bench/logs_tail.py's.
 
 The child is a trivial Python flood standing in for the worker (the real worker cannot be made to
 print a gigabyte on purpose); the output path (pipe → log pump → rotating files → ring buffer) is
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,7 +44,7 @@ def rss_bytes() -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_one_gib_of_output_keeps_memory_flat_and_tail_fast(tmp_path: Path) -> None:
+def test_one_gib_of_output_keeps_memory_flat_and_tail_working(tmp_path: Path) -> None:
     manager = WorkerManager(
         tmp_path / "state",
         lambda config: [sys.executable, "-c", FLOOD],
@@ -52,16 +52,15 @@ def test_one_gib_of_output_keeps_memory_flat_and_tail_fast(tmp_path: Path) -> No
     )
     baseline = rss_bytes()
     started = manager.start(WorkerLaunchConfig())
-    latencies: list[float] = []
+    tails = 0
     peak = baseline
     try:
         while manager.status().running:
-            began = time.perf_counter()
             logs = manager.logs(tail=100)
-            latencies.append(time.perf_counter() - began)
+            tails += 1
             assert logs.chunks["stdout"].data.count(b"\n") <= 100
             peak = max(peak, rss_bytes())
-            time.sleep(0.05)
+            time.sleep(0.05)  # a polling client's pace, not a wait
     finally:
         if manager.status().running:
             os.killpg(started.pid, signal.SIGKILL)
@@ -72,10 +71,5 @@ def test_one_gib_of_output_keeps_memory_flat_and_tail_fast(tmp_path: Path) -> No
     assert len(final.chunks["stdout"].data) == 1 << 20  # the ring buffer holds 1 MiB
     on_disk = sum(s.path.stat().st_size for s in list_segments(manager.paths.logs, "stdout"))
     assert on_disk <= 4 * (8 << 20) + (1 << 20)
-    print(
-        f"rss growth {(peak - baseline) / 2**20:.1f} MiB, tail max {max(latencies) * 1000:.1f} ms, n={len(latencies)}"
-    )
-    assert len(latencies) >= 5
+    assert tails >= 5
     assert peak - baseline < 20 << 20, f"RSS grew by {(peak - baseline) >> 20} MiB"
-    assert statistics.median(latencies) < 0.1
-    assert max(latencies) < 0.1, f"slowest tail took {max(latencies) * 1000:.0f} ms"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 from dataset_worker.manager.procinfo import (
     LivenessWatch,
@@ -15,6 +14,7 @@ from dataset_worker.manager.procinfo import (
     is_alive,
     read_process,
 )
+from tests.support.wait import wait_until
 
 
 def test_own_process_is_alive_with_its_start_time() -> None:
@@ -39,13 +39,7 @@ def test_missing_pid() -> None:
 def test_an_unreaped_child_is_a_zombie_and_not_alive() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     identity = ProcessIdentity(child.pid, read_process(child.pid).start_ticks)  # type: ignore[union-attr]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        info = read_process(child.pid)
-        if info is not None and info.is_zombie:
-            break
-        time.sleep(0.01)
-    assert read_process(child.pid).is_zombie  # type: ignore[union-attr]
+    wait_until(lambda: (info := read_process(child.pid)) is not None and info.is_zombie, 10)
     assert not is_alive(identity)
     child.wait()
     assert read_process(child.pid) is None

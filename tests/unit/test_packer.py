@@ -3,6 +3,7 @@ CAR read-back with every block re-hashing to its CID."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dataset_worker.content.car import CarReader, CarWriter
-from dataset_worker.content.chunker import CHUNK_SIZE, BlockKind
+from dataset_worker.content.chunker import CHUNK_SIZE, BlockKind, ShortReadError
 from dataset_worker.content.cid import DAG_PB_PREFIX, EMPTY_FILE_CID, RAW_PREFIX, raw_cid
 from dataset_worker.content.dagpb import decode_node
 from dataset_worker.content.packer import (
@@ -227,3 +228,62 @@ def test_write_ranges_hands_results_to_the_sink_as_they_come(files: dict[int, Pa
         ("range", "one"),
     ]
     assert writer.bytes_written == ASSEMBLER_CAR_SIZES[2 * MIB + 1] + 97 - 59
+
+
+def _read_whole(path: Path, offset: int = 0, length: int | None = None) -> RangeSource:
+    """The same range as `_source`, with the one-call small-range reader set too."""
+    plain = _source(path, offset, length)
+
+    def read() -> bytes:
+        with open(path, "rb") as stream:
+            stream.seek(offset)
+            return stream.read(plain.length)
+
+    return RangeSource(plain.key, offset, plain.length, plain.open, plain.label, read=read)
+
+
+def test_small_range_reader_writes_the_same_car_records_and_hashes(
+    files: dict[int, Path], tmp_path: Path
+) -> None:
+    # Every size the assembler vectors have (tiny, one chunk exactly, several chunks: those go
+    # through the chunker even with a reader), plus a range in the middle of a file.
+    sizes = sorted(ASSEMBLER_CAR_SIZES)
+    middle = tmp_path / "middle.bin"
+    middle.write_bytes(os.urandom(5000))
+    runs = []
+    for make in (_source, _read_whole):
+        digests = [hashlib.sha256() for _ in sizes]
+        sources = [
+            dataclasses.replace(make(files[size]), digest=digest)
+            for size, digest in zip(sizes, digests, strict=True)
+        ]
+        sources.append(make(middle, 1000, 2000))
+        packed, car = _pack(sources)
+        runs.append((packed, car, [d.digest() for d in digests]))
+    (plain, plain_car, plain_sums), (fast, fast_car, fast_sums) = runs
+    assert fast_car == plain_car
+    # One header for all; the middle range's section is a 2-byte varint, its CID and data.
+    assert len(fast_car) == sum(ASSEMBLER_CAR_SIZES.values()) - 59 * (len(sizes) - 1) + 2038
+    assert fast == plain
+    assert (
+        fast_sums == plain_sums == [hashlib.sha256(files[s].read_bytes()).digest() for s in sizes]
+    )
+    _assert_reads_back(fast, fast_car)
+
+
+def test_small_range_reader_skip_and_short_read() -> None:
+    def never() -> ClosableStream:
+        raise AssertionError("a range with a reader is not opened")
+
+    packed, _car = _pack(
+        [
+            RangeSource("gone", 0, 5, never, read=lambda: None),
+            RangeSource("a", 0, 3, never, read=lambda: b"abc"),
+        ]
+    )
+    assert [(r.key, r.cid) for r in packed.ranges] == [("gone", None), ("a", raw_cid(b"abc"))]
+    assert packed.root_cid == raw_cid(b"abc")
+    with pytest.raises(
+        ShortReadError, match=r"range \[0, 5\) of short.bin: the source ended at offset 3"
+    ):
+        _pack([RangeSource("s", 0, 5, never, "short.bin", read=lambda: b"abc")])

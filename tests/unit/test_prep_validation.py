@@ -17,6 +17,7 @@ from dataset_worker.prep.create import (
 )
 from dataset_worker.prep.errors import InvalidParameter
 from dataset_worker.prep.views import CreatePreparationRequest
+from dataset_worker.sizes import parse_size
 
 GIB, MIB = 1 << 30, 1 << 20
 
@@ -249,3 +250,30 @@ def test_http_folders_must_be_absolute(tmp_path: Path, field: str, path: str) ->
     assert (
         relative_folder_problems(CreatePreparationRequest(name="p", source="/a", output="/b")) == []
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "exact", "rounded", "piece"),
+    [
+        ("64MiB", "63.49999904632568359375MiB", "63MiB", "128MiB"),
+        ("1GiB", "0.992187499068677425384521484375GiB", "1015.5MiB", "2GiB"),
+        ("32GiB", "31.749999999068677425384521484375GiB", "31.5GiB", "64GiB"),
+        ("64KiB", "63.4990234375KiB", "63KiB", "128KiB"),
+    ],
+)
+def test_a_max_size_without_room_for_padding_gets_sizes_that_work(
+    typed: str, exact: str, rounded: str, piece: str
+) -> None:
+    """The refusal proposes, in the user's unit, the exact largest valid max size, a round one,
+    and the piece size that takes the typed max size; each of them is accepted."""
+    with pytest.raises(InvalidParameter) as refused:
+        validate_sizes(typed, None, "128")
+    message = str(refused.value)
+    assert exact in message and f"e.g. {rounded}" in message
+    assert f"pieceSize to {piece} (--piece-size)" in message
+    largest = parse_size(exact)
+    assert validate_sizes(exact, None, "128").max_size == largest
+    with pytest.raises(InvalidParameter):
+        validate_sizes(largest + 1, None, "128")  # the exact one really is the largest
+    assert validate_sizes(rounded, None, "128").max_size <= largest
+    assert validate_sizes(typed, piece, "128").piece_size == parse_size(piece)

@@ -106,11 +106,12 @@ def test_the_admin_server_never_imports_the_worker() -> None:
     offenders = []
     for path in sorted((SRC / "api").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
+            else:
+                continue
             offenders += [
                 f"{path.relative_to(SRC)}:{getattr(node, 'lineno', 0)}: {name}"
                 for name in names

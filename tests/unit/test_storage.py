@@ -18,6 +18,7 @@ from dataset_worker.storage import (
     open_output,
     open_source,
 )
+from dataset_worker.storage.base import SmallRangeReader
 
 
 def walk(root: Path) -> tuple[list[tuple[str, bool, int]], list[str]]:
@@ -98,11 +99,26 @@ def test_open_range_detects_a_changed_file(tmp_path: Path, change: str) -> None:
         path.unlink()
     with pytest.raises(SourceChangedError, match=r"sub/f\.bin"):
         LocalSource(tmp_path).open_range("sub/f.bin", 0, size=10, mtime_ns=st.st_mtime_ns)
+    with pytest.raises(SourceChangedError, match=r"sub/f\.bin"):
+        LocalSource(tmp_path).read_range("sub/f.bin", 0, 10, size=10, mtime_ns=st.st_mtime_ns)
+
+
+def test_read_range_reads_the_range_or_less_at_end_of_file(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"0123456789")
+    mtime = (tmp_path / "d" / "f").stat().st_mtime_ns
+    source = LocalSource(tmp_path)
+    assert isinstance(source, SmallRangeReader)
+    assert source.read_range("d/f", 4, 3, size=10, mtime_ns=mtime) == b"456"
+    assert source.read_range("d/f", 8, 5, size=10, mtime_ns=mtime) == b"89"
+    assert source.read_range("d/f", 0, 0, size=-1, mtime_ns=-1) == b""
 
 
 def test_paths_cannot_leave_the_root(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="inside the storage"):
         LocalSource(tmp_path).open_range("../etc/passwd", 0, size=-1, mtime_ns=0)
+    with pytest.raises(StorageError, match="inside the storage"):
+        LocalSource(tmp_path).read_range("../etc/passwd", 0, 1, size=-1, mtime_ns=0)
 
 
 def test_temp_output_is_published_atomically(tmp_path: Path) -> None:

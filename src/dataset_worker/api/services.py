@@ -13,6 +13,7 @@ from dataset_worker.config import Settings
 from dataset_worker.db import Database
 from dataset_worker.manager.audit import AuditLog
 from dataset_worker.manager.manager import WorkerManager
+from dataset_worker.wakeup import ring
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,11 @@ class Services:
     audit: AuditLog
     job_replies: ReplyCache = field(default_factory=lambda: ReplyCache(None))
     status_replies: StatusReplies = field(default_factory=StatusReplies)
+
+    def wake_workers(self) -> None:
+        """Work was queued: wake the idle workers of this state dir (the managed one among
+        them) now rather than at their next poll (PostgreSQL also notifies every worker)."""
+        ring(self.settings.state_dir)
 
 
 async def services(request: Request) -> Services:

@@ -278,3 +278,10 @@ def print_json(data: Any) -> None:
 def dump_view(view: BaseModel) -> Any:
     """A view as JSON-ready data with camelCase keys (the HTTP API's shape)."""
     return view.model_dump(mode="json", by_alias=True)
+
+
+def wake_workers(ctx: typer.Context) -> None:
+    """Work was queued: wake the idle workers of this state dir now (dataset_worker/wakeup.py)."""
+    from dataset_worker.wakeup import ring
+
+    ring(settings(ctx).state_dir)

@@ -15,6 +15,7 @@ from dataset_worker.cli.common import (
     print_json,
     settings,
     table_console,
+    wake_workers,
 )
 from dataset_worker.cli.prep import prep_app
 from dataset_worker.durations import DurationError, parse_duration
@@ -48,6 +49,8 @@ def retry_command(
 
     with database(ctx) as db:
         views = retry_jobs(db, prep, job_type)
+    if views:
+        wake_workers(ctx)
     if as_json:
         print_json([view.model_dump(mode="json", by_alias=True) for view in views])
         return

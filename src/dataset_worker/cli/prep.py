@@ -22,6 +22,7 @@ from dataset_worker.cli.common import (
     fail,
     print_json,
     table_console,
+    wake_workers,
 )
 from dataset_worker.defaults import (
     DEFAULT_JOBS_LIMIT,
@@ -124,6 +125,14 @@ def create_command(
             "(default: the scan is queued now and the daggen after the last pack job).",
         ),
     ] = False,
+    auto_rescan: Annotated[
+        bool,
+        typer.Option(
+            "--auto-rescan",
+            help="When a pack fails on a source file that changed or vanished, rescan by itself "
+            "to re-plan the work (as `prep rescan` does).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a preparation of a local folder (sizes like 31.5GiB, 1MiB or bytes)."""
@@ -142,9 +151,12 @@ def create_command(
         delete_after_export=delete_after_export,
         no_file_hash=no_file_hash,
         no_auto=no_auto,
+        auto_rescan=auto_rescan,
     )
     with database(ctx) as db:
         view = create_preparation(db, request)
+    wake_workers(ctx)  # its scan is queued (unless --no-auto)
+    _warn_small_max_size(view)
     if as_json:
         print_json(dump_view(view))
         return
@@ -161,7 +173,8 @@ def create_command(
         f"min piece size {format_size(view.min_piece_size)}"
         + (", no DAG" if view.no_dag else "")
         + (", delete after export" if view.delete_after_export else "")
-        + ("" if view.file_hash else ", no file hash"),
+        + ("" if view.file_hash else ", no file hash")
+        + (", auto rescan" if view.auto_rescan else ""),
         highlight=False,
     )
     if view.auto_chain:
@@ -172,6 +185,17 @@ def create_command(
         )
     else:
         console.print(f"Next: dataset-worker prep start-scan {escape(view.name)}", highlight=False)
+
+
+def _warn_small_max_size(view: PreparationView) -> None:
+    """On stderr: how many pack jobs a max size below 1 MiB makes of this source."""
+    from dataset_worker.prep.sizing import small_max_size_warning
+
+    for storage in view.source_storages:
+        if storage.type == "local":
+            warning = small_max_size_warning(storage.path, view.max_size)
+            if warning:
+                typer.echo(f"warning: {warning}", err=True)
 
 
 @prep_app.command("list")
@@ -388,7 +412,30 @@ def start_scan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = Fal
     from dataset_worker.prep import start_scan
 
     with database(ctx) as db:
-        _report_job(start_scan(db, prep), as_json, prep)
+        view = start_scan(db, prep)
+    wake_workers(ctx)
+    _report_job(view, as_json, prep)
+
+
+@prep_app.command("rescan")
+def rescan_command(ctx: typer.Context, prep: PrepArg, as_json: JsonOpt = False) -> None:
+    """List the source again and re-plan around changed, grown, vanished and new files.
+
+    Unfinished pack jobs holding a changed file are rebuilt from the current listing; completed
+    pieces stay as they are; the DAG is built from the current tree.
+    """
+    from dataset_worker.prep import rescan_preparation
+
+    with database(ctx) as db:
+        view = rescan_preparation(db, prep)
+    wake_workers(ctx)
+    if as_json:
+        print_json(view.model_dump(mode="json", by_alias=True))
+        return
+    typer.echo(
+        f'rescan of preparation "{prep}" queued (scan job {view.id}); a running worker re-plans '
+        "its unfinished pack jobs around the current files"
+    )
 
 
 @prep_app.command("pause-scan")
@@ -414,7 +461,9 @@ def start_pack_command(
     from dataset_worker.prep import start_pack
 
     with database(ctx) as db:
-        _report_jobs(start_pack(db, prep, job), as_json, prep, "created, paused or in error")
+        views = start_pack(db, prep, job)
+    wake_workers(ctx)
+    _report_jobs(views, as_json, prep, "created, paused or in error")
 
 
 @prep_app.command("pause-pack")
@@ -445,7 +494,9 @@ def start_daggen_command(
     from dataset_worker.prep import start_daggen
 
     with database(ctx) as db:
-        _report_job(start_daggen(db, prep, force=force), as_json, prep)
+        view = start_daggen(db, prep, force=force)
+    wake_workers(ctx)
+    _report_job(view, as_json, prep)
 
 
 @prep_app.command("pause-daggen")

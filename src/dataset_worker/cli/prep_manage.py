@@ -39,6 +39,7 @@ COUNT_WORDS = {
     "cars": ("piece", "pieces"),
     "car_blocks": ("CAR block", "CAR blocks"),
     "car_files": ("CAR file", "CAR files"),
+    "unrecorded_car_files": ("unrecorded CAR file", "unrecorded CAR files"),
     "source_attachments": ("source attachment", "source attachments"),
     "output_attachments": ("output attachment", "output attachments"),
 }

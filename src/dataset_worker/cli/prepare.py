@@ -9,8 +9,9 @@ The work runs in this process with the real worker runtime, one phase at a time:
 the pack jobs (--concurrency threads), then daggen, which this command queues itself once every
 pack job is complete (idempotent: not again when the DAG already covers every directory). Each
 phase is a `WorkerProcess` with exit-on-complete and only that job type enabled, so no thread
-quits early because the next phase's jobs do not exist yet. Like `run`, it works the database's
-whole queue: ready jobs of other preparations are run too.
+quits early because the next phase's jobs do not exist yet. It claims only the jobs of its own
+preparation (as `run --prep NAME`): other preparations sharing the database are left to their
+workers.
 
 Exit codes: 0 done, 1 a job failed (or bad input), 130 interrupted (SIGINT/SIGTERM).
 """
@@ -78,6 +79,14 @@ def prepare_command(
     project_url: ProjectUrlOpt = None,
     open_with: OpenWithOpt = None,
     tags: TagOpt = None,
+    auto_rescan: Annotated[
+        bool,
+        typer.Option(
+            "--auto-rescan",
+            help="Store on a new preparation: a pack failing on a changed source file queues "
+            "a rescan (see prep create --auto-rescan).",
+        ),
+    ] = False,
 ) -> None:
     """Scan, pack and build the DAG of SOURCE in one go; rerun to resume after Ctrl-C.
 
@@ -87,4 +96,6 @@ def prepare_command(
     from dataset_worker.cli.prepare_run import prepare
 
     meta = meta_input(dataset_name, description, version, license_, project_url, open_with, tags)
-    prepare(ctx, source, output, max_size, concurrency, name, manifest, meta)
+    prepare(
+        ctx, source, output, max_size, concurrency, name, manifest, meta, auto_rescan=auto_rescan
+    )

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from dataset_worker.cli.common import fail, settings, table_console
 from dataset_worker.cli.manifest import write_export
+from dataset_worker.cli.prepare_helpers import start_helpers, stop_helpers, wait_helpers
 from dataset_worker.cli.prepare_progress import ProgressReporter
 from dataset_worker.config import Settings
 from dataset_worker.db import Database, open_database
@@ -45,7 +46,12 @@ from dataset_worker.prep.manifest import ManifestFormat, ManifestRequest
 from dataset_worker.prep.manifest_meta import ManifestMetaInput, resolve_meta
 from dataset_worker.private import private_dir, private_file
 from dataset_worker.sizes import SizeError, format_size, next_power_of_two, parse_size
-from dataset_worker.worker.runtime.config import MAX_CONCURRENCY, WorkerConfig, usable_cpus
+from dataset_worker.worker.runtime.config import (
+    MAX_CONCURRENCY,
+    WorkerConfig,
+    choose_read_ahead,
+    usable_cpus,
+)
 from dataset_worker.worker.runtime.process import EXIT_OK, EXIT_SIGNAL, WorkerProcess
 
 EXIT_FAILED = 1
@@ -92,6 +98,8 @@ def prepare(
     name: str | None,
     manifest: Path | None,
     meta: ManifestMetaInput,
+    *,
+    auto_rescan: bool = False,
 ) -> NoReturn:
     """Run `prepare` with the parsed options; exits with the command's exit code."""
     threads = concurrency or min(usable_cpus(), 8)
@@ -102,7 +110,9 @@ def prepare(
     config = settings(ctx)
     db = _open(config, threads)
     try:
-        code = _prepare(db, config, source, output, max_size, name, threads, manifest, meta)
+        code = _prepare(
+            db, config, source, output, max_size, name, threads, manifest, meta, auto_rescan
+        )
     except PrepError as exc:
         fail(str(exc))
     except KeyboardInterrupt:  # while setting up or printing: no job is running
@@ -122,6 +132,7 @@ def _prepare(
     threads: int,
     manifest: Path | None,
     meta: ManifestMetaInput,
+    auto_rescan: bool = False,
 ) -> int:
     """Create or resume, run the phases, then print the pieces and write the manifest."""
     console = table_console()
@@ -130,9 +141,11 @@ def _prepare(
         _check_manifest_options(db, name, manifest, meta)
     # A new preparation's CAR files go to the state dir unless --output says otherwise.
     output_default = config.state_dir / "cars" / name
-    target = _create_or_resume(db, source, output, output_default, max_size, name)
+    target = _create_or_resume(
+        db, source, output, output_default, max_size, name, auto_rescan=auto_rescan
+    )
     log_path = _log_to_file(config, target.name)
-    code = _run(db, target, threads, console)
+    code = _run(db, target, threads, console, _Helpers(config, log_path))
     if code == EXIT_OK:
         _print_pieces(console, db, target)
         if manifest is not None:
@@ -181,6 +194,8 @@ def _create_or_resume(
     output_default: Path,
     max_size: str | None,
     name: str,
+    *,
+    auto_rescan: bool = False,
 ) -> Target:
     """The preparation `name` if it prepares the same folders (else a clear error), or a new one."""
     try:
@@ -194,6 +209,7 @@ def _create_or_resume(
             output=str(destination),
             max_size=size,
             min_piece_size=_min_piece_size(size),
+            auto_rescan=auto_rescan,
         )
         create_preparation(db, request)
         return _load(db, name)
@@ -275,7 +291,15 @@ def _check_manifest_options(
 # --- the phases -----------------------------------------------------------------------------------
 
 
-def _run(db: Database, target: Target, threads: int, console: Console) -> int:
+@dataclass(frozen=True)
+class _Helpers:
+    """Where helper pack processes find the database and write their log."""
+
+    config: Settings
+    log_path: Path
+
+
+def _run(db: Database, target: Target, threads: int, console: Console, helpers: _Helpers) -> int:
     """Run the phases; 0 done, 1 a job failed, 130 interrupted."""
     with ProgressReporter(db, target.name, console) as progress:
         try:
@@ -285,7 +309,8 @@ def _run(db: Database, target: Target, threads: int, console: Console) -> int:
                 if not _queue(db, target, job_type):
                     continue
                 progress.set_phase(label)
-                code = _run_phase(db, target, job_type, threads if job_type is JobType.PACK else 1)
+                pack = job_type is JobType.PACK
+                code = _run_phase(db, target, job_type, threads if pack else 1, helpers)
                 if code != EXIT_OK:
                     progress.set_phase("failed" if code == EXIT_FAILED else "interrupted")
                     return code
@@ -346,14 +371,22 @@ def _dag_behind(db: Database, target: Target) -> bool:
         )
 
 
-def _run_phase(db: Database, target: Target, job_type: JobType, threads: int) -> int:
-    """Run the worker on `job_type` jobs until none of the preparation's is ready or running."""
+def _run_phase(
+    db: Database, target: Target, job_type: JobType, threads: int, helpers: _Helpers
+) -> int:
+    """Run the worker on `job_type` jobs until none of the preparation's is ready or running.
+
+    More than one pack job at a time runs in processes, not threads (see cli/prepare_helpers.py):
+    this process packs with one thread and `threads - 1` helper processes pack beside it.
+    """
+    processes = threads if job_type is JobType.PACK else 1
     config = WorkerConfig(
-        concurrency=threads,
+        concurrency=1 if processes > 1 else threads,
         enable_scan=job_type is JobType.SCAN,
         enable_pack=job_type is JobType.PACK,
         enable_dag=job_type is JobType.DAGGEN,
         exit_on_complete=True,
+        attachments=(target.attachment_id,),  # never another preparation's jobs
     )
     while True:
         states = _states(db, target, job_type)
@@ -361,7 +394,7 @@ def _run_phase(db: Database, target: Target, job_type: JobType, threads: int) ->
             return EXIT_FAILED
         if not any(states.get(s) for s in PENDING):
             return EXIT_OK
-        code = WorkerProcess(db, config).run()
+        code = _run_worker(db, config, processes, helpers)
         if code == EXIT_SIGNAL:
             return EXIT_SIGNAL
         if code != EXIT_OK:
@@ -370,6 +403,30 @@ def _run_phase(db: Database, target: Target, job_type: JobType, threads: int) ->
             # Jobs the threads could not claim: a retry waiting out its delay, or jobs another
             # worker is running. Look again shortly (Ctrl-C here interrupts as anywhere else).
             time.sleep(RETRY_WAIT)
+
+
+def _run_worker(db: Database, config: WorkerConfig, processes: int, helpers: _Helpers) -> int:
+    """This process's worker, with `processes - 1` helper processes beside it (none for 1)."""
+    worker = WorkerProcess(db, config)
+    if processes == 1:
+        return worker.run()
+    # Read ahead only while the pack processes together leave a core idle, as for threads.
+    read_ahead = choose_read_ahead(processes)
+    worker.pack_read_ahead = read_ahead
+    started = start_helpers(processes - 1, helpers.config, helpers.log_path, read_ahead)
+    try:
+        code = worker.run()
+    except BaseException:
+        stop_helpers(started)
+        raise
+    if code == EXIT_SIGNAL:
+        stop_helpers(started)
+        return code
+    try:
+        wait_helpers(started)  # their last jobs
+    except KeyboardInterrupt:
+        return EXIT_SIGNAL
+    return code
 
 
 # --- the end --------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ list is rewritten to `--no-enable-scan` before Typer parses it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.core
@@ -14,6 +15,9 @@ import typer.core
 from dataset_worker.cli.common import fail, settings
 from dataset_worker.durations import DurationError, parse_duration
 from dataset_worker.logs import setup_logging
+
+if TYPE_CHECKING:
+    from dataset_worker.db import Database
 
 # As worker.runtime.process and worker.runtime.retry, repeated so that loading the CLI does not
 # import the worker (tests/unit/test_cli_startup.py keeps them equal).
@@ -103,6 +107,14 @@ def run_command(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error.", case_sensitive=False)
     ] = "info",
+    prep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prep",
+            metavar="NAME",
+            help="Claim only the jobs of this preparation (name or id; repeat for several).",
+        ),
+    ] = None,
 ) -> None:
     """Run the dataset worker: claim and run scan, pack and daggen jobs until stopped.
 
@@ -145,10 +157,30 @@ def run_command(
         shown = make_url(resolved.database_url).render_as_string(hide_password=True)
         fail(f"cannot open the database {shown}: {exc}", EXIT_ERROR)
     try:
-        code = WorkerProcess(db, config, deals_state_dir=resolved.state_dir).run()
+        if prep:
+            config = replace(config, attachments=_attachments(db, prep))
+        code = WorkerProcess(
+            db, config, state_dir=resolved.state_dir, deals_state_dir=resolved.state_dir
+        ).run()
     finally:
         db.dispose()
     raise typer.Exit(code)
+
+
+def _attachments(db: Database, names: list[str]) -> tuple[int, ...]:
+    """The source attachments of the preparations `--prep` names; exit 2 naming an unknown one."""
+    from dataset_worker.prep.errors import PrepError
+    from dataset_worker.prep.lookup import find_preparation
+
+    found: list[int] = []
+    with db.read() as session:
+        for name in names:
+            try:
+                preparation = find_preparation(session, name)
+            except PrepError as exc:
+                fail(f"--prep: {exc}", EXIT_USAGE)
+            found += [attachment.id for attachment in preparation.source_attachments]
+    return tuple(sorted(set(found)))
 
 
 def register(app: typer.Typer) -> None:

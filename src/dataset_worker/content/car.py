@@ -1,8 +1,9 @@
 """CARv1 writing and reading (docs/formats.md#car-framing): one header with one root, then varint-framed blocks.
 
 The header's DAG-CBOR is written by hand: it is always the same 2-entry map around one CID, and
-the reader only has to understand that same shape. Blocks are written as two writes (prefix, then
-payload) so a 1 MiB payload is never copied to be concatenated with its 37-byte prefix.
+the reader only has to understand that same shape. Big blocks are written as two writes (prefix,
+then payload) so a 1 MiB payload is never copied to be concatenated with its 37-byte prefix;
+small ones in one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 Tee = Callable[[bytes | memoryview], object]
 
 _CID_TAG = b"\xd8\x2a"  # CBOR tag 42 (IPLD link)
+SMALL_BLOCK = 4 << 10  # blocks under this size are written with their prefix in one write
 # A real header nests 3 deep (map, roots array, link); the bound keeps crafted input from
 # exhausting Python's stack with a RecursionError.
 MAX_CBOR_DEPTH = 64
@@ -100,9 +102,12 @@ class CarWriter:
             self._write_header(cid)
         offset = self._written
         varint = encode_uvarint(len(cid) + len(data))
-        prefix = varint + cid
-        self._emit(prefix)
-        if len(data):
+        if len(data) < SMALL_BLOCK:
+            # One write (and one commP update) for a tiny file's block: copying a few KB is
+            # cheaper than a second round of calls.
+            self._emit(b"".join((varint, cid, data)))
+        else:
+            self._emit(varint + cid)
             self._emit(data)
         return BlockLocation(offset, self._written - offset, varint)
 

@@ -19,7 +19,9 @@ from dataset_worker.content.chunker import (
     Digest,
     RangeChunker,
     ReadableStream,
+    ShortReadError,
 )
+from dataset_worker.content.cid import raw_cid
 
 
 class ClosableStream(ReadableStream, Protocol):
@@ -36,6 +38,11 @@ class RangeSource:
     None to skip the range (an inaccessible file with skipInaccessibleFile set). `key` is opaque
     to the packer and comes back in the results; `label` names the file in errors. `digest`, when
     set, is fed the range's bytes as they are read (a whole-file hash the caller keeps).
+
+    `read`, when set, is used instead of `open` for a range of known length of at most one
+    chunk: it returns the range's bytes in one call (fewer if the file ended early), or None to
+    skip the range. Such a range is one leaf; no stream or chunker is made for it, which is most
+    of the cost of packing many tiny files.
     """
 
     key: Hashable
@@ -44,6 +51,7 @@ class RangeSource:
     open: Callable[[], ClosableStream | None]
     label: str = ""
     digest: Digest | None = None
+    read: Callable[[], bytes | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +135,9 @@ def write_ranges(
     """
     buffer = bytearray(CHUNK_SIZE)
     for source in ranges:
+        if source.read is not None and 0 <= source.length <= CHUNK_SIZE:
+            _write_small(source, source.read, writer, sink)
+            continue
         stream = source.open()
         if stream is None:
             sink.add_range(PackedRange(source.key, None, source.length))
@@ -158,3 +169,38 @@ def write_ranges(
                     )
                 )
         sink.add_range(PackedRange(source.key, chunker.cid, chunker.length))
+
+
+def _write_small(
+    source: RangeSource, read: Callable[[], bytes | None], writer: CarWriter, sink: PackSink
+) -> None:
+    """A range of at most one chunk, read whole: the one leaf `RangeChunker` would make (the
+    empty range's leaf is the empty block, whose CID is EMPTY_FILE_CID), and the same records."""
+    data = read()
+    if data is None:
+        sink.add_range(PackedRange(source.key, None, source.length))
+        return
+    if len(data) != source.length:
+        where = f" of {source.label}" if source.label else ""
+        raise ShortReadError(
+            f"range [{source.offset}, {source.offset + source.length}){where}: the source ended "
+            f"at offset {source.offset + len(data)}, {source.length - len(data)} bytes early "
+            "(the file shrank or changed while read)"
+        )
+    if source.digest is not None:
+        source.digest.update(memoryview(data))
+    cid = raw_cid(data)
+    location = writer.write_block(cid, data)
+    sink.add_block(
+        BlockRecord(
+            cid,
+            location.car_offset,
+            location.car_block_length,
+            location.varint,
+            BlockKind.LEAF,
+            source.key,
+            source.offset,
+            None,
+        )
+    )
+    sink.add_range(PackedRange(source.key, cid, len(data)))

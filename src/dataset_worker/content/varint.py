@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+_ONE_BYTE = tuple(bytes((n,)) for n in range(0x80))
+
 
 def encode_uvarint(n: int) -> bytes:
     """Encode a non-negative integer as an unsigned varint."""
+    if 0 <= n < 0x80:  # the common case in every hot path: one byte, made once
+        return _ONE_BYTE[n]
     if n < 0:
         raise ValueError(f"varint must not be negative, got {n}")
-    if n < 0x80:  # the common case in every hot path: one byte
-        return bytes((n,))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -120,6 +121,8 @@ class Preparation(Base):
     auto_chain: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Pack records each file's sha256 while it reads (`prep create --no-file-hash`: off).
     file_hash: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # A pack that fails on a changed source file queues the re-planning scan (prep rescan).
+    auto_rescan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The manifest's dataset uuid, made once and kept; and the manifest fields last exported.
     uuid: Mapped[str | None] = mapped_column(String(36))
     manifest_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -306,6 +309,24 @@ class CarBlock(Base):
     file_id: Mapped[int | None] = mapped_column(
         ForeignKey("files.id", ondelete="SET NULL"), index=True
     )
+
+
+class CarPublication(Base):
+    """A CAR about to be published under its final name, written (and committed) before the
+    publish; the transaction that records the `cars` row deletes it. A row that outlives its
+    job's run marks a file that may exist without a `cars` row: the job's next run and
+    `prep delete` remove that file unless some `cars` row uses it."""
+
+    __tablename__ = "car_publications"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # SET NULL, not CASCADE: the row must outlive its job until the file is dealt with.
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id", ondelete="CASCADE"))
+    storage_path: Mapped[str] = mapped_column(Text, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class DealSchedule(Base):

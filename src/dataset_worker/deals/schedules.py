@@ -16,8 +16,9 @@ from pydantic import ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
-from dataset_worker.db.models import Deal, DealSchedule, Preparation, utcnow
+from dataset_worker.db.models import Car, Deal, DealSchedule, Preparation, utcnow
 from dataset_worker.deals import states, store
 from dataset_worker.deals.epochs import current_epoch
 from dataset_worker.deals.errors import DealNotFound, InvalidDealRequest
@@ -29,7 +30,7 @@ from dataset_worker.deals.make import (
     url_templates,
 )
 from dataset_worker.deals.mk20client import parse_sp_url
-from dataset_worker.deals.pieces import PieceRef, find_preparation, preparation_pieces
+from dataset_worker.deals.pieces import PieceRef, find_preparation, piece_cid_v2
 from dataset_worker.deals.ulid import new_ulid
 from dataset_worker.deals.views import DealsView, ProviderTarget, ScheduleView
 from dataset_worker.deals.wire import DealTerms, deal_body
@@ -37,6 +38,7 @@ from dataset_worker.deals.wire import DealTerms, deal_body
 ACTIVE, PAUSED = "active", "paused"
 CLAIM_BATCH = 200  # deals one run of one schedule claims at most
 MAX_REPLICAS = 100
+IN_CHUNK = 5000  # piece CIDs per IN list
 
 
 class CreateScheduleRequest(DealsView):
@@ -239,37 +241,50 @@ def run_schedule(db: Database, schedule_id: int) -> int:
     return db.run_write(write)
 
 
+def _existing_deals(session: Session, piece_cids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """(provider, state) of every deal of these pieces, whoever made it; queried in chunks (a
+    statement may carry at most 65,535 parameters on PostgreSQL)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for start in range(0, len(piece_cids), IN_CHUNK):
+        chunk = piece_cids[start : start + IN_CHUNK]
+        for piece_cid, provider, state in session.execute(
+            select(Deal.piece_cid, Deal.provider, Deal.state).where(Deal.piece_cid.in_(chunk))
+        ):
+            found.setdefault(piece_cid, []).append((provider, state))
+    return found
+
+
 def _claim(db: Database, session: Session, schedule: DealSchedule, allowance: int) -> int:
-    prep = session.get(Preparation, schedule.preparation_id)
-    assert prep is not None
-    pieces = preparation_pieces(session, prep)
-    existing: dict[str, list[tuple[str, str]]] = {}
-    for piece_cid, provider, state in session.execute(
-        select(Deal.piece_cid, Deal.provider, Deal.state).where(
-            Deal.piece_cid.in_([p.piece_cid for p in pieces])
-        )
-    ):
-        existing.setdefault(piece_cid, []).append((provider, state))
+    cars = session.execute(
+        select(Car.id, Car.piece_cid, Car.piece_size, Car.file_size)
+        .where(Car.preparation_id == schedule.preparation_id)
+        .order_by(Car.id)
+    ).all()
+    texts = [cid_to_str(car.piece_cid) for car in cars]
+    existing = _existing_deals(session, texts)
     start_epoch = (
         current_epoch(schedule.client) + schedule.start_epoch_offset
         if schedule.start_epoch_offset
         else None
     )
     now, claimed = utcnow(), 0
-    for piece in pieces:
-        deals = existing.get(piece.piece_cid, [])
+    for car, v1 in zip(cars, texts, strict=True):
+        deals = existing.get(v1, [])
         need = schedule.replicas - sum(1 for _, state in deals if state in states.LIVE)
         used = {provider for provider, _ in deals}
-        for target in schedule.providers:
-            if need <= 0 or claimed >= allowance:
-                break
-            if target["provider"] in used:
-                continue
+        targets = [t for t in schedule.providers if t["provider"] not in used][: max(0, need)]
+        if not targets:
+            continue
+        # The v2 CID only for the pieces that get deals: most runs find little to do.
+        v2 = piece_cid_v2(v1, car.file_size, car.piece_size)
+        if v2 is None:
+            continue  # its sizes make no PieceCID v2: Market 2.0 cannot take it
+        piece = PieceRef(car.id, v1, v2, car.piece_size, car.file_size)
+        for target in targets:
+            if claimed >= allowance:
+                return claimed
             if _claim_one(db, session, schedule, piece, target, start_epoch, now):
-                need -= 1
                 claimed += 1
-        if claimed >= allowance:
-            break
     return claimed
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from dataset_worker.prep.jobs import list_jobs
     from dataset_worker.prep.lookup import list_preparations
     from dataset_worker.prep.pieces import list_pieces
+    from dataset_worker.prep.rescan import rescan_preparation
     from dataset_worker.prep.retry import retry_jobs
     from dataset_worker.prep.status import get_preparation_status
     from dataset_worker.prep.views import (
@@ -50,6 +51,7 @@ _HOMES = {
     "list_preparations": "lookup",
     "list_pieces": "pieces",
     "retry_jobs": "retry",
+    "rescan_preparation": "rescan",
     "get_preparation_status": "status",
     **dict.fromkeys(
         (
@@ -98,6 +100,7 @@ __all__ = [
     "pause_daggen",
     "pause_pack",
     "pause_scan",
+    "rescan_preparation",
     "retry_jobs",
     "start_daggen",
     "start_pack",

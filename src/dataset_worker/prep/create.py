@@ -43,9 +43,11 @@ from dataset_worker.prep.views import CreatePreparationRequest, PreparationView
 from dataset_worker.sizes import (
     SizeError,
     format_size,
+    in_unit,
     is_power_of_two,
     next_power_of_two,
     parse_size,
+    size_unit,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,7 +126,8 @@ def validate_sizes(
             "maxSize needs to be reduced to leave space for padding: "
             f"maxSize * 128 / 127 must be less than pieceSize {piece_bytes} "
             f"({format_size(piece_bytes)}){derived}, "
-            f"but maxSize is {max_bytes} ({format_size(max_bytes)})"
+            f"but maxSize is {max_bytes} ({format_size(max_bytes)}). "
+            + _padding_way_out(max_size, max_bytes, piece_bytes, derived=bool(derived))
         )
     min_text = DEFAULT_MIN_PIECE_SIZE if _is_empty(min_piece_size) else min_piece_size
     assert min_text is not None
@@ -141,6 +144,51 @@ def validate_sizes(
             f"{_SMALLEST_PIECE}, so no piece can be padded to less"
         )
     return SizeLimits(max_bytes, piece_bytes, min_bytes)
+
+
+def largest_max_size(piece_bytes: int) -> int:
+    """The largest maxSize whose CAR, Fr32-padded, still fits a piece of `piece_bytes`:
+    the largest m with m * 128 // 127 < piece_bytes."""
+    return (piece_bytes * 127 - 1) // 128
+
+
+def _padding_way_out(typed: str | int, max_bytes: int, piece_bytes: int, *, derived: bool) -> str:
+    """What to type instead, in the unit the user typed: the exact largest maxSize, a round
+    value under it, and (for a derived piece size) the pieceSize that takes this maxSize."""
+    unit, unit_bytes = size_unit(typed)
+    largest = largest_max_size(piece_bytes)
+    exact = in_unit(largest, unit, unit_bytes)
+    text = f"The largest valid maxSize for a {format_size(piece_bytes)} piece is {exact}"
+    if unit:
+        text += f" ({largest} bytes)"
+    rounded = _round_under(largest, unit, unit_bytes)
+    if rounded is not None and rounded != exact:
+        text += f", e.g. {rounded}"
+    if derived:
+        bigger = next_power_of_two(max_bytes * 128 // 127 + 1)
+        if bigger <= MAX_PIECE_SIZE:
+            text += (
+                f"; or keep maxSize {in_unit(max_bytes, unit, unit_bytes)} and set pieceSize to "
+                f"{in_unit(bigger, unit, unit_bytes)} (--piece-size)"
+            )
+    return text + "."
+
+
+def _round_under(limit: int, unit: str, unit_bytes: int) -> str | None:
+    """A round size at most `limit` bytes: whole or half units in the user's unit, or in the
+    next smaller unit when that would lose more than a tenth."""
+    step = max(unit_bytes // 2, 1)
+    value = limit // step * step
+    if value > 0 and value >= limit * 9 // 10:
+        return in_unit(value, unit, unit_bytes)
+    smaller = _SMALLER_UNIT.get(unit_bytes)
+    return None if smaller is None else _round_under(limit, *smaller)
+
+
+_SMALLER_UNIT = {
+    **{1024 ** (k + 1): (("B", "KiB", "MiB", "GiB", "TiB")[k], 1024**k) for k in range(5)},
+    **{1000 ** (k + 1): (("B", "KB", "MB", "GB", "TB")[k], 1000**k) for k in range(5)},
+}
 
 
 # Why pieces have a floor: commP is a binary tree of 32-byte nodes over Fr32-padded data.
@@ -363,6 +411,7 @@ def _insert(
         no_dag=req.no_dag,
         auto_chain=not req.no_auto,
         file_hash=not req.no_file_hash,
+        auto_rescan=req.auto_rescan,
         uuid=str(uuid.uuid4()),  # the dataset's id in its manifests, kept from now on
         no_inline=False,
         delete_after_export=req.delete_after_export,

@@ -13,12 +13,18 @@ behind as orphans.
 With `delete_cars`, the CAR files recorded in its `cars` rows are removed first: only a file
 named `<pieceCID>.car` of such a row, and not when a piece of another preparation uses the same
 file. Nothing else in the output folder is touched.
+
+With or without `delete_cars`, a CAR file that one of its jobs published but never recorded (the
+worker was killed between the two: its intent is left in `car_publications`) is removed, unless
+a `cars` row or another job's intent uses the same file: it is no result of the preparation, and
+once the jobs are gone nothing would know it. If its output cannot be reached, the delete is
+refused (Conflict) before any row goes, and deleting again retries.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,10 +32,11 @@ from sqlalchemy import ColumnElement, CursorResult, Delete, delete, or_, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.db import Database, queue
+from dataset_worker.db import Database, publications, queue
 from dataset_worker.db.models import (
     Car,
     CarBlock,
+    CarPublication,
     Directory,
     File,
     FileRange,
@@ -67,6 +74,7 @@ class RemovedCounts(View):
     cars: int = 0
     car_blocks: int = 0
     car_files: int = 0
+    unrecorded_car_files: int = 0
 
 
 class DeleteReport(View):
@@ -99,7 +107,7 @@ def delete_preparation(
     Raises NotFound for an unknown preparation and Conflict while one of its jobs is processing.
     """
     target = db.run_write(lambda session: _hold(session, preparation))
-    removed = RemovedCounts()
+    removed = RemovedCounts(unrecorded_car_files=_remove_unrecorded(db, target))
     if delete_cars:
         removed.car_files = _remove_car_files(db, target)
     ours = select(Car.id).where(target.cars())
@@ -255,6 +263,30 @@ def _storage_in_use(session: Session, storage_id: int) -> bool:
         select(Car.id).where(Car.storage_id == storage_id),
     )
     return any(session.scalar(query.limit(1)) is not None for query in uses)
+
+
+def _remove_unrecorded(db: Database, target: _Target) -> int:
+    """Remove the CAR files its jobs published without recording them; returns how many."""
+    outputs: dict[int, OutputStorage] = {}  # one client per storage
+
+    def remove(
+        storage_id: int, kind: str, folder: str, config: Mapping[str, Any], path: str
+    ) -> None:
+        try:
+            output = outputs.get(storage_id) or open_output(kind, folder, config)
+            outputs[storage_id] = output
+            output.remove(path)
+        except (OSError, StorageError) as exc:
+            # Refused rather than left behind: once the jobs are gone nothing would know it.
+            raise Conflict(
+                f'preparation "{target.name}" cannot be deleted yet: its unrecorded CAR file '
+                f'"{path}" in the output "{folder}" could not be removed ({exc}); '
+                "delete again once the output can be reached"
+            ) from exc
+
+    jobs = select(Job.id).where(Job.attachment_id.in_(target.attachments))
+    intents = publications.pending(db, CarPublication.job_id.in_(jobs))
+    return sum(publications.clear(db, intent, remove) for intent in intents)
 
 
 def _remove_car_files(db: Database, target: _Target) -> int:

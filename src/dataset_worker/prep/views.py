@@ -67,6 +67,11 @@ class CreatePreparationRequest(View):
     no_file_hash: bool = Field(
         default=False, description="Do not record each file's sha256 while packing."
     )
+    auto_rescan: bool = Field(
+        default=False,
+        description="When a pack fails on a source file that changed or vanished, rescan by "
+        "itself (once per failure) to re-plan the work around the current files.",
+    )
 
 
 class StorageView(View):
@@ -100,6 +105,9 @@ class PreparationView(View):
         description="Steps run by themselves: scan queued at creation, daggen after packing.",
     )
     file_hash: bool = Field(description="Pack records each file's sha256 (for manifests).")
+    auto_rescan: bool = Field(
+        default=False, description="A pack failing on a changed source file queues a rescan."
+    )
     source_storages: list[StorageView]
     output_storages: list[StorageView]
 
@@ -119,6 +127,7 @@ class PreparationView(View):
             no_dag=prep.no_dag,
             auto_chain=prep.auto_chain,
             file_hash=prep.file_hash,
+            auto_rescan=prep.auto_rescan,
             source_storages=[StorageView.from_model(a.storage) for a in prep.source_attachments],
             output_storages=[StorageView.from_model(a.storage) for a in prep.output_attachments],
         )

@@ -4,6 +4,7 @@ and SFTP servers (`base.py` holds the protocols; boto3 and paramiko load only wh
 from __future__ import annotations
 
 from dataset_worker.storage.base import (
+    RESCAN_HINT,
     OutputStorage,
     RangeStream,
     SourceChangedError,
@@ -17,6 +18,7 @@ from dataset_worker.storage.local import LocalOutput, LocalSource
 from dataset_worker.storage.select import choose_output, open_output, open_source
 
 __all__ = [
+    "RESCAN_HINT",
     "LocalOutput",
     "LocalSource",
     "OutputStorage",

@@ -7,6 +7,7 @@ S3-compatible buckets (`storage.s3`) and SFTP servers (`storage.sftp`) implement
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -27,6 +28,21 @@ class ListingFailed(StorageError):
 
 class SourceChangedError(StorageError):
     """A source file differs from what the scan recorded (size, mtime or version tag)."""
+
+
+# What every "source changed" message ends with: the way out (docs/operations.md#sources-that-change).
+RESCAN_HINT = (
+    "rescan the preparation (prep rescan NAME) to re-plan its work around the current files"
+)
+
+
+def iso_time(mtime_ns: int, *, whole_seconds: bool = False) -> str:
+    """A modification time in nanoseconds as ISO 8601 UTC: `2026-12-05T14:37:41.123456789Z`."""
+    seconds, nanos = divmod(mtime_ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if whole_seconds or not nanos:
+        return f"{stamp}Z"
+    return f"{stamp}.{nanos:09d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +114,19 @@ class SourceStorage(Protocol):
 
     def describe(self) -> str:
         """A short human name for messages, e.g. the folder path."""
+        ...
+
+
+@runtime_checkable
+class SmallRangeReader(Protocol):
+    """A source that can hand over a small range's bytes in one call (local folders): no stream
+    object per file, which is most of the cost of packing many tiny files."""
+
+    def read_range(
+        self, path: str, offset: int, length: int, *, size: int, mtime_ns: int, hash: str = ""
+    ) -> bytes:
+        """The `length` bytes of `path` at `offset`, after the checks of `open_range`; fewer
+        only when the file ends early (the caller reports that)."""
         ...
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import stat
 import threading
@@ -22,11 +23,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dataset_worker.storage.base import (
+    RESCAN_HINT,
     ListingErrorHandler,
     SourceChangedError,
     SourceEntry,
     SpaceInfo,
     StorageError,
+    iso_time,
 )
 
 _ZEROS = bytes(1 << 20)
@@ -40,17 +43,18 @@ def _name_key(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
+# An absolute path, a NUL, or an empty, "." or ".." part: one search instead of a split per file.
+_BAD_PATH = re.compile(r"\x00|(?:^|/)\.{0,2}(?:/|$)")
+
+
 def _safe_join(root: Path, path: str) -> str:
     """`root/path` for a stored relative path; refuses paths that could leave the root.
 
     Plain string work: this runs once per range packed, and pathlib costs several times more.
     """
-    if path.startswith("/") or "\x00" in path:
+    if _BAD_PATH.search(path) is not None:
         raise StorageError(f'invalid relative path "{path}" (it must stay inside the storage)')
-    for part in path.split("/"):
-        if part in ("", ".", ".."):
-            raise StorageError(f'invalid relative path "{path}" (it must stay inside the storage)')
-    return os.path.join(root, path)
+    return f"{root}/{path}"
 
 
 class LocalSource:
@@ -128,7 +132,7 @@ class LocalSource:
             stream = io.FileIO(full, "r")
         except FileNotFoundError:
             raise SourceChangedError(
-                f"source file {path} no longer exists in {self.root}; start a new scan"
+                f"source file {path} no longer exists in {self.root}; {RESCAN_HINT}"
             ) from None
         try:
             info = os.fstat(stream.fileno())
@@ -139,6 +143,30 @@ class LocalSource:
             stream.close()
             raise
         return stream
+
+    def read_range(
+        self, path: str, offset: int, length: int, *, size: int, mtime_ns: int, hash: str = ""
+    ) -> bytes:
+        """`length` bytes of `path` at `offset` (fewer at end of file), checked like `open_range`;
+        plain descriptor calls, no file object: packing a tiny file costs little more than this."""
+        full = _safe_join(self.root, path)
+        try:
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SourceChangedError(
+                f"source file {path} no longer exists in {self.root}; start a new scan"
+            ) from None
+        try:
+            _check_same(path, os.fstat(fd), size, mtime_ns)
+            data = os.pread(fd, length, offset)
+            while len(data) < length:  # a short read before the end of file is allowed
+                more = os.pread(fd, length - len(data), offset + len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        finally:
+            os.close(fd)
 
     def remove(self, path: str) -> None:
         """Delete a source file."""
@@ -151,11 +179,11 @@ def _check_same(path: str, info: os.stat_result, size: int, mtime_ns: int) -> No
     if size >= 0 and info.st_size != size:
         changes.append(f"size {size} -> {info.st_size}")
     if mtime_ns >= 0 and info.st_mtime_ns != mtime_ns:  # -1: not checked
-        changes.append(f"mtime {mtime_ns} ns -> {info.st_mtime_ns} ns")
+        changes.append(f"modified {iso_time(mtime_ns)} -> {iso_time(info.st_mtime_ns)}")
     if changes:
         raise SourceChangedError(
             f"source file {path} has changed since it was scanned ({', '.join(changes)}); "
-            "start a new scan to pick up the new version"
+            f"{RESCAN_HINT}"
         )
 
 

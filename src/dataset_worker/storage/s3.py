@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
 from dataset_worker.storage.base import (
+    RESCAN_HINT,
     ListingErrorHandler,
     ListingFailed,
     SourceChangedError,
@@ -38,6 +39,7 @@ from dataset_worker.storage.base import (
     SpaceInfo,
     StorageError,
     WalkStart,
+    iso_time,
 )
 from dataset_worker.storage.s3client import (
     MIB,
@@ -314,10 +316,10 @@ class S3Source:
     def _open_error(self, key: str, exc: Exception) -> Exception:
         if error_code(exc) in ("NoSuchKey", "404", "NotFound") or status_code(exc) == 404:
             return SourceChangedError(
-                f"source changed: {self.location.url(key)} no longer exists; start a new scan"
+                f"source changed: {self.location.url(key)} no longer exists; {RESCAN_HINT}"
             )
         if status_code(exc) == 412 or error_code(exc) == "PreconditionFailed":
-            return SourceChangedError(f"source changed: {self.location.url(key)}; start a new scan")
+            return SourceChangedError(f"source changed: {self.location.url(key)}; {RESCAN_HINT}")
         return StorageError(f"reading {self.location.url(key)} failed: {exc}")
 
     def get_from(self, key: str, offset: int, expected: _Identity) -> tuple[Any, int]:
@@ -375,12 +377,11 @@ class _Identity:
             # ETag and size are the exact checks.
             seconds = _mtime_ns(modified) // 1_000_000_000
             if abs(seconds - self.mtime_ns // 1_000_000_000) > 1:
-                changes.append(f"mtime {self.mtime_ns} ns -> {_mtime_ns(modified)} ns")
+                changes.append(
+                    f"modified {iso_time(self.mtime_ns)} -> {iso_time(_mtime_ns(modified))}"
+                )
         if changes:
-            raise SourceChangedError(
-                f"source changed: {url} ({', '.join(changes)}); start a new scan to pick up the "
-                "new version"
-            )
+            raise SourceChangedError(f"source changed: {url} ({', '.join(changes)}); {RESCAN_HINT}")
 
 
 class _Stop(Exception):

@@ -28,11 +28,13 @@ from urllib.parse import unquote, urlsplit
 import paramiko
 
 from dataset_worker.storage.base import (
+    RESCAN_HINT,
     ListingErrorHandler,
     SourceChangedError,
     SourceEntry,
     SpaceInfo,
     StorageError,
+    iso_time,
 )
 
 TEMP_PREFIX = ".dw-"
@@ -306,7 +308,7 @@ class _SftpRangeStream:
             except FileNotFoundError:
                 raise SourceChangedError(
                     f"source changed: {self._source.describe()}/{self._path} no longer exists; "
-                    "start a new scan"
+                    f"{RESCAN_HINT}"
                 ) from None
             try:
                 self._check(handle.stat())
@@ -323,11 +325,13 @@ class _SftpRangeStream:
         if self._size >= 0 and attrs.st_size != self._size:
             changes.append(f"size {self._size} -> {attrs.st_size}")
         if self._mtime_ns >= 0 and int(attrs.st_mtime or 0) != self._mtime_ns // 10**9:
-            changes.append(f"mtime {self._mtime_ns // 10**9} s -> {attrs.st_mtime} s")
+            before = iso_time(self._mtime_ns, whole_seconds=True)
+            after = iso_time(int(attrs.st_mtime or 0) * 10**9, whole_seconds=True)
+            changes.append(f"modified {before} -> {after}")
         if changes:
             raise SourceChangedError(
                 f"source changed: {self._source.describe()}/{self._path} ({', '.join(changes)}); "
-                "start a new scan to pick up the new version"
+                f"{RESCAN_HINT}"
             )
 
     def readinto(self, buffer: memoryview, /) -> int:

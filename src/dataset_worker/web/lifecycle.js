@@ -10,6 +10,7 @@ const WORDS = [
   ["cars", "piece", "pieces"],
   ["jobs", "job", "jobs"],
   ["carFiles", "CAR file", "CAR files"],
+  ["unrecordedCarFiles", "unrecorded CAR file", "unrecorded CAR files"],
 ];
 
 /** "Deleted "x": 3 files, 2 pieces, …" from a delete reply. */

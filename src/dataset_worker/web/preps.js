@@ -208,6 +208,16 @@ class PrepCard {
         { class: "actions" },
         this.scanButton,
         this.dagButton,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-small",
+            title: "List the source again and re-plan unfinished packs around changed, grown, vanished and new files",
+            onclick: (e) => this.action("rescan", "Rescan", e.currentTarget),
+          },
+          "Rescan",
+        ),
         this.retry.button,
         this.piecesButton,
         this.verifier.button,
@@ -248,7 +258,8 @@ class PrepCard {
     this.showJobError(summary.lastError);
     this.block(this.scanButton, startBlocked("scan", summary.jobs, this.prep));
     this.block(this.dagButton, startBlocked("daggen", summary.jobs, this.prep));
-    this.scanButton.textContent = summary.jobs.scan?.complete ? "Rescan" : "Start scan";
+    // Once a scan is done, the Rescan button is the way to list the source again.
+    this.scanButton.hidden = Boolean(summary.jobs.scan?.complete);
     this.retry.update(summary.jobs);
     this.piecesButton.textContent = summary.pieces ? `Pieces (${summary.pieces})` : "Pieces";
     if (this.piecesOpen && summary.pieces !== this.lastPieceCount) this.loadPieces();

@@ -21,6 +21,7 @@ from dataset_worker.prep import (
     pause_daggen,
     pause_pack,
     pause_scan,
+    rescan_preparation,
     start_daggen,
     start_pack,
     start_scan,
@@ -60,7 +61,9 @@ def create(app: AppServices, request: CreatePreparationRequest) -> PreparationVi
     Over HTTP the folders must be absolute paths: the server's working directory means nothing
     to the client.
     """
-    return create_preparation(app.db, request, strict_references=True, absolute_folders=True)
+    view = create_preparation(app.db, request, strict_references=True, absolute_folders=True)
+    app.wake_workers()  # its scan is queued (unless noAuto)
+    return view
 
 
 @router.get("/{name}", response_model=PreparationStatus, responses=error_responses(400, 401, 404))
@@ -74,7 +77,24 @@ def preparation_status(app: AppServices, name: Name) -> PreparationStatus:
 )
 def scan_start(app: AppServices, name: Name) -> JobView:
     """Make the scan job ready (created on first use)."""
-    return start_scan(app.db, name)
+    view = start_scan(app.db, name)
+    app.wake_workers()
+    return view
+
+
+@router.post(
+    "/{name}/rescan",
+    response_model=JobView,
+    responses=error_responses(400, 401, 404, 409),
+    summary="Rescan and re-plan",
+)
+def rescan(app: AppServices, name: Name) -> JobView:
+    """Queue the scan again: it records the new versions of changed files and the new files,
+    rebuilds the unfinished pack jobs that hold a changed or vanished file, drops vanished files
+    and leaves completed pieces as they are (409 while the scan is already queued or running)."""
+    view = rescan_preparation(app.db, name)
+    app.wake_workers()
+    return view
 
 
 @router.post("/{name}/pause-scan", response_model=JobView, responses=error_responses(400, 401, 404))
@@ -89,7 +109,9 @@ def scan_pause(app: AppServices, name: Name) -> JobView:
 def daggen_start(app: AppServices, name: Name, force: Force = False) -> JobView:
     """Make the daggen job ready (created on first use); 409 when it is queued, running, or
     done (unless `force`)."""
-    return start_daggen(app.db, name, force=force)
+    view = start_daggen(app.db, name, force=force)
+    app.wake_workers()
+    return view
 
 
 @router.post(
@@ -105,7 +127,9 @@ def daggen_pause(app: AppServices, name: Name) -> JobView:
 )
 def pack_start(app: AppServices, name: Name, job_id: JobId = None) -> list[JobView]:
     """Make one pack job, or every eligible one, ready again."""
-    return start_pack(app.db, name, job_id)
+    views = start_pack(app.db, name, job_id)
+    app.wake_workers()
+    return views
 
 
 @router.post(

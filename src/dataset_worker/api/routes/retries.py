@@ -40,4 +40,7 @@ def retry(
 ) -> list[JobView]:
     """Move the preparation's jobs in `error` back to `ready` (attempts reset to 0, no
     backoff); the reply lists the jobs changed, lowest id first (empty: none had failed)."""
-    return retry_jobs(app.db, name, request.type if request is not None else None)
+    views = retry_jobs(app.db, name, request.type if request is not None else None)
+    if views:
+        app.wake_workers()
+    return views

@@ -5,7 +5,7 @@ it). Each function states its SQL and its locking rule in its docstring.
 
 | from → to | function |
 |---|---|
-| (none) → ready | `control.insert_ready` (prep create, first start, the scan's pack jobs, the auto chain's daggen) |
+| (none) → ready | `control.insert_ready` (prep create, first start, the auto chain's daggen), `control.insert_ready_many` (the scan's pack jobs) |
 | created, paused, error, complete → ready | `control.make_ready` (starts, `prep retry`, the auto chain) |
 | ready, processing → paused | `control.pause` (pauses, delete) |
 | ready (due), ownerless processing → processing | `claim.claim_next_job` |
@@ -22,8 +22,8 @@ from dataset_worker.db.queue.claim import (
     ClaimedJob,
     claim_next_job,
     failed_since,
-    others_in_flight,
     seconds_until_retry,
+    work_left,
 )
 from dataset_worker.db.queue.control import (
     FRESH_START,
@@ -34,6 +34,7 @@ from dataset_worker.db.queue.control import (
     RETRY_FROM,
     START_FROM,
     insert_ready,
+    insert_ready_many,
     make_ready,
     pause,
 )
@@ -76,12 +77,13 @@ __all__ = [
     "fail_or_retry",
     "failed_since",
     "insert_ready",
+    "insert_ready_many",
     "make_ready",
-    "others_in_flight",
     "pause",
     "reap_stale_workers",
     "release_job",
     "release_jobs_of_process",
     "release_jobs_of_workers",
     "seconds_until_retry",
+    "work_left",
 ]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db.clock import database_now, now_expr
@@ -145,21 +145,27 @@ def seconds_until_retry(
     return max(0.0, (_aware(due) - _aware(now)).total_seconds())
 
 
-def others_in_flight(
+def work_left(
     db: Database, types: Sequence[JobType], worker_id: str, attachments: Sequence[int] = ()
 ) -> bool:
-    """Whether a job of `types` is `processing` under another owner: it may still end in
-    `ready` (its worker dies and is reaped, or it is released), so an exit-on-complete thread
-    waits for it. A read, no lock."""
+    """Whether a job of `types` is still to be done by someone: `ready` (one may have turned
+    ready since the last claim, or another claimer holds it) or `processing` under another
+    owner (its worker may die: a reaper then makes it ready; a scan may create more jobs).
+    What an exit-on-complete thread waits for. A read, no lock."""
     with db.read() as session:
         return bool(
             session.scalar(
                 select(
                     exists().where(
                         Job.type.in_(list(types)),
-                        Job.state == JobState.PROCESSING,
                         Job.attachment_id.is_not(None),
-                        or_(Job.worker_id.is_(None), Job.worker_id != worker_id),
+                        or_(
+                            Job.state == JobState.READY,
+                            and_(
+                                Job.state == JobState.PROCESSING,
+                                or_(Job.worker_id.is_(None), Job.worker_id != worker_id),
+                            ),
+                        ),
                         *_scope(attachments),
                     )
                 )

@@ -113,3 +113,22 @@ def _move(
         .execution_options(synchronize_session=False)
     )
     return [row._asdict() for row in result]
+
+
+def insert_ready_many(
+    session: Session, job_type: JobType, attachment_id: int, count: int
+) -> list[int]:
+    """(none) → ready, `count` times: new jobs of `job_type` for the attachment; their ids in
+    ascending order (the order they will be claimed in).
+
+    SQL: one multi-row `INSERT INTO jobs (…) VALUES (…), (…) … RETURNING id` per page of rows,
+    in the caller's write transaction. Used by the scan, which may plan thousands of pack jobs
+    in one batch: one statement each would cost more than the inserts themselves.
+    """
+    if count <= 0:
+        return []
+    row = {"type": job_type, "attachment_id": attachment_id, **FRESH_START}
+    result = session.execute(
+        insert(Job).returning(Job.id, sort_by_parameter_order=True), [dict(row)] * count
+    )
+    return [int(job_id) for job_id in result.scalars()]

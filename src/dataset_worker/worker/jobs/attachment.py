@@ -49,6 +49,7 @@ class AttachmentSetup:
     source: SourceStorage
     outputs: list[OutputTarget]
     file_hash: bool = True  # pack records each file's sha256
+    auto_rescan: bool = False  # a pack failing on a changed source file queues the scan
 
     @property
     def inline(self) -> bool:
@@ -103,6 +104,7 @@ def load_setup(session: Session, attachment_id: int) -> AttachmentSetup:
         ),
         outputs=outputs,
         file_hash=prep.file_hash,
+        auto_rescan=prep.auto_rescan,
     )
 
 

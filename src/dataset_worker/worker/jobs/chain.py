@@ -40,12 +40,16 @@ from dataset_worker.db.models import (
     SourceAttachment,
 )
 from dataset_worker.logs import log_event
+from dataset_worker.worker.jobs.rescan import rescan_if_failed_meanwhile
 
 log = logging.getLogger("dataset_worker.worker")
 
 
 def after_scan_complete(session: Session, job_id: int) -> None:
-    """Completion hook of scan jobs: packing may already be done (or have nothing to wait for)."""
+    """Completion hook of scan jobs: packing may already be done (or have nothing to wait for).
+    With auto-rescan, a pack that failed on a changed file meanwhile queues the scan again."""
+    if rescan_if_failed_meanwhile(session, job_id):
+        return
     _after(session, job_id)
 
 

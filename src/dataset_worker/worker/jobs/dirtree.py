@@ -60,14 +60,40 @@ def update_directories(session: Session, files: Sequence[FinalisedFile]) -> int:
     entries = _lock_and_read(session, sorted(tree))
     for f in files:
         entries[f.directory_id][f.name] = DirEntry(f.cid, f.size, f.extras)
+    return _rebuild(session, tree, entries)
+
+
+def remove_entries(session: Session, removals: Sequence[tuple[int, str, bytes]]) -> int:
+    """Remove the entries (directory id, name, CID) whose CID is still the given one, and
+    re-resolve every directory up to the root, in the caller's transaction. A directory left
+    empty loses its CID and its entry in its parent, as an empty directory never had one.
+    Returns the number of directory rows rewritten."""
+    if not removals:
+        return 0
+    tree = _load_ancestry(session, {dir_id for dir_id, _name, _cid in removals})
+    entries = _lock_and_read(session, sorted(tree))
+    for dir_id, name, cid in removals:
+        entry = entries[dir_id].get(name)
+        if entry is not None and entry.cid == cid:  # a newer version's entry stays
+            del entries[dir_id][name]
+    return _rebuild(session, tree, entries)
+
+
+def _rebuild(session: Session, tree: dict[int, _DirRow], entries: dict[int, Entries]) -> int:
+    """Rebuild the directories of `tree` bottom-up from `entries` and write them."""
     depth = _depths(tree)
     updates: list[tuple[object, ...]] = []
     for dir_id in sorted(tree, key=lambda d: depth[d], reverse=True):
-        node = build_node(entries[dir_id])
         row = tree[dir_id]
-        if row.parent_id is not None:
-            entries[row.parent_id][row.name] = DirEntry(node.cid, node.size)
-        updates.append((node.cid, encode_entries(entries[dir_id]), False, dir_id))
+        cid: bytes | None = None
+        if entries[dir_id]:
+            node = build_node(entries[dir_id])
+            cid = node.cid
+            if row.parent_id is not None:
+                entries[row.parent_id][row.name] = DirEntry(node.cid, node.size)
+        elif row.parent_id is not None:
+            entries[row.parent_id].pop(row.name, None)
+        updates.append((cid, encode_entries(entries[dir_id]), False, dir_id))
     execute_many(
         session.connection(),
         "UPDATE directories SET cid = ?, data = ?, exported = ? WHERE id = ?",

@@ -47,6 +47,8 @@ class WorkerConfig:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_base: float = DEFAULT_RETRY_BASE
     retry_cap: float = DEFAULT_RETRY_CAP
+    # Source attachments whose jobs this worker claims (`run --prep`, `prepare`); empty: all.
+    attachments: tuple[int, ...] = ()
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -64,6 +64,8 @@ class JobContext:
     shutdown: threading.Event = field(default_factory=threading.Event)
     stop: StopSignal = field(default_factory=StopSignal)
     read_ahead: bool = True
+    # Wakes the process's idle threads: a scan calls it after a batch that queued pack jobs.
+    queued: Callable[[], None] = field(default=lambda: None)
 
     @property
     def cancelled(self) -> bool:

@@ -59,7 +59,7 @@ def _after_daggen() -> CompletionHook:
     return after_daggen_complete
 
 
-# Run in the transaction that marks a job of the type complete (see outcomes.complete_job): the
+# Run in the transaction that marks a job of the type complete (see db/queue complete_job): the
 # pipeline's next step is queued atomically with the completion that makes it due.
 COMPLETION_HOOK_LOADERS: Mapping[JobType, Callable[[], CompletionHook]] = {
     JobType.SCAN: _after_scan,

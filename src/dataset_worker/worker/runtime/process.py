@@ -1,7 +1,8 @@
 """The `dataset-worker run` process: threads, background loops, signals, exit code (docs/architecture.md#signals-and-exit-codes).
 
-Exit codes: 0 every thread finished (exit-on-complete); 1 a thread stopped with an error
-(exit-on-error, a crash) or startup failed; 130 SIGINT/SIGTERM. On the first signal every
+Exit codes: 0 every thread finished (exit-on-complete) and no job of its types and preparations
+went to `error` meanwhile; 1 such a job failed, a thread stopped with an error (exit-on-error, a
+crash) or startup failed; 130 SIGINT/SIGTERM. On the first signal every
 in-flight job is stopped and put back to `ready`; a second signal exits at once after a
 best-effort release bounded by a few seconds.
 """
@@ -17,14 +18,16 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from dataset_worker.db import Database
-from dataset_worker.db.models import JobType
-from dataset_worker.db.queue import CompletionHook
+from dataset_worker.db.models import JobType, utcnow
+from dataset_worker.db.queue import CompletionHook, failed_since
 from dataset_worker.logs import log_event
+from dataset_worker.wakeup import WakeSocket
 from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
 from dataset_worker.worker.runtime.context import Handler
 from dataset_worker.worker.runtime.handlers import default_completion_hooks, default_handlers
@@ -37,6 +40,7 @@ from dataset_worker.worker.runtime.registry import (
     unregister_workers,
 )
 from dataset_worker.worker.runtime.thread import ThreadResult, WorkerThread
+from dataset_worker.worker.runtime.wakeup import Doorbell, listen_postgres, listen_socket
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -62,9 +66,12 @@ class WorkerProcess:
         handlers: Mapping[JobType, Handler] | None = None,
         completion_hooks: Mapping[JobType, CompletionHook] | None = None,
         *,
+        state_dir: Path | None = None,
         deals_state_dir: Path | None = None,
     ) -> None:
         self.db = db
+        self.state_dir = state_dir  # where `prep create` and the admin server ring (wakeup.py)
+        self.doorbell = Doorbell()
         # With a state dir (as `dataset-worker run` gives), a deal loop runs too (deals/loop.py).
         self.deals_state_dir = deals_state_dir
         self.config = config.validate()
@@ -92,6 +99,7 @@ class WorkerProcess:
         except Exception as exc:
             log_event(log, "worker.start_failed", logging.ERROR, error=str(exc))
             return EXIT_ERROR
+        started = utcnow()
         restore = self._install_signal_handlers()
         background = self._start_background()
         try:
@@ -103,14 +111,31 @@ class WorkerProcess:
                 thread.join(JOIN_TIMEOUT)
             self._unregister_leftovers()
             restore()
+        if self._exit_code == EXIT_OK and self.config.exit_on_complete:
+            self._exit_code = self._check_failures(started)
         log_event(log, "worker.exit", code=self._exit_code)
         return self._exit_code
+
+    def _check_failures(self, since: datetime) -> int:
+        """EXIT_ERROR when a job of this worker's types and preparations went to `error`
+        during the run (by any worker): the queue is done, but not everything succeeded."""
+        config = self.config
+        try:
+            failed = failed_since(self.db, config.job_types, since, config.attachments)
+        except Exception as exc:
+            log_event(log, "worker.check_failed", logging.ERROR, error=str(exc))
+            return EXIT_ERROR
+        if failed:
+            log_event(log, "worker.jobs_failed", logging.ERROR, jobs=failed)
+            return EXIT_ERROR
+        return EXIT_OK
 
     def stop(self, code: int = EXIT_SIGNAL) -> None:
         """Ask every thread to stop; in-flight jobs go back to `ready`. First cause wins."""
         if not self.shutdown.is_set():
             self._exit_code = code
             self.shutdown.set()
+            self.doorbell.ring()  # idle threads notice the shutdown at once
 
     def _log_start(self) -> None:
         config = self.config
@@ -129,6 +154,7 @@ class WorkerProcess:
             exit_on_error=config.exit_on_error,
             max_attempts=config.max_attempts,
             pack_read_ahead=self.pack_read_ahead,
+            attachments=",".join(map(str, config.attachments)) or "all",
         )
 
     def _start_background(self) -> list[threading.Thread]:
@@ -143,6 +169,7 @@ class WorkerProcess:
         ]
         if self.deals_state_dir is not None:
             loops.append(("deals", lambda: self._run_deals(stop)))
+        loops += self._wake_listeners(stop)
         threads = [threading.Thread(target=fn, name=name, daemon=True) for name, fn in loops]
         for thread in threads:
             thread.start()
@@ -157,6 +184,25 @@ class WorkerProcess:
         except Exception as exc:  # e.g. a bad DATASET_WORKER_DEAL_* value: jobs still run
             log_event(log, "deals.stopped", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
+    def _wake_listeners(self, stop: threading.Event) -> list[tuple[str, Callable[[], None]]]:
+        """What rings the doorbell: the state dir's wake socket, and LISTEN on PostgreSQL."""
+        loops: list[tuple[str, Callable[[], None]]] = []
+        # The state dir exists when this process uses it (SQLite) or was given one that does;
+        # a PostgreSQL worker never creates a folder just to listen in it.
+        if self.state_dir is not None and self.state_dir.is_dir():
+            try:
+                wake = WakeSocket(self.state_dir)
+            except OSError as exc:  # a read-only state dir: the poll backoff still works
+                log_event(log, "wakeup.socket_unavailable", logging.WARNING, error=str(exc))
+            else:
+                loops.append(("wake-socket", lambda: listen_socket(wake, self.doorbell, stop)))
+        if self.db.engine.dialect.name == "postgresql":
+            conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+            loops.append(("wake-listen", lambda: listen_postgres(conninfo, self.doorbell, stop)))
+        return loops
+
     def _start_threads(self) -> None:
         for index, worker_id in enumerate(self.worker_ids):
             worker = WorkerThread(
@@ -169,6 +215,7 @@ class WorkerProcess:
                 read_ahead=self.pack_read_ahead,
                 completion_hooks=self.completion_hooks,
                 hostname=self.hostname,
+                doorbell=self.doorbell,
             )
             thread = threading.Thread(
                 target=self._thread_main, args=(worker,), name=f"worker-{index}", daemon=True

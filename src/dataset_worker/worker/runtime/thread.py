@@ -33,12 +33,14 @@ from dataset_worker.db.queue import (
     fail_or_retry,
     release_job,
     seconds_until_retry,
+    work_left,
 )
 from dataset_worker.logs import log_event
 from dataset_worker.worker.runtime.config import WorkerConfig
 from dataset_worker.worker.runtime.context import Handler, JobContext
 from dataset_worker.worker.runtime.monitor import JobMonitor
 from dataset_worker.worker.runtime.retry import is_transient
+from dataset_worker.worker.runtime.wakeup import Doorbell
 
 log = logging.getLogger("dataset_worker.worker")
 job_log = logging.getLogger("dataset_worker.job")
@@ -67,6 +69,10 @@ class Backoff:
         interval = self.current
         self.current = next_interval(self.current, self.maximum)
         return interval
+
+
+def _nothing() -> None:
+    pass
 
 
 class Outcome(enum.Enum):
@@ -102,6 +108,7 @@ class WorkerThread:
         read_ahead: bool = True,
         completion_hooks: Mapping[JobType, CompletionHook] | None = None,
         hostname: str | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
         self.db = db
         self.completion_hooks = dict(completion_hooks or {})
@@ -113,28 +120,34 @@ class WorkerThread:
         self.worker_id = worker_id
         self.shutdown = shutdown
         self.monitor = monitor
+        # Rung when work is queued (runtime/wakeup.py): an idle sleep ends at once.
+        self.doorbell = doorbell
 
     def run(self) -> ThreadResult:
         """Work until shutdown, exit-on-complete or (with exit-on-error) the first error."""
         backoff = Backoff(self.config.min_interval, self.config.max_interval)
-        types = self.config.job_types
+        types, scope = self.config.job_types, self.config.attachments
         while not self.shutdown.is_set():
             try:
-                job = claim_next_job(self.db, self.worker_id, types, self.hostname)
-                retry_in = seconds_until_retry(self.db, types) if job is None else None
+                ticket = self._ticket()  # a ring during the claim still wakes us
+                job = claim_next_job(self.db, self.worker_id, types, self.hostname, scope)
+                retry_in = seconds_until_retry(self.db, types, scope) if job is None else None
+                waiting = job is None and self._work_left()
             except Exception as exc:
                 log_event(log, "claim.error", logging.ERROR, worker=self.worker_id, error=str(exc))
                 error: BaseException = exc
             else:
                 if job is None:
-                    if self.config.exit_on_complete and retry_in is None:
+                    if self.config.exit_on_complete and retry_in is None and not waiting:
                         log_event(log, "thread.done", worker=self.worker_id, reason="no work")
                         return ThreadResult(self.worker_id)
                     interval = backoff.advance()
                     if retry_in is not None:  # wake up when a retry falls due
                         interval = min(interval, retry_in + RETRY_SLACK)
+                    if waiting:  # look again soon: e.g. once a reaper has released it
+                        interval = min(interval, self.config.heartbeat_interval)
                     log_event(log, "worker.idle", worker=self.worker_id, sleep=interval)
-                    if self.shutdown.wait(interval):
+                    if self._idle(ticket, interval):
                         break
                     continue
                 outcome, failure = self.process(job)
@@ -153,6 +166,24 @@ class WorkerThread:
             if self.shutdown.wait(backoff.advance()):
                 break
         return ThreadResult(self.worker_id)
+
+    def _ticket(self) -> int:
+        return self.doorbell.ticket() if self.doorbell is not None else 0
+
+    def _idle(self, ticket: int, seconds: float) -> bool:
+        """Sleep while idle, until work is queued (a ring), shutdown or `seconds`; True on
+        shutdown."""
+        if self.doorbell is None:
+            return self.shutdown.wait(seconds)
+        return self.doorbell.sleep(ticket, seconds, self.shutdown)
+
+    def _work_left(self) -> bool:
+        """With exit-on-complete, a job of our types and preparations that is ready, or still
+        `processing` elsewhere, keeps the thread: its worker may die (a reaper then makes it
+        ready) or create more jobs (a scan)."""
+        if not self.config.exit_on_complete:
+            return False
+        return work_left(self.db, self.config.job_types, self.worker_id, self.config.attachments)
 
     def process(self, job: ClaimedJob) -> tuple[Outcome, BaseException | None]:
         """Run one claimed job and record its outcome (ownership-checked)."""
@@ -175,6 +206,7 @@ class WorkerThread:
             shutdown=self.shutdown,
             stop=stop,
             read_ahead=self.read_ahead,
+            queued=self.doorbell.ring if self.doorbell is not None else _nothing,
         )
         started = time.monotonic()
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from dataset_worker.worker.jobs.attachment import (
     root_directory,
 )
 from dataset_worker.worker.jobs.bulk_insert import execute_many
+from dataset_worker.worker.jobs.daggen.spool import DagSpool
 from dataset_worker.worker.jobs.dirdata import build_node, decode_entries, extra_blocks
 from dataset_worker.worker.jobs.pieces import (
     CAR_BLOCK_INSERT,
@@ -34,12 +34,12 @@ from dataset_worker.worker.jobs.pieces import (
     PieceWriter,
     SealedPiece,
     record_or_unpublish,
+    recover_publications,
 )
 from dataset_worker.worker.runtime.context import JobContext
 
 DAG_MIN_CONTENT = 59  # only the header: nothing to export
 DIRECTORY_BATCH = 200
-INSERT_BATCH = 1000
 
 
 class DagDisabledError(Exception):
@@ -48,16 +48,6 @@ class DagDisabledError(Exception):
 
 class DagNotReadyError(Exception):
     """The root directory has no CID yet: no pack job has finished (ErrDagNotReady)."""
-
-
-@dataclass
-class _Export:
-    """What the streamed DAG CAR contains: block rows and the directories it exported."""
-
-    # car_blocks values up to file_offset: cid, car_offset, car_block_length, varint, raw_block
-    blocks: list[tuple[object, ...]] = field(default_factory=list)
-    block_count: int = 0
-    directories: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 def run_daggen(ctx: JobContext) -> None:
@@ -73,6 +63,7 @@ def run_daggen(ctx: JobContext) -> None:
             "the dag is not ready: the root directory has no CID yet (no pack job has finished)"
         )
     outputs = setup.require_output()
+    recover_publications(ctx.db, ctx.job_id, outputs)  # a killed run's unrecorded CAR
     target = (
         choose_output([(o, o.storage) for o in outputs], setup.min_piece_size)[0]
         if outputs
@@ -81,52 +72,45 @@ def run_daggen(ctx: JobContext) -> None:
     tag = f"daggen{ctx.job_id}"
     if target is not None:
         target.storage.remove_temps(tag)
-    with PieceWriter(target, tag, root_cid) as writer:
-        export = _Export()
-        for cid, block in _directory_blocks(ctx, export):
-            location = writer.car.write_block(cid, block)
-            if not setup.no_inline:  # the rows are only kept for inline preparations
-                export.blocks.append(
-                    (
-                        cid,
-                        location.car_offset,
-                        location.car_block_length,
-                        location.varint,
-                        block,
-                        None,
-                    )
+    # The rows are only kept for inline preparations; spooled, so memory does not grow with
+    # the number of directories.
+    with DagSpool(keep_blocks=not setup.no_inline) as export:
+        with PieceWriter(target, tag, root_cid) as writer:
+            for cid, block in _directory_blocks(ctx, export):
+                location = writer.car.write_block(cid, block)
+                export.add_block(
+                    cid, location.car_offset, location.car_block_length, location.varint, block
                 )
-            export.block_count += 1
-        ctx.check_cancelled()
-        try:
-            # The temp-file path always applies to DAG pieces: pad like small data pieces.
-            sealed = writer.seal(setup.min_piece_size, pad=True, min_content=DAG_MIN_CONTENT)
-        except NoContentError:
-            log_event(ctx.logger, "daggen.nothing_to_export", job=ctx.job_id)
-            return
-        storage_path = writer.publish()
+            ctx.check_cancelled()
+            try:
+                # The temp-file path always applies to DAG pieces: pad like small data pieces.
+                sealed = writer.seal(setup.min_piece_size, pad=True, min_content=DAG_MIN_CONTENT)
+            except NoContentError:
+                log_event(ctx.logger, "daggen.nothing_to_export", job=ctx.job_id)
+                return
+            storage_path = writer.publish(ctx.db, ctx.job_id)
 
-    storage_id = target.storage_id if target is not None else None
+        storage_id = target.storage_id if target is not None else None
 
-    def record(session: Session) -> None:
-        lock_own_job(session, ctx)
-        _record(session, setup, export, sealed, root_cid, storage_id, storage_path)
+        def record(session: Session) -> None:
+            lock_own_job(session, ctx)
+            _record(session, setup, export, sealed, root_cid, storage_id, storage_path)
 
-    output = target.storage if target is not None else None
-    record_or_unpublish(ctx.db, output, storage_id, storage_path, record)
+        output = target.storage if target is not None else None
+        record_or_unpublish(ctx.db, output, writer.publication, record)
     log_event(
         ctx.logger,
         "daggen.done",
         job=ctx.job_id,
         root_cid=cid_to_str(root_cid),
         piece_cid=cid_to_str(sealed.piece_cid),
-        directories=len(export.directories),
+        directories=export.directory_count,
         blocks=export.block_count,
         seconds=round(time.monotonic() - started, 3),
     )
 
 
-def _directory_blocks(ctx: JobContext, export: _Export) -> Iterator[tuple[bytes, bytes]]:
+def _directory_blocks(ctx: JobContext, export: DagSpool) -> Iterator[tuple[bytes, bytes]]:
     """Blocks of every unexported directory, ordered by directory id, read in batches."""
     last_id = 0
     while True:
@@ -149,7 +133,7 @@ def _directory_blocks(ctx: JobContext, export: _Export) -> Iterator[tuple[bytes,
             if not cid:
                 continue  # an empty directory: no node, never linked (docs/formats.md#dag-piece)
             yield from _blocks_of(dir_id, cid, data)
-            export.directories.append((dir_id, cid))
+            export.add_directory(dir_id, cid)
 
 
 def _blocks_of(dir_id: int, cid: bytes, data: bytes | None) -> list[tuple[bytes, bytes]]:
@@ -168,7 +152,7 @@ def _blocks_of(dir_id: int, cid: bytes, data: bytes | None) -> list[tuple[bytes,
 def _record(
     session: Session,
     setup: AttachmentSetup,
-    export: _Export,
+    export: DagSpool,
     sealed: SealedPiece,
     root_cid: bytes,
     storage_id: int | None,
@@ -193,12 +177,12 @@ def _record(
         .returning(Car.id)
     ).scalar_one()
     conn = session.connection()
-    for start in range(0, len(export.blocks), INSERT_BATCH):
-        rows = export.blocks[start : start + INSERT_BATCH]
-        execute_many(conn, CAR_BLOCK_INSERT, [(*row, car_id, None) for row in rows])
+    for rows in export.block_batches():
+        execute_many(conn, CAR_BLOCK_INSERT, [(*row, None, car_id, None) for row in rows])
     # Ascending ids, as the pack jobs lock them: no deadlock between the two.
-    execute_many(
-        conn,
-        "UPDATE directories SET exported = ? WHERE id = ? AND cid = ?",
-        [(True, dir_id, cid) for dir_id, cid in export.directories],
-    )
+    for directories in export.directory_batches():
+        execute_many(
+            conn,
+            "UPDATE directories SET exported = ? WHERE id = ? AND cid = ?",
+            [(True, dir_id, cid) for dir_id, cid in directories],
+        )

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dataset_worker.content.chunker import CHUNK_SIZE
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.content.packer import RangeSource, write_ranges
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.logs import log_event
-from dataset_worker.storage import RangeStream, SourceStorage, choose_output
+from dataset_worker.storage import RangeStream, SourceChangedError, SourceStorage, choose_output
+from dataset_worker.storage.base import SmallRangeReader
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, OutputTarget, load_setup
 from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
 from dataset_worker.worker.jobs.pack.filehash import (
@@ -35,7 +37,13 @@ from dataset_worker.worker.jobs.pack.filehash import (
 )
 from dataset_worker.worker.jobs.pack.record import Piece, Recorded, finalised_paths, record_pack
 from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool
-from dataset_worker.worker.jobs.pieces import NoContentError, PieceWriter, record_or_unpublish
+from dataset_worker.worker.jobs.pieces import (
+    NoContentError,
+    PieceWriter,
+    record_or_unpublish,
+    recover_publications,
+)
+from dataset_worker.worker.jobs.rescan import queue_rescan
 from dataset_worker.worker.runtime.context import JobContext
 
 DATA_MIN_CONTENT = 65  # a data CAR of at most this many bytes holds nothing (ErrNoContent)
@@ -76,6 +84,7 @@ def run_pack(ctx: JobContext) -> None:
             select(Car.storage_id, Car.storage_path, Car.file_size).where(Car.job_id == ctx.job_id)
         ).one_or_none()
     outputs = setup.require_output()
+    recover_publications(ctx.db, ctx.job_id, outputs)  # a killed run's unrecorded CAR
     if previous is not None and _already_stored(outputs, *previous):
         # An earlier run recorded everything but died before the job was marked complete
         # (perhaps while it re-read a split file to hash it: finish that).
@@ -85,9 +94,14 @@ def run_pack(ctx: JobContext) -> None:
         return
     if not size.ranges:
         raise NoContentError(f"no content to pack: job {ctx.job_id} has no file ranges")
-    with PackSpool(keep_blocks=not setup.no_inline) as spool:
-        recorded, piece = _pack(ctx, setup, outputs, size, spool)
-        _after_commit(ctx, setup, outputs, recorded, piece, spool)
+    try:
+        with PackSpool(keep_blocks=not setup.no_inline) as spool:
+            recorded, piece = _pack(ctx, setup, outputs, size, spool)
+            _after_commit(ctx, setup, outputs, recorded, piece, spool)
+    except SourceChangedError as exc:
+        if setup.auto_rescan:  # the rescan rebuilds this job around the current files
+            queue_rescan(ctx, str(exc))
+        raise
     log_event(
         ctx.logger,
         "pack.done",
@@ -124,7 +138,8 @@ def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Itera
     last = 0
     while True:
         with db.read() as session:
-            rows = session.execute(
+            # Core, not the ORM: plain tuples for up to a million ranges per job.
+            rows = session.connection().execute(
                 select(
                     FileRange.id,
                     FileRange.offset,
@@ -166,6 +181,7 @@ def _sources(
     """One RangeSource per range, keyed by the JobRange itself (the spool reads its fields),
     feeding its file's running sha256 when there is one. The packer asks for the next range only
     once the previous one is in the sink, which is the order `hashes` needs."""
+    small = source if isinstance(source, SmallRangeReader) else None
     for r in ranges:
 
         def open_range(r: JobRange = r) -> _CancellableStream:
@@ -175,9 +191,21 @@ def _sources(
             )
             return _CancellableStream(stream, ctx)
 
-        yield RangeSource(
-            r, r.offset, r.length, open_range, label=r.path, digest=hashes.digest_for(r)
-        )
+        read = None
+        if small is not None and 0 <= r.length <= CHUNK_SIZE:
+
+            def read(r: JobRange = r, small: SmallRangeReader = small) -> bytes:
+                ctx.check_cancelled()
+                return small.read_range(
+                    r.path,
+                    r.offset,
+                    r.length,
+                    size=r.file_size,
+                    mtime_ns=r.mtime_ns,
+                    hash=r.source_hash,
+                )
+
+        yield RangeSource(r, r.offset, r.length, open_range, r.path, hashes.digest_for(r), read)
 
 
 def _pack(
@@ -210,7 +238,7 @@ def _pack(
             )
         ctx.check_cancelled()
         sealed = writer.seal(setup.min_piece_size, pad=pad, min_content=DATA_MIN_CONTENT)
-        storage_path = writer.publish()
+        storage_path = writer.publish(ctx.db, ctx.job_id)
     storage_id = target.storage_id if target is not None else None
     piece = Piece(
         sealed.piece_cid,
@@ -225,7 +253,7 @@ def _pack(
         return record_pack(session, ctx, setup, spool, piece)
 
     output = target.storage if target is not None else None
-    recorded = record_or_unpublish(ctx.db, output, storage_id, storage_path, record)
+    recorded = record_or_unpublish(ctx.db, output, writer.publication, record)
     return recorded, piece
 
 

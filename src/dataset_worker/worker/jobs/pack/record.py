@@ -25,7 +25,9 @@ from dataset_worker.worker.jobs.pieces import CAR_BLOCK_INSERT
 from dataset_worker.worker.runtime.context import JobContext
 
 INSERT_BATCH = 1000
-DIRECTORY_BATCH = 1000  # files per update_directories call (whole directories kept together)
+# Files per update_directories call (whole directories kept together). Each call rebuilds every
+# ancestor up to the root once, so small batches rebuild the (often wide) root many times.
+DIRECTORY_BATCH = 20_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,32 +1,28 @@
 """A pack job's results on disk until the recording transaction reads them back.
 
 `write_ranges` hands over one block record per CAR block and one result per range. Kept as
-Python objects they cost ~1 KB per file; here each becomes a compact binary record appended to
-a temporary file (a few dozen bytes plus the CID, and the node bytes for dag-pb blocks), so a
-job's memory stays flat whatever its number of files. The records are read back in order, as
-many times as the recording transaction is retried.
+Python objects they cost ~1 KB per file; here each becomes a row tuple, and every BATCH rows are
+pickled to a temporary file, so a job's memory stays flat whatever its number of files. The rows
+are read back in order, a batch per `pickle.load` (C speed: reading them back happens inside the
+recording transaction, which on SQLite holds the database's only write lock), as many times as
+that transaction is retried.
 """
 
 from __future__ import annotations
 
-import struct
+import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from dataset_worker.content.chunker import BlockKind
 from dataset_worker.content.packer import BlockRecord, PackedRange
 
 FILE_BUFFER = 1 << 16
-NONE = -1  # stands for NULL in the integer fields
-
-# car_offset, car_block_length, file_offset, file_id, cid length, varint length, raw_block length
-_BLOCK = struct.Struct("<qIqqBBI")
-# range id, file id, measured length, directory id, flags, cid length, path length
-_RANGE = struct.Struct("<qqqqBBI")
-_HAS_CID, _WHOLE_FILE, _UNKNOWN_LENGTH, _HAS_SHA256 = 1, 2, 4, 8
+BATCH = 1000  # rows per pickled batch
 SHA256_SIZE = 32
 
 BlockRow = tuple[bytes, int, int, bytes, bytes | None, int | None, int | None]
@@ -69,6 +65,45 @@ class SpooledRange:
     sha256: bytes | None = None  # the whole file's, when this range completed its hash
 
 
+class _Rows:
+    """Row tuples appended in memory and pickled to a temporary file a batch at a time."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile(buffering=FILE_BUFFER)
+        self._pending: list[tuple[Any, ...]] = []
+
+    def close(self) -> None:
+        self._file.close()
+
+    def append(self, row: tuple[Any, ...]) -> None:
+        self._pending.append(row)
+        if len(self._pending) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._file.seek(0, os.SEEK_END)
+            pickle.dump(self._pending, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._pending = []
+
+    def read(self, count: int) -> Iterator[tuple[Any, ...]]:
+        """The first `count` rows, in order."""
+        self._flush()
+        self._file.flush()
+        self._file.seek(0)
+        left = count
+        while left > 0:
+            try:
+                # Only ever our own temporary file: nothing else writes what is unpickled.
+                batch: list[tuple[Any, ...]] = pickle.load(self._file)
+            except EOFError:
+                raise RuntimeError(
+                    f"pack spool is truncated: {left} of {count} records are missing"
+                ) from None
+            yield from batch[:left]
+            left -= len(batch)
+
+
 class PackSpool:
     """A `PackSink` that appends to temporary files; a context manager that deletes them.
 
@@ -80,8 +115,8 @@ class PackSpool:
         self.keep_blocks = keep_blocks
         self.range_count = 0
         self.block_count = 0
-        self._blocks: IO[bytes] = tempfile.TemporaryFile(buffering=FILE_BUFFER)
-        self._ranges: IO[bytes] = tempfile.TemporaryFile(buffering=FILE_BUFFER)
+        self._blocks = _Rows()
+        self._ranges = _Rows()
 
     def __enter__(self) -> Self:
         return self
@@ -103,100 +138,58 @@ class PackSpool:
         """Append one car_blocks row: leaves point into their file, nodes carry their bytes."""
         if not self.keep_blocks:
             return
-        raw = record.raw_block if record.kind is BlockKind.NODE and record.raw_block else b""
+        row: BlockRow
         if record.kind is BlockKind.LEAF:
             job_range: JobRange = record.range_key  # type: ignore[assignment]
-            file_id = job_range.file_id
-            file_offset = NONE if record.file_offset is None else record.file_offset
+            row = (
+                record.cid,
+                record.car_offset,
+                record.car_block_length,
+                record.varint,
+                None,
+                record.file_offset,
+                job_range.file_id,
+            )
         else:
-            file_id = file_offset = NONE
-        header = _BLOCK.pack(
-            record.car_offset,
-            record.car_block_length,
-            file_offset,
-            file_id,
-            len(record.cid),
-            len(record.varint),
-            len(raw),
-        )
-        self._blocks.write(header + record.cid + record.varint + raw)
+            raw = record.raw_block or None
+            row = (
+                record.cid,
+                record.car_offset,
+                record.car_block_length,
+                record.varint,
+                raw,
+                None,
+                None,
+            )
+        self._blocks.append(row)
         self.block_count += 1
 
     def add_range(self, packed: PackedRange, /, sha256: bytes | None = None) -> None:
         """Append one range result with what the recording needs of its file; `sha256` is the
         whole file's hash when this range was its last and every byte before it was hashed."""
         job_range: JobRange = packed.key  # type: ignore[assignment]
-        cid = packed.cid or b""
-        path = job_range.path.encode("utf-8", "surrogatepass")
         if sha256 is not None and len(sha256) != SHA256_SIZE:
             raise ValueError(f"a sha256 digest has {SHA256_SIZE} bytes, got {len(sha256)}")
-        flags = (
-            (_HAS_CID if packed.cid is not None else 0)
-            | (_WHOLE_FILE if job_range.whole_file else 0)
-            | (_UNKNOWN_LENGTH if job_range.length == -1 else 0)
-            | (_HAS_SHA256 if sha256 is not None else 0)
+        self._ranges.append(
+            (
+                job_range.range_id,
+                job_range.file_id,
+                packed.cid,
+                packed.length,
+                job_range.directory_id,
+                job_range.path,
+                job_range.whole_file,
+                job_range.length == -1,
+                sha256,
+            )
         )
-        directory = NONE if job_range.directory_id is None else job_range.directory_id
-        header = _RANGE.pack(
-            job_range.range_id,
-            job_range.file_id,
-            packed.length,
-            directory,
-            flags,
-            len(cid),
-            len(path),
-        )
-        self._ranges.write(header + cid + path + (sha256 or b""))
         self.range_count += 1
 
     def blocks(self) -> Iterator[BlockRow]:
-        """Every block row, in CAR order (NONE fields read back as None)."""
-        stream = self._rewind(self._blocks)
-        for _ in range(self.block_count):
-            car_offset, block_length, file_offset, file_id, cid_len, varint_len, raw_len = (
-                _BLOCK.unpack(_read(stream, _BLOCK.size))
-            )
-            tail = _read(stream, cid_len + varint_len + raw_len)
-            yield (
-                tail[:cid_len],
-                car_offset,
-                block_length,
-                tail[cid_len : cid_len + varint_len],
-                tail[cid_len + varint_len :] if raw_len else None,
-                None if file_offset == NONE else file_offset,
-                None if file_id == NONE else file_id,
-            )
+        """Every block row, in CAR order."""
+        return self._blocks.read(self.block_count)
 
     def ranges(self) -> Iterator[SpooledRange]:
         """Every range result, in packing order."""
-        stream = self._rewind(self._ranges)
-        for _ in range(self.range_count):
-            range_id, file_id, length, directory, flags, cid_len, path_len = _RANGE.unpack(
-                _read(stream, _RANGE.size)
-            )
-            sha_len = SHA256_SIZE if flags & _HAS_SHA256 else 0
-            tail = _read(stream, cid_len + path_len + sha_len)
-            yield SpooledRange(
-                range_id,
-                file_id,
-                tail[:cid_len] if flags & _HAS_CID else None,
-                length,
-                None if directory == NONE else directory,
-                tail[cid_len : cid_len + path_len].decode("utf-8", "surrogatepass"),
-                bool(flags & _WHOLE_FILE),
-                bool(flags & _UNKNOWN_LENGTH),
-                tail[cid_len + path_len :] if sha_len else None,
-            )
-
-    @staticmethod
-    def _rewind(stream: IO[bytes]) -> IO[bytes]:
-        stream.flush()
-        stream.seek(0)
-        return stream
-
-
-def _read(stream: IO[bytes], size: int) -> bytes:
-    data = stream.read(size)
-    if len(data) != size:
-        raise RuntimeError(f"pack spool is truncated: wanted {size} bytes, got {len(data)}")
-    return data
+        for row in self._ranges.read(self.range_count):
+            yield SpooledRange(*row)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from functools import partial
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -18,11 +19,12 @@ from sqlalchemy.orm import Session
 from dataset_worker.db.models import File
 from dataset_worker.logs import log_event
 from dataset_worker.storage import SourceEntry
-from dataset_worker.storage.base import ListingErrorHandler, ResumableSource
+from dataset_worker.storage.base import ListingErrorHandler, ResumableSource, WalkStart
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, load_setup, root_directory
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, range_split_size
 from dataset_worker.worker.jobs.scan.resume import resume_point
-from dataset_worker.worker.jobs.scan.writer import BatchResult, ScanState, ScanWriter
+from dataset_worker.worker.jobs.scan.stale import FileMarks, Retired, retire_stale, stale_files
+from dataset_worker.worker.jobs.scan.writer import ScanState, ScanWriter
 from dataset_worker.worker.runtime.context import JobContext
 
 BATCH_FILES = 5000  # commit at least every this many listed entries …
@@ -36,15 +38,36 @@ def run_scan(ctx: JobContext) -> None:
         setup = load_setup(session, ctx.attachment_id)
         root_id = root_directory(session, ctx.attachment_id).id
         has_files = session.scalar(select(exists().where(File.attachment_id == ctx.attachment_id)))
+        start = _resume_point(session, ctx.attachment_id, setup) if has_files else None
+        # A resumed first scan's rows are its own listing: nothing of them to retire.
+        marks = (
+            FileMarks.of_attachment(session, ctx.attachment_id)
+            if has_files and start is None
+            else None
+        )
     writer = ScanWriter(
-        ctx.attachment_id, root_id, range_split_size(setup.max_size), check_known=bool(has_files)
+        ctx.attachment_id,
+        root_id,
+        range_split_size(setup.max_size),
+        check_known=bool(has_files),
+        marks=marks,
+        check_cancelled=ctx.check_cancelled,
     )
     state = ScanState(JobBatcher(setup.max_size))
     log_event(
         ctx.logger, "scan.start", job=ctx.job_id, source=setup.source.describe(), rescan=has_files
     )
     leftovers, state = _rebatch(ctx, writer, state)
-    totals = _walk(ctx, setup, writer, state)
+    totals = _walk(ctx, setup, writer, state, start)
+    retired = Retired()
+    if marks is not None:
+        retired = _retire(ctx, marks, listing_complete=totals.errors == 0)
+        if retired.jobs_dropped:
+            # The dropped jobs' current ranges have no job now: batch them again.
+            replanned, state = _rebatch(ctx, writer, ScanState(JobBatcher(setup.max_size)))
+            leftovers += replanned
+            state = _flush(ctx, writer, state, [], totals, final=True)
+            totals.jobs += state.jobs_created
     log_event(
         ctx.logger,
         "scan.done",
@@ -52,10 +75,43 @@ def run_scan(ctx: JobContext) -> None:
         leftovers=leftovers,
         files_added=totals.added,
         files_skipped=totals.skipped,
+        files_retired=retired.files,
+        pack_jobs_rebuilt=retired.jobs_dropped,
         listing_errors=totals.errors,
         pack_jobs=totals.jobs,
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _finish(ctx: JobContext, writer: ScanWriter, state: ScanState) -> ScanState:
+    """Create the last, possibly small, pack job in a transaction of its own."""
+
+    def work(session: Session) -> ScanState:
+        snapshot = state.copy()
+        writer.finish(session, snapshot)
+        return snapshot
+
+    return ctx.db.run_write(work)
+
+
+def _retire(ctx: JobContext, marks: FileMarks, *, listing_complete: bool) -> Retired:
+    """Take the rows the listing no longer confirms out of the plan (worker/jobs/scan/stale.py)."""
+    if not listing_complete:
+        log_event(
+            ctx.logger,
+            "scan.keep_unlisted",
+            logging.WARNING,
+            job=ctx.job_id,
+            reason="some directories could not be listed; files not seen are kept",
+        )
+    totals = Retired()
+    for page in stale_files(ctx.db, ctx.attachment_id, marks, listing_complete=listing_complete):
+        ctx.check_cancelled()
+        done = ctx.db.run_write(partial(retire_stale, files=page))
+        totals.add(done)
+        for stale in page:
+            log_event(ctx.logger, "scan.retired", logging.DEBUG, job=ctx.job_id, path=stale.path)
+    return totals
 
 
 def _rebatch(ctx: JobContext, writer: ScanWriter, state: ScanState) -> tuple[int, ScanState]:
@@ -75,7 +131,13 @@ class _Totals:
         self.jobs = 0
 
 
-def _walk(ctx: JobContext, setup: AttachmentSetup, writer: ScanWriter, state: ScanState) -> _Totals:
+def _walk(
+    ctx: JobContext,
+    setup: AttachmentSetup,
+    writer: ScanWriter,
+    state: ScanState,
+    start: WalkStart | None,
+) -> _Totals:
     totals = _Totals()
 
     def on_error(path: str, exc: Exception) -> None:
@@ -87,7 +149,7 @@ def _walk(ctx: JobContext, setup: AttachmentSetup, writer: ScanWriter, state: Sc
 
     batch: list[SourceEntry] = []
     last_flush = time.monotonic()
-    for entry in _listing(ctx, setup, on_error):
+    for entry in _listing(ctx, setup, on_error, start):
         ctx.check_cancelled()
         batch.append(entry)
         if len(batch) >= BATCH_FILES or time.monotonic() - last_flush >= BATCH_SECONDS:
@@ -100,26 +162,29 @@ def _walk(ctx: JobContext, setup: AttachmentSetup, writer: ScanWriter, state: Sc
     return totals
 
 
+def _resume_point(session: Session, attachment_id: int, setup: AttachmentSetup) -> WalkStart | None:
+    """Where an interrupted first scan of a resumable source continues (scan/resume.py)."""
+    if not isinstance(setup.source, ResumableSource):
+        return None
+    return resume_point(session, attachment_id)
+
+
 def _listing(
-    ctx: JobContext, setup: AttachmentSetup, on_error: ListingErrorHandler
+    ctx: JobContext, setup: AttachmentSetup, on_error: ListingErrorHandler, start: WalkStart | None
 ) -> Iterator[SourceEntry]:
-    """The source's walk; an interrupted first scan of a resumable source continues where its
-    committed rows end (scan/resume.py)."""
+    """The source's walk, or its continuation from `start`."""
     source = setup.source
-    if isinstance(source, ResumableSource):
-        with ctx.db.read() as session:
-            start = resume_point(session, ctx.attachment_id)
-        if start is not None:
-            log_event(
-                ctx.logger,
-                "scan.resume",
-                job=ctx.job_id,
-                directory=start.pending[0],
-                after=start.after,
-                pending=len(start.pending),
-            )
-            return source.walk_from(on_error, start)
-    return source.walk(on_error)
+    if start is None or not isinstance(source, ResumableSource):
+        return source.walk(on_error)
+    log_event(
+        ctx.logger,
+        "scan.resume",
+        job=ctx.job_id,
+        directory=start.pending[0],
+        after=start.after,
+        pending=len(start.pending),
+    )
+    return source.walk_from(on_error, start)
 
 
 def _flush(
@@ -131,16 +196,26 @@ def _flush(
     *,
     final: bool = False,
 ) -> ScanState:
-    def work(session: Session) -> BatchResult:
-        result = writer.write_batch(session, state, batch)
-        if final:
-            writer.finish(session, result.state)
-        return result
-
-    result = ctx.db.run_write(work)
-    new_state = writer.commit(result)
-    totals.added += result.files_added
-    totals.skipped += result.files_skipped
+    new_state = state
+    for part in writer.split_batch(batch):
+        # One transaction per part (RANGES_PER_TRANSACTION ranges at most), and more for a file
+        # that makes more: the WAL stays small however many ranges one file makes.
+        snapshot = new_state
+        result = ctx.db.run_write(partial(writer.write_batch, snapshot=snapshot, entries=part))
+        new_state = writer.commit(result)
+        totals.added += result.files_added
+        totals.skipped += result.files_skipped
+        while result.open_file is not None:
+            ctx.check_cancelled()
+            snapshot, open_file = new_state, result.open_file
+            result = ctx.db.run_write(
+                partial(writer.continue_file, snapshot=snapshot, open_file=open_file)
+            )
+            new_state = writer.commit(result)
+    if final:
+        new_state = _finish(ctx, writer, new_state)
+    if new_state.jobs_created > state.jobs_created:
+        ctx.queued()  # the process's idle threads can start packing now
     log_event(
         ctx.logger,
         "scan.batch",

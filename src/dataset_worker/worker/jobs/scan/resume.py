@@ -8,8 +8,9 @@ listed again from after that name (at most one page again), the recorded directo
 listed whole, the directories before it not at all. Nothing extra is written per batch, so no
 schema change.
 
-Only for a source that can resume (`storage.base.ResumableSource`: S3) and only while the
-attachment has no complete scan: a rescan's rows are not in one walk's order, so it lists all.
+Only for a source that can resume (`storage.base.ResumableSource`: S3), only while the
+attachment has no complete scan (a rescan's rows are not in one walk's order, so it lists all)
+and not when the last file was cut between transactions (the full listing retires it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def resume_point(session: Session, attachment_id: int) -> WalkStart | None:
             )
         )
     )
-    if scanned_before:
+    if scanned_before or _last_file_is_cut(session, attachment_id):
         return None
     current = _current_directory(session, attachment_id)
     if current is None:
@@ -40,6 +41,18 @@ def resume_point(session: Session, attachment_id: int) -> WalkStart | None:
     paths = _directory_paths(session, attachment_id)
     pending = tuple(path for dir_id, path in paths if dir_id >= current)
     return WalkStart(pending, _last_recorded_name(session, current))
+
+
+def _last_file_is_cut(session: Session, attachment_id: int) -> bool:
+    """The newest file row still has mtime -1: it was cut between transactions (its ranges are
+    recorded over several, scan/writer.py); a full listing retires and records it again."""
+    mtime = session.scalar(
+        select(File.last_modified_nano)
+        .where(File.attachment_id == attachment_id)
+        .order_by(File.id.desc())
+        .limit(1)
+    )
+    return mtime == -1
 
 
 def _current_directory(session: Session, attachment_id: int) -> int | None:

@@ -12,8 +12,10 @@ earlier batches (and leftovers) are claimed by `id <= carried_max`; this batch's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
@@ -25,11 +27,20 @@ from dataset_worker.worker.jobs.bulk_insert import (
     DIRECTORIES,
     FILE_RANGES,
     FILES,
+    execute_many,
     insert_returning_ids,
 )
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
+from dataset_worker.worker.jobs.scan.stale import FileMarks
 
+T = TypeVar("T")
 IN_CHUNK = 500
+RANGE_CHUNK = 10_000  # ranges inserted, and batched into jobs, per step of a write
+# Ranges per write transaction: bounds the SQLite WAL (and a PostgreSQL transaction) however
+# many ranges one file makes. A file with more is recorded over several transactions.
+RANGES_PER_TRANSACTION = 200_000
+UNFINISHED_MTIME = -1  # an open file's mtime until its last range is in: matches no listing
+CHECK_EVERY = 200  # ranges fed (each may create a pack job) between two cancellation checks
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
 RANGE_COLUMNS = ("offset", "length", "file_id")
 DIRECTORY_COLUMNS = (
@@ -46,9 +57,41 @@ def parent_path(path: str) -> str:
     return path[:cut] if cut >= 0 else ""
 
 
+def _range_chunks(
+    file_ids: Sequence[int], rows: Sequence[tuple[object, ...]], split_size: int
+) -> Iterator[list[tuple[int, int, int]]]:
+    """(offset, length, file id) of the files' ranges, in order, RANGE_CHUNK at a time."""
+    chunk: list[tuple[int, int, int]] = []
+    for file_id, row in zip(file_ids, rows, strict=True):
+        size = row[2]
+        assert isinstance(size, int)
+        for offset, length in split_file(size, split_size):
+            chunk.append((offset, length, file_id))
+            if len(chunk) >= RANGE_CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
 def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+@dataclass(frozen=True, slots=True)
+class _JobRanges:
+    """A pack job planned in this step: the carried ranges (all job-less ranges up to
+    `carried_max`, from earlier steps) and this step's range ids."""
+
+    carried_max: int | None
+    ranges: list[int]
 
 
 @dataclass
@@ -77,6 +120,22 @@ class BatchResult:
     new_dir_ids: set[int] = field(default_factory=set)  # ids created in this batch
     files_added: int = 0
     files_skipped: int = 0
+    open_file: OpenFile | None = None  # a file whose ranges continue in the next transaction
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFile:
+    """A file recorded over several transactions, and where its next range starts.
+
+    Its row carries mtime -1 (UNFINISHED_MTIME) until the transaction that adds its last range
+    writes the real one: after a crash in between, the next scan sees a row that matches no
+    listing, retires it like any superseded version (stale.py) and records the file afresh.
+    """
+
+    file_id: int
+    offset: int
+    size: int
+    mtime_ns: int
 
 
 class ScanWriter:
@@ -89,10 +148,15 @@ class ScanWriter:
         split_size: int,
         *,
         check_known: bool,
+        marks: FileMarks | None = None,
+        check_cancelled: Callable[[], None] = lambda: None,
     ) -> None:
         self.attachment_id = attachment_id
+        # Raises JobCancelled (a pause, a shutdown): the open transaction then rolls back.
+        self.check_cancelled = check_cancelled
         self.split_size = split_size
         self.check_known = check_known
+        self.marks = marks  # which earlier rows the listing confirms or supersedes
         self.dir_ids: dict[str, int] = {"": root_id}
         self.fresh_dirs: set[int] = set()  # created by this scan: no child can pre-exist
 
@@ -102,19 +166,7 @@ class ScanWriter:
         """Insert a ready pack job holding the carried ranges plus `pending` (this batch)."""
         job_id = queue.insert_ready(session, JobType.PACK, self.attachment_id)
         if state.carried_max is not None:
-            session.execute(
-                update(FileRange)
-                .where(
-                    FileRange.job_id.is_(None),
-                    FileRange.id <= state.carried_max,
-                    # Correlated: a lookup per candidate range, never a pass over all files.
-                    exists().where(
-                        File.id == FileRange.file_id, File.attachment_id == self.attachment_id
-                    ),
-                )
-                .values(job_id=job_id)
-                .execution_options(synchronize_session=False)
-            )
+            self._assign_carried(session, job_id, state.carried_max)
         for chunk in _chunks(pending):
             session.execute(
                 update(FileRange)
@@ -125,6 +177,22 @@ class ScanWriter:
         state.carried_max = None
         state.jobs_created += 1
         pending.clear()
+
+    def _assign_carried(self, session: Session, job_id: int, carried_max: int) -> None:
+        """Give `job_id` the job-less ranges of the attachment up to `carried_max`."""
+        session.execute(
+            update(FileRange)
+            .where(
+                FileRange.job_id.is_(None),
+                FileRange.id <= carried_max,
+                # Correlated: a lookup per candidate range, never a pass over all files.
+                exists().where(
+                    File.id == FileRange.file_id, File.attachment_id == self.attachment_id
+                ),
+            )
+            .values(job_id=job_id)
+            .execution_options(synchronize_session=False)
+        )
 
     def feed(
         self, session: Session, state: ScanState, pending: list[int], range_id: int, length: int
@@ -151,6 +219,8 @@ class ScanWriter:
         )
         count = 0
         for range_id, length in rows:
+            if count % CHECK_EVERY == 0:
+                self.check_cancelled()
             batcher = state.batcher
             if not batcher.fits(length) and batcher.count > 0:
                 self.create_job(session, state, [])
@@ -169,6 +239,27 @@ class ScanWriter:
 
     # --- entries ----------------------------------------------------------------------------
 
+    def range_count(self, entry: SourceEntry) -> int:
+        """How many ranges a listed entry makes (0 for a directory)."""
+        if entry.is_dir:
+            return 0
+        return -(-entry.size // self.split_size) if entry.size > 0 else 1
+
+    def split_batch(self, entries: Sequence[SourceEntry]) -> Iterator[list[SourceEntry]]:
+        """The entries in parts of at most RANGES_PER_TRANSACTION ranges; a file that makes more
+        comes alone (write_batch then leaves it open)."""
+        part: list[SourceEntry] = []
+        count = 0
+        for entry in entries:
+            ranges = self.range_count(entry)
+            if part and count + ranges > RANGES_PER_TRANSACTION:
+                yield part
+                part, count = [], 0
+            part.append(entry)
+            count += ranges
+        if part:
+            yield part
+
     def write_batch(
         self, session: Session, snapshot: ScanState, entries: Sequence[SourceEntry]
     ) -> BatchResult:
@@ -183,45 +274,135 @@ class ScanWriter:
         known = self._known_files(session, files) if self.check_known else set()
         rows: list[tuple[object, ...]] = []
         for entry in files:
-            if (entry.path, entry.size, entry.mtime_ns) in known:
+            if (entry.path, entry.size, entry.mtime_ns, entry.hash) in known:
                 result.files_skipped += 1
                 continue
             directory_id = self._ensure_dir(session, parent_path(entry.path), result)
+            too_big = self.range_count(entry) > RANGES_PER_TRANSACTION
             rows.append(
                 (
                     entry.path,
                     entry.hash,  # the storage's version tag (S3 ETag), checked when packing
                     entry.size,
-                    entry.mtime_ns,
+                    UNFINISHED_MTIME if too_big else entry.mtime_ns,
                     self.attachment_id,
                     directory_id,
                 )
             )
+            if too_big:
+                assert len(files) == 1, "split_batch gives a file this big a part of its own"
+                result.open_file = OpenFile(0, 0, entry.size, entry.mtime_ns)
         if rows:
             self._insert_files(session, result, rows)
+        return result
+
+    def continue_file(
+        self, session: Session, snapshot: ScanState, open_file: OpenFile
+    ) -> BatchResult:
+        """Record the next RANGES_PER_TRANSACTION ranges of an open file; the last step writes
+        its real mtime. Pure with respect to `self`, like write_batch."""
+        result = BatchResult(snapshot.copy(), open_file=open_file)
+        ranges = (
+            (offset, min(self.split_size, open_file.size - offset), open_file.file_id)
+            for offset in range(open_file.offset, open_file.size, self.split_size)
+        )
+        self._record_ranges(session, result, ranges)
         return result
 
     def _insert_files(
         self, session: Session, result: BatchResult, rows: list[tuple[object, ...]]
     ) -> None:
+        """Insert the files, then their ranges and the pack jobs they fill, RANGE_CHUNK ranges
+        at a time: memory stays flat however many ranges and jobs one file makes (a 300 MB file
+        at a max size of 100 bytes is ten million of each)."""
+        file_ids = insert_returning_ids(session.connection(), FILES, FILE_COLUMNS, rows)
+        if result.open_file is not None:
+            result.open_file = replace(result.open_file, file_id=file_ids[0])
+        self._record_ranges(session, result, self._ranges(file_ids, rows))
+        result.files_added = len(rows)
+
+    def _record_ranges(
+        self, session: Session, result: BatchResult, ranges: Iterator[tuple[int, int, int]]
+    ) -> None:
+        """Insert `ranges` and plan their jobs; with an open file, stop after
+        RANGES_PER_TRANSACTION and say where to go on, or close the file when none is left."""
         conn = session.connection()
-        file_ids = insert_returning_ids(conn, FILES, FILE_COLUMNS, rows)
-        split_size = self.split_size
-        range_rows: list[tuple[int, int, int]] = []
+        state = result.state
+        open_file = result.open_file
+        limited = itertools.islice(ranges, RANGES_PER_TRANSACTION) if open_file else ranges
+        last: tuple[int, int, int] | None = None
+        # A cancellation check between chunks: one big file under a small max size makes
+        # millions of ranges and jobs, and Ctrl-C must still stop the scan at once.
+        for chunk in _batched(limited, RANGE_CHUNK):
+            self.check_cancelled()
+            range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, chunk)
+            closed: list[_JobRanges] = []
+            pending: list[int] = []
+            for range_id, (_offset, length, _file_id) in zip(range_ids, chunk, strict=True):
+                self._plan(state, pending, closed, range_id, length)
+            self._create_jobs(session, closed)
+            if pending:
+                # The open job's ranges are all the job-less ranges up to the highest one.
+                top = pending[-1]
+                state.carried_max = (
+                    top if state.carried_max is None else max(state.carried_max, top)
+                )
+            last = chunk[-1]
+        if open_file is None:
+            return
+        offset = last[0] + last[1] if last is not None else open_file.offset
+        if offset < open_file.size:
+            result.open_file = replace(open_file, offset=offset)
+            return
+        session.execute(
+            update(File)
+            .where(File.id == open_file.file_id)
+            .values(last_modified_nano=open_file.mtime_ns)
+            .execution_options(synchronize_session=False)
+        )
+        result.open_file = None
+
+    def _ranges(
+        self, file_ids: Sequence[int], rows: Sequence[tuple[object, ...]]
+    ) -> Iterator[tuple[int, int, int]]:
         for file_id, row in zip(file_ids, rows, strict=True):
             size = row[2]
             assert isinstance(size, int)
-            for offset, length in split_file(size, split_size):
-                range_rows.append((offset, length, file_id))
-        range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, range_rows)
-        pending: list[int] = []
-        state = result.state
-        for range_id, (_offset, length, _file_id) in zip(range_ids, range_rows, strict=True):
-            self.feed(session, state, pending, range_id, length)
-        if pending:
-            top = max(pending)
-            state.carried_max = top if state.carried_max is None else max(state.carried_max, top)
-        result.files_added = len(rows)
+            for offset, length in split_file(size, self.split_size):
+                yield offset, length, file_id
+
+    def _plan(
+        self,
+        state: ScanState,
+        pending: list[int],
+        closed: list[_JobRanges],
+        range_id: int,
+        length: int,
+    ) -> None:
+        """`feed`, with the job creation deferred to `_create_jobs` (one statement for many)."""
+        batcher = state.batcher
+        if not batcher.fits(length) and batcher.count > 0:
+            closed.append(_JobRanges(state.carried_max, list(pending)))
+            state.carried_max = None
+            state.jobs_created += 1
+            pending.clear()
+            batcher.reset()
+        batcher.add(length)
+        pending.append(range_id)
+
+    def _create_jobs(self, session: Session, closed: Sequence[_JobRanges]) -> None:
+        """Insert one ready pack job per closed group, in order, and give each its ranges."""
+        if not closed:
+            return
+        job_ids = queue.insert_ready_many(session, JobType.PACK, self.attachment_id, len(closed))
+        for job_id, group in zip(job_ids, closed, strict=True):
+            if group.carried_max is not None:
+                self._assign_carried(session, job_id, group.carried_max)
+        execute_many(
+            session.connection(),
+            "UPDATE file_ranges SET job_id = ? WHERE id = ?",
+            [(job_id, rid) for job_id, g in zip(job_ids, closed, strict=True) for rid in g.ranges],
+        )
 
     def commit(self, result: BatchResult) -> ScanState:
         """Adopt a committed batch's directory ids; returns the state to carry on with."""
@@ -257,16 +438,27 @@ class ScanWriter:
 
     def _known_files(
         self, session: Session, files: Sequence[SourceEntry]
-    ) -> set[tuple[str, int, int]]:
-        """(path, size, mtime) of the batch's files that the attachment already has."""
-        known: set[tuple[str, int, int]] = set()
+    ) -> set[tuple[str, int, int, str]]:
+        """(path, size, mtime, version tag) of the batch's files that the attachment already
+        has. The tag (an S3 ETag) matters: an object rewritten within the same second keeps its
+        listed mtime."""
+        known: set[tuple[str, int, int, str]] = set()
+        listed = {(entry.path, entry.size, entry.mtime_ns, entry.hash) for entry in files}
         paths = [entry.path for entry in files]
+        marks = self.marks
         for start in range(0, len(paths), IN_CHUNK):
             rows = session.execute(
-                select(File.path, File.size, File.last_modified_nano).where(
+                select(File.id, File.path, File.size, File.last_modified_nano, File.hash).where(
                     File.attachment_id == self.attachment_id,
                     File.path.in_(paths[start : start + IN_CHUNK]),
                 )
             )
-            known.update((path, size, mtime) for path, size, mtime in rows)
+            for file_id, path, size, mtime, tag in rows:
+                version = (path, size, mtime, tag)
+                if version in listed:
+                    known.add(version)
+                    if marks is not None:
+                        marks.mark_current(file_id)
+                elif marks is not None:
+                    marks.mark_superseded(file_id)
         return known
