@@ -146,6 +146,8 @@ class SourceAttachment(Base):
         ForeignKey("preparations.id", ondelete="CASCADE"), index=True
     )
     storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id", ondelete="CASCADE"))
+    # A scan has listed the source to the end once: later scans list all, never resume.
+    listed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     preparation: Mapped[Preparation] = relationship(back_populates="source_attachments")
     storage: Mapped[Storage] = relationship()

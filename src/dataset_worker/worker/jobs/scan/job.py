@@ -22,7 +22,7 @@ from dataset_worker.storage import SourceEntry
 from dataset_worker.storage.base import ListingErrorHandler, ResumableSource, WalkStart
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, load_setup, root_directory
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, range_split_size
-from dataset_worker.worker.jobs.scan.resume import resume_point
+from dataset_worker.worker.jobs.scan.resume import mark_listed, resume_point
 from dataset_worker.worker.jobs.scan.stale import FileMarks, Retired, retire_stale, stale_files
 from dataset_worker.worker.jobs.scan.writer import ScanState, ScanWriter
 from dataset_worker.worker.runtime.context import JobContext
@@ -214,6 +214,7 @@ def _flush(
             new_state = writer.commit(result)
     if final:
         new_state = _finish(ctx, writer, new_state)
+        ctx.db.run_write(partial(mark_listed, attachment_id=ctx.attachment_id))
     if new_state.jobs_created > state.jobs_created:
         ctx.queued()  # the process's idle threads can start packing now
     log_event(

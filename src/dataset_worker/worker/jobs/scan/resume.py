@@ -8,32 +8,27 @@ listed again from after that name (at most one page again), the recorded directo
 listed whole, the directories before it not at all. Nothing extra is written per batch, so no
 schema change.
 
-Only for a source that can resume (`storage.base.ResumableSource`: S3), only while the
-attachment has no complete scan (a rescan's rows are not in one walk's order, so it lists all)
+Only for a source that can resume (`storage.base.ResumableSource`: S3), only until a scan
+has listed the source to the end (`source_attachments.listed`, set by `mark_listed`: a rescan's
+rows are not in one walk's order, so it lists all)
 and not when the last file was cut between transactions (the full listing retires it).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from dataset_worker.db.models import Directory, File, Job, JobState, JobType
+from dataset_worker.db.models import Directory, File, SourceAttachment
 from dataset_worker.storage.base import WalkStart
 
 
 def resume_point(session: Session, attachment_id: int) -> WalkStart | None:
     """Where the attachment's interrupted first scan continues, or None to list everything."""
-    scanned_before = session.scalar(
-        select(
-            exists().where(
-                Job.attachment_id == attachment_id,
-                Job.type == JobType.SCAN,
-                Job.state == JobState.COMPLETE,
-            )
-        )
+    listed = session.scalar(
+        select(SourceAttachment.listed).where(SourceAttachment.id == attachment_id)
     )
-    if scanned_before or _last_file_is_cut(session, attachment_id):
+    if listed or _last_file_is_cut(session, attachment_id):
         return None
     current = _current_directory(session, attachment_id)
     if current is None:
@@ -105,3 +100,10 @@ def _last_recorded_name(session: Session, directory_id: int) -> str:
     if folder is not None:
         names.append(folder)
     return max(names, key=lambda name: name.encode())
+
+
+def mark_listed(session: Session, attachment_id: int) -> None:
+    """The walk reached its end: later scans of the attachment list everything."""
+    session.execute(
+        update(SourceAttachment).where(SourceAttachment.id == attachment_id).values(listed=True)
+    )
