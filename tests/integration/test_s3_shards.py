@@ -22,6 +22,7 @@ from dataset_worker.storage import SourceEntry, StorageError
 from dataset_worker.storage.base import ListingFailed, WalkStart
 from dataset_worker.storage.s3 import S3Source
 from dataset_worker.storage.s3client import S3Config, parse_s3_url, parse_timestamp, s3_api
+from dataset_worker.worker.jobs.scan.resume import resume_point
 from dataset_worker.worker.jobs.scan.writer import parent_path
 from tests.integration.worker_support import job, spawner
 from tests.support.faultproxy import Fault, Request, fault_proxy
@@ -318,6 +319,9 @@ def test_a_killed_sharded_scan_resumes_each_listing_where_its_rows_end(
         first.wait()
         complete = _complete_folders(db, attachment)
         assert "" in complete and STALLED not in complete and len(complete) > 10
+        with db.read() as session:
+            start = resume_point(session, attachment)
+        assert start is not None and not set(start.pending[1:]) & complete  # used-up: not again
         before = len(proxy.seen)
 
         second = spawn(None, *RUN, *REAPER)
@@ -336,6 +340,8 @@ def test_a_killed_sharded_scan_resumes_each_listing_where_its_rows_end(
     files, grouping = _scan_rows(db, attachment)
     assert len(files) == len(RESUME_TREE) == len({row[0] for row in files})  # none twice
     assert (files, grouping) == _scan_rows(db, reference)  # same rows, same pack jobs
+    with db.read() as session:
+        assert resume_point(session, attachment) is None  # listed to the end: a rescan lists all
 
 
 def test_storage_create_scan_shards(database_url: str, tmp_path: Path) -> None:
