@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import (
+    Directory,
     Job,
     JobState,
     JobType,
@@ -152,11 +153,28 @@ def test_a_done_daggen_is_restarted_only_with_force(db: Database, tmp_path: Path
     with pytest.raises(
         Conflict,
         match=rf'daggen job {job_id} of preparation "p" is already done \(state complete\): its '
-        r"DAG piece exists; force it \(--force, or \?force=true over HTTP\)",
+        r"DAG piece holds every folder; force it \(--force, or \?force=true over HTTP\)",
     ):
         start_daggen(db, "p")
     assert _job(db, job_id).state is S.COMPLETE
     assert start_daggen(db, "p", force=True).state is S.READY
+
+
+def test_a_done_daggen_restarts_without_force_when_a_folder_changed_since(
+    db: Database, tmp_path: Path
+) -> None:
+    """After a rescan (or a later pack) a folder has content the DAG piece does not hold: a new
+    daggen has work to do, so it is no conflict."""
+    attachment = _prep(db, tmp_path)
+    job_id = _add_job(db, attachment, JobType.DAGGEN, S.COMPLETE)
+    with db.write() as session:
+        folder = session.scalars(
+            select(Directory).where(Directory.attachment_id == attachment)
+        ).first()
+        assert folder is not None
+        folder.cid, folder.exported = b"\x01\x70\x12\x20" + bytes(32), False
+    assert start_daggen(db, "p").state is S.READY
+    assert _job(db, job_id).state is S.READY
 
 
 def test_start_scan_twice_is_refused_the_second_time(db: Database, tmp_path: Path) -> None:

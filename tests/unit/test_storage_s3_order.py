@@ -54,7 +54,7 @@ def test_version_check() -> None:
     for size, second, etag, what in [
         (11, 5, "etag1", "size 10 -> 11"),
         (10, 5, "etag2", "ETag etag1 -> etag2"),
-        (10, 9, "etag1", "mtime"),
+        (10, 9, "etag1", "modified 2026-01-02T03:04:05"),
     ]:
         with pytest.raises(SourceChangedError, match=f"source changed: s3://b/k .*{what}"):
             scanned.check("s3://b/k", size, when.replace(second=second), etag)

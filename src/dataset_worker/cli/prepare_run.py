@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from dataset_worker.cli.common import fail, settings, table_console
@@ -26,7 +26,7 @@ from dataset_worker.cli.prepare_helpers import start_helpers, stop_helpers, wait
 from dataset_worker.cli.prepare_progress import ProgressReporter
 from dataset_worker.config import Settings
 from dataset_worker.db import Database, open_database
-from dataset_worker.db.models import Directory, Job, JobState, JobType, Preparation
+from dataset_worker.db.models import Job, JobState, JobType, Preparation
 from dataset_worker.defaults import DEFAULT_MAX_SIZE, DEFAULT_MIN_PIECE_SIZE
 from dataset_worker.logs import LogfmtFormatter
 from dataset_worker.prep import (
@@ -357,18 +357,10 @@ def _dag_wanted(db: Database, target: Target) -> bool:
 
 def _dag_behind(db: Database, target: Target) -> bool:
     """Some directory has content its last DAG piece does not hold."""
+    from dataset_worker.prep.control import dag_behind
+
     with db.read() as session:
-        return bool(
-            session.scalar(
-                select(
-                    exists().where(
-                        Directory.attachment_id == target.attachment_id,
-                        Directory.exported.is_(False),
-                        Directory.cid.is_not(None),
-                    )
-                )
-            )
-        )
+        return dag_behind(session, target.attachment_id)
 
 
 def _run_phase(

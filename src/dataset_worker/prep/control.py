@@ -17,11 +17,18 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database, queue
-from dataset_worker.db.models import Job, JobState, JobType, Preparation, SourceAttachment
+from dataset_worker.db.models import (
+    Directory,
+    Job,
+    JobState,
+    JobType,
+    Preparation,
+    SourceAttachment,
+)
 from dataset_worker.logs import log_event
 from dataset_worker.prep.errors import Conflict, InvalidParameter, NotFound
 from dataset_worker.prep.lookup import MAX_ID, find_preparation, single_source
@@ -104,13 +111,34 @@ def _start(
     attachment: SourceAttachment,
     job_type: JobType,
 ) -> JobView:
-    if job_type is JobType.DAGGEN and job is not None and job.state is JobState.COMPLETE:
+    if (
+        job_type is JobType.DAGGEN
+        and job is not None
+        and job.state is JobState.COMPLETE
+        and not dag_behind(session, attachment.id)
+    ):
         raise Conflict(
             f'daggen job {job.id} of preparation "{prep.name}" is already done (state '
-            "complete): its DAG piece exists; force it (--force, or ?force=true over HTTP) to "
-            "build the DAG again"
+            "complete): its DAG piece holds every folder; force it (--force, or ?force=true over "
+            "HTTP) to build the DAG again"
         )
     return _start_forced(session, prep, job, attachment, job_type)
+
+
+def dag_behind(session: Session, attachment_id: int) -> bool:
+    """Some folder has content its last DAG piece does not hold (a rescan or a later pack
+    changed it), so a new daggen has something to export."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Directory.attachment_id == attachment_id,
+                    Directory.exported.is_(False),
+                    Directory.cid.is_not(None),
+                )
+            )
+        )
+    )
 
 
 def _start_forced(
