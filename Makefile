@@ -89,7 +89,7 @@ test: lint typecheck pytest
 
 # Benchmarks are not tests: each prints ratios against a baseline measured in the same run.
 # PYTHONPATH=. lets them drive job bodies with the test helpers in tests/support.
-BENCHES ?= commp car pack scan pack_memory api cli prepare serve storage deals logs_tail smallfiles claims
+BENCHES ?= commp car pack scan pack_memory api cli prepare serve storage deals pieces logs_tail smallfiles claims s3listing wakeup
 bench: $(STAMP) interop
 	for b in $(BENCHES); do PYTHONPATH=. $(BIN)/python bench/$$b.py || exit 1; done
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from dataset_worker.content.base32 import b32_lower
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 
 RAW = 0x55
@@ -50,7 +51,7 @@ EMPTY_FILE_CID = raw_cid(b"")
 
 def cid_to_str(cid: bytes) -> str:
     """Multibase base32 string of a binary CIDv1 ("bafk…", "bafy…", "baga…")."""
-    return "b" + base64.b32encode(cid).decode("ascii").lower().rstrip("=")
+    return "b" + b32_lower(cid)
 
 
 def cid_from_str(text: str) -> bytes:
