@@ -141,7 +141,7 @@ def test_an_operator_sees_errors_finished_work_and_every_section(
     page.set_viewport_size(PHONE)
     page.evaluate("window.scrollTo(0, 0)")
     links = page.locator("nav.sections a")
-    assert links.count() == 6
+    assert links.count() == 7  # worker, logs, preparations, jobs, workers, storages, deals
     for index in range(links.count()):
         link = links.nth(index)
         expect(link).to_be_visible()

@@ -36,21 +36,24 @@ def _deadlocks(db: Database) -> int:
         )
 
 
-def _worker(database_url: str, state: Path) -> subprocess.Popen[bytes]:
+def _worker(database_url: str, state: Path, log: Path) -> subprocess.Popen[bytes]:
+    """One worker process; its output goes to `log`, a file: a pipe that nobody reads while
+    the test waits for another process fills up and blocks the worker's logging."""
     command = [sys.executable, "-m", "dataset_worker", "--database-url", database_url]
     command += ["--state-dir", str(state), "run", "--exit-on-complete", "--exit-on-error"]
     command += ["--min-interval", "100ms", "--max-interval", "1s"]
     command += ["--concurrency", str(THREADS), "--no-enable-scan", "--no-enable-dag"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _finish(proc: subprocess.Popen[bytes], timeout: float = 500) -> tuple[int, str]:
+def _finish(proc: subprocess.Popen[bytes], log: Path, timeout: float = 500) -> tuple[int, str]:
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return proc.returncode, out.decode()
+        proc.wait()
+    return proc.returncode, log.read_text(errors="replace")
 
 
 @pytest.mark.slow
@@ -74,8 +77,9 @@ def test_sixteen_workers_share_two_thousand_jobs_exactly_once(
     assert len(pack_ids) == JOBS
     deadlocks_before = _deadlocks(db)
 
-    workers = [_worker(database_url, tmp_path / "state") for _ in range(PROCESSES)]
-    results = [_finish(proc) for proc in workers]
+    logs = [tmp_path / f"worker-{index}.log" for index in range(PROCESSES)]
+    workers = [_worker(database_url, tmp_path / "state", log) for log in logs]
+    results = [_finish(proc, log) for proc, log in zip(workers, logs, strict=True)]
     for code, out in results:
         assert code == 0, out[-4000:]
 
