@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import IO
 
 import pytest
 from sqlalchemy import func, select
@@ -25,21 +27,31 @@ CONCURRENCY = 2
 MIN_PACK_JOBS = 500
 
 
+# Each worker's output goes to a temporary file, not a pipe: a pipe nobody reads while the test
+# waits for another process fills up and blocks that worker in its logging, with a job held.
+_OUTPUT: dict[int, IO[bytes]] = {}
+
+
 def run_worker(database_url: str, state: Path, *args: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "dataset_worker", "--database-url", database_url]
     command += ["--state-dir", str(state), "run", "--exit-on-complete", "--exit-on-error"]
     command += ["--min-interval", "100ms", "--max-interval", "1s", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = tempfile.TemporaryFile()
+    proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    _OUTPUT[proc.pid] = output
+    return proc
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 240) -> tuple[int, str]:
     """Wait for the process (killing it after `timeout`); its exit code and output."""
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return proc.returncode, out.decode()
+        proc.wait()
+    with _OUTPUT.pop(proc.pid) as output:
+        output.seek(0)
+        return proc.returncode, output.read().decode(errors="replace")
 
 
 @pytest.mark.slow
