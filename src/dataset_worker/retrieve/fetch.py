@@ -701,8 +701,7 @@ def _verify(
     A v2 CID gives the payload length and the piece size: the commitment is lifted to that size.
     For a v1 CID the commitment is first compared at its natural piece size; a piece padded to a
     larger minimum size (padding not in the file) matches once lifted to the size the provider's
-    metadata records (`recorded`: its pieceSize and fileSize), whose `fileSize` must also be the
-    length downloaded.
+    metadata records (`recorded`: its pieceSize and fileSize).
     """
     size = part.stat().st_size
     natural = _natural_piece_size(size)
@@ -712,13 +711,9 @@ def _verify(
             if piece_cid(lifted) == expected.v1:
                 return expected.piece_size, "v2"
         _refuse(part, output, piece_cid_text, commitment, natural)
+    # The recorded fileSize was compared with the HEAD before any byte came (fetch_piece), and
+    # the download is exactly that long: here it only says what the length was checked against.
     recorded_piece, recorded_file = recorded
-    if recorded_file is not None and recorded_file != size:
-        bad = _keep_bad(part, output)
-        raise FetchError(
-            f"the download is {size} bytes but the provider's metadata records fileSize "
-            f"{recorded_file} for {piece_cid_text}: kept as {bad} for inspection"
-        )
     check = "metadata" if recorded_file is not None else ""
     if piece_cid(commitment) == expected.v1:
         return natural, check
