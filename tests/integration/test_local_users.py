@@ -71,19 +71,12 @@ def test_state_folder_database_and_logs_are_private_whatever_the_umask(
     database = state / "dataset-worker.db"
     # prepare's CAR files default to <state>/cars/<name>: outputs, not state, whose modes are
     # the umask's; the 0700 state folder already keeps other users out of them.
-    files = [
-        path
-        for path in state.rglob("*")
-        if path.is_file() and "cars" not in path.relative_to(state).parts
-    ]
+    entries = [path for path in state.rglob("*") if "cars" not in path.relative_to(state).parts]
+    files = [path for path in entries if path.is_file()]
     assert database in files
     assert any(path.suffix == ".log" for path in files), files
     assert {path.name: mode(path) for path in files} == {path.name: 0o600 for path in files}
-    assert all(
-        mode(path) == 0o700
-        for path in state.rglob("*")
-        if path.is_dir() and "cars" not in path.relative_to(state).parts
-    )
+    assert all(mode(path) == 0o700 for path in entries if path.is_dir())
 
 
 def test_wal_and_shm_files_are_private_while_the_database_is_open(tmp_path: Path) -> None:
