@@ -57,23 +57,6 @@ def parent_path(path: str) -> str:
     return path[:cut] if cut >= 0 else ""
 
 
-def _range_chunks(
-    file_ids: Sequence[int], rows: Sequence[tuple[object, ...]], split_size: int
-) -> Iterator[list[tuple[int, int, int]]]:
-    """(offset, length, file id) of the files' ranges, in order, RANGE_CHUNK at a time."""
-    chunk: list[tuple[int, int, int]] = []
-    for file_id, row in zip(file_ids, rows, strict=True):
-        size = row[2]
-        assert isinstance(size, int)
-        for offset, length in split_file(size, split_size):
-            chunk.append((offset, length, file_id))
-            if len(chunk) >= RANGE_CHUNK:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
-
-
 def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
