@@ -16,7 +16,8 @@ export DATASET_WORKER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/
 .PHONY: run test lint typecheck pytest bench interop system-deps clean
 
 # The venv is made once, by $(PYTHON); it must be 3.11 or newer (pyproject's requires-python).
-$(STAMP): pyproject.toml setup.py src/dataset_worker/content/_commp.c
+$(STAMP): pyproject.toml setup.py src/dataset_worker/content/_commp.c \
+  src/dataset_worker/content/_base32.c
 	@if ! test -x $(BIN)/python; then \
 	  if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
 	    found="$$($(PYTHON) --version 2>/dev/null)" || found="not found"; \
@@ -80,10 +81,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# One pytest worker per CPU (pytest-xdist): the suite's servers, databases and ports are per test.
-PYTEST_WORKERS ?= auto
+# Two pytest workers per CPU (pytest-xdist): the suite's servers, databases and ports are per
+# test, and much of a test's time is spent waiting on the processes it starts (measured: 4
+# workers on 2 cores finish 25 % sooner than 2). worksteal evens out the long tests at the end.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 pytest: $(STAMP) system-deps interop
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 
 test: lint typecheck pytest
 

@@ -1,4 +1,4 @@
-"""Build the native commP core; everything else is declared in pyproject.toml."""
+"""Build the native parts (the commP core, base32); everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -12,6 +12,11 @@ setup(
             # (see shared perf notes). SHA-NI functions get their own target attribute
             # and are chosen at run time after a CPUID check.
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
-        )
+        ),
+        Extension(
+            "dataset_worker.content._base32",
+            sources=["src/dataset_worker/content/_base32.c"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
+        ),
     ]
 )

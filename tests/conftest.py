@@ -6,6 +6,7 @@ With DATASET_WORKER_REQUIRE_ALL_TESTS=1 (set by .ci/run) nothing may skip for la
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,13 +79,22 @@ def _truncate_all(url: str) -> None:
         db.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database with every migration applied, made once per test process:
+    a copy of it is a fresh database without running the migrations again (~90 ms a test)."""
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    open_database(f"sqlite:///{path}").dispose()  # the last close checkpoints the WAL into it
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """URL of an empty, migrated database: SQLite, then the same test on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-        open_database(url).dispose()
-        return url
+        template: Path = request.getfixturevalue("migrated_sqlite")
+        shutil.copyfile(template, tmp_path / "test.db")
+        return f"sqlite:///{tmp_path / 'test.db'}"
     postgres_url: str = request.getfixturevalue("postgres_url")
     _truncate_all(postgres_url)
     return postgres_url

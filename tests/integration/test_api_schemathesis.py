@@ -35,7 +35,7 @@ from tests.integration.api_support import (
 )
 from tests.support.openapi import Operation, OperationCase, valid_operations
 
-EXAMPLES = 50
+EXAMPLES = 30  # derandomized: the same 30 cases per operation and mode on every run
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CHECKS = [
     not_a_server_error,

@@ -19,6 +19,7 @@ from dataset_worker.content.cid import cid_from_str
 from dataset_worker.content.unixfs import DataType
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car
+from dataset_worker.retrieve.fetch import fetch_piece
 from tests.integration.provider_support import (
     EMPTY_FOLDERS,
     TREE,
@@ -60,11 +61,16 @@ def fetch_and_extract(url: str, pieces: list[ServedPiece], root: str, folder: Pa
     """Download every piece from the provider at `url`, then extract the tree; the tree's path."""
     fetched = folder / "pieces"
     fetched.mkdir()
-    for piece in pieces:
-        target = fetched / f"{piece.cid}.car"
-        result = cli("fetch-piece", url, piece.cid, "-o", str(target), "--connections", "4")
-        assert result.returncode == 0, result.stderr
-        assert f"piece CID verified (piece size {piece.piece_size})," in result.stdout
+    first, *rest = pieces
+    target = fetched / f"{first.cid}.car"
+    result = cli("fetch-piece", url, first.cid, "-o", str(target), "--connections", "4")
+    assert result.returncode == 0, result.stderr
+    assert f"piece CID verified (piece size {first.piece_size})," in result.stdout
+    # The rest through the same client in this process: a CLI process per piece cost more
+    # than the download, and the command's own wiring is what the first piece checked.
+    for piece in rest:
+        done = fetch_piece(url, piece.cid, fetched / f"{piece.cid}.car", connections=4)
+        assert done.piece_size == piece.piece_size and done.length_check == "metadata"
     out = folder / "tree"
     result = cli("extract", "--root", root, "-o", str(out), str(fetched))
     assert result.returncode == 0, result.stderr
@@ -114,7 +120,11 @@ def test_four_preparations_serve_the_same_pieces_and_extract_to_the_source_tree(
     assert sum(name.startswith("dir1/hamt/") for name in expected_files) == HAMT_FILES
 
     results: dict[str, tuple[list[tuple[str, str, int]], str]] = {}
-    for way in WAYS:
+    # On PostgreSQL the two ways from a folder carry the comparison: what the database adds is
+    # the rows (car_blocks for inline), and the S3 ways differ from these only in storage code,
+    # which the SQLite run covers (inline from S3 costs 30 s of moto's CPU: a request per file).
+    ways = WAYS if database == "sqlite" else [w for w in WAYS if w.source == "local"]
+    for way in ways:
         pieces, root, out = serve_one_way(
             way, database, request, tmp_path / way.label, tree, moto_server, bucket
         )
@@ -132,6 +142,7 @@ def test_four_preparations_serve_the_same_pieces_and_extract_to_the_source_tree(
         )
         results[way.label] = ([(p.piece_type, p.cid, p.piece_size) for p in pieces], root)
 
+    assert set(results) == {w.label for w in ways}
     reference = results["local-written"]
     assert any(kind == "dag" for kind, _, _ in reference[0])
     assert sum(kind == "data" for kind, _, _ in reference[0]) >= 3  # big.bin spans pieces

@@ -4,6 +4,8 @@ real job bodies produce exactly the pieces of an undisturbed run, nothing lost o
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,16 @@ FAULTS = {
     "stall": [Fault("stall", 2, _object_reads, after=100_000, seconds=3.0)],
     "slowdown": [Fault("slowdown", 5, _any), Fault("slowdown", 3, _object_reads)],
 }
+
+
+@pytest.fixture
+def db(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Database]:
+    """SQLite only: the faults are between the job and S3, and what a failed attempt does to
+    the job's row is tested on both databases by the queue's own tests."""
+    shutil.copyfile(migrated_sqlite, tmp_path / "faults.db")
+    database = Database(f"sqlite:///{tmp_path / 'faults.db'}")
+    yield database
+    database.dispose()
 
 
 @pytest.mark.slow
