@@ -8,7 +8,10 @@ sentence on stderr and exit code 1.
 from __future__ import annotations
 
 import json
-import time
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -278,23 +281,40 @@ def _watch(db: Database, prep: str, as_json: bool) -> PreparationStatus:
 
     from dataset_worker.prep import get_preparation_status
 
-    try:
+    with _ctrl_c_flag() as interrupted:
+        status = get_preparation_status(db, prep)
         if as_json:
-            while True:
+            typer.echo(json.dumps(dump_view(status), ensure_ascii=False))
+            while not _all_done(status):
+                _pause(interrupted)
                 status = get_preparation_status(db, prep)
                 typer.echo(json.dumps(dump_view(status), ensure_ascii=False))
-                if _all_done(status):
-                    return status
-                time.sleep(WATCH_INTERVAL)
-        status = get_preparation_status(db, prep)
+            return status
         with Live(_progress_view(status), console=table_console(), auto_refresh=False) as live:
             while not _all_done(status):
-                time.sleep(WATCH_INTERVAL)
+                _pause(interrupted)
                 status = get_preparation_status(db, prep)
                 live.update(_progress_view(status), refresh=True)
         return status
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextmanager
+def _ctrl_c_flag() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event rather than raising KeyboardInterrupt wherever the main thread
+    happens to be: raised inside the database pool's locking it could leave a lock held, and the
+    exit then waited on it forever (seen once in CI)."""
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _pause(interrupted: threading.Event) -> None:
+    """Wait for the next refresh; exit 130 on Ctrl-C."""
+    if interrupted.wait(WATCH_INTERVAL):
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _all_done(status: PreparationStatus) -> bool:
