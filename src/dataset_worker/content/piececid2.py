@@ -33,6 +33,10 @@ MAX_HEIGHT = 255  # one byte
 MAX_PADDING_VARINT = 9  # multiformats' practical limit for a varint
 _V2_PREFIX = b"\x01" + encode_uvarint(RAW) + encode_uvarint(FR32_SHA256_TRUNC254_PADBINTREE)
 _MAX_PIECE_SIZE = 32 << MAX_HEIGHT
+# The CID's prefix and digest length, by the length of the padding varint: the digest (padding,
+# height, root) is at most 9 + 1 + 32 bytes, so its length is a one-byte varint.
+_V2_HEADS = tuple(_V2_PREFIX + bytes((n + 33,)) for n in range(MAX_PADDING_VARINT + 1))
+_BYTE = tuple(bytes((n,)) for n in range(256))
 _V1_SIZE = len(PIECE_PREFIX) + 32
 _RULE = (
     "a v2 piece CID is a base32 CIDv1 (bafkzcib…) with codec raw (0x55) and multihash "
@@ -84,10 +88,10 @@ def piece_cid_v2_bytes(root: bytes, payload_size: int, piece_size: int) -> bytes
         and 0 <= payload_size <= piece_size - piece_size // 128
     ):
         _check_sizes(payload_size, piece_size)
-    padding = encode_uvarint(unpadded_size(piece_size) - payload_size)
-    # The digest (padding, height, root) is at most 43 bytes: its length is a one-byte varint.
+    padding = encode_uvarint(piece_size - piece_size // 128 - payload_size)
     height = piece_size.bit_length() - 1 - 5
-    return _V2_PREFIX + bytes((len(padding) + 33,)) + padding + bytes((height,)) + bytes(root)
+    # `prep pieces` makes one per row: the parts are ready-made bytes, joined once.
+    return b"".join((_V2_HEADS[len(padding)], padding, _BYTE[height], root))
 
 
 def piece_cid_v2(piece_cid_v1: str, payload_size: int, piece_size: int) -> str:
