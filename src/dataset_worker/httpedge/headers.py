@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+Header = tuple[bytes, bytes]
 PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 # /docs and /redoc start Swagger UI and ReDoc with an inline script (and ReDoc with a blob:
 # worker), which `default-src 'self'` would block; they keep the rest of the policy.
@@ -40,23 +41,35 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, policy_of: Callable[[str], str | None]) -> None:
         self.app = app
         self.policy_of = policy_of
+        # The encoded headers per policy: a handful of policies, and every request needs one.
+        self._added: dict[str | None, tuple[list[Header], frozenset[bytes]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = dict(COMMON_HEADERS)
-        policy = self.policy_of(scope["path"])
-        if policy is not None:
-            extra["Content-Security-Policy"] = policy
-        added = [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+        added, names = self._headers(self.policy_of(scope["path"]))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                headers = list(message.get("headers", []))
-                headers.extend(item for item in added if item[0] not in present)
-                message = {**message, "headers": headers}
+                headers = message.get("headers", [])
+                # ASGI header names are lower case bytes; a reply's own value wins.
+                if any(name in names for name, _ in headers):
+                    present = {name for name, _ in headers}
+                    extra = [item for item in added if item[0] not in present]
+                else:
+                    extra = added
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _headers(self, policy: str | None) -> tuple[list[Header], frozenset[bytes]]:
+        known = self._added.get(policy)
+        if known is None:
+            extra = dict(COMMON_HEADERS)
+            if policy is not None:
+                extra["Content-Security-Policy"] = policy
+            added = [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+            known = self._added[policy] = (added, frozenset(name for name, _ in added))
+        return known
