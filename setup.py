@@ -1,4 +1,4 @@
-"""Build the native parts (the commP core, base32); everything else is in pyproject.toml."""
+"""Build the native parts (the commP core, multiformats encodings); everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -14,8 +14,8 @@ setup(
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
         ),
         Extension(
-            "dataset_worker.content._base32",
-            sources=["src/dataset_worker/content/_base32.c"],
+            "dataset_worker.content._multiformats",
+            sources=["src/dataset_worker/content/_multiformats.c"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
         ),
     ]

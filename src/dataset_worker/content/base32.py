@@ -2,11 +2,11 @@
 
 The standard library's base64.b32encode is pure Python, one table lookup per 5 input bytes,
 and was most of the cost of listing pieces (two or three CIDs a row): the encoder is in C
-(_base32.c), as the commP core is.
+(_multiformats.c), as the commP core is.
 """
 
 from __future__ import annotations
 
-from dataset_worker.content._base32 import b32_lower
+from dataset_worker.content._multiformats import b32_lower
 
 __all__ = ["b32_lower"]

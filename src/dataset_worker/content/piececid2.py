@@ -33,8 +33,8 @@ MAX_HEIGHT = 255  # one byte
 MAX_PADDING_VARINT = 9  # multiformats' practical limit for a varint
 _V2_PREFIX = b"\x01" + encode_uvarint(RAW) + encode_uvarint(FR32_SHA256_TRUNC254_PADBINTREE)
 _MAX_PIECE_SIZE = 32 << MAX_HEIGHT
-# The CID's prefix and digest length, by the length of the padding varint: the digest (padding,
-# height, root) is at most 9 + 1 + 32 bytes, so its length is a one-byte varint.
+# The CID's prefix and digest length, by the length of the padding varint: for a padding of up
+# to 9 varint bytes the digest (padding, height, root) is at most 42 bytes, a one-byte length.
 _V2_HEADS = tuple(_V2_PREFIX + bytes((n + 33,)) for n in range(MAX_PADDING_VARINT + 1))
 _BYTE = tuple(bytes((n,)) for n in range(256))
 _V1_SIZE = len(PIECE_PREFIX) + 32
@@ -91,7 +91,11 @@ def piece_cid_v2_bytes(root: bytes, payload_size: int, piece_size: int) -> bytes
     padding = encode_uvarint(piece_size - piece_size // 128 - payload_size)
     height = piece_size.bit_length() - 1 - 5
     # `prep pieces` makes one per row: the parts are ready-made bytes, joined once.
-    return b"".join((_V2_HEADS[len(padding)], padding, _BYTE[height], root))
+    if len(padding) < len(_V2_HEADS):
+        head = _V2_HEADS[len(padding)]
+    else:  # a padding past 2**63 (a piece size no one makes): the digest length is a varint
+        head = _V2_PREFIX + encode_uvarint(len(padding) + 33)
+    return b"".join((head, padding, _BYTE[height], root))
 
 
 def piece_cid_v2(piece_cid_v1: str, payload_size: int, piece_size: int) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataset_worker.content._multiformats import uvarint
+
 _ONE_BYTE = tuple(bytes((n,)) for n in range(0x80))
+_NATIVE_LIMIT = 1 << 64  # the C encoder's range; larger numbers take the loop below
 
 
 def encode_uvarint(n: int) -> bytes:
@@ -11,6 +14,8 @@ def encode_uvarint(n: int) -> bytes:
         return _ONE_BYTE[n]
     if n < 0:
         raise ValueError(f"varint must not be negative, got {n}")
+    if n < _NATIVE_LIMIT:
+        return uvarint(n)
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)

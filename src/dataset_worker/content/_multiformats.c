@@ -1,9 +1,14 @@
-/* RFC 4648 base32, lower case and unpadded: the body of a multibase "b" CID.
+/* The multiformats encodings on hot paths: base32 text and unsigned varints.
  *
- * Listing pieces turns two or three binary CIDs a row into text, so this is on the path of
- * `prep pieces`, the pieces API and the deal loop. The standard library's encoder is Python,
- * one table lookup per 5 input bytes; this one writes the characters straight into a new
- * ASCII str, 5 input bytes (40 bits, 8 characters) at a time.
+ * b32_lower: RFC 4648 base32, lower case and unpadded, the body of a multibase "b" CID. Listing
+ * pieces turns two or three binary CIDs a row into text, so this is on the path of `prep pieces`,
+ * the pieces API and the deal loop. The standard library's encoder is Python, one table lookup
+ * per 5 input bytes; this one writes the characters straight into a new ASCII str, 5 input bytes
+ * (40 bits, 8 characters) at a time.
+ *
+ * uvarint: an unsigned LEB128 varint of a number below 2**64 (content/varint.py keeps the
+ * one-byte case and anything larger). A v2 piece CID's padding is a 4- or 5-byte varint, which
+ * cost a Python loop per row of `prep pieces`.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -55,15 +60,33 @@ static PyObject *b32_lower(PyObject *module, PyObject *arg) {
     return text;
 }
 
+static PyObject *uvarint(PyObject *module, PyObject *arg) {
+    (void)module;
+    unsigned long long n = PyLong_AsUnsignedLongLong(arg); /* OverflowError past 2**64 - 1 */
+    if (n == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned char out[10];
+    int length = 0;
+    while (n >= 0x80) {
+        out[length++] = (unsigned char)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    out[length++] = (unsigned char)n;
+    return PyBytes_FromStringAndSize((const char *)out, length);
+}
+
 static PyMethodDef METHODS[] = {
     {"b32_lower", b32_lower, METH_O,
      "b32_lower(data, /)\n--\n\nBase32 of data, lower case, without '=' padding."},
+    {"uvarint", uvarint, METH_O,
+     "uvarint(n, /)\n--\n\nThe unsigned varint of 0 <= n < 2**64 (OverflowError otherwise)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef MODULE = {
-    PyModuleDef_HEAD_INIT, "_base32", "Base32 (RFC 4648), lower case, unpadded.", -1, METHODS,
+    PyModuleDef_HEAD_INIT, "_multiformats", "Base32 text and unsigned varints.", -1, METHODS,
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__base32(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__multiformats(void) { return PyModule_Create(&MODULE); }

@@ -1,3 +1,0 @@
-"""Type stub of the native base32 encoder (_base32.c)."""
-
-def b32_lower(data: bytes | bytearray | memoryview, /) -> str: ...
