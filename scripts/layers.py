@@ -91,8 +91,8 @@ HELPERS = (
 LAYERS: tuple[Layer, ...] = (
     _layer(
         "content",
-        "CIDs, varints, dag-pb and UnixFS nodes, the file DAG, HAMT directories, CARv1 reader, "
-        "writer and framing scanner (`carscan.py`), the range chunker and packer, commP (C core "
+        "CIDs and varints (C encoders `_multiformats.c`), dag-pb and UnixFS nodes, the file "
+        "DAG, HAMT directories, CARv1 reader, writer and framing scanner (`carscan.py`), the range chunker and packer, commP (C core "
         "`_commp.c`), piece CID parsing (`piececid.py`) and PieceCID v2 (`piececid2.py`, FRC-0069)",
     ),
     _layer(
