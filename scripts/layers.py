@@ -98,7 +98,8 @@ LAYERS: tuple[Layer, ...] = (
     _layer(
         "db",
         "SQLAlchemy models, engines and transactions (SQLite, PostgreSQL), Alembic migrations, "
-        "the database clock (`clock.py`), and `db/queue/`: every transition of a `jobs` row "
+        "the database clock (`clock.py`), what daggen has left to export (`directories.py`), "
+        "and `db/queue/`: every transition of a `jobs` row "
         "([Job states and transitions](#job-states-and-transitions))",
     ),
     _layer(

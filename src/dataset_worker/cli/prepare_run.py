@@ -357,7 +357,7 @@ def _dag_wanted(db: Database, target: Target) -> bool:
 
 def _dag_behind(db: Database, target: Target) -> bool:
     """Some directory has content its last DAG piece does not hold."""
-    from dataset_worker.prep.control import dag_behind
+    from dataset_worker.db.directories import dag_behind
 
     with db.read() as session:
         return dag_behind(session, target.attachment_id)

@@ -17,12 +17,12 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database, queue
+from dataset_worker.db.directories import dag_behind
 from dataset_worker.db.models import (
-    Directory,
     Job,
     JobState,
     JobType,
@@ -123,22 +123,6 @@ def _start(
             "HTTP) to build the DAG again"
         )
     return _start_forced(session, prep, job, attachment, job_type)
-
-
-def dag_behind(session: Session, attachment_id: int) -> bool:
-    """Some folder has content its last DAG piece does not hold (a rescan or a later pack
-    changed it), so a new daggen has something to export."""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    Directory.attachment_id == attachment_id,
-                    Directory.exported.is_(False),
-                    Directory.cid.is_not(None),
-                )
-            )
-        )
-    )
 
 
 def _start_forced(

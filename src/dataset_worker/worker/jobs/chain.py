@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import queue
+from dataset_worker.db.directories import dag_behind
 from dataset_worker.db.models import (
-    Directory,
     Job,
     JobState,
     JobType,
@@ -94,7 +94,7 @@ def queue_daggen_if_due(session: Session, attachment_id: int) -> int | None:
     ).one_or_none()
     if daggen is None:
         job_id = queue.insert_ready(session, JobType.DAGGEN, attachment_id)
-    elif daggen.state == JobState.COMPLETE and _has_unexported(session, attachment_id):
+    elif daggen.state == JobState.COMPLETE and dag_behind(session, attachment_id):
         # Moving a job to `ready` starts it afresh, as prep start-daggen does.
         job_id = daggen.id
         queue.make_ready(session, Job.id == job_id, from_states=queue.REQUEUE_FROM)
@@ -120,19 +120,3 @@ def _packing_done(session: Session, attachment_id: int) -> bool:
     if pending:
         return False
     return bool(session.scalar(select(exists().where(*of_attachment))))
-
-
-def _has_unexported(session: Session, attachment_id: int) -> bool:
-    """A directory with content (a CID) that no daggen run has exported yet."""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    Directory.attachment_id == attachment_id,
-                    Directory.exported.is_(False),
-                    Directory.cid.is_not(None),
-                    func.length(Directory.cid) > 0,
-                )
-            )
-        )
-    )
