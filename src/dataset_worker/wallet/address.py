@@ -24,6 +24,7 @@ from typing import Literal
 
 from Crypto.Hash import keccak
 
+from dataset_worker.content.base32 import b32_lower
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 
 Network = Literal["mainnet", "calibnet"]
@@ -59,8 +60,8 @@ class Address:
             return prefix + str(decode_uvarint(self.payload)[0])
         if self.protocol == DELEGATED:
             namespace, at = decode_uvarint(self.payload)
-            return f"{prefix}{namespace}f{_b32(self.payload[at:] + checksum(self.to_bytes()))}"
-        return prefix + _b32(self.payload + checksum(self.to_bytes()))
+            return f"{prefix}{namespace}f{b32_lower(self.payload[at:] + checksum(self.to_bytes()))}"
+        return prefix + b32_lower(self.payload + checksum(self.to_bytes()))
 
     @property
     def eth_address(self) -> str | None:
@@ -179,7 +180,7 @@ def _decode_checked(s: str, text: str, head: bytes, size: int | None) -> bytes:
         raise ValueError(f"{s!r}: the payload is not valid base32") from None
     if len(raw) < CHECKSUM_SIZE or (size is not None and len(raw) <= CHECKSUM_SIZE):
         raise ValueError(f"{s!r}: too short for a payload and its 4-byte checksum")
-    if _b32(raw) != text:  # non-canonical trailing bits
+    if b32_lower(raw) != text:  # non-canonical trailing bits
         raise ValueError(f"{s!r}: the payload is not canonical base32")
     payload, given = raw[:-CHECKSUM_SIZE], raw[-CHECKSUM_SIZE:]
     if size is not None and len(payload) != size:
@@ -192,7 +193,3 @@ def _decode_checked(s: str, text: str, head: bytes, size: int | None) -> bytes:
 def _check_uncompressed(public_key: bytes) -> None:
     if len(public_key) != 65 or public_key[0] != 4:
         raise ValueError("a secp256k1 public key here is 65 bytes, uncompressed (0x04 ‖ x ‖ y)")
-
-
-def _b32(data: bytes) -> str:
-    return base64.b32encode(data).decode("ascii").lower().rstrip("=")
