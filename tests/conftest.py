@@ -88,13 +88,19 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def sqlite_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    """URL of an empty, migrated SQLite database in the test's folder."""
+    shutil.copyfile(migrated_sqlite, tmp_path / "test.db")
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest) -> str:
     """URL of an empty, migrated database: SQLite, then the same test on PostgreSQL."""
     if request.param == "sqlite":
-        template: Path = request.getfixturevalue("migrated_sqlite")
-        shutil.copyfile(template, tmp_path / "test.db")
-        return f"sqlite:///{tmp_path / 'test.db'}"
+        url: str = request.getfixturevalue("sqlite_url")
+        return url
     postgres_url: str = request.getfixturevalue("postgres_url")
     _truncate_all(postgres_url)
     return postgres_url

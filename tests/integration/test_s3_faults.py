@@ -4,7 +4,6 @@ real job bodies produce exactly the pieces of an undisturbed run, nothing lost o
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,11 +42,10 @@ FAULTS = {
 
 
 @pytest.fixture
-def db(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Database]:
+def db(sqlite_url: str) -> Iterator[Database]:
     """SQLite only: the faults are between the job and S3, and what a failed attempt does to
     the job's row is tested on both databases by the queue's own tests."""
-    shutil.copyfile(migrated_sqlite, tmp_path / "faults.db")
-    database = Database(f"sqlite:///{tmp_path / 'faults.db'}")
+    database = Database(sqlite_url)
     yield database
     database.dispose()
 
