@@ -88,6 +88,13 @@ class WakeSocket:
                 pass
         return True
 
+    def interrupt(self) -> None:
+        """End a `wait` in progress at once (its listener is stopping)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.setblocking(False)
+            with contextlib.suppress(OSError):
+                sender.sendto(MESSAGE, self._sock.getsockname())
+
     def close(self) -> None:
         """Stop listening and remove the marker."""
         self._sock.close()

@@ -50,8 +50,9 @@ def _jobs(db: Database, name: str) -> dict[JobType, list[JobState]]:
         return found
 
 
+@pytest.mark.parametrize("concurrency", ["1", "2"])
 def test_prepare_claims_only_the_jobs_of_its_own_preparation(
-    db: Database, database_url: str, tmp_path: Path
+    db: Database, database_url: str, tmp_path: Path, concurrency: str
 ) -> None:
     theirs, ours = tmp_path / "theirs", tmp_path / "ours"
     write_files(theirs, {"a.bin": 1000, "b.bin": 2000, "c/d.bin": 3000})
@@ -60,11 +61,18 @@ def test_prepare_claims_only_the_jobs_of_its_own_preparation(
                    str(theirs), "--output", str(tmp_path / "theirs-cars"), "--max-size", "1MB")  # fmt: skip
     assert created.returncode == 0, created.stdout + created.stderr
     assert _jobs(db, "theirs") == {JobType.SCAN: [JobState.READY]}  # queued first, lower id
+    if concurrency == "2":  # their pack jobs are ready too: the helper processes pack only
+        scanned = _run(tmp_path, database_url, "run", "--prep", "theirs", "--exit-on-complete",
+                       "--no-enable-pack", "--no-enable-dag")  # fmt: skip
+        assert scanned.returncode == 0, scanned.stdout + scanned.stderr
+    before = _jobs(db, "theirs")
 
     done = _run(tmp_path, database_url, "prepare", str(ours), "--name", "ours",
-                "--max-size", "1MB")  # fmt: skip
+                "--max-size", "1MB", "--concurrency", concurrency)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert _jobs(db, "theirs") == {JobType.SCAN: [JobState.READY]}  # left to its own workers
+    assert _jobs(db, "theirs") == before  # left to its own workers
+    if concurrency == "2":
+        assert JobState.READY in before[JobType.PACK]
     states = _jobs(db, "ours")
     assert {state for listed in states.values() for state in listed} == {JobState.COMPLETE}
     # The progress lines count this preparation's two files, never the other's three.

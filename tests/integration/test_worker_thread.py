@@ -237,6 +237,36 @@ def test_idle_backoff_doubles_up_to_the_maximum(
     assert sleeps()[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
 
 
+def test_a_pack_only_thread_waits_for_a_running_scan_and_packs_what_it_queues(
+    db: Database, monitor: JobMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`prepare`'s helpers: pack only, exit on complete, started while the scan runs."""
+    caplog.set_level(logging.DEBUG, logger="dataset_worker.worker")
+    attachment = make_attachment(db)
+    scan = add_job(db, attachment, JobType.SCAN, JobState.PROCESSING, new_worker(db))
+    handled: list[int] = []
+    config = WorkerConfig(
+        enable_scan=False, enable_dag=False, min_interval=60, max_interval=120,
+        exit_on_complete=True,
+    )  # fmt: skip
+    packer = make_thread(
+        db, monitor, {JobType.PACK: lambda ctx: handled.append(ctx.job_id)}, config
+    )
+    thread, results = run_in_background(packer)
+
+    def sleeps() -> list[float]:
+        return [r.sleep for r in caplog.records if r.msg == "worker.idle"]  # type: ignore[attr-defined]
+
+    wait_until(lambda: len(sleeps()) >= 3, what="three waiting polls")
+    assert thread.is_alive()  # the running scan may still queue pack jobs
+    assert max(sleeps()) <= 1.0  # a waiting poll, not the 60 s idle backoff
+    pack = add_job(db, attachment, JobType.PACK)
+    set_state(db, scan, JobState.COMPLETE)
+    thread.join(30)  # well under the idle backoff: only the waiting poll ends it in time
+    assert not thread.is_alive()
+    assert handled == [pack] and results[0].error is None
+
+
 def test_process_exits_0_when_all_threads_are_done(db: Database) -> None:
     ids = add_jobs(db, make_attachment(db), JobType.PACK, 6)
     handled: list[int] = []

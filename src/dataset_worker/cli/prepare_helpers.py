@@ -8,8 +8,10 @@ ordinary worker processes (`WorkerProcess`, pack jobs only, exit on complete), s
 heartbeats, retries and releasing on SIGINT/SIGTERM are the runtime's own. Their log lines go
 to the prepare log file.
 
-Run as `python -m dataset_worker.cli.prepare_helpers READ_AHEAD` (1 or 0: whether pack jobs
-read ahead, decided by `prepare` for all N processes together).
+Run as `python -m dataset_worker.cli.prepare_helpers READ_AHEAD ATTACHMENT` (READ_AHEAD 1 or 0:
+whether pack jobs read ahead, decided by `prepare` for all N processes together; ATTACHMENT: the
+preparation's source attachment, the only one whose jobs it takes). It starts while the scan
+runs and waits for the scan's pack jobs, woken through the state dir's wake socket.
 """
 
 from __future__ import annotations
@@ -28,15 +30,21 @@ HELPER_STOP_SECONDS = 60.0  # a helper releases its job and exits well within th
 
 
 def start_helpers(
-    count: int, config: Settings, log_path: Path, read_ahead: bool
+    count: int, config: Settings, log_path: Path, read_ahead: bool, attachment_id: int
 ) -> list[subprocess.Popen[bytes]]:
-    """Start `count` helper processes packing from `config`'s database."""
+    """Start `count` helper processes packing the attachment's jobs from `config`'s database."""
     env = {
         **os.environ,
         ENV_DATABASE_URL: config.database_url,
         ENV_STATE_DIR: str(config.state_dir),
     }
-    command = [sys.executable, "-m", "dataset_worker.cli.prepare_helpers", str(int(read_ahead))]
+    command = [
+        sys.executable,
+        "-m",
+        "dataset_worker.cli.prepare_helpers",
+        str(int(read_ahead)),
+        str(attachment_id),
+    ]
     helpers = []
     with log_path.open("ab") as log:
         for _ in range(count):
@@ -72,7 +80,8 @@ def stop_helpers(helpers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def main() -> int:
-    """One pack thread until no pack job is left; the worker process's exit code."""
+    """One pack thread until no pack job of the attachment is left (nor a scan of it running);
+    the worker process's exit code."""
     from dataset_worker.config import load_settings
     from dataset_worker.db import open_database
     from dataset_worker.logs import setup_logging
@@ -81,7 +90,8 @@ def main() -> int:
 
     setup_logging("info")
     logging.getLogger(__name__).info("prepare helper started (pid %d)", os.getpid())
-    db = open_database(load_settings().database_url, pool_size=6)
+    settings = load_settings()
+    db = open_database(settings.database_url, pool_size=6)
     try:
         config = WorkerConfig(
             concurrency=1,
@@ -89,8 +99,9 @@ def main() -> int:
             enable_pack=True,
             enable_dag=False,
             exit_on_complete=True,
+            attachments=(int(sys.argv[2]),),  # never another preparation's jobs
         )
-        process = WorkerProcess(db, config)
+        process = WorkerProcess(db, config, state_dir=settings.state_dir)
         process.pack_read_ahead = sys.argv[1:2] == ["1"]
         return process.run()
     finally:

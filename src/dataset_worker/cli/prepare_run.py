@@ -58,11 +58,6 @@ EXIT_FAILED = 1
 RETRY_WAIT = 1.0  # seconds between runs of a phase whose jobs wait (a retry delay, another worker)
 PENDING = (JobState.READY, JobState.PROCESSING)
 NEEDS_START = (JobState.CREATED, JobState.PAUSED, JobState.ERROR)
-PHASES = (
-    (JobType.SCAN, "scanning"),
-    (JobType.PACK, "packing"),
-    (JobType.DAGGEN, "building the DAG"),
-)
 
 log = logging.getLogger("dataset_worker.prepare")
 
@@ -300,25 +295,42 @@ class _Helpers:
 
 
 def _run(db: Database, target: Target, threads: int, console: Console, helpers: _Helpers) -> int:
-    """Run the phases; 0 done, 1 a job failed, 130 interrupted."""
+    """Run the phases; 0 done, 1 a job failed, 130 interrupted.
+
+    The scan, the packing and the daggen the last pack job queues are one phase: pack jobs
+    start as soon as the scan queues them (in the helper processes while this one scans), so
+    the scan's time hides behind packing. A DAG that is still behind after it (a resumed run)
+    is built in a phase of its own.
+    """
     with ProgressReporter(db, target.name, console) as progress:
         try:
-            for job_type, label in PHASES:
-                if job_type is JobType.DAGGEN and not _dag_wanted(db, target):
-                    continue
-                if not _queue(db, target, job_type):
-                    continue
-                progress.set_phase(label)
-                pack = job_type is JobType.PACK
-                code = _run_phase(db, target, job_type, threads if pack else 1, helpers)
+            scan = _queue(db, target, JobType.SCAN)
+            pack = _queue(db, target, JobType.PACK)
+            if scan or pack:
+                types: tuple[JobType, ...] = (
+                    (JobType.SCAN, JobType.PACK) if scan else (JobType.PACK,)
+                )
+                if not target.no_dag:  # the last pack job queues it (the auto chain)
+                    types += (JobType.DAGGEN,)
+                progress.set_phase("scanning and packing" if scan else "packing")
+                code = _run_phase(db, target, types, threads, helpers)
                 if code != EXIT_OK:
-                    progress.set_phase("failed" if code == EXIT_FAILED else "interrupted")
-                    return code
+                    return _stopped(progress, code)
+            if _dag_wanted(db, target) and _queue(db, target, JobType.DAGGEN):
+                progress.set_phase("building the DAG")
+                code = _run_phase(db, target, (JobType.DAGGEN,), 1, helpers)
+                if code != EXIT_OK:
+                    return _stopped(progress, code)
             progress.set_phase("done")
             return EXIT_OK
         except KeyboardInterrupt:  # between two phases (the worker handles it during one)
             progress.set_phase("interrupted")
             return EXIT_SIGNAL
+
+
+def _stopped(progress: ProgressReporter, code: int) -> int:
+    progress.set_phase("failed" if code == EXIT_FAILED else "interrupted")
+    return code
 
 
 def _states(db: Database, target: Target, job_type: JobType) -> dict[JobState, int]:
@@ -364,48 +376,63 @@ def _dag_behind(db: Database, target: Target) -> bool:
 
 
 def _run_phase(
-    db: Database, target: Target, job_type: JobType, threads: int, helpers: _Helpers
+    db: Database, target: Target, types: tuple[JobType, ...], threads: int, helpers: _Helpers
 ) -> int:
-    """Run the worker on `job_type` jobs until none of the preparation's is ready or running.
+    """Run the worker on `types` jobs until none of the preparation's is ready or running.
 
     More than one pack job at a time runs in processes, not threads (see cli/prepare_helpers.py):
-    this process packs with one thread and `threads - 1` helper processes pack beside it.
+    this process scans and packs with one thread and `threads - 1` helper processes pack beside
+    it (waiting for the scan's first pack jobs when there is a scan).
     """
-    processes = threads if job_type is JobType.PACK else 1
+    processes = threads if JobType.PACK in types else 1
     config = WorkerConfig(
         concurrency=1 if processes > 1 else threads,
-        enable_scan=job_type is JobType.SCAN,
-        enable_pack=job_type is JobType.PACK,
-        enable_dag=job_type is JobType.DAGGEN,
+        enable_scan=JobType.SCAN in types,
+        enable_pack=JobType.PACK in types,
+        enable_dag=JobType.DAGGEN in types,
         exit_on_complete=True,
         attachments=(target.attachment_id,),  # never another preparation's jobs
     )
     while True:
-        states = _states(db, target, job_type)
+        states = _states_of(db, target, types)
         if states.get(JobState.ERROR):
             return EXIT_FAILED
         if not any(states.get(s) for s in PENDING):
             return EXIT_OK
-        code = _run_worker(db, config, processes, helpers)
+        code = _run_worker(db, config, processes, target, helpers)
         if code == EXIT_SIGNAL:
             return EXIT_SIGNAL
         if code != EXIT_OK:
             return EXIT_FAILED
-        if any(_states(db, target, job_type).get(s) for s in PENDING):
+        if any(_states_of(db, target, types).get(s) for s in PENDING):
             # Jobs the threads could not claim: a retry waiting out its delay, or jobs another
             # worker is running. Look again shortly (Ctrl-C here interrupts as anywhere else).
             time.sleep(RETRY_WAIT)
 
 
-def _run_worker(db: Database, config: WorkerConfig, processes: int, helpers: _Helpers) -> int:
+def _states_of(db: Database, target: Target, types: tuple[JobType, ...]) -> dict[JobState, int]:
+    """Job counts by state over several job types."""
+    total: dict[JobState, int] = {}
+    for job_type in types:
+        for state, count in _states(db, target, job_type).items():
+            total[state] = total.get(state, 0) + count
+    return total
+
+
+def _run_worker(
+    db: Database, config: WorkerConfig, processes: int, target: Target, helpers: _Helpers
+) -> int:
     """This process's worker, with `processes - 1` helper processes beside it (none for 1)."""
-    worker = WorkerProcess(db, config)
+    # With the state dir, the scan's queued pack jobs wake the helpers at once (wakeup.py).
+    worker = WorkerProcess(db, config, state_dir=helpers.config.state_dir)
     if processes == 1:
         return worker.run()
     # Read ahead only while the pack processes together leave a core idle, as for threads.
     read_ahead = choose_read_ahead(processes)
     worker.pack_read_ahead = read_ahead
-    started = start_helpers(processes - 1, helpers.config, helpers.log_path, read_ahead)
+    started = start_helpers(
+        processes - 1, helpers.config, helpers.log_path, read_ahead, target.attachment_id
+    )
     try:
         code = worker.run()
     except BaseException:

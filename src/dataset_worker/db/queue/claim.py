@@ -145,30 +145,41 @@ def seconds_until_retry(
     return max(0.0, (_aware(due) - _aware(now)).total_seconds())
 
 
+# The jobs a running job of each type may queue: a scan queues pack jobs, and the last pack job
+# queues daggen (worker/jobs/chain.py). A worker that runs only the later type waits for them.
+UPSTREAM: dict[JobType, tuple[JobType, ...]] = {
+    JobType.PACK: (JobType.SCAN,),
+    JobType.DAGGEN: (JobType.SCAN, JobType.PACK),
+}
+
+
+def upstream_types(types: Sequence[JobType]) -> list[JobType]:
+    """The job types whose running jobs may queue more jobs of `types` (not in `types`)."""
+    found = {up for job_type in types for up in UPSTREAM.get(job_type, ())}
+    return sorted(found - set(types), key=list(JobType).index)
+
+
 def work_left(
     db: Database, types: Sequence[JobType], worker_id: str, attachments: Sequence[int] = ()
 ) -> bool:
     """Whether a job of `types` is still to be done by someone: `ready` (one may have turned
     ready since the last claim, or another claimer holds it) or `processing` under another
-    owner (its worker may die: a reaper then makes it ready; a scan may create more jobs).
-    What an exit-on-complete thread waits for. A read, no lock."""
+    owner (its worker may die: a reaper then makes it ready; a scan may create more jobs); or a
+    job of an upstream type is `processing` (a pack-only worker waits for the running scan's
+    pack jobs, a daggen-only one for the last pack job's daggen). What an exit-on-complete
+    thread waits for. A read, no lock."""
+    others = or_(Job.worker_id.is_(None), Job.worker_id != worker_id)
+    wanted = and_(
+        Job.type.in_(list(types)),
+        or_(Job.state == JobState.READY, and_(Job.state == JobState.PROCESSING, others)),
+    )
+    upstream = upstream_types(types)
+    if upstream:
+        wanted = or_(wanted, and_(Job.type.in_(upstream), Job.state == JobState.PROCESSING))
     with db.read() as session:
         return bool(
             session.scalar(
-                select(
-                    exists().where(
-                        Job.type.in_(list(types)),
-                        Job.attachment_id.is_not(None),
-                        or_(
-                            Job.state == JobState.READY,
-                            and_(
-                                Job.state == JobState.PROCESSING,
-                                or_(Job.worker_id.is_(None), Job.worker_id != worker_id),
-                            ),
-                        ),
-                        *_scope(attachments),
-                    )
-                )
+                select(exists().where(wanted, Job.attachment_id.is_not(None), *_scope(attachments)))
             )
         )
 

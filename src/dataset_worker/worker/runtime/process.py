@@ -27,7 +27,7 @@ from dataset_worker.db import Database
 from dataset_worker.db.models import JobType, utcnow
 from dataset_worker.db.queue import CompletionHook, failed_since
 from dataset_worker.logs import log_event
-from dataset_worker.wakeup import WakeSocket
+from dataset_worker.wakeup import WakeSocket, ring
 from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
 from dataset_worker.worker.runtime.context import Handler
 from dataset_worker.worker.runtime.handlers import default_completion_hooks, default_handlers
@@ -90,6 +90,7 @@ class WorkerProcess:
         self._results: queue.Queue[ThreadResult] = queue.Queue()
         self._signals = 0
         self._exit_code = EXIT_OK
+        self._wake_socket: WakeSocket | None = None
 
     def run(self) -> int:
         """Run to the end and return the process exit code."""
@@ -107,6 +108,8 @@ class WorkerProcess:
             self._wait_for_threads()
         finally:
             self._background_stop.set()
+            if self._wake_socket is not None:
+                self._wake_socket.interrupt()  # its listener sees the stop now, not in a POLL
             for thread in background:
                 thread.join(JOIN_TIMEOUT)
             self._unregister_leftovers()
@@ -195,6 +198,7 @@ class WorkerProcess:
             except OSError as exc:  # a read-only state dir: the poll backoff still works
                 log_event(log, "wakeup.socket_unavailable", logging.WARNING, error=str(exc))
             else:
+                self._wake_socket = wake
                 loops.append(("wake-socket", lambda: listen_socket(wake, self.doorbell, stop)))
         if self.db.engine.dialect.name == "postgresql":
             conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(
@@ -202,6 +206,14 @@ class WorkerProcess:
             )
             loops.append(("wake-listen", lambda: listen_postgres(conninfo, self.doorbell, stop)))
         return loops
+
+    def _queued(self) -> None:
+        """A job queued work (a scan's pack jobs): wake this process's idle threads, and the
+        worker processes of the state dir (on SQLite nothing else tells them; `prepare`'s pack
+        helpers wait on its scan)."""
+        self.doorbell.ring()
+        if self.state_dir is not None:
+            ring(self.state_dir)
 
     def _start_threads(self) -> None:
         for index, worker_id in enumerate(self.worker_ids):
@@ -216,6 +228,7 @@ class WorkerProcess:
                 completion_hooks=self.completion_hooks,
                 hostname=self.hostname,
                 doorbell=self.doorbell,
+                queued=self._queued,
             )
             thread = threading.Thread(
                 target=self._thread_main, args=(worker,), name=f"worker-{index}", daemon=True

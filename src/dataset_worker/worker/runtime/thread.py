@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,9 @@ from dataset_worker.worker.runtime.wakeup import Doorbell
 log = logging.getLogger("dataset_worker.worker")
 job_log = logging.getLogger("dataset_worker.job")
 RETRY_SLACK = 0.05  # seconds past a retry's due time before polling again (clock granularity)
+# An exit-on-complete thread waiting for jobs running elsewhere looks again after 0.1 s, doubling
+# to 1 s: the end of another process's job rings nobody, and `prepare` waits on exactly that.
+WAITING_POLL = (0.1, 1.0)
 
 
 def next_interval(current: float, maximum: float) -> float:
@@ -109,6 +112,7 @@ class WorkerThread:
         completion_hooks: Mapping[JobType, CompletionHook] | None = None,
         hostname: str | None = None,
         doorbell: Doorbell | None = None,
+        queued: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.completion_hooks = dict(completion_hooks or {})
@@ -122,10 +126,14 @@ class WorkerThread:
         self.monitor = monitor
         # Rung when work is queued (runtime/wakeup.py): an idle sleep ends at once.
         self.doorbell = doorbell
+        # What a job calls after it queued work: by default it wakes this process's threads;
+        # WorkerProcess also wakes the other processes of its state dir.
+        self.queued = queued or (doorbell.ring if doorbell is not None else _nothing)
 
     def run(self) -> ThreadResult:
         """Work until shutdown, exit-on-complete or (with exit-on-error) the first error."""
         backoff = Backoff(self.config.min_interval, self.config.max_interval)
+        waiting_poll = Backoff(*WAITING_POLL)
         types, scope = self.config.job_types, self.config.attachments
         while not self.shutdown.is_set():
             try:
@@ -144,13 +152,20 @@ class WorkerThread:
                     interval = backoff.advance()
                     if retry_in is not None:  # wake up when a retry falls due
                         interval = min(interval, retry_in + RETRY_SLACK)
-                    if waiting:  # look again soon: e.g. once a reaper has released it
-                        interval = min(interval, self.config.heartbeat_interval)
-                    log_event(log, "worker.idle", worker=self.worker_id, sleep=interval)
+                    if waiting:  # look again soon: the job ends, or a reaper releases it
+                        interval = min(interval, waiting_poll.advance())
+                    else:
+                        waiting_poll.reset()
+                    # Waiting polls are frequent and short: only worth a line at debug level.
+                    level = logging.DEBUG if waiting else logging.INFO
+                    log_event(log, "worker.idle", level, worker=self.worker_id, sleep=interval)
                     if self._idle(ticket, interval):
                         break
                     continue
                 outcome, failure = self.process(job)
+                # A job's end may have queued the next one (the auto chain's daggen), and it is
+                # what exit-on-complete threads elsewhere wait for: wake them.
+                self.queued()
                 if outcome is Outcome.RELEASED:
                     break
                 if outcome is not Outcome.FAILED:
@@ -206,7 +221,7 @@ class WorkerThread:
             shutdown=self.shutdown,
             stop=stop,
             read_ahead=self.read_ahead,
-            queued=self.doorbell.ring if self.doorbell is not None else _nothing,
+            queued=self.queued,
         )
         started = time.monotonic()
         try:

@@ -24,7 +24,7 @@ from dataset_worker.wakeup import WakeSocket
 log = logging.getLogger("dataset_worker.worker")
 
 CHANNEL = "dataset_worker_jobs"  # the trigger of migration 0005 notifies this channel
-POLL = 1.0  # seconds a listener waits before it checks its stop event again
+POLL = 0.25  # seconds a listener waits before it checks its stop event (a worker's exit waits it)
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 30.0
 
 
