@@ -20,6 +20,8 @@ import secrets
 import socket
 from pathlib import Path
 
+from dataset_worker.private import private_dir, private_file
+
 WAKE_DIR = "wake"
 MESSAGE = b"w"
 _PREFIX = b"\0dataset-worker-wake-"  # abstract namespace: the leading NUL
@@ -64,13 +66,13 @@ class WakeSocket:
 
     def __init__(self, state_dir: Path) -> None:
         folder = wake_dir(state_dir)
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)  # 0700 like the rest of the state dir (docs/security.md)
         token = f"{os.getpid()}-{secrets.token_hex(8)}"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             self._sock.bind(_address(token))
             self.marker = folder / token
-            self.marker.touch()
+            private_file(self.marker)
         except BaseException:
             self._sock.close()
             raise

@@ -11,6 +11,7 @@ import pytest
 
 from dataset_worker.content.car import CarWriter
 from dataset_worker.content.chunker import RangeChunker
+from dataset_worker.content.cid import dag_pb_cid, raw_cid
 from dataset_worker.content.packer import PackedRange, RangeSource, write_ranges
 from dataset_worker.worker.jobs.pack.filehash import FileHashes, HashingSink
 from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool
@@ -38,7 +39,8 @@ def _feed(hashes: FileHashes, r: JobRange, data: bytes, *, skipped: bool = False
     digest = hashes.digest_for(r)
     if digest is not None and not skipped:
         digest.update(memoryview(data[r.offset : r.offset + max(r.length, 0)]))
-    return hashes.finish(PackedRange(r, None if skipped else b"cid", r.length))
+    cid = raw_cid(data[r.offset : r.offset + max(r.length, 0)])  # a one-leaf range's CID
+    return hashes.finish(PackedRange(r, None if skipped else cid, r.length))
 
 
 def test_a_file_in_consecutive_ranges_of_one_job_gets_its_whole_hash() -> None:
@@ -54,6 +56,18 @@ def test_a_whole_file_and_an_unknown_length_file_are_hashed() -> None:
     hashes = FileHashes(enabled=True)
     assert _feed(hashes, _range(1, 0, 3, size=3), data) == hashlib.sha256(data).digest()
     assert _feed(hashes, _range(2, 0, -1, file_id=2, size=-1), b"") == hashlib.sha256().digest()
+
+
+def test_a_one_leaf_file_takes_its_sha256_from_its_raw_cid() -> None:
+    hashes = FileHashes(enabled=True)
+    r = _range(1, 0, 3, size=3)
+    assert hashes.digest_for(r) is None  # no running hash: the leaf's CID is the hash
+    assert hashes.finish(PackedRange(r, raw_cid(b"abc"), 3)) == hashlib.sha256(b"abc").digest()
+    assert hashes.digest_for(r) is None
+    assert hashes.finish(PackedRange(r, None, 3)) is None  # skipped: nothing was read
+    assert hashes.digest_for(r) is None
+    with pytest.raises(RuntimeError, match="not raw"):
+        hashes.finish(PackedRange(r, dag_pb_cid(b"node"), 3))
 
 
 def test_a_file_whose_first_ranges_are_in_another_job_is_not_hashed() -> None:

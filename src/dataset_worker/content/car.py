@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 
@@ -58,8 +58,7 @@ def car_header(root_cid: bytes) -> bytes:
     return encode_uvarint(len(body)) + body
 
 
-@dataclass(frozen=True, slots=True)
-class BlockLocation:
+class BlockLocation(NamedTuple):
     """Where a block landed: `car_offset` is where its varint starts; the length counts varint,
     CID and data (the car_blocks columns)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from dataset_worker.content.car import CarWriter
 from dataset_worker.content.chunker import (
@@ -30,8 +30,7 @@ class ClosableStream(ReadableStream, Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RangeSource:
+class RangeSource(NamedTuple):
     """One file range to pack.
 
     `open` returns a stream already positioned at `offset` (it is closed after the range), or
@@ -54,8 +53,7 @@ class RangeSource:
     read: Callable[[], bytes | None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PackedRange:
+class PackedRange(NamedTuple):
     """A packed range: its root CID and measured length, or cid None if it was skipped."""
 
     key: Hashable
@@ -63,8 +61,7 @@ class PackedRange:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRecord:
+class BlockRecord(NamedTuple):
     """One car_blocks row: `raw_block` is set for dag-pb nodes only; leaves keep `file_offset`."""
 
     cid: bytes

@@ -31,3 +31,10 @@ def to_car_size(length: int) -> int:
     if blocks > 1:
         size += blocks * _NODE_LINK_OVERHEAD + _NODE_OVERHEAD
     return size
+
+
+# The estimate of a range of 1 to CHUNK_SIZE bytes (one leaf) is its length plus this, and of an
+# empty range EMPTY_RANGE_CAR_SIZE; the unknown size -1 is a one-leaf range too (-1 + 39 = 38).
+# Pack sums these in SQL (worker/jobs/pack/job.py job_size).
+LEAF_RANGE_CAR_OVERHEAD = to_car_size(1) - 1
+EMPTY_RANGE_CAR_SIZE = to_car_size(0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dataset_worker.content.directory import DirectoryNode, build_directory, name_bytes
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
@@ -26,8 +26,7 @@ _ZLIB_LEVEL = 1  # names compress well even at the fastest level; CIDs do not co
 Block = tuple[bytes, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class DirEntry:
+class DirEntry(NamedTuple):
     """One link of a directory: child CID, Tsize, and (split files only) its extra blocks."""
 
     cid: bytes

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,8 +30,7 @@ from dataset_worker.worker.jobs.dirdata import (
 IN_CHUNK = 500
 
 
-@dataclass(frozen=True, slots=True)
-class FinalisedFile:
+class FinalisedFile(NamedTuple):
     """A file whose CID became known in this job, as its directory will list it."""
 
     directory_id: int

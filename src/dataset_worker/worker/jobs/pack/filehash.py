@@ -24,7 +24,8 @@ from typing import Protocol
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from dataset_worker.content.chunker import Digest
+from dataset_worker.content.chunker import CHUNK_SIZE, Digest
+from dataset_worker.content.cid import RAW_PREFIX
 from dataset_worker.content.packer import BlockRecord, PackedRange
 from dataset_worker.db.models import File, FileRange
 from dataset_worker.logs import log_event
@@ -51,12 +52,19 @@ class FileHashes:
         self._file_id: int | None = None
         self._next_offset: int | None = None  # None: the range reads to end of file
         self._hash: RunningHash | None = None
+        self._leaf_file: int | None = None  # a one-leaf file: its raw CID holds its sha256
 
     def digest_for(self, r: JobRange) -> RunningHash | None:
         """The running hash `r`'s bytes must feed, or None when its file cannot be hashed here
-        (hashing is off, or an earlier range of the file was packed by another job)."""
+        (hashing is off, or an earlier range of the file was packed by another job), or needs
+        no running hash: a whole file of at most one chunk is one raw leaf, whose CID is the
+        sha256 of the file's bytes (`finish` takes it from there: most tiny files)."""
         if not self.enabled:
             return None
+        if r.offset == 0 and 0 <= r.length <= CHUNK_SIZE and r.length == r.file_size:
+            self._leaf_file, self._hash = r.file_id, None
+            return None
+        self._leaf_file = None
         if r.offset == 0:
             self._file_id, self._hash = r.file_id, hashlib.sha256()
         elif self._hash is None or self._file_id != r.file_id or self._next_offset != r.offset:
@@ -69,6 +77,13 @@ class FileHashes:
         """After a range is packed: the file's sha256 if that range ended the file and every byte
         from offset 0 went through the hash; else None."""
         r: JobRange = packed.key  # type: ignore[assignment]
+        if self._leaf_file is not None and self._leaf_file == r.file_id:
+            self._leaf_file = None
+            if packed.cid is None:  # skipped as inaccessible
+                return None
+            if not packed.cid.startswith(RAW_PREFIX):
+                raise RuntimeError(f"a one-leaf range of {r.path} has a CID that is not raw")
+            return packed.cid[len(RAW_PREFIX) :]
         if self._hash is None or self._file_id != r.file_id:
             return None
         if packed.cid is None:  # skipped as inaccessible: nothing was read

@@ -14,9 +14,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.chunker import CHUNK_SIZE
@@ -28,7 +28,12 @@ from dataset_worker.logs import log_event
 from dataset_worker.storage import RangeStream, SourceChangedError, SourceStorage, choose_output
 from dataset_worker.storage.base import SmallRangeReader
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, OutputTarget, load_setup
-from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
+from dataset_worker.worker.jobs.carsize import (
+    EMPTY_CAR_HEADER_SIZE,
+    EMPTY_RANGE_CAR_SIZE,
+    LEAF_RANGE_CAR_OVERHEAD,
+    to_car_size,
+)
 from dataset_worker.worker.jobs.pack.filehash import (
     FileHashes,
     HashingSink,
@@ -50,8 +55,7 @@ DATA_MIN_CONTENT = 65  # a data CAR of at most this many bytes holds nothing (Er
 RANGE_PAGE = 1000  # ranges read per query while packing
 
 
-@dataclass(frozen=True, slots=True)
-class JobSize:
+class JobSize(NamedTuple):
     """The job's range count, data bytes (unknown lengths as 0) and CAR size estimate."""
 
     ranges: int
@@ -116,19 +120,31 @@ def run_pack(ctx: JobContext) -> None:
 
 
 def job_size(session: Session, job_id: int) -> JobSize:
-    """Count and size up the job's ranges without holding them in memory."""
-    lengths = session.scalars(
-        select(FileRange.length)
-        .where(FileRange.job_id == job_id)
-        .execution_options(yield_per=10_000)
-    )
-    count = data_bytes = 0
-    estimate = EMPTY_CAR_HEADER_SIZE
-    for length in lengths:
-        count += 1
-        data_bytes += max(length, 0)
-        estimate += to_car_size(length)
-    return JobSize(count, data_bytes, estimate)
+    """Count and size up the job's ranges in the database: one aggregate for the ranges of at
+    most one chunk (a job of tiny files has nothing else), then the few bigger ones one by one."""
+    length = FileRange.length
+    mine = FileRange.job_id == job_id
+    count, data_bytes, small_estimate = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((length > 0, length), else_=0)), 0),
+            func.coalesce(
+                func.sum(
+                    case(
+                        (length == 0, EMPTY_RANGE_CAR_SIZE),
+                        (length <= CHUNK_SIZE, length + LEAF_RANGE_CAR_OVERHEAD),
+                        else_=0,
+                    )
+                ),
+                0,
+            ),
+        ).where(mine)
+    ).one()
+    # int(): PostgreSQL's sum of BIGINT is NUMERIC, which arrives as a Decimal.
+    estimate = EMPTY_CAR_HEADER_SIZE + int(small_estimate)
+    for big in session.scalars(select(length).where(mine, length > CHUNK_SIZE)):
+        estimate += to_car_size(big)
+    return JobSize(count, int(data_bytes), estimate)
 
 
 def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Iterator[JobRange]:

@@ -14,9 +14,8 @@ import os
 import pickle
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, NamedTuple, Self
 
 from dataset_worker.content.chunker import BlockKind
 from dataset_worker.content.packer import BlockRecord, PackedRange
@@ -29,8 +28,7 @@ BlockRow = tuple[bytes, int, int, bytes, bytes | None, int | None, int | None]
 """(cid, car_offset, car_block_length, varint, raw_block, file_offset, file_id)."""
 
 
-@dataclass(frozen=True, slots=True)
-class JobRange:
+class JobRange(NamedTuple):
     """One range of the job with its file, as loaded before packing (the packer's range key)."""
 
     range_id: int
@@ -50,8 +48,7 @@ class JobRange:
         return self.offset == 0 and (self.length == self.file_size or self.length == -1)
 
 
-@dataclass(frozen=True, slots=True)
-class SpooledRange:
+class SpooledRange(NamedTuple):
     """A packed range as the recording transaction needs it."""
 
     range_id: int
