@@ -50,13 +50,30 @@ def claim_next_job(
     started_at=now, finished_at=NULL, error_message='' (kept while attempts > 0)`.
     Locking: PostgreSQL skips rows another claimer holds (SKIP LOCKED), so concurrent claimers
     each get a different row without waiting; SQLite takes the single write lock up front (BEGIN
-    IMMEDIATE, `run_write`) and SQLAlchemy drops the FOR UPDATE clause. `attachments`, when not
+    IMMEDIATE, `run_write`) and SQLAlchemy drops the FOR UPDATE clause; it first looks in a read
+    transaction and takes that lock only when there is a job to claim. `attachments`, when not
     empty, limits the claim to those source attachments (`run --prep`, `prepare`).
     """
     host = hostname if hostname is not None else socket.gethostname()
     now = now_expr(db)
     scope = _scope(attachments)
+    if db.engine.dialect.name == "sqlite" and not _any_candidate(db, types, now, scope):
+        # Nothing to claim: look without SQLite's one write lock. Idle and waiting threads poll
+        # often and are all woken at each job's end; taking the lock for every look starves the
+        # writers that matter (a pack's recording, the heartbeats) past the reaper's deadline.
+        return None
     return db.run_write(lambda session: _claim(session, worker_id, host, types, now, scope))
+
+
+def _any_candidate(
+    db: Database,
+    types: Sequence[JobType],
+    now: ColumnElement[datetime],
+    scope: list[ColumnElement[bool]],
+) -> bool:
+    """Whether a claim would find a job now (a read: the claim itself looks again, locked)."""
+    with db.read() as session:
+        return any(_lock_candidate(session, job_type, now, scope) for job_type in types)
 
 
 def _scope(attachments: Sequence[int]) -> list[ColumnElement[bool]]:
