@@ -21,6 +21,7 @@ from sqlalchemy import literal, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from dataset_worker.db import Database
+from dataset_worker.db.cidkey import cid_in
 from dataset_worker.db.models import Car, CarBlock, Directory, File, FileRange, PieceType
 from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.prep.errors import InvalidParameter, NotFound
@@ -351,7 +352,7 @@ def _dag_pieces(session: Session, prep_id: int, cids: list[bytes]) -> dict[bytes
         select(CarBlock.cid, Car.piece_cid)
         .join(Car, Car.id == CarBlock.car_id)
         .where(
-            CarBlock.cid.in_(cids),
+            cid_in(CarBlock.cid, cids),
             Car.preparation_id == prep_id,
             Car.piece_type == PieceType.DAG,
         )

@@ -1,11 +1,11 @@
 """Blocks of prepared DAGs by CID, for the trustless gateway: `car_blocks` rows, then the bytes.
 
-A block is found through its `car_blocks` rows (index `ix_car_blocks_cid`). Its bytes come from
-the first place that has them: `raw_block` (nodes; every block of a DAG piece), the CAR file at
-`car_offset` (pieces with a local output), or the source file at `file_offset` (leaves of inline
-preparations, local sources only). Every read is hashed against the CID before it is returned, so
-a changed CAR or source file is reported, never served. No-inline preparations keep no
-`car_blocks` rows: their blocks are unknown here.
+A block is found through its `car_blocks` rows (index `ix_car_blocks_cid_key`: db/cidkey.py). Its
+bytes come from the first place that has them: `raw_block` (nodes; every block of a DAG piece),
+the CAR file at `car_offset` (pieces with a local output), or the source file at `file_offset`
+(leaves of inline preparations, local sources only). Every read is hashed against the CID
+before it is returned, so a changed CAR or source file is reported, never served. No-inline
+preparations keep no `car_blocks` rows: their blocks are unknown here.
 
 Read-only: this module only ever reads the database.
 """
@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.content.varint import decode_uvarint
 from dataset_worker.db import Database
+from dataset_worker.db.cidkey import cid_in
 from dataset_worker.db.models import Car, CarBlock, File, SourceAttachment, Storage
 
 SHA2_256 = 0x12
@@ -125,7 +126,7 @@ class BlockStore:
             .outerjoin(File, File.id == CarBlock.file_id)
             .outerjoin(SourceAttachment, SourceAttachment.id == File.attachment_id)
             .outerjoin(source, source.id == SourceAttachment.storage_id)
-            .where(CarBlock.cid.in_(cids))
+            .where(cid_in(CarBlock.cid, cids))
             .order_by(CarBlock.id)
         )
         with self.db.read() as session:
