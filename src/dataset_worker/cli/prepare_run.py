@@ -333,11 +333,12 @@ def _stopped(progress: ProgressReporter, code: int) -> int:
     return code
 
 
-def _states(db: Database, target: Target, job_type: JobType) -> dict[JobState, int]:
+def _states(db: Database, target: Target, *types: JobType) -> dict[JobState, int]:
+    """The preparation's jobs of `types`, counted by state (one query)."""
     with db.read() as session:
         rows = session.execute(
             select(Job.state, func.count())
-            .where(Job.attachment_id == target.attachment_id, Job.type == job_type)
+            .where(Job.attachment_id == target.attachment_id, Job.type.in_(types))
             .group_by(Job.state)
         )
         return {state: count for state, count in rows}
@@ -394,7 +395,7 @@ def _run_phase(
         attachments=(target.attachment_id,),  # never another preparation's jobs
     )
     while True:
-        states = _states_of(db, target, types)
+        states = _states(db, target, *types)
         if states.get(JobState.ERROR):
             return EXIT_FAILED
         if not any(states.get(s) for s in PENDING):
@@ -404,19 +405,10 @@ def _run_phase(
             return EXIT_SIGNAL
         if code != EXIT_OK:
             return EXIT_FAILED
-        if any(_states_of(db, target, types).get(s) for s in PENDING):
+        if any(_states(db, target, *types).get(s) for s in PENDING):
             # Jobs the threads could not claim: a retry waiting out its delay, or jobs another
             # worker is running. Look again shortly (Ctrl-C here interrupts as anywhere else).
             time.sleep(RETRY_WAIT)
-
-
-def _states_of(db: Database, target: Target, types: tuple[JobType, ...]) -> dict[JobState, int]:
-    """Job counts by state over several job types."""
-    total: dict[JobState, int] = {}
-    for job_type in types:
-        for state, count in _states(db, target, job_type).items():
-            total[state] = total.get(state, 0) + count
-    return total
 
 
 def _run_worker(

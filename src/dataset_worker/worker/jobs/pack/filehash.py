@@ -61,7 +61,7 @@ class FileHashes:
         sha256 of the file's bytes (`finish` takes it from there: most tiny files)."""
         if not self.enabled:
             return None
-        if r.offset == 0 and 0 <= r.length <= CHUNK_SIZE and r.length == r.file_size:
+        if r.whole_file and 0 <= r.length <= CHUNK_SIZE:  # -1 (unknown size) is not
             self._leaf_file, self._hash = r.file_id, None
             return None
         self._leaf_file = None
