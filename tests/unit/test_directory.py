@@ -300,3 +300,30 @@ def test_a_hamt_deeper_than_the_hash_is_refused() -> None:
     with pytest.raises(ValueError, match=f"HAMT directory deeper than {hamt.MAX_DEPTH} levels"):
         read_directory_entries(b"self", get_block)
     assert reads == hamt.MAX_DEPTH
+
+
+# --- HAMT as a stream (docs/architecture.md#wide-directories) -----------------------------------
+
+
+def test_stream_hamt_gives_blocks_children_first_and_checks_the_order() -> None:
+    names = [b"entry-%d" % i for i in range(3000)]  # deep enough for shards inside shards
+    entries = sorted(
+        hamt.HashedEntry(hamt.hamt_hash(name), name, raw_cid(name), len(name)) for name in names
+    )
+    seen: list[bytes] = []
+
+    def sink(cid: bytes, block: bytes) -> None:
+        children = [link.cid for link in decode_node(block).links if len(link.name) == 2]
+        assert set(children) <= set(seen)  # every child shard came before its parent
+        seen.append(cid)
+
+    root = hamt.stream_hamt(iter(entries), sink)
+    built = hamt.build_hamt({e.name: (e.cid, e.tsize) for e in entries})  # from a dict
+    assert root == (built.cid, built.size) and seen[-1] == built.cid
+    assert len(seen) > 257  # the root, its full first level, and deeper shards
+    assert hamt.stream_hamt(iter([])) is None
+    with pytest.raises(ValueError, match="not sorted by hash"):
+        hamt.stream_hamt(iter(entries[:10][::-1]))
+    twin = entries[0]._replace(name=b"twin")  # two names with the same 64-bit hash
+    with pytest.raises(ValueError, match="same hash"):
+        hamt.stream_hamt(iter([entries[0], twin]))

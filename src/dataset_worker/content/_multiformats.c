@@ -9,10 +9,15 @@
  * uvarint: an unsigned LEB128 varint of a number below 2**64 (content/varint.py keeps the
  * one-byte case and anything larger). A v2 piece CID's padding is a 4- or 5-byte varint, which
  * cost a Python loop per row of `prep pieces`.
+ *
+ * pb_link: one dag-pb PBLink record (content/dagpb.py link_record). A directory of a million
+ * entries is a million links, rebuilt by every pack job that adds to it; in Python the record
+ * took 4 us of its 5 us per entry.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 static const char ALPHABET[32] = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -76,7 +81,75 @@ static PyObject *uvarint(PyObject *module, PyObject *arg) {
     return PyBytes_FromStringAndSize((const char *)out, length);
 }
 
+static int put_uvarint(unsigned char *out, unsigned long long n) {
+    int length = 0;
+    while (n >= 0x80) {
+        out[length++] = (unsigned char)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    out[length++] = (unsigned char)n;
+    return length;
+}
+
+static int uvarint_size(unsigned long long n) {
+    int length = 1;
+    while (n >= 0x80) {
+        length++;
+        n >>= 7;
+    }
+    return length;
+}
+
+/* pb_link(cid, prefix, name, tsize): `12 len { 0a len cid, 12 len prefix+name, 18 tsize }`. */
+static PyObject *pb_link(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "pb_link takes cid, prefix, name and tsize");
+        return NULL;
+    }
+    char *cid, *prefix, *name;
+    Py_ssize_t cid_len, prefix_len, name_len;
+    if (PyBytes_AsStringAndSize(args[0], &cid, &cid_len) < 0 ||
+        PyBytes_AsStringAndSize(args[1], &prefix, &prefix_len) < 0 ||
+        PyBytes_AsStringAndSize(args[2], &name, &name_len) < 0) {
+        return NULL;
+    }
+    unsigned long long tsize = PyLong_AsUnsignedLongLong(args[3]);
+    if (tsize == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL; /* OverflowError for a negative or too large Tsize */
+    }
+    unsigned long long label_len = (unsigned long long)prefix_len + (unsigned long long)name_len;
+    unsigned long long body = 1 + uvarint_size((unsigned long long)cid_len) + cid_len + 1 +
+                              uvarint_size(label_len) + label_len + 1 + uvarint_size(tsize);
+    unsigned long long total = 1 + uvarint_size(body) + body;
+    if (total > (unsigned long long)PY_SSIZE_T_MAX) {
+        return PyErr_NoMemory();
+    }
+    PyObject *record = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (record == NULL) {
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(record);
+    *out++ = 0x12;
+    out += put_uvarint(out, body);
+    *out++ = 0x0a;
+    out += put_uvarint(out, (unsigned long long)cid_len);
+    memcpy(out, cid, (size_t)cid_len);
+    out += cid_len;
+    *out++ = 0x12;
+    out += put_uvarint(out, label_len);
+    memcpy(out, prefix, (size_t)prefix_len);
+    out += prefix_len;
+    memcpy(out, name, (size_t)name_len);
+    out += name_len;
+    *out++ = 0x18;
+    put_uvarint(out, tsize);
+    return record;
+}
+
 static PyMethodDef METHODS[] = {
+    {"pb_link", (PyCFunction)(void (*)(void))pb_link, METH_FASTCALL,
+     "pb_link(cid, prefix, name, tsize, /)\n--\n\nA dag-pb PBLink record named prefix + name."},
     {"b32_lower", b32_lower, METH_O,
      "b32_lower(data, /)\n--\n\nBase32 of data, lower case, without '=' padding."},
     {"uvarint", uvarint, METH_O,
@@ -85,7 +158,7 @@ static PyMethodDef METHODS[] = {
 };
 
 static struct PyModuleDef MODULE = {
-    PyModuleDef_HEAD_INIT, "_multiformats", "Base32 text and unsigned varints.", -1, METHODS,
+    PyModuleDef_HEAD_INIT, "_multiformats", "Base32 text, unsigned varints and dag-pb links.", -1, METHODS,
     NULL, NULL, NULL, NULL,
 };
 

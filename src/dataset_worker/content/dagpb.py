@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from dataset_worker.content._multiformats import pb_link
 from dataset_worker.content.cid import dag_pb_cid
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 
@@ -42,21 +43,23 @@ class PBNode:
 
 def encode_link(link: PBLink) -> bytes:
     """One `12 len body` link record, body = Hash, Name (always), Tsize (always)."""
-    if link.tsize < 0:
-        raise ValueError(f"link Tsize must not be negative, got {link.tsize}")
-    body = b"".join(
-        (
-            bytes((_LINK_HASH,)),
-            encode_uvarint(len(link.cid)),
-            link.cid,
-            bytes((_LINK_NAME,)),
-            encode_uvarint(len(link.name)),
-            link.name,
-            bytes((_LINK_TSIZE,)),
-            encode_uvarint(link.tsize),
-        )
-    )
-    return bytes((_NODE_LINK,)) + encode_uvarint(len(body)) + body
+    return link_record(link.cid, link.name, link.tsize)
+
+
+def link_record(cid: bytes, name: bytes, tsize: int, prefix: bytes = b"") -> bytes:
+    """`encode_link` without a PBLink, named `prefix + name`: the hot path of wide directories
+    (a HAMT link's name is its slot label, then the entry's name)."""
+    if tsize < 0:
+        raise ValueError(f"link Tsize must not be negative, got {tsize}")
+    return pb_link(cid, prefix, name, tsize)
+
+
+def encode_records(records: Iterable[bytes], data: bytes | None) -> bytes:
+    """A PBNode from link records already in order (`link_record`), then Data."""
+    parts = list(records)
+    if data is not None:
+        parts.append(bytes((_NODE_DATA,)) + encode_uvarint(len(data)) + data)
+    return b"".join(parts)
 
 
 def encode_node(links: Iterable[PBLink], data: bytes | None, *, sort_links: bool = True) -> bytes:
@@ -66,10 +69,7 @@ def encode_node(links: Iterable[PBLink], data: bytes | None, *, sort_links: bool
     have only empty names, so sorting leaves them in order either way.
     """
     ordered: Sequence[PBLink] = sorted(links, key=_name_key) if sort_links else tuple(links)
-    parts = [encode_link(link) for link in ordered]
-    if data is not None:
-        parts.append(bytes((_NODE_DATA,)) + encode_uvarint(len(data)) + data)
-    return b"".join(parts)
+    return encode_records((encode_link(link) for link in ordered), data)
 
 
 def _name_key(link: PBLink) -> bytes:

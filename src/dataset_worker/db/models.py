@@ -229,6 +229,30 @@ class Directory(Base):
     )
 
 
+class DirectoryEntry(Base):
+    """An entry of a wide directory (docs/architecture.md#wide-directories).
+
+    Up to a few thousand entries, a directory keeps them in its own `data` blob. Past that, the
+    blob would be decoded and rewritten whole by every pack job and every daggen, so they live
+    here, one row each. The key leads with the name's HAMT hash, so the rows are stored in the
+    order a HAMT is built in; the hash is a function of the name, so the key is as unique as
+    (directory, name). `extras` are a split file's intermediate blocks, as in the blob.
+    """
+
+    __tablename__ = "directory_entries"
+    # The rows are their key: without a rowid, SQLite keeps one b-tree for table and key.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    directory_id: Mapped[int] = mapped_column(
+        ForeignKey("directories.id", ondelete="CASCADE"), primary_key=True
+    )
+    hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    name: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)  # raw name bytes
+    cid: Mapped[bytes] = mapped_column(LargeBinary)
+    tsize: Mapped[int] = mapped_column(BigInteger)
+    extras: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
 class File(Base):
     """A file seen by a scan. A changed file becomes a new row with the same path."""
 

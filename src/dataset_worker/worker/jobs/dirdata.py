@@ -8,7 +8,8 @@ canonically), plus, per file entry, the intermediate nodes of a file split into 
 
 Layout: one version byte, then zlib of: uvarint count, and per entry (sorted by name bytes)
 name, CID, Tsize, extra-block count, and each extra block's CID and bytes; strings and byte
-strings are uvarint-length-prefixed. An empty or NULL blob is an empty directory.
+strings are uvarint-length-prefixed. An empty or NULL blob is an empty directory. The one-byte
+blob `WIDE` says the entries are rows of `directory_entries` instead (`widedir`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataset_worker.content.directory import DirectoryNode, build_directory, nam
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 
 FORMAT_VERSION = 1
+WIDE = bytes((2,))  # the entries are rows of directory_entries (worker/jobs/widedir.py)
 _ZLIB_LEVEL = 1  # names compress well even at the fastest level; CIDs do not compress at all
 
 Block = tuple[bytes, bytes]
@@ -45,9 +47,7 @@ def encode_entries(entries: Mapping[str, DirEntry]) -> bytes:
         raw_name = name_bytes(name)
         parts += (encode_uvarint(len(raw_name)), raw_name)
         parts += (encode_uvarint(len(entry.cid)), entry.cid, encode_uvarint(entry.tsize))
-        parts.append(encode_uvarint(len(entry.extras)))
-        for cid, block in entry.extras:
-            parts += (encode_uvarint(len(cid)), cid, encode_uvarint(len(block)), block)
+        parts += _extras_parts(entry.extras)
     return bytes((FORMAT_VERSION,)) + zlib.compress(b"".join(parts), _ZLIB_LEVEL)
 
 
@@ -55,6 +55,8 @@ def decode_entries(blob: bytes | None) -> Entries:
     """Entries of a stored blob; ValueError if it is not in this format."""
     if not blob:
         return {}
+    if blob == WIDE:
+        raise ValueError("directory data is WIDE: its entries are rows of directory_entries")
     if blob[0] != FORMAT_VERSION:
         raise ValueError(f"directory data has format version {blob[0]}, expected {FORMAT_VERSION}")
     try:
@@ -67,16 +69,48 @@ def decode_entries(blob: bytes | None) -> Entries:
         raw_name, pos = _read(body, pos)
         cid, pos = _read(body, pos)
         tsize, pos = decode_uvarint(body, pos)
-        n_extras, pos = decode_uvarint(body, pos)
-        extras = []
-        for _ in range(n_extras):
-            extra_cid, pos = _read(body, pos)
-            block, pos = _read(body, pos)
-            extras.append((extra_cid, block))
-        entries[raw_name.decode("utf-8", "surrogateescape")] = DirEntry(cid, tsize, tuple(extras))
+        extras, pos = _read_extras(body, pos)
+        entries[raw_name.decode("utf-8", "surrogateescape")] = DirEntry(cid, tsize, extras)
     if pos != len(body):
         raise ValueError("directory data has trailing bytes")
     return entries
+
+
+def is_wide(blob: bytes | None) -> bool:
+    """Whether a directory's entries are rows of directory_entries rather than its blob."""
+    return blob == WIDE
+
+
+def encode_extras(extras: tuple[Block, ...]) -> bytes | None:
+    """A split file's extra blocks as a wide directory's row keeps them (None: there are none)."""
+    return b"".join(_extras_parts(extras)) if extras else None
+
+
+def decode_extras(blob: bytes | None) -> tuple[Block, ...]:
+    """The extra blocks of `encode_extras`; ValueError if the bytes are not in that format."""
+    if not blob:
+        return ()
+    extras, pos = _read_extras(blob, 0)
+    if pos != len(blob):
+        raise ValueError("directory entry extras have trailing bytes")
+    return extras
+
+
+def _extras_parts(extras: tuple[Block, ...]) -> list[bytes]:
+    parts = [encode_uvarint(len(extras))]
+    for cid, block in extras:
+        parts += (encode_uvarint(len(cid)), cid, encode_uvarint(len(block)), block)
+    return parts
+
+
+def _read_extras(body: bytes, pos: int) -> tuple[tuple[Block, ...], int]:
+    count, pos = decode_uvarint(body, pos)
+    extras = []
+    for _ in range(count):
+        cid, pos = _read(body, pos)
+        block, pos = _read(body, pos)
+        extras.append((cid, block))
+    return tuple(extras), pos
 
 
 def _read(body: bytes, pos: int) -> tuple[bytes, int]:

@@ -20,12 +20,18 @@ from sqlalchemy.orm import Session
 from dataset_worker.db.models import Directory
 from dataset_worker.worker.jobs.bulk_insert import execute_many
 from dataset_worker.worker.jobs.dirdata import (
+    WIDE,
     DirEntry,
     Entries,
     build_node,
     decode_entries,
     encode_entries,
+    is_wide,
 )
+from dataset_worker.worker.jobs.widedir import WIDE_AT, NodeRoot, WideEntries, make_wide
+
+DirChanges = Entries | WideEntries
+"""What the upkeep edits for one directory: its decoded blob, or a wide directory's changes."""
 
 IN_CHUNK = 500
 
@@ -73,33 +79,52 @@ def remove_entries(session: Session, removals: Sequence[tuple[int, str, bytes]])
     tree = _load_ancestry(session, {dir_id for dir_id, _name, _cid in removals})
     entries = _lock_and_read(session, sorted(tree))
     for dir_id, name, cid in removals:
-        entry = entries[dir_id].get(name)
+        current = entries[dir_id]
+        if isinstance(current, WideEntries):
+            current.remove_if(name, cid)
+            continue
+        entry = current.get(name)
         if entry is not None and entry.cid == cid:  # a newer version's entry stays
-            del entries[dir_id][name]
+            del current[name]
     return _rebuild(session, tree, entries)
 
 
-def _rebuild(session: Session, tree: dict[int, _DirRow], entries: dict[int, Entries]) -> int:
+def _rebuild(session: Session, tree: dict[int, _DirRow], entries: dict[int, DirChanges]) -> int:
     """Rebuild the directories of `tree` bottom-up from `entries` and write them."""
     depth = _depths(tree)
     updates: list[tuple[object, ...]] = []
     for dir_id in sorted(tree, key=lambda d: depth[d], reverse=True):
         row = tree[dir_id]
-        cid: bytes | None = None
-        if entries[dir_id]:
-            node = build_node(entries[dir_id])
-            cid = node.cid
-            if row.parent_id is not None:
-                entries[row.parent_id][row.name] = DirEntry(node.cid, node.size)
-        elif row.parent_id is not None:
-            entries[row.parent_id].pop(row.name, None)
-        updates.append((cid, encode_entries(entries[dir_id]), False, dir_id))
+        root, data = _resolve(session, dir_id, entries)
+        if row.parent_id is not None:
+            parent = entries[row.parent_id]
+            if root is not None:
+                parent[row.name] = DirEntry(*root)
+            else:
+                parent.pop(row.name, None)
+        updates.append((root[0] if root else None, data, False, dir_id))
     execute_many(
         session.connection(),
         "UPDATE directories SET cid = ?, data = ?, exported = ? WHERE id = ?",
         updates,
     )
     return len(updates)
+
+
+def _resolve(
+    session: Session, dir_id: int, entries: dict[int, DirChanges]
+) -> tuple[NodeRoot | None, bytes]:
+    """The directory's node (None when empty) and the `data` to store for it; a blob that has
+    grown past WIDE_AT entries becomes rows here."""
+    current = entries[dir_id]
+    if not isinstance(current, WideEntries) and len(current) > WIDE_AT:
+        current = entries[dir_id] = make_wide(session.connection(), dir_id, current)
+    if isinstance(current, WideEntries):
+        return current.resolve(session.connection()), WIDE
+    if not current:
+        return None, encode_entries(current)
+    node = build_node(current)
+    return (node.cid, node.size), encode_entries(current)
 
 
 def _load_ancestry(session: Session, start: set[int]) -> dict[int, _DirRow]:
@@ -126,9 +151,10 @@ def _load_ancestry(session: Session, start: set[int]) -> dict[int, _DirRow]:
     return tree
 
 
-def _lock_and_read(session: Session, ids: list[int]) -> dict[int, Entries]:
-    """Lock the rows in ascending id order (so concurrent jobs cannot deadlock) and decode them."""
-    entries: dict[int, Entries] = {}
+def _lock_and_read(session: Session, ids: list[int]) -> dict[int, DirChanges]:
+    """Lock the rows in ascending id order (so concurrent jobs cannot deadlock) and decode them
+    (a wide directory's rows are only written, not read, here)."""
+    entries: dict[int, DirChanges] = {}
     for chunk in _chunks(ids):
         rows = session.execute(
             select(Directory.id, Directory.data)
@@ -137,6 +163,9 @@ def _lock_and_read(session: Session, ids: list[int]) -> dict[int, Entries]:
             .with_for_update()
         )
         for dir_id, data in rows:
+            if is_wide(data):
+                entries[dir_id] = WideEntries(dir_id)
+                continue
             try:
                 entries[dir_id] = decode_entries(data)
             except ValueError as exc:

@@ -8,8 +8,9 @@ that records the piece; one that changed meanwhile stays unexported for the next
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -26,8 +27,9 @@ from dataset_worker.worker.jobs.attachment import (
     root_directory,
 )
 from dataset_worker.worker.jobs.bulk_insert import execute_many
+from dataset_worker.worker.jobs.daggen.blocksort import SortedBlocks
 from dataset_worker.worker.jobs.daggen.spool import DagSpool
-from dataset_worker.worker.jobs.dirdata import build_node, decode_entries, extra_blocks
+from dataset_worker.worker.jobs.dirdata import build_node, decode_entries, extra_blocks, is_wide
 from dataset_worker.worker.jobs.pieces import (
     CAR_BLOCK_INSERT,
     NoContentError,
@@ -36,6 +38,7 @@ from dataset_worker.worker.jobs.pieces import (
     record_or_unpublish,
     recover_publications,
 )
+from dataset_worker.worker.jobs.widedir import build_from_rows, extra_blocks_of
 from dataset_worker.worker.runtime.context import JobContext
 
 DAG_MIN_CONTENT = 59  # only the header: nothing to export
@@ -132,21 +135,46 @@ def _directory_blocks(ctx: JobContext, export: DagSpool) -> Iterator[tuple[bytes
             last_id = dir_id
             if not cid:
                 continue  # an empty directory: no node, never linked (docs/formats.md#dag-piece)
-            yield from _blocks_of(dir_id, cid, data)
+            if is_wide(data):
+                yield from _wide_blocks(ctx, dir_id, cid)
+            else:
+                yield from _blocks_of(dir_id, cid, data)
             export.add_directory(dir_id, cid)
 
 
 def _blocks_of(dir_id: int, cid: bytes, data: bytes | None) -> list[tuple[bytes, bytes]]:
     entries = decode_entries(data)
     node = build_node(entries)
-    if node.cid != cid:
-        raise JobSetupError(
-            f"directory {dir_id}: its stored entries build {cid_to_str(node.cid)}, but the row "
-            f"says {cid_to_str(cid)}"
-        )
+    _check_root(dir_id, node.cid, cid)
     reals = sorted(dict(node.blocks).items())
-    blocks = reals + extra_blocks(entries)
-    return [(c, b) for c, b in blocks if b or c == EMPTY_FILE_CID]
+    return list(_with_content(reals + extra_blocks(entries)))
+
+
+def _wide_blocks(ctx: JobContext, dir_id: int, cid: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """A wide directory's blocks in the same order as `_blocks_of`, built from its rows as a
+    stream and sorted on disk, so a folder of millions of entries is never held in memory."""
+    with SortedBlocks() as reals, SortedBlocks() as extras:
+        with ctx.db.read() as session:
+            conn = session.connection()
+            root = build_from_rows(conn, dir_id, reals.add)
+            for extra_cid, block in extra_blocks_of(conn, dir_id):
+                extras.add(extra_cid, block)
+        _check_root(dir_id, root[0] if root else None, cid)
+        yield from _with_content(itertools.chain(reals, extras))
+
+
+def _check_root(dir_id: int, built: bytes | None, stored: bytes) -> None:
+    if built != stored:
+        what = cid_to_str(built) if built else "no node (no entries)"
+        raise JobSetupError(
+            f"directory {dir_id}: its stored entries build {what}, but the row "
+            f"says {cid_to_str(stored)}"
+        )
+
+
+def _with_content(blocks: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    """Blocks without the empty ones, except the empty file's (docs/formats.md#dag-piece)."""
+    return ((c, b) for c, b in blocks if b or c == EMPTY_FILE_CID)
 
 
 def _record(
