@@ -13,8 +13,9 @@ import heapq
 import struct
 import tempfile
 from collections.abc import Iterator
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
+
+from dataset_worker.worker.jobs.closing import Closing
 
 RUN_BYTES = 16 << 20
 FILE_BUFFER = 1 << 16
@@ -23,7 +24,7 @@ _RECORD = struct.Struct("<BI")  # cid length, block length
 Block = tuple[bytes, bytes]
 
 
-class SortedBlocks:
+class SortedBlocks(Closing):
     """Collects (cid, block) pairs; iterating gives them sorted by CID, each CID once.
 
     A context manager that deletes its run files.
@@ -34,17 +35,6 @@ class SortedBlocks:
         self._run: list[Block] = []
         self._run_size = 0
         self._runs: list[IO[bytes]] = []
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Delete the run files."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import struct
 import tempfile
 from collections.abc import Iterator
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
+
+from dataset_worker.worker.jobs.closing import Closing
 
 FILE_BUFFER = 1 << 16
 BATCH = 1000  # rows per batch read back
@@ -27,7 +28,7 @@ BlockRow = tuple[bytes, int, int, bytes, bytes]
 """(cid, car_offset, car_block_length, varint, raw_block): car_blocks values up to raw_block."""
 
 
-class DagSpool:
+class DagSpool(Closing):
     """Block rows and exported directories of one DAG piece; a context manager that deletes its
     temporary files."""
 
@@ -37,17 +38,6 @@ class DagSpool:
         self.directory_count = 0
         self._blocks: IO[bytes] = tempfile.TemporaryFile(buffering=FILE_BUFFER)
         self._directories: IO[bytes] = tempfile.TemporaryFile(buffering=FILE_BUFFER)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Delete the temporary files."""

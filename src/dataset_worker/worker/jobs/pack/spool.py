@@ -14,11 +14,11 @@ import os
 import pickle
 import tempfile
 from collections.abc import Iterator
-from types import TracebackType
-from typing import IO, Any, NamedTuple, Self
+from typing import IO, Any, NamedTuple
 
 from dataset_worker.content.chunker import BlockKind
 from dataset_worker.content.packer import BlockRecord, PackedRange
+from dataset_worker.worker.jobs.closing import Closing
 
 FILE_BUFFER = 1 << 16
 BATCH = 1000  # rows per pickled batch
@@ -101,7 +101,7 @@ class _Rows:
             left -= len(batch)
 
 
-class PackSpool:
+class PackSpool(Closing):
     """A `PackSink` that appends to temporary files; a context manager that deletes them.
 
     Range keys must be the job's `JobRange`s. With `keep_blocks` False (no car_blocks rows are
@@ -114,17 +114,6 @@ class PackSpool:
         self.block_count = 0
         self._blocks = _Rows()
         self._ranges = _Rows()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Delete the temporary files."""
