@@ -170,10 +170,11 @@ def _db_phase(args: argparse.Namespace, started: float, cpu: float) -> dict[str,
     from dataset_worker.worker.runtime.context import JobContext
 
     if args.spec:  # --generated: every job of this process reads the made-up files
-        from dataset_worker.worker.jobs import attachment as job_setup
+        from dataset_worker.worker.jobs import attachment as setup_module
 
         source = generated_source(args.spec)
-        job_setup.open_source = lambda *_storage: source  # type: ignore[assignment]
+        job_setup: Any = setup_module  # its global open_source is what the jobs open sources with
+        job_setup.open_source = lambda *_storage: source
     db = open_database(args.url)
     try:
         if args.phase == "scan":
