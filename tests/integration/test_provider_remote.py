@@ -57,19 +57,34 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+STALL_TIMEOUT = 180
+
+
 def fetch_and_extract(url: str, pieces: list[ServedPiece], root: str, folder: Path) -> Path:
     """Download every piece from the provider at `url`, then extract the tree; the tree's path."""
     fetched = folder / "pieces"
     fetched.mkdir()
     first, *rest = pieces
     target = fetched / f"{first.cid}.car"
-    result = cli("fetch-piece", url, first.cid, "-o", str(target), "--connections", "4")
+    # A generous stall timeout: serving inline pieces from moto is one GET per tiny file, and a
+    # loaded CI machine took more than the default 30 s for one 64 KiB range (correctness is
+    # what this test checks; the timeout itself is tested in test_fetch_hostile).
+    result = cli(
+        "fetch-piece", url, first.cid, "-o", str(target), "--connections", "4",
+        "--stall-timeout", str(STALL_TIMEOUT),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"piece CID verified (piece size {first.piece_size})," in result.stdout
     # The rest through the same client in this process: a CLI process per piece cost more
     # than the download, and the command's own wiring is what the first piece checked.
     for piece in rest:
-        done = fetch_piece(url, piece.cid, fetched / f"{piece.cid}.car", connections=4)
+        done = fetch_piece(
+            url,
+            piece.cid,
+            fetched / f"{piece.cid}.car",
+            connections=4,
+            stall_timeout=STALL_TIMEOUT,
+        )
         assert done.piece_size == piece.piece_size and done.length_check == "metadata"
     out = folder / "tree"
     result = cli("extract", "--root", root, "-o", str(out), str(fetched))
