@@ -21,16 +21,10 @@ import pytest
 
 from dataset_worker.content.car import CarReader
 from dataset_worker.content.cid import cid_from_str, raw_cid
-from dataset_worker.content.directory import build_directory, read_directory_entries
-from dataset_worker.content.hamt import hamt_hash
-from dataset_worker.db import open_database
-from dataset_worker.db.models import Directory
-from dataset_worker.worker.jobs.dirdata import WIDE, DirEntry, encode_entries
-from dataset_worker.worker.jobs.widedir import build_from_rows
-from tests.support.jobs import make_local_preparation
+from dataset_worker.content.directory import read_directory_entries
+from tests.support.widedir import build_wide_folder, wide_entry
 
 ENTRIES = 1_000_000
-INSERT_BATCH = 50_000
 LIMIT_MIB = 64  # what each step may add to the peak RSS (measured: 4 and 23 MiB)
 
 RUN = """
@@ -70,45 +64,6 @@ print(json.dumps({"upkeep_kib": upkeep, "daggen_kib": daggen, "root": cid_to_str
 """
 
 
-def _entry(index: int) -> tuple[bytes, bytes, int]:
-    name = b"file-%07d.bin" % index
-    return name, raw_cid(name), index % 2048
-
-
-def _build(url: str, work: Path) -> None:
-    """The folder's rows and the two directories, as pack jobs leave them."""
-    db = open_database(url)
-    try:
-        prep = make_local_preparation(db, "wide", work / "src", work / "out")
-        with db.write() as session:
-            wide = Directory(name="wide", parent_id=prep.root_directory_id, data=WIDE)
-            wide.attachment_id = prep.attachment_id
-            session.add(wide)
-            session.flush()
-            conn = session.connection()
-            rows, wide_id = [], wide.id
-            for index in range(ENTRIES):
-                name, cid, tsize = _entry(index)
-                rows.append((wide_id, hamt_hash(name), name, cid, tsize))
-            rows.sort()  # in key order the b-tree is written front to back: quick to build
-            for start in range(0, ENTRIES, INSERT_BATCH):
-                conn.exec_driver_sql(
-                    "INSERT INTO directory_entries (directory_id, hash, name, cid, tsize) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows[start : start + INSERT_BATCH],
-                )
-            del rows
-            node = build_from_rows(conn, wide_id)
-            assert node is not None
-            wide.cid = node[0]
-            root = session.get(Directory, prep.root_directory_id)
-            assert root is not None
-            top = {"wide": DirEntry(*node)}
-            root.cid, root.data = build_directory({"wide": node}).cid, encode_entries(top)
-    finally:
-        db.dispose()
-
-
 def _read_back(car: Path, root: bytes) -> dict[str, tuple[bytes, int]]:
     """The wide folder's entries as a reader finds them in the DAG piece alone."""
     with open(car, "rb") as stream:
@@ -121,7 +76,7 @@ def _read_back(car: Path, root: bytes) -> dict[str, tuple[bytes, int]]:
 @pytest.mark.timeout(600)
 def test_a_million_entry_folder_streams_through_upkeep_and_daggen(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'wide.db'}"
-    _build(url, tmp_path)
+    build_wide_folder(url, tmp_path, ENTRIES)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run(
         [sys.executable, "-c", RUN, url, str(tmp_path / "out")],
@@ -140,5 +95,5 @@ def test_a_million_entry_folder_streams_through_upkeep_and_daggen(tmp_path: Path
     assert len(entries) == ENTRIES + 1  # every shard is in the piece, and the upkeep's new file
     assert entries["zz-new.bin"] == (raw_cid(b"new"), 3)
     for index in (0, 123_456, ENTRIES - 1):
-        name, cid, tsize = _entry(index)
+        name, cid, tsize = wide_entry(index)
         assert entries[name.decode()] == (cid, tsize)
