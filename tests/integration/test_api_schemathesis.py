@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -46,6 +47,8 @@ CHECKS = [
 NEGATIVE_CHECKS = [*CHECKS, negative_data_rejection]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # hundreds of real requests: 110 s on a slow, loaded CI machine
 def test_no_server_errors_and_only_documented_codes(admin_server: AdminServer) -> None:
     start_worker(admin_server.client())
     schema = (

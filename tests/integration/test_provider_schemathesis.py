@@ -62,6 +62,8 @@ def served(
         yield tree, provider
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # hundreds of real requests: 110 s on a slow, loaded CI machine
 def test_no_server_errors_and_only_documented_codes(
     served: tuple[PreparedTree, Provider],
 ) -> None:
