@@ -24,22 +24,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.storage_speed import status_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("upkeep", "daggen")
 
 
-def _hwm_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def _step(run: Callable[[], object]) -> dict[str, float]:
-    before, started = _hwm_kib(), time.perf_counter()
+    before, started = status_kib("VmHWM"), time.perf_counter()
     run()
-    return {"s": time.perf_counter() - started, "mib": (_hwm_kib() - before) / 1024}
+    return {"s": time.perf_counter() - started, "mib": (status_kib("VmHWM") - before) / 1024}
 
 
 def child_blob(path: str, step: str) -> dict[str, float]:
