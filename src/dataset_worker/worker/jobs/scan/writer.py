@@ -7,7 +7,8 @@ keeps progress across a crash; a rescan then skips the files already recorded.
 
 Pack jobs are assigned without holding range ids in memory: every range of the attachment that
 has no job yet is, by construction, part of the job being filled, in id order. So ranges from
-earlier batches (and leftovers) are claimed by `id <= carried_max`; this batch's ranges by id.
+earlier batches (and leftovers) are claimed by their id bounds (`carried`); this batch's ranges
+by id.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import queue
@@ -70,10 +71,10 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 @dataclass(frozen=True, slots=True)
 class _JobRanges:
-    """A pack job planned in this step: the carried ranges (all job-less ranges up to
-    `carried_max`, from earlier steps) and this step's range ids."""
+    """A pack job planned in this step: the carried ranges (all job-less ranges within the
+    `carried` id bounds, from earlier steps) and this step's range ids."""
 
-    carried_max: int | None
+    carried: tuple[int, int] | None
     ranges: list[int]
 
 
@@ -81,17 +82,23 @@ class _JobRanges:
 class ScanState:
     """What a scan carries from one transaction to the next (small and copyable).
 
-    `carried_max`: the highest id of the ranges waiting in the job being filled, from earlier
-    transactions (None when that job holds none of them).
+    `carried`: the lowest and highest ids of the ranges waiting in the job being filled, from
+    earlier transactions (None when that job holds none of them).
     """
 
     batcher: JobBatcher
-    carried_max: int | None = None
+    carried: tuple[int, int] | None = None
     jobs_created: int = 0
 
     def copy(self) -> ScanState:
         """A snapshot for a transaction that may be retried."""
-        return ScanState(self.batcher.copy(), self.carried_max, self.jobs_created)
+        return ScanState(self.batcher.copy(), self.carried, self.jobs_created)
+
+    def carry(self, first: int, last: int) -> None:
+        """Ranges with ids from `first` to `last` now wait in the job being filled."""
+        low = first if self.carried is None else self.carried[0]
+        high = last if self.carried is None else max(self.carried[1], last)
+        self.carried = (low, high)
 
 
 @dataclass
@@ -148,8 +155,8 @@ class ScanWriter:
     def create_job(self, session: Session, state: ScanState, pending: list[int]) -> None:
         """Insert a ready pack job holding the carried ranges plus `pending` (this batch)."""
         job_id = queue.insert_ready(session, JobType.PACK, self.attachment_id)
-        if state.carried_max is not None:
-            self._assign_carried(session, job_id, state.carried_max)
+        if state.carried is not None:
+            self._assign_carried(session, job_id, state.carried)
         for chunk in _chunks(pending):
             session.execute(
                 update(FileRange)
@@ -157,40 +164,28 @@ class ScanWriter:
                 .values(job_id=job_id)
                 .execution_options(synchronize_session=False)
             )
-        state.carried_max = None
+        state.carried = None
         state.jobs_created += 1
         pending.clear()
 
-    def _assign_carried(self, session: Session, job_id: int, carried_max: int) -> None:
-        """Give `job_id` the job-less ranges of the attachment up to `carried_max`."""
+    def _assign_carried(self, session: Session, job_id: int, carried: tuple[int, int]) -> None:
+        """Give `job_id` the job-less ranges of the attachment within the `carried` id bounds."""
+        # A scalar subquery, looked up once per candidate range by primary key. Not EXISTS:
+        # PostgreSQL turns that into a hash join over every file of the attachment when its
+        # statistics lag behind the scan's own inserts (always, without autovacuum), which made
+        # each job's assignment cost O(files) and a 10M-file scan quadratic. The lower bound keeps
+        # the id range (and so any plan over the primary key) to the carried ranges.
+        owner = select(File.attachment_id).where(File.id == FileRange.file_id).scalar_subquery()
         session.execute(
             update(FileRange)
             .where(
                 FileRange.job_id.is_(None),
-                FileRange.id <= carried_max,
-                # Correlated: a lookup per candidate range, never a pass over all files.
-                exists().where(
-                    File.id == FileRange.file_id, File.attachment_id == self.attachment_id
-                ),
+                FileRange.id.between(*carried),
+                owner == self.attachment_id,
             )
             .values(job_id=job_id)
             .execution_options(synchronize_session=False)
         )
-
-    def feed(
-        self, session: Session, state: ScanState, pending: list[int], range_id: int, length: int
-    ) -> None:
-        """Push one range through the accumulator, creating a job when it would overflow.
-
-        Unlike Singularity, a job is never created empty (a range too big for any job goes
-        alone into its own job instead of leaving an empty one before it).
-        """
-        batcher = state.batcher
-        if not batcher.fits(length) and batcher.count > 0:
-            self.create_job(session, state, pending)
-            batcher.reset()
-        batcher.add(length)
-        pending.append(range_id)
 
     def rebatch_leftovers(self, session: Session, state: ScanState) -> int:
         """Feed the attachment's ranges that have no job, in id order (docs/architecture.md#scan-job)."""
@@ -209,8 +204,8 @@ class ScanWriter:
                 self.create_job(session, state, [])
                 batcher.reset()
             batcher.add(length)
-            # Leftovers are in id order, so the bound alone describes the pending set.
-            state.carried_max = range_id
+            # Leftovers are in id order, so the bounds describe the pending set.
+            state.carry(range_id, range_id)
             count += 1
         return count
 
@@ -325,11 +320,8 @@ class ScanWriter:
                 self._plan(state, pending, closed, range_id, length)
             self._create_jobs(session, closed)
             if pending:
-                # The open job's ranges are all the job-less ranges up to the highest one.
-                top = pending[-1]
-                state.carried_max = (
-                    top if state.carried_max is None else max(state.carried_max, top)
-                )
+                # The open job's ranges are all the job-less ranges within the bounds.
+                state.carry(pending[0], pending[-1])
             last = chunk[-1]
         if open_file is None:
             return
@@ -365,8 +357,8 @@ class ScanWriter:
         """`feed`, with the job creation deferred to `_create_jobs` (one statement for many)."""
         batcher = state.batcher
         if not batcher.fits(length) and batcher.count > 0:
-            closed.append(_JobRanges(state.carried_max, list(pending)))
-            state.carried_max = None
+            closed.append(_JobRanges(state.carried, list(pending)))
+            state.carried = None
             state.jobs_created += 1
             pending.clear()
             batcher.reset()
@@ -379,8 +371,8 @@ class ScanWriter:
             return
         job_ids = queue.insert_ready_many(session, JobType.PACK, self.attachment_id, len(closed))
         for job_id, group in zip(job_ids, closed, strict=True):
-            if group.carried_max is not None:
-                self._assign_carried(session, job_id, group.carried_max)
+            if group.carried is not None:
+                self._assign_carried(session, job_id, group.carried)
         execute_many(
             session.connection(),
             "UPDATE file_ranges SET job_id = ? WHERE id = ?",
