@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import File, FileRange, Job, JobState, Preparation
+from dataset_worker.prep.manifest_rows import file_sha256
 from tests.support.jobs import make_local_preparation, run_job, scan_and_pack, write_files
 
 MIB = 1 << 20
@@ -39,9 +40,16 @@ def _prepare(db: Database, tmp_path: Path, *, file_hash: bool = True) -> tuple[i
     return rows.attachment_id, source
 
 
-def _hashes(db: Database) -> dict[str, bytes | None]:
+def _stored(db: Database) -> dict[str, bytes | None]:
     with db.read() as session:
         return {path: sha for path, sha in session.execute(select(File.path, File.sha256))}
+
+
+def _hashes(db: Database, hashed: bool = True) -> dict[str, bytes | None]:
+    """Each file's sha256 as the exports give it: stored, or a one-leaf file's CID digest."""
+    with db.read() as session:
+        rows = session.execute(select(File.path, File.sha256, File.cid))
+        return {path: file_sha256(sha, cid, hashed) for path, sha, cid in rows}
 
 
 def _jobs_of(db: Database, path: str) -> list[int]:
@@ -75,6 +83,10 @@ def test_every_file_gets_the_sha256_of_its_bytes(
     assert set(hashes) == set(FILES)
     for path in FILES:
         assert hashes[path] == hashlib.sha256((source / path).read_bytes()).digest(), path
+    # Files of one raw leaf store no hash: their CID's digest is it.
+    stored = _stored(db)
+    one_leaf = {"c.txt", "empty", "dir/deeper/d.bin", "dir/ünï.txt"}
+    assert {path for path, sha in stored.items() if sha is None} == one_leaf
     # Only the file spread over several jobs was read a second time, once.
     with db.read() as session:
         spread_id = session.scalar(select(File.id).where(File.path == "b_spread.bin"))
@@ -85,9 +97,10 @@ def test_no_file_hash_leaves_every_sha256_null(db: Database, tmp_path: Path) -> 
     attachment, _ = _prepare(db, tmp_path, file_hash=False)
     runs = scan_and_pack(db, attachment)
     assert all(run.state is JobState.COMPLETE for run in runs), runs
-    hashes = _hashes(db)
+    hashes = _hashes(db, hashed=False)
     assert len(hashes) == len(FILES)
     assert set(hashes.values()) == {None}
+    assert set(_stored(db).values()) == {None}
 
 
 def _forget_spread_hash(db: Database) -> int:

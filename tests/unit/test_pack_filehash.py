@@ -10,9 +10,10 @@ import io
 import pytest
 
 from dataset_worker.content.car import CarWriter
-from dataset_worker.content.chunker import RangeChunker
+from dataset_worker.content.chunker import CHUNK_SIZE, RangeChunker
 from dataset_worker.content.cid import dag_pb_cid, raw_cid
 from dataset_worker.content.packer import PackedRange, RangeSource, write_ranges
+from dataset_worker.prep.manifest_rows import file_sha256
 from dataset_worker.worker.jobs.pack.filehash import FileHashes, HashingSink
 from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool
 from tests.support.jobs import pseudo_random_bytes
@@ -51,23 +52,23 @@ def test_a_file_in_consecutive_ranges_of_one_job_gets_its_whole_hash() -> None:
     assert _feed(hashes, _range(3, 80, 20), data) == hashlib.sha256(data).digest()
 
 
-def test_a_whole_file_and_an_unknown_length_file_are_hashed() -> None:
-    data = b"abc"
+def test_a_whole_file_of_several_blocks_and_an_unknown_length_file_are_hashed() -> None:
+    data = bytes(CHUNK_SIZE + 1)
     hashes = FileHashes(enabled=True)
-    assert _feed(hashes, _range(1, 0, 3, size=3), data) == hashlib.sha256(data).digest()
+    whole = _range(1, 0, len(data), size=len(data))
+    assert _feed(hashes, whole, data) == hashlib.sha256(data).digest()
     assert _feed(hashes, _range(2, 0, -1, file_id=2, size=-1), b"") == hashlib.sha256().digest()
 
 
-def test_a_one_leaf_file_takes_its_sha256_from_its_raw_cid() -> None:
+def test_a_one_leaf_file_is_not_hashed_its_raw_cid_is_its_sha256() -> None:
     hashes = FileHashes(enabled=True)
     r = _range(1, 0, 3, size=3)
     assert hashes.digest_for(r) is None  # no running hash: the leaf's CID is the hash
-    assert hashes.finish(PackedRange(r, raw_cid(b"abc"), 3)) == hashlib.sha256(b"abc").digest()
-    assert hashes.digest_for(r) is None
-    assert hashes.finish(PackedRange(r, None, 3)) is None  # skipped: nothing was read
-    assert hashes.digest_for(r) is None
-    with pytest.raises(RuntimeError, match="not raw"):
-        hashes.finish(PackedRange(r, dag_pb_cid(b"node"), 3))
+    assert hashes.finish(PackedRange(r, raw_cid(b"abc"), 3)) is None  # nothing stored twice
+    assert file_sha256(None, raw_cid(b"abc"), True) == hashlib.sha256(b"abc").digest()
+    assert file_sha256(None, raw_cid(b"abc"), False) is None  # the preparation does not hash
+    assert file_sha256(None, dag_pb_cid(b"node"), True) is None  # not a raw leaf: not known
+    assert file_sha256(b"s" * 32, raw_cid(b"abc"), True) == b"s" * 32  # stored wins
 
 
 def test_a_file_whose_first_ranges_are_in_another_job_is_not_hashed() -> None:
@@ -82,7 +83,7 @@ def test_a_gap_or_another_file_breaks_the_chain() -> None:
     hashes = FileHashes(enabled=True)
     _feed(hashes, _range(1, 0, 40), data)
     assert hashes.digest_for(_range(2, 60, 40)) is None  # 40..60 is missing
-    assert _feed(hashes, _range(3, 0, 10, file_id=2, size=10), data) is not None
+    assert hashes.digest_for(_range(3, 0, 10, file_id=2, size=20)) is not None
     assert hashes.digest_for(_range(4, 10, 10, file_id=3, size=20)) is None
 
 

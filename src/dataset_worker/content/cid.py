@@ -34,6 +34,13 @@ def raw_cid(data: bytes | bytearray | memoryview) -> bytes:
     return RAW_PREFIX + hashlib.sha256(data).digest()
 
 
+def raw_digest(cid: bytes | None) -> bytes | None:
+    """The sha2-256 digest of a raw CIDv1 (the sha256 of the block's bytes), else None."""
+    if cid is not None and len(cid) == len(RAW_PREFIX) + 32 and cid.startswith(RAW_PREFIX):
+        return cid[len(RAW_PREFIX) :]
+    return None
+
+
 def dag_pb_cid(block: bytes | bytearray | memoryview) -> bytes:
     """Binary CIDv1 (dag-pb codec, sha2-256) of an encoded dag-pb node: 36 bytes."""
     return DAG_PB_PREFIX + hashlib.sha256(block).digest()

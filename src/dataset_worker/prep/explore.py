@@ -13,7 +13,7 @@ its total would need a walk over everything below it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import Field
@@ -26,6 +26,7 @@ from dataset_worker.db.models import Car, CarBlock, Directory, File, FileRange, 
 from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.prep.errors import InvalidParameter, NotFound
 from dataset_worker.prep.lookup import MAX_ID, find_preparation, is_all_digits, single_source
+from dataset_worker.prep.manifest_rows import file_sha256
 from dataset_worker.prep.views import View, cid_text
 
 DEFAULT_LIMIT = DEFAULT_EXPLORE_LIMIT
@@ -142,6 +143,7 @@ def explore(
         folder_id, folder_cid = _find_folder(session, prep.name, attachment, parts)
         prefix = "".join(f"{part}/" for part in parts)
         rows = _page_rows(session, attachment, folder_id, prefix, after, limit + 1)
+        rows = [_with_hash(row, prep.file_hash) for row in rows]
         more = len(rows) > limit
         rows = rows[:limit]
         entries = _entries(session, prep.id, rows)
@@ -235,6 +237,13 @@ def _page_rows(
         file_after = key if after is not None and after.kind == FILE else None
         rows.extend(_file_rows(session, folder_id, prefix, file_after, wanted - len(rows)))
     return rows
+
+
+def _with_hash(row: _Row, hashed: bool) -> _Row:
+    """A file row with its sha256 as exports give it (manifest_rows.file_sha256)."""
+    if row.kind != FILE:
+        return row
+    return replace(row, sha256=file_sha256(row.sha256, row.cid, hashed))
 
 
 def _cursor_key(session: Session, folder_id: int, after: Cursor) -> str:

@@ -109,6 +109,7 @@ class _Target:
     attachment_id: int
     uuid: str | None
     meta: dict[str, Any] | None
+    file_hash: bool  # the preparation hashes files (manifest_rows.file_sha256)
 
 
 def export_manifest(db: Database, prep: str | int, request: ManifestRequest, out: TextIO) -> None:
@@ -131,7 +132,7 @@ def export_manifest(db: Database, prep: str | int, request: ManifestRequest, out
 def _load(session: Session, key: str | int) -> _Target:
     prep = find_preparation(session, key)
     attachment = single_source(prep)
-    return _Target(prep.id, prep.name, attachment.id, prep.uuid, prep.manifest_meta)
+    return _Target(prep.id, prep.name, attachment.id, prep.uuid, prep.manifest_meta, prep.file_hash)
 
 
 def _pieces(session: Session, prep_id: int) -> list[Car]:
@@ -153,7 +154,9 @@ def _export_super(db: Database, target: _Target, given: ManifestMetaInput, out: 
     dataset_uuid = _remember(db, target, meta)
     with db.read() as session:
         fields = header(meta, dataset_uuid, len(pieces))
-        write_super_manifest(session, out, fields, pieces, target.attachment_id)
+        write_super_manifest(
+            session, out, fields, pieces, target.attachment_id, hashed=target.file_hash
+        )
 
 
 def _remember(db: Database, target: _Target, meta: dict[str, Any]) -> str:
@@ -206,7 +209,7 @@ def _write_json(session: Session, target: _Target, out: TextIO) -> None:
         out.write(f"{',' if index else ''}\n    {_dumps(piece)}")
     out.write('\n  ],\n  "files": [')
     query = files_query().where(File.attachment_id == target.attachment_id)
-    for index, row in enumerate(iter_files(session, query)):
+    for index, row in enumerate(iter_files(session, query, hashed=prep.file_hash)):
         out.write(f"{',' if index else ''}\n    {_dumps(_file_json(row))}")
     out.write("\n  ]\n}\n")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from dataset_worker.content.cid import raw_digest
 from dataset_worker.db.models import Car, File, FileRange
 
 PAGE = 1000
@@ -77,8 +78,18 @@ def latest_packed_version() -> list[ColumnElement[bool]]:
     ]
 
 
-def iter_files(session: Session, query: FileSelect) -> Iterator[FileRow]:
-    """The files `query` selects, in id order, PAGE at a time, each with its ranges."""
+def file_sha256(stored: bytes | None, cid: bytes | None, hashed: bool) -> bytes | None:
+    """A file's sha256: `files.sha256`, or for a file of one raw leaf, which keeps none, its
+    CID's digest (docs/architecture.md#file-hashes); None when the preparation does not hash
+    files (`hashed` False) and nothing was recorded."""
+    if stored is not None or not hashed:
+        return stored
+    return raw_digest(cid)
+
+
+def iter_files(session: Session, query: FileSelect, *, hashed: bool) -> Iterator[FileRow]:
+    """The files `query` selects, in id order, PAGE at a time, each with its ranges; `hashed`
+    is the preparation's `file_hash` (see `file_sha256`)."""
     last = 0
     while True:
         rows = session.execute(query.where(File.id > last).order_by(File.id).limit(PAGE)).all()
@@ -86,6 +97,7 @@ def iter_files(session: Session, query: FileSelect) -> Iterator[FileRow]:
             return
         ranges = _ranges_of(session, [row[0] for row in rows])
         for file_id, path, size, cid, sha256 in rows:
+            sha256 = file_sha256(sha256, cid, hashed)
             yield FileRow(file_id, path, size, cid, sha256, ranges.get(file_id, []))
         if len(rows) < PAGE:
             return

@@ -65,6 +65,8 @@ def write_super_manifest(
     fields: dict[str, Any],
     pieces: list[tuple[bytes, bytes, str]],
     attachment_id: int,
+    *,
+    hashed: bool,
 ) -> None:
     """Write the whole document: `fields`, then `pieces` ((piece CID, CAR root CID, v2 piece
     CID) triples), then the attachment's tree. `piece_cid_v2` is an extra property of each
@@ -80,7 +82,7 @@ def write_super_manifest(
         out.write(f"{',' if index else ''}\n{_pad(2)}{_dumps(item)}")
     out.write(f"\n{_pad(1)}],\n")
     out.write(f'{_pad(1)}"contents": ')
-    _Tree(session, attachment_id).write(out)
+    _Tree(session, attachment_id, hashed).write(out)
     out.write("\n}\n")
 
 
@@ -99,6 +101,7 @@ class _Tree:
 
     session: Session
     attachment_id: int
+    hashed: bool  # the preparation's file_hash (manifest_rows.file_sha256)
     children: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     with_files: set[int] = field(default_factory=set)
     root: int | None = None
@@ -159,7 +162,7 @@ class _Tree:
     def _items(self, dir_id: int) -> Iterator[_Item]:
         """A directory's packed files (id order), then its subdirectories that hold any."""
         query = files_query().where(File.directory_id == dir_id, *latest_packed_version())
-        for row in iter_files(self.session, query):
+        for row in iter_files(self.session, query, hashed=self.hashed):
             entry = file_entry(row)
             if entry is not None:
                 yield entry

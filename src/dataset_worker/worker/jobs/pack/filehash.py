@@ -1,8 +1,12 @@
 """Whole-file sha256 (`files.sha256`, for manifests) computed by the pack jobs.
 
-A SHA-256 state cannot be split or combined, so a file is hashed in one pass from its first byte:
-- A file packed in one range is hashed while the range is read (by the chunker's read-ahead
-  thread when there is one), so manifests cost no second pass.
+A file of at most one chunk packed whole is one raw leaf: its CID's digest is the sha256 of its
+bytes, so it is neither hashed again nor stored twice (`files.sha256` stays NULL; the exports
+read the digest from the CID, `prep/manifest_rows.py` `file_sha256`). Every other file is
+hashed; a SHA-256 state cannot be split or combined, so it is hashed in one pass from its first
+byte:
+- A file packed in one range of several blocks is hashed while the range is read (by the
+  chunker's read-ahead thread when there is one), so manifests cost no second pass.
 - A file split into several ranges that all sit in one job, one after the other (the common
   case: the scan puts consecutive ranges of a big file into the same job until it is full), is
   hashed across those ranges the same way.
@@ -25,7 +29,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.chunker import CHUNK_SIZE, Digest
-from dataset_worker.content.cid import RAW_PREFIX
 from dataset_worker.content.packer import BlockRecord, PackedRange
 from dataset_worker.db.models import File, FileRange
 from dataset_worker.logs import log_event
@@ -52,19 +55,17 @@ class FileHashes:
         self._file_id: int | None = None
         self._next_offset: int | None = None  # None: the range reads to end of file
         self._hash: RunningHash | None = None
-        self._leaf_file: int | None = None  # a one-leaf file: its raw CID holds its sha256
 
     def digest_for(self, r: JobRange) -> RunningHash | None:
         """The running hash `r`'s bytes must feed, or None when its file cannot be hashed here
         (hashing is off, or an earlier range of the file was packed by another job), or needs
-        no running hash: a whole file of at most one chunk is one raw leaf, whose CID is the
-        sha256 of the file's bytes (`finish` takes it from there: most tiny files)."""
+        no hash at all: a whole file of at most one chunk is one raw leaf, whose CID already is
+        the sha256 of the file's bytes (most tiny files)."""
         if not self.enabled:
             return None
         if r.whole_file and 0 <= r.length <= CHUNK_SIZE:  # -1 (unknown size) is not
-            self._leaf_file, self._hash = r.file_id, None
+            self._hash = None
             return None
-        self._leaf_file = None
         if r.offset == 0:
             self._file_id, self._hash = r.file_id, hashlib.sha256()
         elif self._hash is None or self._file_id != r.file_id or self._next_offset != r.offset:
@@ -75,15 +76,8 @@ class FileHashes:
 
     def finish(self, packed: PackedRange) -> bytes | None:
         """After a range is packed: the file's sha256 if that range ended the file and every byte
-        from offset 0 went through the hash; else None."""
+        from offset 0 went through the hash; else None (always for a one-leaf file)."""
         r: JobRange = packed.key  # type: ignore[assignment]
-        if self._leaf_file is not None and self._leaf_file == r.file_id:
-            self._leaf_file = None
-            if packed.cid is None:  # skipped as inaccessible
-                return None
-            if not packed.cid.startswith(RAW_PREFIX):
-                raise RuntimeError(f"a one-leaf range of {r.path} has a CID that is not raw")
-            return packed.cid[len(RAW_PREFIX) :]
         if self._hash is None or self._file_id != r.file_id:
             return None
         if packed.cid is None:  # skipped as inaccessible: nothing was read
