@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
-from dataset_worker.db.models import Car, CarBlock, File, JobState, JobType
+from dataset_worker.db.models import Car, File, FileRange, JobState, JobType
 from tests.integration.provider_support import EMPTY_FOLDERS, MAX_SIZE, TREE
 from tests.support.jobs import add_job, make_local_preparation, run_job, scan_and_pack, write_files
 
@@ -88,8 +88,8 @@ def prepare_twins(database_url: str, folder: Path, *, drop_written: bool = False
                     tuple(
                         session.scalars(
                             select(File.path)
-                            .join(CarBlock, CarBlock.file_id == File.id)
-                            .where(CarBlock.car_id == car.id)
+                            .join(FileRange, FileRange.file_id == File.id)
+                            .where(FileRange.job_id == car.job_id)
                             .distinct()
                         )
                     ),

@@ -18,9 +18,9 @@ from dataset_worker.content.car import CarReader
 from dataset_worker.content.cid import DAG_PB, cid_from_str, cid_to_str, raw_cid
 from dataset_worker.content.dagpb import decode_node
 from dataset_worker.content.unixfs import DataType, decode_data
-from dataset_worker.content.varint import decode_uvarint
+from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 from dataset_worker.db import Database
-from dataset_worker.db.models import Car, CarBlock, Directory, File, JobState, JobType
+from dataset_worker.db.models import Car, CarBlock, Directory, File, FileRange, JobState, JobType
 from dataset_worker.provider.blocks import check_hash
 from tests.integration.provider_support import (
     Provider,
@@ -351,7 +351,8 @@ def test_served_pieces_pass_the_harness(
 
 
 def first_leaf(database_url: str, relative: str) -> bytes:
-    """The CID of the first block of a file of the CAR-backed preparation."""
+    """The CID of the first block of a file of the CAR-backed preparation: its first
+    `car_blocks` row, or its range when the file is one leaf (which keeps no row)."""
     db = Database(database_url)
     try:
         with db.read() as session:
@@ -361,6 +362,17 @@ def first_leaf(database_url: str, relative: str) -> bytes:
                 .join(Car, Car.id == CarBlock.car_id)
                 .where(File.path == relative, Car.storage_path != "")
                 .order_by(CarBlock.file_offset)
+                .limit(1)
+            ) or session.scalar(
+                select(FileRange.cid)
+                .join(File, File.id == FileRange.file_id)
+                .join(Car, Car.job_id == FileRange.job_id)
+                .where(
+                    File.path == relative,
+                    Car.storage_path != "",
+                    FileRange.car_offset.is_not(None),
+                )
+                .order_by(FileRange.offset)
                 .limit(1)
             )
     finally:
@@ -374,12 +386,24 @@ def block_position(gateway: Gateway, cid: bytes) -> tuple[Path, int]:
     db = Database(gateway.database_url)
     try:
         with db.read() as session:
-            block, name = session.execute(
+            row = session.execute(
                 select(CarBlock, Car.storage_path)
                 .join(Car, Car.id == CarBlock.car_id)
                 .where(CarBlock.cid == cid, Car.storage_path != "")
-            ).one()
-            offset = block.car_offset + len(block.varint) + len(block.cid)
+            ).one_or_none()
+            if row is not None:
+                block, name = row
+                offset = block.car_offset + len(block.varint) + len(block.cid)
+            else:  # a one-leaf range: varint(CID + data), CID, data from its offset
+                leaf, name = session.execute(
+                    select(FileRange, Car.storage_path)
+                    .join(Car, Car.job_id == FileRange.job_id)
+                    .where(FileRange.cid == cid, FileRange.car_offset.is_not(None))
+                    .where(Car.storage_path != "")
+                ).one()
+                assert leaf.car_offset is not None
+                varint = encode_uvarint(len(cid) + leaf.length)
+                offset = leaf.car_offset + len(varint) + len(cid)
     finally:
         db.dispose()
     [car] = [path for path in gateway.with_cars.cars if path.name == name]

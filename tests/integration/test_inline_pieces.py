@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 
 from dataset_worker.content.car import car_header
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of, finalize
+from dataset_worker.content.varint import encode_uvarint
 from dataset_worker.db import Database
-from dataset_worker.db.models import Car, CarBlock
+from dataset_worker.db.blockrows import block_rows
+from dataset_worker.db.models import Car, CarBlock, FileRange
 from dataset_worker.pieces.inline import (
     BlocksInconsistent,
     InlinePieceReader,
@@ -57,11 +59,16 @@ def test_inline_rows_have_no_file_and_the_dag_piece_is_all_stored_blocks(
             rows = session.execute(
                 select(CarBlock.raw_block, CarBlock.file_id).where(CarBlock.car_id == twin.car_id)
             ).all()
-            assert rows
+            leaves = session.scalar(
+                select(func.count()).where(
+                    FileRange.job_id == car.job_id, FileRange.car_offset.is_not(None)
+                )
+            )
             if twin.piece_type == "dag":
-                assert all(raw is not None and file_id is None for raw, file_id in rows)
-            else:
-                assert any(file_id is not None for _, file_id in rows)
+                assert rows and all(raw is not None and file_id is None for raw, file_id in rows)
+                assert car.job_id is None
+            else:  # leaves read from the source: rows pointing into files, or one-leaf ranges
+                assert leaves or any(file_id is not None for _, file_id in rows)
 
 
 def test_every_inline_piece_rebuilds_to_the_written_car_file(
@@ -133,30 +140,82 @@ def test_missing_block_rows_are_an_error_never_short_bytes(
     try:
         twin = max((t for t in twins.twins if not t.padded), key=lambda t: t.file_size)
         with db.read() as session:
-            offsets = list(
-                session.scalars(
-                    select(CarBlock.car_offset)
-                    .where(CarBlock.car_id == twin.car_id)
-                    .order_by(CarBlock.car_offset)
-                )
+            job_id = session.scalar(select(Car.job_id).where(Car.id == twin.car_id))
+            offsets = sorted(
+                [
+                    *session.scalars(
+                        select(CarBlock.car_offset).where(CarBlock.car_id == twin.car_id)
+                    ),
+                    *session.scalars(
+                        select(FileRange.car_offset).where(
+                            FileRange.job_id == job_id, FileRange.car_offset.is_not(None)
+                        )
+                    ),
+                ]
             )
         assert len(offsets) >= 3
-        with db.write() as session:
-            session.execute(
-                delete(CarBlock).where(
-                    CarBlock.car_id == twin.car_id, CarBlock.car_offset == offsets[1]
-                )
-            )
+        _drop_block(db, twin.car_id, job_id, offsets[1])
         with pytest.raises(BlocksInconsistent, match="do not chain up"):
             b"".join(open_inline_piece(db, twin.car_id).iter_chunks())
-        with db.write() as session:
-            session.execute(
-                delete(CarBlock).where(
-                    CarBlock.car_id == twin.car_id, CarBlock.car_offset == offsets[-1]
-                )
-            )
+        _drop_block(db, twin.car_id, job_id, offsets[-1])
         reader = open_inline_piece(db, twin.car_id)
         with pytest.raises(BlocksInconsistent, match="rows are missing"):
             reader.pread(offsets[-2], twin.file_size)
+    finally:
+        db.dispose()
+
+
+def _drop_block(db: Database, car_id: int, job_id: int | None, offset: int) -> None:
+    """Forget the block at `offset`: its `car_blocks` row, or the place a one-leaf range keeps."""
+    with db.write() as session:
+        session.execute(
+            delete(CarBlock).where(CarBlock.car_id == car_id, CarBlock.car_offset == offset)
+        )
+        session.execute(
+            update(FileRange)
+            .where(FileRange.job_id == job_id, FileRange.car_offset == offset)
+            .values(car_offset=None)
+        )
+
+
+def test_leaves_recorded_as_block_rows_before_0010_rebuild_the_same_bytes(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Databases recorded before migration 0010 keep a car_blocks row for every leaf. Turn every
+    # one-leaf range back into such a row: each piece must rebuild to the same bytes, and the
+    # blocks counted per piece must not change.
+    twins = prepare_twins(database_url, tmp_path)
+    db = Database(database_url)
+    try:
+        with db.read() as session:
+            before = block_rows(session, Car.id.is_not(None))
+        with db.write() as session:
+            leaves = session.execute(
+                select(FileRange, Car.id)
+                .join(Car, Car.job_id == FileRange.job_id)
+                .where(FileRange.car_offset.is_not(None))
+            ).all()
+            assert len(leaves) > 10
+            for leaf, car_id in leaves:
+                assert leaf.cid is not None and leaf.car_offset is not None
+                varint = encode_uvarint(len(leaf.cid) + leaf.length)
+                session.add(
+                    CarBlock(
+                        cid=leaf.cid,
+                        car_offset=leaf.car_offset,
+                        car_block_length=len(varint) + len(leaf.cid) + leaf.length,
+                        varint=varint,
+                        raw_block=None,
+                        file_offset=leaf.offset,
+                        car_id=car_id,
+                        file_id=leaf.file_id,
+                    )
+                )
+            session.execute(update(FileRange).values(car_offset=None))
+        with db.read() as session:
+            assert block_rows(session, Car.id.is_not(None)) == before
+        for twin in twins.twins:
+            rebuilt = b"".join(open_inline_piece(db, twin.car_id).iter_chunks())
+            assert rebuilt == twin.car_file.read_bytes(), twin.cid
     finally:
         db.dispose()

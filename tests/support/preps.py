@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import (
@@ -159,3 +160,11 @@ def prep_counts(db: Database, prep: PackedPrep) -> dict[str, int]:
     }
     with db.read() as session:
         return {table: int(session.scalar(query) or 0) for table, query in queries.items()}
+
+
+def described_blocks(session: Session) -> int:
+    """Blocks the database describes: `car_blocks` rows plus ranges packed as one leaf, which
+    keep their CAR offset instead of a row (docs/architecture.md#one-leaf-ranges)."""
+    rows = session.scalar(select(func.count()).select_from(CarBlock)) or 0
+    leaves = session.scalar(select(func.count()).where(FileRange.car_offset.is_not(None))) or 0
+    return int(rows) + int(leaves)

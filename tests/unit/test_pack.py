@@ -40,6 +40,7 @@ from tests.support.jobs import (
     scan_and_pack,
     write_files,
 )
+from tests.support.preps import described_blocks
 
 KIB, MIB = 1 << 10, 1 << 20
 
@@ -116,15 +117,26 @@ def test_block_order_root_and_cids(db: Database, tmp_path: Path) -> None:
                 CarBlock.cid, CarBlock.car_offset, CarBlock.raw_block, CarBlock.file_offset
             ).order_by(CarBlock.car_offset)
         ).all()
+        leaf_ranges = s.execute(
+            select(File.path, FileRange.cid, FileRange.car_offset)
+            .join(File, File.id == FileRange.file_id)
+            .order_by(File.path)
+        ).all()
     assert file_cids == {
         "a.bin": file_dag.root_cid,
         "b.txt": raw_cid(b"hello"),
         "c.empty": EMPTY_FILE_CID,
     }
-    assert [row.cid for row in block_rows] == expected
-    assert [row.car_offset for row in block_rows] == [b.car_offset for b in blocks]
+    # The split file's blocks have rows; each one-leaf file keeps its block's place on its range.
+    assert [row.cid for row in block_rows] == expected[:4]
+    assert [row.car_offset for row in block_rows] == [b.car_offset for b in blocks[:4]]
     assert block_rows[1].file_offset == MIB and block_rows[1].raw_block is None
     assert block_rows[3].raw_block == blocks[3].data and block_rows[3].file_offset is None
+    assert [tuple(r) for r in leaf_ranges] == [
+        ("a.bin", file_dag.root_cid, None),
+        ("b.txt", raw_cid(b"hello"), blocks[4].car_offset),
+        ("c.empty", EMPTY_FILE_CID, blocks[5].car_offset),
+    ]
 
 
 def test_small_car_is_padded_to_the_min_piece(db: Database, tmp_path: Path) -> None:
@@ -255,7 +267,7 @@ def test_rerun_never_creates_a_second_car_row(db: Database, tmp_path: Path) -> N
     assert again.piece_cid == car.piece_cid
     assert out_files(tmp_path) == [car.storage_path]
     with db.read() as s:
-        assert s.scalar(select(func.count()).select_from(CarBlock)) == 2
+        assert described_blocks(s) == 2
 
 
 def test_taken_over_job_records_nothing(db: Database, tmp_path: Path) -> None:
@@ -290,7 +302,7 @@ def test_inline_preparation_records_the_piece_without_a_file(db: Database, tmp_p
     # Padded to the 1 MiB minimum piece like a written CAR; the zeros are not stored anywhere.
     assert car.piece_size == 1 << 20 and car.file_size == (1 << 20) * 127 // 128
     with db.read() as s:
-        assert s.scalar(select(func.count()).select_from(CarBlock)) == 1
+        assert described_blocks(s) == 1
     assert not any(p.suffix in (".car", ".part") for p in tmp_path.rglob("*"))
     # A re-run finds the recorded row and keeps it.
     rerun = run_job(db, runs[0].job_id)
@@ -311,7 +323,7 @@ def test_no_inline_writes_no_car_blocks(db: Database, tmp_path: Path) -> None:
     scan_and_pack(db, rows.attachment_id)
     assert len(cars(db)) == 1
     with db.read() as s:
-        assert s.scalar(select(func.count()).select_from(CarBlock)) == 0
+        assert described_blocks(s) == 0
 
 
 def test_delete_after_export_removes_finalised_sources(db: Database, tmp_path: Path) -> None:
@@ -349,9 +361,11 @@ def test_small_pages_and_batches_record_the_same_tree(
     assert len(file_cids) == len(files) and None not in file_cids.values()
     assert file_cids["d2/f3.bin"] == raw_cid((tmp_path / "src" / "d2" / "f3.bin").read_bytes())
     assert car.num_of_files == len(files)
-    # One leaf per small file, three leaves and one node for the 2 MiB file.
-    assert len(blocks) == len(files) - 1 + 4
+    # Three leaves and one node for the 2 MiB file; each small file is one leaf kept on its range.
+    assert len(blocks) == 4
     assert sum(1 for _, _, leaf in blocks if not leaf) == 1
+    with db.read() as s:
+        assert described_blocks(s) == len(files) - 1 + 4
 
 
 def test_skipped_and_unknown_length_ranges_go_through_the_spool(

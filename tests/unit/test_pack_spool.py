@@ -74,3 +74,41 @@ def test_a_truncated_spool_is_a_clear_error() -> None:
         spool.range_count += 1  # claims a record that was never written
         with pytest.raises(RuntimeError, match="pack spool is truncated"):
             list(spool.ranges())
+
+
+def test_a_range_of_one_leaf_keeps_its_offset_instead_of_a_block_row() -> None:
+    one = JobRange(21, 0, 5, 201, "one.bin", 5, 1, 7)
+    split = JobRange(22, 0, 3, 202, "split.bin", 3, 1, 7)
+    node = dag_pb_cid(b"\x12node")
+    with PackSpool() as spool:
+        spool.add_block(
+            BlockRecord(raw_cid(b"hello"), 59, 39, b"\x25", BlockKind.LEAF, one, 0, None)
+        )
+        spool.add_range(PackedRange(one, raw_cid(b"hello"), 5))
+        # Two leaves and their node: every block keeps its row, the range no offset.
+        spool.add_block(_leaf(split, 0))
+        spool.add_block(_leaf(split, 1))
+        spool.add_block(BlockRecord(node, 200, 80, b"\x4e", BlockKind.NODE, split, None, b"\x12n"))
+        spool.add_range(PackedRange(split, node, 3))
+        # A leaf whose range was then reported with another CID is not that range's only block.
+        spool.add_block(_leaf(one, 2))
+        spool.add_range(PackedRange(one, raw_cid(b"other"), 5))
+        assert [r.car_offset for r in spool.ranges()] == [59, None, None]
+        assert [row[0] for row in spool.blocks()] == [
+            _leaf(split, 0).cid,
+            _leaf(split, 1).cid,
+            node,
+            _leaf(one, 2).cid,
+        ]
+        assert spool.block_count == 4
+
+
+def test_without_blocks_no_range_keeps_an_offset() -> None:
+    one = JobRange(21, 0, 5, 201, "one.bin", 5, 1, 7)
+    with PackSpool(keep_blocks=False) as spool:
+        spool.add_block(
+            BlockRecord(raw_cid(b"hello"), 59, 39, b"\x25", BlockKind.LEAF, one, 0, None)
+        )
+        spool.add_range(PackedRange(one, raw_cid(b"hello"), 5))
+        assert [r.car_offset for r in spool.ranges()] == [None]
+        assert list(spool.blocks()) == []

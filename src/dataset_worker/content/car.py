@@ -67,6 +67,13 @@ class BlockLocation(NamedTuple):
     varint: bytes
 
 
+def section_at(car_offset: int, cid: bytes, data_length: int) -> BlockLocation:
+    """Where a block of `data_length` bytes written at `car_offset` lies, as `write_block`
+    returned it: what a one-leaf range keeps (its offset) is enough to find the rest."""
+    varint = encode_uvarint(len(cid) + data_length)
+    return BlockLocation(car_offset, len(varint) + len(cid) + data_length, varint)
+
+
 class CarWriter:
     """Streams a CARv1 into a binary file object; `tee` receives every byte written, in order.
 

@@ -23,12 +23,12 @@ def cid_key(cid: bytes) -> bytes:
     return cid[KEY_START - 1 : KEY_START - 1 + KEY_LENGTH]
 
 
-def key_of(column: SQLColumnExpression[bytes]) -> ColumnElement[bytes]:
+def key_of(column: SQLColumnExpression[bytes | None]) -> ColumnElement[bytes]:
     """The indexed expression over a CID column: substr(cid, 5, 8)."""
     return func.substr(column, literal_column(str(KEY_START)), literal_column(str(KEY_LENGTH)))
 
 
-def cid_in(column: SQLColumnExpression[bytes], cids: Sequence[bytes]) -> ColumnElement[bool]:
+def cid_in(column: SQLColumnExpression[bytes | None], cids: Sequence[bytes]) -> ColumnElement[bool]:
     """`column IN cids`, found through the key index."""
     keys = sorted({cid_key(cid) for cid in cids})
     return and_(key_of(column).in_(keys), column.in_(list(cids)))

@@ -276,7 +276,12 @@ class File(Base):
 
 
 class FileRange(Base):
-    """A byte range of a file; `job_id` is the pack job that packs it (NULL: not yet batched)."""
+    """A byte range of a file; `job_id` is the pack job that packs it (NULL: not yet batched).
+
+    A range packed as one raw leaf keeps that block's place in its job's CAR in `car_offset`
+    instead of a `car_blocks` row (docs/architecture.md#one-leaf-ranges): the block's CID is the
+    range's, its bytes the range's, and its CAR is the job's.
+    """
 
     __tablename__ = "file_ranges"
 
@@ -284,12 +289,23 @@ class FileRange(Base):
     offset: Mapped[int] = mapped_column(BigInteger)
     length: Mapped[int] = mapped_column(BigInteger)  # -1 = unknown size
     cid: Mapped[bytes | None] = mapped_column(LargeBinary)
-    job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
-    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    # NULL: not packed, packed as several blocks (their car_blocks rows), or no-inline.
+    car_offset: Mapped[int | None] = mapped_column(BigInteger)
 
     file: Mapped[File] = relationship()
+
+
+# A job's ranges, in CAR order among the one-leaf ones (inline rebuilds page through them).
+Index("ix_file_ranges_job_car_offset", FileRange.job_id, FileRange.car_offset)
+# One-leaf ranges found by CID, as car_blocks rows are (db/cidkey.py); the others have no block.
+Index(
+    "ix_file_ranges_leaf_cid_key",
+    key_of(FileRange.cid),
+    sqlite_where=FileRange.car_offset.is_not(None),
+    postgresql_where=FileRange.car_offset.is_not(None),
+)
 
 
 class Car(Base):

@@ -1,10 +1,11 @@
-"""Rebuilding the CAR bytes of an inline piece from its `car_blocks` rows and the source files.
+"""Rebuilding the CAR bytes of an inline piece from its block rows and the source files.
 
 An inline preparation writes no CAR file. Its bytes are: the CAR header (made again from
 `cars.root_cid`), then every block in `car_offset` order as varint + CID + data (the data is
-`raw_block` for nodes, or read from the source file at `file_offset` for leaves), then zeros up
-to `cars.file_size` (the padding of small pieces). These are the bytes the same preparation with
-an output folder writes, so the piece CID is the same.
+`raw_block` for nodes, or read from the source file at `file_offset` for leaves; a range packed
+as one leaf is its own block row), then zeros up to `cars.file_size` (the padding of small
+pieces). These are the bytes the same preparation with an output folder writes, so the piece
+CID is the same.
 
 Never wrong bytes: every block's data is hashed and compared with its CID as it is produced, the
 rows must chain up (each block starts where the previous one ended) and must end where the piece
@@ -17,20 +18,23 @@ Read-only: it only ever reads the database.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 from dataset_worker.db import Database
-from dataset_worker.db.models import Car, CarBlock, File, SourceAttachment, Storage
+from dataset_worker.db.models import Car, CarBlock, File, FileRange, SourceAttachment, Storage
 from dataset_worker.storage import (
     RangeStream,
     SourceChangedError,
@@ -169,43 +173,112 @@ def source_of_car(db: Database, car_id: int) -> SourceStorage:
 def block_rows(db: Database, car_id: int, start: int, page: int = BLOCK_PAGE) -> Iterator[BlockRow]:
     """The blocks from the one holding CAR offset `start` (the first block if `start` is in the
     header) to the end, in `car_offset` order, `page` rows per query, each query in its own
-    short read transaction (a transfer may take hours)."""
+    short read transaction (a transfer may take hours).
+
+    Two kinds of row are merged: `car_blocks` rows, and the ranges of the piece's pack job that
+    were packed as one leaf, which keep their offset instead (docs/architecture.md#one-leaf-ranges).
+    """
     with db.read() as session:
-        first = session.scalar(
-            select(func.max(CarBlock.car_offset)).where(
-                CarBlock.car_id == car_id, CarBlock.car_offset <= start
+        job_id = session.scalar(select(Car.job_id).where(Car.id == car_id))
+        firsts = [
+            session.scalar(
+                select(func.max(CarBlock.car_offset)).where(
+                    CarBlock.car_id == car_id, CarBlock.car_offset <= start
+                )
             )
-        )
-    cursor, inclusive = (first, True) if first is not None else (0, True)
+        ]
+        if job_id is not None:
+            firsts.append(
+                session.scalar(
+                    select(func.max(FileRange.car_offset)).where(
+                        FileRange.job_id == job_id, FileRange.car_offset <= start
+                    )
+                )
+            )
+    first = max((offset for offset in firsts if offset is not None), default=0)
+    streams = [_paged(db, partial(_block_page, car_id), first, page)]
+    if job_id is not None:
+        streams.append(_paged(db, partial(_leaf_page, job_id), first, page))
+    return heapq.merge(*streams, key=lambda row: row.car_offset)
+
+
+# (session, cursor, inclusive, page): the next page of rows from CAR offset `cursor`.
+PageQuery = Callable[[Session, int, bool, int], list[BlockRow]]
+
+
+def _paged(db: Database, query: PageQuery, first: int, page: int) -> Iterator[BlockRow]:
+    """Every row `query` gives from CAR offset `first` on, each page in its own read transaction."""
+    cursor, inclusive = first, True
     while True:
         with db.read() as session:
-            position = CarBlock.car_offset >= cursor if inclusive else CarBlock.car_offset > cursor
-            rows = [
-                BlockRow(*row)
-                for row in session.execute(
-                    select(
-                        CarBlock.car_offset,
-                        CarBlock.car_block_length,
-                        CarBlock.varint,
-                        CarBlock.cid,
-                        CarBlock.raw_block,
-                        CarBlock.file_offset,
-                        CarBlock.file_id,
-                        File.path,
-                        File.size,
-                        File.last_modified_nano,
-                        File.hash,
-                    )
-                    .outerjoin(File, File.id == CarBlock.file_id)
-                    .where(CarBlock.car_id == car_id, position)
-                    .order_by(CarBlock.car_offset)
-                    .limit(page)
-                )
-            ]
+            rows = query(session, cursor, inclusive, page)
         yield from rows
         if len(rows) < page:
             return
         cursor, inclusive = rows[-1].car_offset, False
+
+
+def _block_page(
+    car_id: int, session: Session, cursor: int, inclusive: bool, page: int
+) -> list[BlockRow]:
+    """`car_blocks` rows of one piece."""
+    after = CarBlock.car_offset >= cursor if inclusive else CarBlock.car_offset > cursor
+    query = (
+        select(
+            CarBlock.car_offset,
+            CarBlock.car_block_length,
+            CarBlock.varint,
+            CarBlock.cid,
+            CarBlock.raw_block,
+            CarBlock.file_offset,
+            CarBlock.file_id,
+            File.path,
+            File.size,
+            File.last_modified_nano,
+            File.hash,
+        )
+        .outerjoin(File, File.id == CarBlock.file_id)
+        .where(CarBlock.car_id == car_id, after)
+        .order_by(CarBlock.car_offset)
+        .limit(page)
+    )
+    return [BlockRow(*row) for row in session.execute(query)]
+
+
+def _leaf_page(
+    job_id: int, session: Session, cursor: int, inclusive: bool, page: int
+) -> list[BlockRow]:
+    """The one-leaf ranges of one pack job as block rows: the block is the range's CID and
+    bytes, framed as the CAR writer framed it."""
+    after = FileRange.car_offset >= cursor if inclusive else FileRange.car_offset > cursor
+    query = (
+        select(
+            FileRange.car_offset,
+            FileRange.length,
+            FileRange.cid,
+            FileRange.offset,
+            FileRange.file_id,
+            File.path,
+            File.size,
+            File.last_modified_nano,
+            File.hash,
+        )
+        .join(File, File.id == FileRange.file_id)
+        .where(FileRange.job_id == job_id, after)
+        .order_by(FileRange.car_offset)
+        .limit(page)
+    )
+    rows = []
+    for car_offset, length, cid, offset, file_id, path, size, mtime_ns, version in session.execute(
+        query
+    ):
+        assert car_offset is not None  # the `after` condition holds only where it is set
+        cid = cid or b""  # a packed range always has one; a missing one fails the hash check
+        varint = encode_uvarint(len(cid) + length)
+        total = len(varint) + len(cid) + length
+        row = (car_offset, total, varint, cid, None, offset, file_id, path, size, mtime_ns, version)
+        rows.append(BlockRow(*row))
+    return rows
 
 
 def sha256_digest_of(cid: bytes) -> bytes:

@@ -1,7 +1,8 @@
 """Blocks of prepared DAGs by CID, for the trustless gateway: `car_blocks` rows, then the bytes.
 
-A block is found through its `car_blocks` rows (index `ix_car_blocks_cid_key`: db/cidkey.py). Its
-bytes come from the first place that has them: `raw_block` (nodes; every block of a DAG piece),
+A block is found through its `car_blocks` rows (index `ix_car_blocks_cid_key`: db/cidkey.py), or,
+for a range packed as one leaf, through its `file_ranges` row (`ix_file_ranges_leaf_cid_key`,
+docs/architecture.md#one-leaf-ranges), which holds the same facts. Its bytes come from the first place that has them: `raw_block` (nodes; every block of a DAG piece),
 the CAR file at `car_offset` (pieces with a local output), or the source file at `file_offset`
 (leaves of inline preparations, local sources only). Every read is hashed against the CID
 before it is returned, so a changed CAR or source file is reported, never served. No-inline
@@ -14,18 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
 
+from dataset_worker.content.car import section_at
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.content.varint import decode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.cidkey import cid_in
-from dataset_worker.db.models import Car, CarBlock, File, SourceAttachment, Storage
+from dataset_worker.db.models import Car, CarBlock, File, FileRange, SourceAttachment, Storage
 
 SHA2_256 = 0x12
 LOOKUP_BATCH = 500  # CIDs per `IN (…)` query: well under every database's parameter limit
@@ -109,43 +112,48 @@ class BlockStore:
 
     def _query(self, cids: list[bytes]) -> list[BlockLocation]:
         output, source = aliased(Storage), aliased(Storage)
-        query = (
-            select(
-                CarBlock,
-                Car.storage_path,
-                output.type,
-                output.path,
-                File.path,
-                source,
-                Car.file_size,
-                File.size,
-                File.last_modified_nano,
-            )
+        places = (
+            Car.storage_path,
+            output.type,
+            output.path,
+            File.path,
+            source,
+            Car.file_size,
+            File.size,
+            File.last_modified_nano,
+        )
+        blocks = (
+            select(CarBlock, *places)
             .join(Car, Car.id == CarBlock.car_id)
-            .outerjoin(output, output.id == Car.storage_id)
             .outerjoin(File, File.id == CarBlock.file_id)
-            .outerjoin(SourceAttachment, SourceAttachment.id == File.attachment_id)
-            .outerjoin(source, source.id == SourceAttachment.storage_id)
             .where(cid_in(CarBlock.cid, cids))
             .order_by(CarBlock.id)
         )
+        leaves = (
+            select(FileRange, *places)
+            .join(Car, Car.job_id == FileRange.job_id)
+            .join(File, File.id == FileRange.file_id)
+            .where(FileRange.car_offset.is_not(None), cid_in(FileRange.cid, cids))
+            .order_by(FileRange.id)
+        )
         with self.db.read() as session:
-            rows = session.execute(query).all()
-        return [self._location(*row) for row in rows]
+            rows = session.execute(_with_places(blocks, output, source)).all()
+            leaf_rows = session.execute(_with_places(leaves, output, source)).all()
+        located = [self._location(_block_facts(row[0]), row[1:]) for row in rows]
+        located += [self._location(_leaf_facts(row[0]), row[1:]) for row in leaf_rows]
+        return located
 
     @staticmethod
-    def _location(
-        block: CarBlock,
-        car_name: str,
-        output_type: str | None,
-        output_root: str | None,
-        file_path: str | None,
-        source: Storage | None,
-        car_size: int | None,
-        file_size: int | None,
-        file_mtime_ns: int | None,
-    ) -> BlockLocation:
-        header = len(block.varint) + len(block.cid)
+    def _location(block: _Facts, place: Sequence[Any]) -> BlockLocation:
+        """A block's facts and the row's places (the `places` columns of `_query`)."""
+        car_name: str = place[0]
+        output_type: str | None = place[1]
+        output_root: str | None = place[2]
+        file_path: str | None = place[3]
+        source: Storage | None = place[4]
+        car_size, file_size, file_mtime_ns = place[5:8]
+        cid, car_offset, car_block_length, varint, raw_block, file_offset = block
+        header = len(varint) + len(cid)
         car_path = None
         if output_root is not None and _safe_relative(car_name):
             car_path = Path(output_root) / car_name
@@ -153,14 +161,14 @@ class BlockStore:
         if source is not None and file_path is not None and _safe_relative(file_path):
             source_path = Path(source.path) / file_path
         return BlockLocation(
-            cid=block.cid,
-            data_length=block.car_block_length - header,
-            car_offset=block.car_offset,
+            cid=cid,
+            data_length=car_block_length - header,
+            car_offset=car_offset,
             header_length=header,
-            raw_block=block.raw_block,
+            raw_block=raw_block,
             car_path=car_path,
             car_storage_type=output_type,
-            file_offset=block.file_offset,
+            file_offset=file_offset,
             source_path=source_path,
             source_storage_type=source.type if source is not None else None,
             car_name=car_name if car_path is not None else None,
@@ -200,6 +208,38 @@ class BlockStore:
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error
+
+
+# (cid, car_offset, car_block_length, varint, raw_block, file_offset): a block's row facts.
+_Facts = tuple[bytes, int, int, bytes, bytes | None, int | None]
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+def _with_places(query: _Query, output: Any, source: Any) -> _Query:
+    """The CAR's output storage and the file's source storage, joined to a block query."""
+    return (
+        query.outerjoin(output, output.id == Car.storage_id)
+        .outerjoin(SourceAttachment, SourceAttachment.id == File.attachment_id)
+        .outerjoin(source, source.id == SourceAttachment.storage_id)
+    )
+
+
+def _block_facts(block: CarBlock) -> _Facts:
+    return (
+        block.cid,
+        block.car_offset,
+        block.car_block_length,
+        block.varint,
+        block.raw_block,
+        block.file_offset,
+    )
+
+
+def _leaf_facts(leaf: FileRange) -> _Facts:
+    """A one-leaf range as the block row it stands for: the range's bytes at its offset."""
+    assert leaf.cid is not None and leaf.car_offset is not None
+    section = section_at(leaf.car_offset, leaf.cid, leaf.length)
+    return (leaf.cid, leaf.car_offset, section.car_block_length, section.varint, None, leaf.offset)
 
 
 def cid_to_str_safe(cid: bytes) -> str:

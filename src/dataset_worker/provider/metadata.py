@@ -13,13 +13,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from dataset_worker.content.carscan import CarFramingError, iter_sections, read_roots
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.content.piececid import PieceRef
 from dataset_worker.content.piececid2 import InvalidPieceCidV2, piece_cid_v2_from_v1_bytes
-from dataset_worker.db.models import CarBlock, File, FileRange
+from dataset_worker.db.blockrows import block_rows
+from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.provider.pieces import (
     REMOTE_STORAGE_TYPES,
     CheckedPieceReader,
@@ -172,9 +173,7 @@ def _block_count(
     if cached is not None:
         return cached
     with catalog.db.read() as session:
-        indexed = session.scalar(
-            select(func.count()).select_from(CarBlock).where(CarBlock.car_id == record.car_id)
-        )
+        indexed = block_rows(session, Car.id == record.car_id).get(record.car_id)
     count: int | None = indexed or None
     fd = reader.fileno() if reader is not None else None
     if count is None and fd is not None:

@@ -339,7 +339,7 @@ class ExpectedPiece:
     piece_size: int
     root_cid: bytes
     file_size: int
-    block_rows: int | None  # None: the preparation keeps no car_blocks rows (no-inline)
+    block_rows: int | None  # None: the preparation keeps no block rows (no-inline)
     min_piece_size: int
 
 
@@ -452,7 +452,7 @@ def check_piece(
             problem(
                 "block-count",
                 f"the CAR holds {result.blocks} blocks, the database has "
-                f"{expected.block_rows} car_blocks rows for it",
+                f"{expected.block_rows} block rows for it",
             )
     _check_piece_cid(feed, counted.total, expected, problem)
     return result

@@ -12,12 +12,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
-from dataset_worker.db.models import Car, CarBlock, Directory, PieceType, Storage
+from dataset_worker.db.blockrows import block_rows
+from dataset_worker.db.models import Car, Directory, PieceType, Storage
 from dataset_worker.pieces.inline import InlinePieceStream, open_inline_piece
 from dataset_worker.prep.lookup import find_preparation, single_source
 from dataset_worker.storage import StorageError, open_source
@@ -109,13 +110,7 @@ def _load(session: Session, name_or_id: str, deep: bool) -> _Plan:
     prep = find_preparation(session, name_or_id)
     attachment = single_source(prep)
     min_piece_size = prep.min_piece_size or DEFAULT_MIN_PIECE_SIZE
-    counted = session.execute(
-        select(CarBlock.car_id, func.count())
-        .join(Car, Car.id == CarBlock.car_id)
-        .where(Car.preparation_id == prep.id)
-        .group_by(CarBlock.car_id)
-    )
-    counts = {car_id: n for car_id, n in counted}
+    counts = block_rows(session, Car.preparation_id == prep.id)
     rows = session.execute(
         select(Car, Storage.type, Storage.path, Storage.config)
         .outerjoin(Storage, Storage.id == Car.storage_id)
@@ -130,7 +125,7 @@ def _load(session: Session, name_or_id: str, deep: bool) -> _Plan:
             piece_size=car.piece_size,
             root_cid=car.root_cid,
             file_size=car.file_size,
-            # no-inline preparations keep no car_blocks rows, so there is nothing to count.
+            # no-inline preparations keep no block rows, so there is nothing to count.
             block_rows=None if prep.no_inline else counts.get(car.id, 0),
             min_piece_size=min_piece_size,
         )

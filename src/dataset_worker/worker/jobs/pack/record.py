@@ -140,17 +140,19 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
 
 
 def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, SpooledRange]]:
-    """Range CIDs and lengths, sizes of files of unknown size (docs/architecture.md#recording-a-pack), CIDs of files held
+    """Range CIDs, lengths and one-leaf CAR offsets, sizes of files of unknown size (docs/architecture.md#recording-a-pack), CIDs of files held
     whole by one range (file CID = range CID) with their sha256 when hashed. Returns the count of
     those whole files and the last range of each split file, by file id."""
     conn = session.connection()
-    ranges = _Batcher(conn, 'UPDATE file_ranges SET cid = ?, "length" = ? WHERE id = ?')
+    ranges = _Batcher(
+        conn, 'UPDATE file_ranges SET cid = ?, "length" = ?, car_offset = ? WHERE id = ?'
+    )
     sizes = _Batcher(conn, "UPDATE files SET size = ? WHERE id = ?")
     file_cids = _Batcher(conn, "UPDATE files SET cid = ?, sha256 = ? WHERE id = ?")
     whole_files = 0
     split: dict[int, SpooledRange] = {}
     for r in spool.ranges():
-        ranges.add((r.cid, r.length, r.range_id))
+        ranges.add((r.cid, r.length, r.car_offset, r.range_id))
         if r.unknown_length:
             sizes.add((r.length, r.file_id))
         if not r.whole_file:

@@ -1,6 +1,9 @@
 """A pack job's results on disk until the recording transaction reads them back.
 
-`write_ranges` hands over one block record per CAR block and one result per range. Kept as
+`write_ranges` hands over one block record per CAR block and one result per range. A range that
+is one raw leaf keeps its block's CAR offset on its own result instead of a block row
+(docs/architecture.md#one-leaf-ranges): the leaf is held back until the next record shows
+whether it was its range's only block. Kept as
 Python objects they cost ~1 KB per file; here each becomes a row tuple, and every BATCH rows are
 pickled to a temporary file, so a job's memory stays flat whatever its number of files. The rows
 are read back in order, a batch per `pickle.load` (C speed: reading them back happens inside the
@@ -60,6 +63,7 @@ class SpooledRange(NamedTuple):
     whole_file: bool
     unknown_length: bool  # the scan did not know the size: the file is what was read
     sha256: bytes | None = None  # the whole file's, when this range completed its hash
+    car_offset: int | None = None  # the range is one leaf, without a block row: where it sits
 
 
 class _Rows:
@@ -105,15 +109,16 @@ class PackSpool(Closing):
     """A `PackSink` that appends to temporary files; a context manager that deletes them.
 
     Range keys must be the job's `JobRange`s. With `keep_blocks` False (no car_blocks rows are
-    wanted) block records are dropped.
+    wanted) block records are dropped and no range keeps a CAR offset.
     """
 
     def __init__(self, *, keep_blocks: bool = True) -> None:
         self.keep_blocks = keep_blocks
         self.range_count = 0
-        self.block_count = 0
+        self.block_count = 0  # block rows: one-leaf ranges keep none
         self._blocks = _Rows()
         self._ranges = _Rows()
+        self._leaf: BlockRecord | None = None  # the last leaf, until we know if it is a range
 
     def close(self) -> None:
         """Delete the temporary files."""
@@ -121,34 +126,24 @@ class PackSpool(Closing):
         self._ranges.close()
 
     def add_block(self, record: BlockRecord, /) -> None:
-        """Append one car_blocks row: leaves point into their file, nodes carry their bytes."""
+        """Take one block record: leaves point into their file, nodes carry their bytes."""
         if not self.keep_blocks:
             return
-        row: BlockRow
+        self._release_leaf()
         if record.kind is BlockKind.LEAF:
-            job_range: JobRange = record.range_key  # type: ignore[assignment]
-            row = (
+            self._leaf = record
+            return
+        self._append_block(
+            (
                 record.cid,
                 record.car_offset,
                 record.car_block_length,
                 record.varint,
-                None,
-                record.file_offset,
-                job_range.file_id,
-            )
-        else:
-            raw = record.raw_block or None
-            row = (
-                record.cid,
-                record.car_offset,
-                record.car_block_length,
-                record.varint,
-                raw,
+                record.raw_block or None,
                 None,
                 None,
             )
-        self._blocks.append(row)
-        self.block_count += 1
+        )
 
     def add_range(self, packed: PackedRange, /, sha256: bytes | None = None) -> None:
         """Append one range result with what the recording needs of its file; `sha256` is the
@@ -156,6 +151,7 @@ class PackSpool(Closing):
         job_range: JobRange = packed.key  # type: ignore[assignment]
         if sha256 is not None and len(sha256) != SHA256_SIZE:
             raise ValueError(f"a sha256 digest has {SHA256_SIZE} bytes, got {len(sha256)}")
+        car_offset = self._own_leaf(packed)
         self._ranges.append(
             (
                 job_range.range_id,
@@ -167,15 +163,50 @@ class PackSpool(Closing):
                 job_range.whole_file,
                 job_range.length == -1,
                 sha256,
+                car_offset,
             )
         )
         self.range_count += 1
 
     def blocks(self) -> Iterator[BlockRow]:
         """Every block row, in CAR order."""
+        self._release_leaf()
         return self._blocks.read(self.block_count)
 
     def ranges(self) -> Iterator[SpooledRange]:
         """Every range result, in packing order."""
         for row in self._ranges.read(self.range_count):
             yield SpooledRange(*row)
+
+    def _own_leaf(self, packed: PackedRange) -> int | None:
+        """The CAR offset of the held leaf if it is this whole range (its only block), which
+        then keeps no block row; otherwise the held leaf becomes a row and None is returned."""
+        leaf = self._leaf
+        if leaf is not None and leaf.range_key is packed.key and leaf.cid == packed.cid:
+            self._leaf = None
+            return leaf.car_offset
+        self._release_leaf()
+        return None
+
+    def _release_leaf(self) -> None:
+        """The held leaf is one of several blocks of its range: spool its block row."""
+        leaf = self._leaf
+        if leaf is None:
+            return
+        self._leaf = None
+        job_range: JobRange = leaf.range_key  # type: ignore[assignment]
+        self._append_block(
+            (
+                leaf.cid,
+                leaf.car_offset,
+                leaf.car_block_length,
+                leaf.varint,
+                None,
+                leaf.file_offset,
+                job_range.file_id,
+            )
+        )
+
+    def _append_block(self, row: BlockRow) -> None:
+        self._blocks.append(row)
+        self.block_count += 1
