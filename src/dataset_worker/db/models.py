@@ -297,8 +297,10 @@ class FileRange(Base):
     file: Mapped[File] = relationship()
 
 
-# A job's ranges, in CAR order among the one-leaf ones (inline rebuilds page through them).
-Index("ix_file_ranges_job_car_offset", FileRange.job_id, FileRange.car_offset)
+# A job's ranges in id order, which is its CAR's order: pack pages through them, and so do
+# inline rebuilds through its one-leaf ranges. With job_id alone, PostgreSQL walked the primary
+# key over every range of the database to find one job's first page.
+Index("ix_file_ranges_job_range", FileRange.job_id, FileRange.id)
 # One-leaf ranges found by CID, as car_blocks rows are (db/cidkey.py); the others have no block.
 Index(
     "ix_file_ranges_leaf_cid_key",

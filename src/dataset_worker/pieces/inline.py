@@ -196,33 +196,33 @@ def block_rows(db: Database, car_id: int, start: int, page: int = BLOCK_PAGE) ->
                 )
             )
     first = max((offset for offset in firsts if offset is not None), default=0)
-    streams = [_paged(db, partial(_block_page, car_id), first, page)]
+    streams = [_paged(db, partial(_block_page, car_id, first), page)]
     if job_id is not None:
-        streams.append(_paged(db, partial(_leaf_page, job_id), first, page))
+        streams.append(_paged(db, partial(_leaf_page, job_id, first), page))
     return heapq.merge(*streams, key=lambda row: row.car_offset)
 
 
-# (session, cursor, inclusive, page): the next page of rows from CAR offset `cursor`.
-PageQuery = Callable[[Session, int, bool, int], list[BlockRow]]
+# (session, after, page): the next page of rows after the key the previous page ended with
+# (None: the first page), and the key of its last row.
+PageQuery = Callable[[Session, int | None, int], tuple[list[BlockRow], int | None]]
 
 
-def _paged(db: Database, query: PageQuery, first: int, page: int) -> Iterator[BlockRow]:
-    """Every row `query` gives from CAR offset `first` on, each page in its own read transaction."""
-    cursor, inclusive = first, True
+def _paged(db: Database, query: PageQuery, page: int) -> Iterator[BlockRow]:
+    """Every row `query` gives, each page in its own read transaction."""
+    after: int | None = None
     while True:
         with db.read() as session:
-            rows = query(session, cursor, inclusive, page)
+            rows, after = query(session, after, page)
         yield from rows
         if len(rows) < page:
             return
-        cursor, inclusive = rows[-1].car_offset, False
 
 
 def _block_page(
-    car_id: int, session: Session, cursor: int, inclusive: bool, page: int
-) -> list[BlockRow]:
-    """`car_blocks` rows of one piece."""
-    after = CarBlock.car_offset >= cursor if inclusive else CarBlock.car_offset > cursor
+    car_id: int, first: int, session: Session, after: int | None, page: int
+) -> tuple[list[BlockRow], int | None]:
+    """`car_blocks` rows of one piece from CAR offset `first`, keyed by their offset."""
+    position = CarBlock.car_offset >= first if after is None else CarBlock.car_offset > after
     query = (
         select(
             CarBlock.car_offset,
@@ -238,21 +238,24 @@ def _block_page(
             File.hash,
         )
         .outerjoin(File, File.id == CarBlock.file_id)
-        .where(CarBlock.car_id == car_id, after)
+        .where(CarBlock.car_id == car_id, position)
         .order_by(CarBlock.car_offset)
         .limit(page)
     )
-    return [BlockRow(*row) for row in session.execute(query)]
+    rows = [BlockRow(*row) for row in session.execute(query)]
+    return rows, rows[-1].car_offset if rows else None
 
 
 def _leaf_page(
-    job_id: int, session: Session, cursor: int, inclusive: bool, page: int
-) -> list[BlockRow]:
-    """The one-leaf ranges of one pack job as block rows: the block is the range's CID and
-    bytes, framed as the CAR writer framed it."""
-    after = FileRange.car_offset >= cursor if inclusive else FileRange.car_offset > cursor
+    job_id: int, first: int, session: Session, after: int | None, page: int
+) -> tuple[list[BlockRow], int | None]:
+    """The one-leaf ranges of one pack job from CAR offset `first`, as block rows (the block
+    is the range's CID and bytes, framed as the CAR writer framed it), keyed by range id: a
+    job packs its ranges in id order, so that is their CAR order (index `(job_id, id)`)."""
+    position = FileRange.car_offset >= first if after is None else FileRange.id > after
     query = (
         select(
+            FileRange.id,
             FileRange.car_offset,
             FileRange.length,
             FileRange.cid,
@@ -264,21 +267,31 @@ def _leaf_page(
             File.hash,
         )
         .join(File, File.id == FileRange.file_id)
-        .where(FileRange.job_id == job_id, after)
-        .order_by(FileRange.car_offset)
+        .where(FileRange.job_id == job_id, FileRange.car_offset.is_not(None), position)
+        .order_by(FileRange.id)
         .limit(page)
     )
-    rows = []
-    for car_offset, length, cid, offset, file_id, path, size, mtime_ns, version in session.execute(
-        query
-    ):
-        assert car_offset is not None  # the `after` condition holds only where it is set
+    rows, last = [], None
+    for (
+        range_id,
+        car_offset,
+        length,
+        cid,
+        offset,
+        file_id,
+        path,
+        size,
+        mtime,
+        version,
+    ) in session.execute(query):
+        assert car_offset is not None  # the query asks for set ones only
         cid = cid or b""  # a packed range always has one; a missing one fails the hash check
         varint = encode_uvarint(len(cid) + length)
         total = len(varint) + len(cid) + length
-        row = (car_offset, total, varint, cid, None, offset, file_id, path, size, mtime_ns, version)
+        row = (car_offset, total, varint, cid, None, offset, file_id, path, size, mtime, version)
         rows.append(BlockRow(*row))
-    return rows
+        last = range_id
+    return rows, last
 
 
 def sha256_digest_of(cid: bytes) -> bytes:
