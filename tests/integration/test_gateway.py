@@ -18,7 +18,7 @@ from dataset_worker.content.car import CarReader
 from dataset_worker.content.cid import DAG_PB, cid_from_str, cid_to_str, raw_cid
 from dataset_worker.content.dagpb import decode_node
 from dataset_worker.content.unixfs import DataType, decode_data
-from dataset_worker.content.varint import decode_uvarint, encode_uvarint
+from dataset_worker.content.varint import decode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, Directory, File, FileRange, JobState, JobType
 from dataset_worker.provider.blocks import check_hash
@@ -29,6 +29,7 @@ from tests.integration.provider_support import (
 )
 from tests.interop_harness import assert_same_files, harness
 from tests.support.jobs import add_job, make_local_preparation, run_job, scan_and_pack, write_files
+from tests.support.preps import leaf_block_row
 
 MAX_SIZE = 1_000_000
 HAMT_FILES = 1120  # 1120 x (200-byte name + 36-byte CID) passes boxo's 256 KiB sharding estimate
@@ -393,17 +394,15 @@ def block_position(gateway: Gateway, cid: bytes) -> tuple[Path, int]:
             ).one_or_none()
             if row is not None:
                 block, name = row
-                offset = block.car_offset + len(block.varint) + len(block.cid)
-            else:  # a one-leaf range: varint(CID + data), CID, data from its offset
-                leaf, name = session.execute(
-                    select(FileRange, Car.storage_path)
+            else:  # a one-leaf range keeps no row: the block it stands for
+                leaf, car_id, name = session.execute(
+                    select(FileRange, Car.id, Car.storage_path)
                     .join(Car, Car.job_id == FileRange.job_id)
                     .where(FileRange.cid == cid, FileRange.car_offset.is_not(None))
                     .where(Car.storage_path != "")
                 ).one()
-                assert leaf.car_offset is not None
-                varint = encode_uvarint(len(cid) + leaf.length)
-                offset = leaf.car_offset + len(varint) + len(cid)
+                block = leaf_block_row(leaf, car_id)
+            offset = block.car_offset + len(block.varint) + len(block.cid)
     finally:
         db.dispose()
     [car] = [path for path in gateway.with_cars.cars if path.name == name]

@@ -13,7 +13,6 @@ from sqlalchemy import delete, func, select, update
 from dataset_worker.content.car import car_header
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of, finalize
-from dataset_worker.content.varint import encode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.blockrows import block_rows
 from dataset_worker.db.models import Car, CarBlock, FileRange
@@ -28,6 +27,7 @@ from dataset_worker.pieces.inline import (
 )
 from tests.integration.inline_support import Twins, prepare_twins, rewrite_in_place
 from tests.integration.provider_support import fresh_database_url
+from tests.support.preps import leaf_block_row
 
 
 @pytest.fixture(
@@ -196,21 +196,7 @@ def test_leaves_recorded_as_block_rows_before_0010_rebuild_the_same_bytes(
                 .where(FileRange.car_offset.is_not(None))
             ).all()
             assert len(leaves) > 10
-            for leaf, car_id in leaves:
-                assert leaf.cid is not None and leaf.car_offset is not None
-                varint = encode_uvarint(len(leaf.cid) + leaf.length)
-                session.add(
-                    CarBlock(
-                        cid=leaf.cid,
-                        car_offset=leaf.car_offset,
-                        car_block_length=len(varint) + len(leaf.cid) + leaf.length,
-                        varint=varint,
-                        raw_block=None,
-                        file_offset=leaf.offset,
-                        car_id=car_id,
-                        file_id=leaf.file_id,
-                    )
-                )
+            session.add_all(leaf_block_row(leaf, car_id) for leaf, car_id in leaves)
             session.execute(update(FileRange).values(car_offset=None))
         with db.read() as session:
             assert block_rows(session, Car.id.is_not(None)) == before

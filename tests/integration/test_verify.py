@@ -19,7 +19,6 @@ from sqlalchemy import func, select, update
 
 from dataset_worker.content.cid import cid_to_str, piece_cid
 from dataset_worker.content.commp import commp_of
-from dataset_worker.content.varint import encode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.models import (
     Car,
@@ -38,7 +37,7 @@ from tests.support.jobs import (
     scan_and_pack,
     write_files,
 )
-from tests.support.preps import described_blocks
+from tests.support.preps import described_blocks, leaf_block_row
 
 MIB = 1 << 20
 CLI = Path(sys.executable).with_name("dataset-worker")
@@ -173,10 +172,7 @@ def test_a_flipped_byte_inside_a_block_names_the_block_and_car(
             .order_by(CarBlock.car_offset)
             .limit(1)
         ).first()
-        if block is not None:
-            owner = session.scalar(select(File.path).where(File.id == block.file_id))
-            data_offset = block.car_offset + len(block.varint) + len(block.cid)
-        else:  # the piece's big blocks are all files of one leaf, kept on their ranges
+        if block is None:  # the piece's big blocks are all files of one leaf, kept on ranges
             leaf = session.scalars(
                 select(FileRange)
                 .where(FileRange.job_id == car.job_id, FileRange.car_offset.is_not(None))
@@ -184,11 +180,9 @@ def test_a_flipped_byte_inside_a_block_names_the_block_and_car(
                 .order_by(FileRange.car_offset)
                 .limit(1)
             ).one()
-            owner = session.scalar(select(File.path).where(File.id == leaf.file_id))
-            assert leaf.cid is not None and leaf.car_offset is not None
-            varint = encode_uvarint(len(leaf.cid) + leaf.length)
-            block = CarBlock(cid=leaf.cid, car_offset=leaf.car_offset)
-            data_offset = leaf.car_offset + len(varint) + len(leaf.cid)
+            block = leaf_block_row(leaf, car.id)
+        owner = session.scalar(select(File.path).where(File.id == block.file_id))
+    data_offset = block.car_offset + len(block.varint) + len(block.cid)
     with open(path, "r+b") as stream:
         stream.seek(data_offset + 100)
         byte = stream.read(1)

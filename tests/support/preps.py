@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dataset_worker.content.varint import encode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.models import (
     Car,
@@ -168,3 +169,20 @@ def described_blocks(session: Session) -> int:
     rows = session.scalar(select(func.count()).select_from(CarBlock)) or 0
     leaves = session.scalar(select(func.count()).where(FileRange.car_offset.is_not(None))) or 0
     return int(rows) + int(leaves)
+
+
+def leaf_block_row(leaf: FileRange, car_id: int) -> CarBlock:
+    """The `car_blocks` row a one-leaf range stands for, as pack recorded it before migration
+    0010: varint(CID + data), CID, then the range's bytes, from the range's CAR offset."""
+    assert leaf.cid is not None and leaf.car_offset is not None
+    varint = encode_uvarint(len(leaf.cid) + leaf.length)
+    return CarBlock(
+        cid=leaf.cid,
+        car_offset=leaf.car_offset,
+        car_block_length=len(varint) + len(leaf.cid) + leaf.length,
+        varint=varint,
+        raw_block=None,
+        file_offset=leaf.offset,
+        car_id=car_id,
+        file_id=leaf.file_id,
+    )

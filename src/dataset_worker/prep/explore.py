@@ -13,7 +13,7 @@ its total would need a walk over everything below it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -143,10 +143,9 @@ def explore(
         folder_id, folder_cid = _find_folder(session, prep.name, attachment, parts)
         prefix = "".join(f"{part}/" for part in parts)
         rows = _page_rows(session, attachment, folder_id, prefix, after, limit + 1)
-        rows = [_with_hash(row, prep.file_hash) for row in rows]
         more = len(rows) > limit
         rows = rows[:limit]
-        entries = _entries(session, prep.id, rows)
+        entries = _entries(session, prep.id, prep.file_hash, rows)
     return ExplorePage(
         preparation=prep.name,
         path="/".join(parts),
@@ -239,13 +238,6 @@ def _page_rows(
     return rows
 
 
-def _with_hash(row: _Row, hashed: bool) -> _Row:
-    """A file row with its sha256 as exports give it (manifest_rows.file_sha256)."""
-    if row.kind != FILE:
-        return row
-    return replace(row, sha256=file_sha256(row.sha256, row.cid, hashed))
-
-
 def _cursor_key(session: Session, folder_id: int, after: Cursor) -> str:
     """The name (folder) or path (file) a page starts after, looked up by the cursor's row id."""
     if after.kind == DIR:
@@ -302,7 +294,9 @@ def _name_in(path: str, prefix: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
 
 
-def _entries(session: Session, prep_id: int, rows: list[_Row]) -> list[ExploreEntry]:
+def _entries(session: Session, prep_id: int, hashed: bool, rows: list[_Row]) -> list[ExploreEntry]:
+    """The page's entries; `hashed` is the preparation's `file_hash` (a one-leaf file's sha256
+    is its CID's digest: manifest_rows.file_sha256)."""
     # A folder without a CID is either not packed yet or empty; only the empty ones never get one.
     empty = _without_files(session, [r.row_id for r in rows if r.kind == DIR and not r.cid])
     file_pieces = _file_pieces(session, [r.row_id for r in rows if r.kind == FILE])
@@ -316,11 +310,15 @@ def _entries(session: Session, prep_id: int, rows: list[_Row]) -> list[ExploreEn
             piece_cids=dir_pieces.get(row.cid or b"", [])
             if row.kind == DIR
             else file_pieces.get(row.row_id, []),
-            sha256=row.sha256.hex() if row.sha256 else None,
+            sha256=_hex(file_sha256(row.sha256, row.cid, hashed)),
             empty=row.kind == DIR and row.row_id in empty,
         )
         for row in rows
     ]
+
+
+def _hex(digest: bytes | None) -> str | None:
+    return digest.hex() if digest else None
 
 
 def _without_files(session: Session, folder_ids: list[int]) -> set[int]:

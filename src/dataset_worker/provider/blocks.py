@@ -2,9 +2,10 @@
 
 A block is found through its `car_blocks` rows (index `ix_car_blocks_cid_key`: db/cidkey.py), or,
 for a range packed as one leaf, through its `file_ranges` row (`ix_file_ranges_leaf_cid_key`,
-docs/architecture.md#one-leaf-ranges), which holds the same facts. Its bytes come from the first place that has them: `raw_block` (nodes; every block of a DAG piece),
-the CAR file at `car_offset` (pieces with a local output), or the source file at `file_offset`
-(leaves of inline preparations, local sources only). Every read is hashed against the CID
+docs/architecture.md#one-leaf-ranges), which holds the same facts. Its bytes come from the
+first place that has them: `raw_block` (nodes; every block of a DAG piece), the CAR file at
+`car_offset` (pieces with a local output), or the source file at `file_offset` (leaves of
+inline preparations, local sources only). Every read is hashed against the CID
 before it is returned, so a changed CAR or source file is reported, never served. No-inline
 preparations keep no `car_blocks` rows: their blocks are unknown here.
 
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
@@ -139,24 +140,19 @@ class BlockStore:
         with self.db.read() as session:
             rows = session.execute(_with_places(blocks, output, source)).all()
             leaf_rows = session.execute(_with_places(leaves, output, source)).all()
-        located = [self._location(_block_facts(row[0]), row[1:]) for row in rows]
-        located += [self._location(_leaf_facts(row[0]), row[1:]) for row in leaf_rows]
+        located = [self._location(_block_facts(row[0]), _Place._make(row[1:])) for row in rows]
+        located += [self._location(_leaf_facts(row[0]), _Place._make(row[1:])) for row in leaf_rows]
         return located
 
     @staticmethod
-    def _location(block: _Facts, place: Sequence[Any]) -> BlockLocation:
-        """A block's facts and the row's places (the `places` columns of `_query`)."""
-        car_name: str = place[0]
-        output_type: str | None = place[1]
-        output_root: str | None = place[2]
-        file_path: str | None = place[3]
-        source: Storage | None = place[4]
-        car_size, file_size, file_mtime_ns = place[5:8]
+    def _location(block: _Facts, place: _Place) -> BlockLocation:
+        """A block's facts and where its CAR and source file lie."""
         cid, car_offset, car_block_length, varint, raw_block, file_offset = block
+        car_name, file_path, source = place.car_name, place.file_path, place.source
         header = len(varint) + len(cid)
         car_path = None
-        if output_root is not None and _safe_relative(car_name):
-            car_path = Path(output_root) / car_name
+        if place.output_root is not None and _safe_relative(car_name):
+            car_path = Path(place.output_root) / car_name
         source_path = None
         if source is not None and file_path is not None and _safe_relative(file_path):
             source_path = Path(source.path) / file_path
@@ -167,15 +163,15 @@ class BlockStore:
             header_length=header,
             raw_block=raw_block,
             car_path=car_path,
-            car_storage_type=output_type,
+            car_storage_type=place.output_type,
             file_offset=file_offset,
             source_path=source_path,
             source_storage_type=source.type if source is not None else None,
             car_name=car_name if car_path is not None else None,
             file_name=file_path if source_path is not None else None,
-            car_size=car_size,
-            file_size=file_size,
-            file_mtime_ns=file_mtime_ns,
+            car_size=place.car_size,
+            file_size=place.file_size,
+            file_mtime_ns=place.file_mtime_ns,
         )
 
     def check_sources(self, cids: Iterable[bytes]) -> None:
@@ -208,6 +204,19 @@ class BlockStore:
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error
+
+
+class _Place(NamedTuple):
+    """The `places` columns of a block lookup: its CAR's and its source file's."""
+
+    car_name: str
+    output_type: str | None
+    output_root: str | None
+    file_path: str | None
+    source: Storage | None
+    car_size: int | None
+    file_size: int | None
+    file_mtime_ns: int | None
 
 
 # (cid, car_offset, car_block_length, varint, raw_block, file_offset): a block's row facts.

@@ -140,9 +140,10 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
 
 
 def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, SpooledRange]]:
-    """Range CIDs, lengths and one-leaf CAR offsets, sizes of files of unknown size (docs/architecture.md#recording-a-pack), CIDs of files held
-    whole by one range (file CID = range CID) with their sha256 when hashed. Returns the count of
-    those whole files and the last range of each split file, by file id."""
+    """Range CIDs, lengths and one-leaf CAR offsets, sizes of files of unknown size, CIDs of
+    files held whole by one range (file CID = range CID) with their sha256 when hashed
+    (docs/architecture.md#recording-a-pack). Returns the count of those whole files and the last
+    range of each split file, by file id."""
     conn = session.connection()
     ranges = _Batcher(
         conn, 'UPDATE file_ranges SET cid = ?, "length" = ?, car_offset = ? WHERE id = ?'

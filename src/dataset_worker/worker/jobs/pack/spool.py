@@ -3,12 +3,13 @@
 `write_ranges` hands over one block record per CAR block and one result per range. A range that
 is one raw leaf keeps its block's CAR offset on its own result instead of a block row
 (docs/architecture.md#one-leaf-ranges): the leaf is held back until the next record shows
-whether it was its range's only block. Kept as
-Python objects they cost ~1 KB per file; here each becomes a row tuple, and every BATCH rows are
-pickled to a temporary file, so a job's memory stays flat whatever its number of files. The rows
-are read back in order, a batch per `pickle.load` (C speed: reading them back happens inside the
-recording transaction, which on SQLite holds the database's only write lock), as many times as
-that transaction is retried.
+whether it was its range's only block.
+
+Kept as Python objects the records cost ~1 KB per file; here each becomes a row tuple, and
+every BATCH rows are pickled to a temporary file, so a job's memory stays flat whatever its
+number of files. The rows are read back in order, a batch per `pickle.load` (C speed: reading
+them back happens inside the recording transaction, which on SQLite holds the database's only
+write lock), as many times as that transaction is retried.
 """
 
 from __future__ import annotations

@@ -354,7 +354,10 @@ class ScanWriter:
         range_id: int,
         length: int,
     ) -> None:
-        """`feed`, with the job creation deferred to `_create_jobs` (one statement for many)."""
+        """Push one range through the accumulator, closing the job being filled when the range
+        would overflow it; the closed jobs are created by `_create_jobs` (one statement for
+        many). Unlike Singularity, a job is never created empty (a range too big for any job goes
+        alone into its own job instead of leaving an empty one before it)."""
         batcher = state.batcher
         if not batcher.fits(length) and batcher.count > 0:
             closed.append(_JobRanges(state.carried, list(pending)))
