@@ -284,6 +284,8 @@ def test_a_recycled_pid_is_not_taken_for_the_worker(state_dir: Path) -> None:
     started = manager.start(WorkerLaunchConfig())
     manager.stop()
     # Forge a record naming a live process (ourselves) with another start time: a recycled pid.
+    # The pump's identity is forged the same way: the stopped run's pump may still be exiting,
+    # and a live pump rightly counts the run as running.
     record = read_record(manager.paths.record)
     assert record is not None
     me = read_process(os.getpid())
@@ -292,9 +294,10 @@ def test_a_recycled_pid_is_not_taken_for_the_worker(state_dir: Path) -> None:
 
     from dataset_worker.manager.runrecord import write_record
 
+    recycled = me.start_ticks - 1
+    forged = replace(record, pid=os.getpid(), start_ticks=recycled, end_time=None)
     write_record(
-        manager.paths.record,
-        replace(record, pid=os.getpid(), start_ticks=me.start_ticks - 1, end_time=None),
+        manager.paths.record, replace(forged, pump_pid=os.getpid(), pump_start_ticks=recycled)
     )
     fresh = make_manager(state_dir)
     assert not fresh.status().running
