@@ -37,7 +37,8 @@ from tests.support.s3servers import ACCESS_KEY, SECRET_KEY, rclone_binary
 
 from dataset_worker.storage import SourceEntry
 from dataset_worker.storage.s3 import S3Source
-from dataset_worker.storage.s3client import S3Config, parse_s3_url, s3_api
+from dataset_worker.storage.s3client import s3_api
+from dataset_worker.storage.s3config import S3Config, parse_s3_url
 
 PREFIXES = 16
 BUCKET = "listing"
@@ -88,7 +89,8 @@ def moto(objects: int) -> Iterator[str]:
 @contextmanager
 def rclone(objects: int, tmp: Path) -> Iterator[str]:
     """`rclone serve s3` over a folder holding the bucket; yields its endpoint."""
-    from tests.support.s3servers import _free_port, _wait_port
+    from tests.support.ports import free_port
+    from tests.support.s3servers import _wait_port
 
     binary = rclone_binary()
     if binary is None:
@@ -99,7 +101,7 @@ def rclone(objects: int, tmp: Path) -> Iterator[str]:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(b"x")
     (tmp / "rclone.conf").write_text("")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,

@@ -31,7 +31,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import httpx
 from tests.support.jobs import make_local_preparation, scan_and_pack
+from tests.support.ports import free_port
 
 from dataset_worker.config import sqlite_url
 from dataset_worker.content.cid import cid_to_str
@@ -53,13 +53,6 @@ GOAL_SERVE = 1.0
 GOAL_FETCH = 0.8
 GOAL_TTFB = 0.050
 GOAL_INLINE = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def make_inline(folder: Path) -> str:

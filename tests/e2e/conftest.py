@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from playwright.sync_api import BrowserContext, Page, ViewportSize, expect, sync
 
 from dataset_worker.config import ENV_ADMIN_TOKEN, sqlite_url
 from tests.conftest import skip_or_fail
+from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,13 +74,6 @@ class Server:
         assert reply.status_code in (200, 404), reply.text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     def healthy() -> bool:
         if process.poll() is not None:
@@ -102,7 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     state_dir.mkdir()
     data_dir.mkdir()
     token = secrets.token_urlsafe(24)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = base / "server.log"
     command = [

@@ -18,7 +18,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from dataset_worker.config import ENV_ADMIN_TOKEN, ENV_DATABASE_URL, sqlite_url
-from tests.e2e.conftest import PHONE, WORK_MS, Server, _free_port, _wait_healthy, screenshot
+from tests.e2e.conftest import PHONE, WORK_MS, Server, _wait_healthy, screenshot
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +47,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def provider_url() -> str:
     """Where the content provider of this module listens (chosen before the server starts)."""
-    return f"http://127.0.0.1:{_free_port()}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, provider_url: str) -> Itera
     state_dir.mkdir()
     data_dir.mkdir()
     token = secrets.token_urlsafe(24)
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     database = sqlite_url(state_dir / "dataset-worker.db")
     serve = [
         sys.executable, "-m", "dataset_worker", "--state-dir", str(state_dir),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,19 +21,13 @@ import httpx
 from dataset_worker.config import ENV_ADMIN_TOKEN, ENV_DATABASE_URL
 from dataset_worker.manager.procinfo import is_alive, read_process
 from dataset_worker.manager.runrecord import WorkerPaths, read_record
+from tests.support.ports import free_port
 from tests.support.wait import wait_answering, wait_until
 
 TOKEN = "integration-test-token-0123456789"
 START_TIMEOUT = 60.0
 # Poll fast so tests see jobs move quickly; the worker's defaults (5s…160s) would make them slow.
 FAST = {"minInterval": "100ms", "maxInterval": "500ms"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

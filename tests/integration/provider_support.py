@@ -24,8 +24,8 @@ from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database, open_database
 from dataset_worker.db.models import Car, Directory, JobState, JobType
 from tests.conftest import _truncate_all
-from tests.integration.api_support import free_port
 from tests.support.jobs import add_job, make_local_preparation, run_job, scan_and_pack, write_files
+from tests.support.ports import free_port
 from tests.support.wait import wait_answering
 
 START_TIMEOUT = 60.0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dataset_worker.config import ENV_ADMIN_TOKEN
-from tests.integration.api_support import free_port
+from tests.support.ports import free_port
 from tests.support.wait import wait_answering
 
 

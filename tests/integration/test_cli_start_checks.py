@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dataset_worker.config import ENV_ADMIN_TOKEN
-from tests.integration.api_support import free_port
 from tests.integration.test_api_cli import env_without_token, run_until_ready
+from tests.support.ports import free_port
 
 
 def _command(state_dir: Path, *args: str) -> list[str]:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api_support import free_port, kill_worker
+from tests.integration.api_support import kill_worker
 from tests.integration.test_api_cli import env_without_token
+from tests.support.ports import free_port
 from tests.support.wait import wait_answering
 
 README = Path(__file__).resolve().parents[2] / "README.md"

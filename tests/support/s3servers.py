@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.ports import free_port
+
 ACCESS_KEY = "dw-test-access"
 SECRET_KEY = "dw-test-secret-key"
 SERVERS = ("moto", "rclone")
@@ -98,12 +100,6 @@ class S3Server:
         return [upload["Key"] for upload in reply.get("Uploads", ())]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_port(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -174,7 +170,7 @@ def rclone_server(s3_environment: None) -> Iterator[S3Server]:
         root.mkdir()
         config = Path(tmp) / "rclone.conf"
         config.write_text("")
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [
                 binary,

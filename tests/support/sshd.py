@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.ports import free_port
+
 SSHD = "/usr/sbin/sshd"
 
 
@@ -42,12 +44,6 @@ class SshServer:
     def config(self, **extra: Any) -> dict[str, Any]:
         """A storage config using the test keys (paths, no secrets)."""
         return {"key_file": str(self.key_file), "known_hosts": str(self.known_hosts), **extra}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _keygen(path: Path) -> None:
@@ -87,7 +83,7 @@ def ssh_server() -> Iterator[SshServer]:
         _keygen(root / "host_key")
         _keygen(root / "user_key")
         (root / "authorized_keys").write_text((root / "user_key.pub").read_text())
-        port = _free_port()
+        port = free_port()
         config = root / "sshd_config"
         config.write_text(
             "\n".join(
