@@ -105,10 +105,13 @@ LAYERS: tuple[Layer, ...] = (
     _layer(
         "storage",
         "source and output storages behind small protocols (`base.py`): local folders "
-        "(`local.py`), S3-compatible buckets (`s3.py`, with the client, settings and retries in "
-        "`s3client.py`, on boto3), SFTP servers (`sftp.py`, on paramiko); `select.py` opens a "
-        "storage row and picks an output",
-        column="nothing (boto3 and paramiko are loaded only when a storage of that type is opened)",
+        "(`local.py`), S3-compatible buckets (`s3.py`, with the client and retries in "
+        "`s3client.py`, on boto3, and the settings in `s3config.py`), SFTP servers (`sftp.py`, "
+        "on paramiko, with the settings in `sftpconfig.py`); `select.py` opens a storage row and "
+        "picks an output",
+        column="nothing (boto3 and paramiko are loaded only when a storage of that type is "
+        "opened: validating a storage's URL and config needs only the two settings modules, so "
+        "the admin server starts without them)",
     ),
     Layer(
         "helpers",

@@ -21,7 +21,8 @@ from dataset_worker.db.models import Directory, File, FileRange, JobState, JobTy
 from dataset_worker.storage import SourceEntry, StorageError
 from dataset_worker.storage.base import ListingFailed, WalkStart
 from dataset_worker.storage.s3 import S3Source
-from dataset_worker.storage.s3client import S3Config, parse_s3_url, parse_timestamp, s3_api
+from dataset_worker.storage.s3client import parse_timestamp, s3_api
+from dataset_worker.storage.s3config import S3Config, parse_s3_url
 from dataset_worker.worker.jobs.scan.resume import resume_point
 from dataset_worker.worker.jobs.scan.writer import parent_path
 from tests.integration.worker_support import job, spawner

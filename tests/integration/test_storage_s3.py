@@ -11,7 +11,8 @@ import pytest
 
 from dataset_worker.storage import LocalSource, SourceChangedError, SourceEntry, StorageError
 from dataset_worker.storage.s3 import S3Output, S3Source
-from dataset_worker.storage.s3client import S3Config, parse_s3_url, s3_api
+from dataset_worker.storage.s3client import s3_api
+from dataset_worker.storage.s3config import S3Config, parse_s3_url
 from dataset_worker.storage.select import open_output, open_source
 from tests.support.s3servers import S3Server
 

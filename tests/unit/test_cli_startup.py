@@ -69,6 +69,21 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
         )
 
 
+def test_the_admin_server_starts_without_the_storage_clients() -> None:
+    # The server validates storages (storage routes) but opens none: boto3 and paramiko, a
+    # sixth of its start-up, load only in a process that opens an S3 or SFTP storage.
+    code = (
+        "import sys, dataset_worker.api.app\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', "
+        "'paramiko'})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
+
+
 def test_the_repeated_constants_match_their_sources() -> None:
     from dataset_worker import defaults
     from dataset_worker.cli import cid, run

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from dataset_worker.storage import SourceChangedError, StorageError
 from dataset_worker.storage.s3 import MAX_PARTS, _Identity, _Listed, _mtime_ns, _NameOrder
-from dataset_worker.storage.s3client import DEFAULT_PART_SIZE, Backoff, S3Config, parse_s3_url
+from dataset_worker.storage.s3client import Backoff
+from dataset_worker.storage.s3config import DEFAULT_PART_SIZE, S3Config, parse_s3_url
 
 # Characters around "/" (0x2F) make S3's key order and name order disagree.
 NAMES = st.text(alphabet="!+,-.0/az\u00e9", min_size=1, max_size=6).filter(lambda n: "/" not in n)

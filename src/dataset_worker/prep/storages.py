@@ -29,8 +29,8 @@ from dataset_worker.prep.pathrules import check_path_text
 from dataset_worker.prep.views import View, as_utc
 from dataset_worker.storage import StorageError, open_source
 from dataset_worker.storage.base import ListingFailed
-from dataset_worker.storage.s3client import SECRET_KEYS, S3Config, parse_s3_url
-from dataset_worker.storage.sftp import parse_sftp
+from dataset_worker.storage.s3config import SECRET_KEYS, S3Config, parse_s3_url
+from dataset_worker.storage.sftpconfig import parse_sftp
 
 log = logging.getLogger(__name__)
 

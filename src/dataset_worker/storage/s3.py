@@ -41,17 +41,8 @@ from dataset_worker.storage.base import (
     WalkStart,
     iso_time,
 )
-from dataset_worker.storage.s3client import (
-    MIB,
-    S3Api,
-    S3Config,
-    S3Location,
-    error_code,
-    is_transient,
-    parse_s3_url,
-    s3_api,
-    status_code,
-)
+from dataset_worker.storage.s3client import S3Api, error_code, is_transient, s3_api, status_code
+from dataset_worker.storage.s3config import MIB, S3Config, S3Location, parse_s3_url
 from dataset_worker.storage.s3shards import SerialLister, ShardedLister
 
 log = logging.getLogger(__name__)

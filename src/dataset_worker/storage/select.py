@@ -45,7 +45,7 @@ def open_output(kind: str, path: str, config: Mapping[str, Any] | None = None) -
 
 
 def _s3_config(config: Mapping[str, Any] | None) -> Any:
-    from dataset_worker.storage.s3client import S3Config
+    from dataset_worker.storage.s3config import S3Config
 
     # A stored row was validated when it was created; its secrets were allowed then.
     return S3Config.from_mapping(config, allow_secrets=True)
