@@ -18,10 +18,11 @@ def wait_until(
     condition: Callable[[], Any],
     timeout: float = 60.0,
     what: str = "condition",
-    every: float = 0.02,
+    every: float = 0.05,
 ) -> Any:
     """Poll `condition` until it returns something truthy and return that; fail after
-    `timeout` seconds naming `what`."""
+    `timeout` seconds naming `what`. Every 50 ms by default: the suite keeps both cores busy,
+    and a poll is work for the test and often for a server it asks."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
