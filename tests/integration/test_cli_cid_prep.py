@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from dataset_worker.cli import app
 from dataset_worker.content.cid import cid_to_str
 from dataset_worker.db import Database
+from dataset_worker.db.filecid import file_cid
 from dataset_worker.db.models import File
 from tests.support.preps import packed_preparation
 
@@ -30,7 +31,7 @@ def test_cid_gives_the_file_cid_of_a_preparation(
     # max size 1000 KiB: ranges of 256 KiB (its next power of two, 1 MiB, / 4).
     prep = packed_preparation(db, tmp_path, "small", {"big.bin": 600_000}, daggen=False)
     with db.read() as session:
-        recorded = session.scalars(select(File.cid).where(File.path == "big.bin")).one()
+        recorded = session.scalars(select(file_cid()).where(File.path == "big.bin")).one()
     assert recorded is not None
     path = str(prep.source / "big.bin")
 

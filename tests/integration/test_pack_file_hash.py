@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from dataset_worker.db import Database
+from dataset_worker.db.filecid import file_cid
 from dataset_worker.db.models import File, FileRange, Job, JobState, Preparation
 from dataset_worker.prep.manifest_rows import file_sha256
 from tests.support.jobs import make_local_preparation, run_job, scan_and_pack, write_files
@@ -48,7 +49,7 @@ def _stored(db: Database) -> dict[str, bytes | None]:
 def _hashes(db: Database, hashed: bool = True) -> dict[str, bytes | None]:
     """Each file's sha256 as the exports give it: stored, or a one-leaf file's CID digest."""
     with db.read() as session:
-        rows = session.execute(select(File.path, File.sha256, File.cid))
+        rows = session.execute(select(File.path, File.sha256, file_cid()))
         return {path: file_sha256(sha, cid, hashed) for path, sha, cid in rows}
 
 

@@ -16,6 +16,7 @@ from dataset_worker.content.commp import commp_of, finalize
 from dataset_worker.content.dagpb import decode_node
 from dataset_worker.content.unixfs import assemble_file_from_links
 from dataset_worker.db import Database
+from dataset_worker.db.filecid import ONE_RANGE, file_cid
 from dataset_worker.db.models import (
     Car,
     CarBlock,
@@ -111,7 +112,7 @@ def test_block_order_root_and_cids(db: Database, tmp_path: Path) -> None:
     assert reader.roots == [leaves[0]] and car.root_cid == leaves[0]  # root = first block
     assert decode_node(blocks[3].data).links[0].cid == leaves[0]
     with db.read() as s:
-        file_cids = {path: cid for path, cid in s.execute(select(File.path, File.cid))}
+        file_cids = {path: cid for path, cid in s.execute(select(File.path, file_cid()))}
         block_rows = s.execute(
             select(
                 CarBlock.cid, CarBlock.car_offset, CarBlock.raw_block, CarBlock.file_offset
@@ -187,7 +188,7 @@ def test_split_file_ranges_of_two_and_three_bytes(db: Database, tmp_path: Path) 
     assert car.file_size == 138  # no parent node in the CAR
     expected = assemble_file_from_links([(raw_cid(b"12"), 2), (raw_cid(b"345"), 3)]).root_cid
     with db.read() as s:
-        assert s.scalar(select(File.cid)) == expected
+        assert s.scalar(select(file_cid())) == expected
 
 
 def test_split_file_across_jobs_gets_its_cid_last(db: Database, tmp_path: Path) -> None:
@@ -200,8 +201,30 @@ def test_split_file_across_jobs_gets_its_cid_last(db: Database, tmp_path: Path) 
     parts = [content[i : i + 1024] for i in range(0, 5000, 1024)]
     links = [(raw_cid(p), len(p)) for p in parts]
     with db.read() as s:
-        assert s.scalar(select(File.cid)) == assemble_file_from_links(links).root_cid
+        assert s.scalar(select(file_cid())) == assemble_file_from_links(links).root_cid
         assert [c.num_of_files for c in cars(db)] == [0, 1]
+
+
+def test_a_whole_file_cid_is_stored_once_on_its_range(db: Database, tmp_path: Path) -> None:
+    big = os.urandom(5000)
+    rows = prepare(
+        db, tmp_path, {"small.bin": b"tiny", "big.bin": big}, max_size=4000, min_piece_size=128
+    )
+    assert all(r.state is JobState.COMPLETE for r in scan_and_pack(db, rows.attachment_id))
+    parts = [big[i : i + 1024] for i in range(0, 5000, 1024)]
+    big_cid = assemble_file_from_links([(raw_cid(p), len(p)) for p in parts]).root_cid
+    with db.read() as s:
+        stored = dict(s.execute(select(File.path, File.cid)).all())
+        resolved = dict(s.execute(select(File.path, file_cid())).all())
+    # The one-range file keeps only the marker (not NULL: it is packed); the split file, whose
+    # CID is no range's, keeps its CID.
+    assert stored == {"small.bin": ONE_RANGE, "big.bin": big_cid}
+    assert resolved == {"small.bin": raw_cid(b"tiny"), "big.bin": big_cid}
+    # A row recorded before the marker holds the whole CID, and reads the same.
+    with db.write() as s:
+        s.execute(update(File).where(File.path == "small.bin").values(cid=raw_cid(b"tiny")))
+    with db.read() as s:
+        assert dict(s.execute(select(File.path, file_cid())).all()) == resolved
 
 
 def test_changed_file_fails_with_its_name(db: Database, tmp_path: Path) -> None:
@@ -352,7 +375,7 @@ def test_small_pages_and_batches_record_the_same_tree(
     assert expected is not None
     with db.read() as s:
         root_cid = s.scalar(select(Directory.cid).where(Directory.parent_id.is_(None)))
-        file_cids = {p: c for p, c in s.execute(select(File.path, File.cid))}
+        file_cids = {p: c for p, c in s.execute(select(File.path, file_cid()))}
         blocks = s.execute(
             select(CarBlock.file_id, CarBlock.file_offset, CarBlock.raw_block.is_(None))
         ).all()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from dataset_worker.db import Database
 from dataset_worker.db.cidkey import cid_in
+from dataset_worker.db.filecid import file_cid
 from dataset_worker.db.models import Car, CarBlock, Directory, File, FileRange, PieceType
 from dataset_worker.defaults import DEFAULT_EXPLORE_LIMIT, MAX_EXPLORE_LIMIT
 from dataset_worker.prep.errors import InvalidParameter, NotFound
@@ -263,7 +264,7 @@ def _file_rows(
     `after_path` is the path of the previous page's last row, so a newer row of that path
     (recorded by a rescan between two pages) is not listed again."""
     newer = aliased(File)
-    query = select(File.id, File.path, File.size, File.cid, File.sha256).where(
+    query = select(File.id, File.path, File.size, file_cid(), File.sha256).where(
         File.directory_id == folder_id,
         ~select(newer.id)
         .where(

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from dataset_worker.content.cid import raw_digest
+from dataset_worker.db.filecid import file_cid
 from dataset_worker.db.models import Car, File, FileRange
 
 PAGE = 1000
@@ -60,7 +61,7 @@ FileSelect = Select[int, str, int, bytes | None, bytes | None]
 
 def files_query() -> FileSelect:
     """The columns every page reads; callers add their conditions."""
-    return select(File.id, File.path, File.size, File.cid, File.sha256)
+    return select(File.id, File.path, File.size, file_cid(), File.sha256)
 
 
 def latest_packed_version() -> list[ColumnElement[bool]]:

@@ -20,6 +20,7 @@ from dataset_worker.content.cid import cid_to_str
 from dataset_worker.content.piececid import PieceRef
 from dataset_worker.content.piececid2 import InvalidPieceCidV2, piece_cid_v2_from_v1_bytes
 from dataset_worker.db.blockrows import block_rows
+from dataset_worker.db.filecid import resolve
 from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.provider.pieces import (
     REMOTE_STORAGE_TYPES,
@@ -215,12 +216,16 @@ def _ranges(
             id=file_range.id,
             path=path,
             file_size=size,
-            file_cid=cid_to_str(file_cid) if file_cid else None,
+            file_cid=_cid_text(resolve(file_cid, file_range.cid)),
             offset=file_range.offset,
             length=file_range.length,
-            cid=cid_to_str(file_range.cid) if file_range.cid else None,
+            cid=_cid_text(file_range.cid),
         )
         for file_range, path, size, file_cid in rows[:limit]
     ]
     next_cursor = views[-1].id if len(rows) > limit else None
     return views, next_cursor
+
+
+def _cid_text(cid: bytes | None) -> str | None:
+    return cid_to_str(cid) if cid else None

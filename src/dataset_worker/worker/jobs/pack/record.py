@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.unixfs import assemble_file_from_links
+from dataset_worker.db.filecid import ONE_RANGE
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, PieceType
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, lock_own_job
 from dataset_worker.worker.jobs.bulk_insert import execute_many
@@ -140,10 +141,10 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
 
 
 def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, SpooledRange]]:
-    """Range CIDs, lengths and one-leaf CAR offsets, sizes of files of unknown size, CIDs of
-    files held whole by one range (file CID = range CID) with their sha256 when hashed
-    (docs/architecture.md#recording-a-pack). Returns the count of those whole files and the last
-    range of each split file, by file id."""
+    """Range CIDs, lengths and one-leaf CAR offsets, sizes of files of unknown size, and files
+    held whole by one range marked packed (their CID is the range's: `db/filecid.py`) with
+    their sha256 when hashed (docs/architecture.md#recording-a-pack). Returns the count of those
+    whole files and the last range of each split file, by file id."""
     conn = session.connection()
     ranges = _Batcher(
         conn, 'UPDATE file_ranges SET cid = ?, "length" = ?, car_offset = ? WHERE id = ?'
@@ -159,7 +160,7 @@ def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, Sp
         if not r.whole_file:
             split[r.file_id] = r
         elif r.cid is not None:  # None: a range skipped as inaccessible
-            file_cids.add((r.cid, r.sha256, r.file_id))
+            file_cids.add((ONE_RANGE, r.sha256, r.file_id))
             whole_files += 1
     ranges.flush()
     sizes.flush()

@@ -25,6 +25,7 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import Database
+from dataset_worker.db.filecid import file_cid
 from dataset_worker.db.models import File, FileRange, Job, JobState, JobType
 from dataset_worker.worker.jobs.dirtree import remove_entries
 
@@ -114,7 +115,7 @@ def stale_files(
     while last < marks.high:
         with db.read() as session:
             rows = session.execute(
-                select(File.id, File.path, File.cid, File.directory_id)
+                select(File.id, File.path, file_cid(), File.directory_id)
                 .where(File.attachment_id == attachment_id, File.id > last)
                 .where(File.id <= marks.high)
                 .order_by(File.id)
