@@ -16,6 +16,7 @@ from dataset_worker.content.commp import commp_of, finalize
 from dataset_worker.db import Database
 from dataset_worker.db.blockrows import block_rows
 from dataset_worker.db.models import Car, CarBlock, FileRange
+from dataset_worker.db.nodebytes import node_bytes
 from dataset_worker.pieces.inline import (
     BlocksInconsistent,
     InlinePieceReader,
@@ -57,7 +58,9 @@ def test_inline_rows_have_no_file_and_the_dag_piece_is_all_stored_blocks(
             car = session.get(Car, twin.car_id)
             assert car is not None and car.storage_id is None and car.storage_path == ""
             rows = session.execute(
-                select(CarBlock.raw_block, CarBlock.file_id).where(CarBlock.car_id == twin.car_id)
+                select(CarBlock.raw_block, CarBlock.raw_block_zlib, CarBlock.file_id).where(
+                    CarBlock.car_id == twin.car_id
+                )
             ).all()
             leaves = session.scalar(
                 select(func.count()).where(
@@ -65,10 +68,13 @@ def test_inline_rows_have_no_file_and_the_dag_piece_is_all_stored_blocks(
                 )
             )
             if twin.piece_type == "dag":
-                assert rows and all(raw is not None and file_id is None for raw, file_id in rows)
+                assert rows and all(
+                    node_bytes(raw, zipped) is not None and file_id is None
+                    for raw, zipped, file_id in rows
+                )
                 assert car.job_id is None
             else:  # leaves read from the source: rows pointing into files, or one-leaf ranges
-                assert leaves or any(file_id is not None for _, file_id in rows)
+                assert leaves or any(file_id is not None for _, _, file_id in rows)
 
 
 def test_every_inline_piece_rebuilds_to_the_written_car_file(

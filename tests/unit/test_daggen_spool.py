@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import zlib
+
 import pytest
 
 from dataset_worker.worker.jobs.daggen import spool as spool_module
@@ -13,8 +16,9 @@ def test_rows_come_back_in_order_in_batches_bounded_by_count_and_bytes(
 ) -> None:
     monkeypatch.setattr(spool_module, "BATCH", 3)
     monkeypatch.setattr(spool_module, "BATCH_BYTES", 100)
+    # Random bytes do not compress: these nodes are kept raw (see the next test for the others).
     blocks = [
-        (bytes([i]) * 36, i * 1000, 40 + size, b"\x80\x01", bytes([i]) * size)
+        (bytes([i]) * 36, i * 1000, 40 + size, b"\x80\x01", os.urandom(size))
         for i, size in enumerate([0, 10, 10, 10, 150, 5, 5])
     ]
     with DagSpool() as spool:
@@ -26,7 +30,7 @@ def test_rows_come_back_in_order_in_batches_bounded_by_count_and_bytes(
             batches = list(spool.block_batches())
             # 3 rows, then a batch that ends at the 150-byte block, then the rest.
             assert [len(b) for b in batches] == [3, 2, 2]
-            assert [row for b in batches for row in b] == blocks
+            assert [row for b in batches for row in b] == [(*row, None) for row in blocks]
             directories = list(spool.directory_batches())
             assert [len(b) for b in directories] == [3, 3, 1]
             assert [d for b in directories for d in b] == [
@@ -40,3 +44,14 @@ def test_without_kept_blocks_only_the_count_is_kept() -> None:
         spool.add_block(b"c" * 36, 59, 40, b"\x28", b"data")
         assert spool.block_count == 1
         assert list(spool.block_batches()) == []
+
+
+def test_a_node_that_compresses_is_kept_compressed() -> None:
+    names = b"".join(b"\x12\x0cf%07d.bin" % i for i in range(200))  # names, as a folder's node
+    with DagSpool() as spool:
+        spool.add_block(b"c" * 36, 59, 40 + len(names), b"\x28", names)
+        ((row,),) = spool.block_batches()
+    cid, car_offset, length, varint, raw, zipped = row
+    assert (cid, car_offset, length, varint, raw) == (b"c" * 36, 59, 40 + len(names), b"\x28", None)
+    assert zipped is not None and len(zipped) < len(names) // 2
+    assert zlib.decompress(zipped) == names

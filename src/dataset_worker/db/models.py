@@ -349,6 +349,9 @@ class CarBlock(Base):
     car_block_length: Mapped[int] = mapped_column(Integer)
     varint: Mapped[bytes] = mapped_column(LargeBinary)
     raw_block: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A node's bytes zlib-compressed, instead of raw_block, when that is much smaller
+    # (db/nodebytes.py).
+    raw_block_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
     file_offset: Mapped[int | None] = mapped_column(BigInteger)
     car_id: Mapped[int] = mapped_column(ForeignKey("cars.id", ondelete="CASCADE"), index=True)
     file_id: Mapped[int | None] = mapped_column(

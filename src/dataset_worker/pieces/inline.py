@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, SourceAttachment, Storage
+from dataset_worker.db.nodebytes import node_bytes
 from dataset_worker.storage import (
     RangeStream,
     SourceChangedError,
@@ -230,6 +231,7 @@ def _block_page(
             CarBlock.varint,
             CarBlock.cid,
             CarBlock.raw_block,
+            CarBlock.raw_block_zlib,
             CarBlock.file_offset,
             CarBlock.file_id,
             File.path,
@@ -242,7 +244,10 @@ def _block_page(
         .order_by(CarBlock.car_offset)
         .limit(page)
     )
-    rows = [BlockRow(*row) for row in session.execute(query)]
+    rows = [
+        BlockRow(offset, length, varint, cid, node_bytes(raw, zipped), *rest)
+        for offset, length, varint, cid, raw, zipped, *rest in session.execute(query)
+    ]
     return rows, rows[-1].car_offset if rows else None
 
 

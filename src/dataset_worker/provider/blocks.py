@@ -30,6 +30,7 @@ from dataset_worker.content.varint import decode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.cidkey import cid_in
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, SourceAttachment, Storage
+from dataset_worker.db.nodebytes import node_bytes
 
 SHA2_256 = 0x12
 LOOKUP_BATCH = 500  # CIDs per `IN (…)` query: well under every database's parameter limit
@@ -239,7 +240,7 @@ def _block_facts(block: CarBlock) -> _Facts:
         block.car_offset,
         block.car_block_length,
         block.varint,
-        block.raw_block,
+        node_bytes(block.raw_block, block.raw_block_zlib),
         block.file_offset,
     )
 

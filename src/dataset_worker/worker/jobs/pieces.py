@@ -34,9 +34,10 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # One `car_blocks` row per block of a piece (pack and daggen alike), for driver-level executemany.
+# A node's bytes go in raw_block or, compressed, raw_block_zlib (db/nodebytes.py `stored_node`).
 CAR_BLOCK_INSERT = (
-    "INSERT INTO car_blocks (cid, car_offset, car_block_length, varint, raw_block, file_offset, "
-    "car_id, file_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO car_blocks (cid, car_offset, car_block_length, varint, raw_block, "
+    "raw_block_zlib, file_offset, car_id, file_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

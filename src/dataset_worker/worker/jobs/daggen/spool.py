@@ -13,19 +13,21 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
+from dataset_worker.db.nodebytes import stored_node
 from dataset_worker.worker.jobs.closing import Closing
 
 FILE_BUFFER = 1 << 16
 BATCH = 1000  # rows per batch read back
 BATCH_BYTES = 1 << 20  # a batch of blocks ends early once its node bytes reach this
 
-# car_offset, car_block_length, cid length, varint length, block length
-_BLOCK = struct.Struct("<qIBBI")
+# car_offset, car_block_length, cid length, varint length, stored length, compressed or not
+_BLOCK = struct.Struct("<qIBBI?")
 # directory id, cid length
 _DIRECTORY = struct.Struct("<qB")
 
-BlockRow = tuple[bytes, int, int, bytes, bytes]
-"""(cid, car_offset, car_block_length, varint, raw_block): car_blocks values up to raw_block."""
+BlockRow = tuple[bytes, int, int, bytes, bytes | None, bytes | None]
+"""(cid, car_offset, car_block_length, varint, raw_block, raw_block_zlib): car_blocks values up
+to raw_block_zlib."""
 
 
 class DagSpool(Closing):
@@ -47,12 +49,19 @@ class DagSpool(Closing):
     def add_block(
         self, cid: bytes, car_offset: int, car_block_length: int, varint: bytes, block: bytes
     ) -> None:
-        """Count one block written to the CAR; keep its row unless blocks are not kept."""
+        """Count one block written to the CAR; keep its row unless blocks are not kept. The
+        node is compressed here (`stored_node`), not in the recording transaction, which on
+        SQLite holds the only write lock."""
         self.block_count += 1
         if not self.keep_blocks:
             return
-        header = _BLOCK.pack(car_offset, car_block_length, len(cid), len(varint), len(block))
-        self._blocks.write(header + cid + varint + block)
+        raw, zipped = stored_node(block)
+        stored = zipped if zipped is not None else raw
+        assert stored is not None
+        header = _BLOCK.pack(
+            car_offset, car_block_length, len(cid), len(varint), len(stored), zipped is not None
+        )
+        self._blocks.write(header + cid + varint + stored)
 
     def add_directory(self, directory_id: int, cid: bytes) -> None:
         """One directory exported with this CID."""
@@ -67,17 +76,19 @@ class DagSpool(Closing):
         batch: list[BlockRow] = []
         size = 0
         for _ in range(count):
-            car_offset, length, cid_len, varint_len, block_len = _BLOCK.unpack(
+            car_offset, length, cid_len, varint_len, block_len, zipped = _BLOCK.unpack(
                 _read(stream, _BLOCK.size)
             )
             tail = _read(stream, cid_len + varint_len + block_len)
+            stored = tail[cid_len + varint_len :]
             batch.append(
                 (
                     tail[:cid_len],
                     car_offset,
                     length,
                     tail[cid_len : cid_len + varint_len],
-                    tail[cid_len + varint_len :],
+                    None if zipped else stored,
+                    stored if zipped else None,
                 )
             )
             size += block_len

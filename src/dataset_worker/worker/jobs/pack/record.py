@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from dataset_worker.content.unixfs import assemble_file_from_links
 from dataset_worker.db.filecid import ONE_RANGE
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, PieceType
+from dataset_worker.db.nodebytes import stored_node
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, lock_own_job
 from dataset_worker.worker.jobs.bulk_insert import execute_many
 from dataset_worker.worker.jobs.dirtree import FinalisedFile, update_directories
@@ -217,10 +218,13 @@ def _split_files(
 
 
 def _insert_blocks(session: Session, car_id: int, spool: PackSpool) -> None:
-    """car_blocks rows: leaves point into their file, dag-pb nodes carry their bytes."""
+    """car_blocks rows: leaves point into their file, dag-pb nodes carry their bytes (a file's
+    nodes are CIDs and sizes, which do not compress: `stored_node` keeps them raw, and a job of
+    tiny files has none)."""
     rows = _Batcher(session.connection(), CAR_BLOCK_INSERT)
-    for cid, car_offset, length, varint, raw_block, file_offset, file_id in spool.blocks():
-        rows.add((cid, car_offset, length, varint, raw_block, file_offset, car_id, file_id))
+    for cid, car_offset, length, varint, node, file_offset, file_id in spool.blocks():
+        raw, zipped = stored_node(node) if node is not None else (None, None)
+        rows.add((cid, car_offset, length, varint, raw, zipped, file_offset, car_id, file_id))
     rows.flush()
 
 
