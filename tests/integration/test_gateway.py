@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dataset_worker.content.car import CarReader
 from dataset_worker.content.cid import DAG_PB, cid_from_str, cid_to_str, raw_cid
@@ -332,6 +332,44 @@ def test_a_changed_car_file_is_refused_not_served(gateway: Gateway, client: http
     finally:
         car_path.write_bytes(original)
     assert client.get(gateway.url(f"{cid_to_str(leaf)}?format=raw")).status_code == 200
+
+
+def test_a_damaged_compressed_node_is_refused_not_served(
+    gateway: Gateway, client: httpx.Client
+) -> None:
+    db = Database(gateway.database_url)
+    try:
+        with db.read() as session:
+            # A HAMT shard of the inline preparation's "wide" folder: long names, kept
+            # compressed, and no CAR file to read it from instead.
+            block_id, cid, stored = session.execute(
+                select(CarBlock.id, CarBlock.cid, CarBlock.raw_block_zlib)
+                .join(Car, Car.id == CarBlock.car_id)
+                .where(Car.storage_id.is_(None), CarBlock.raw_block_zlib.is_not(None))
+                .order_by(CarBlock.id)
+                .limit(1)
+            ).one()
+        assert stored is not None
+        damaged = bytearray(stored)
+        damaged[len(damaged) // 2] ^= 0xFF
+        _set_compressed(db, block_id, bytes(damaged))
+        try:
+            reply = client.get(gateway.url(f"{cid_to_str(cid)}?format=raw"))
+            assert reply.status_code == 409, reply.text
+            assert "do not decompress" in reply.json()["error"]
+        finally:
+            _set_compressed(db, block_id, stored)
+        reply = client.get(gateway.url(f"{cid_to_str(cid)}?format=raw"))
+        assert reply.status_code == 200 and check_hash(cid, reply.content)
+    finally:
+        db.dispose()
+
+
+def _set_compressed(db: Database, block_id: int, stored: bytes) -> None:
+    with db.write() as session:
+        session.execute(
+            update(CarBlock).where(CarBlock.id == block_id).values(raw_block_zlib=stored)
+        )
 
 
 def test_served_pieces_pass_the_harness(

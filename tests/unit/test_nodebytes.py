@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from dataset_worker.db.nodebytes import node_bytes, stored_node
+import pytest
+
+from dataset_worker.db.nodebytes import CorruptNode, node_bytes, stored_node
 
 
 def test_a_node_of_names_is_stored_compressed_and_read_back_whole() -> None:
@@ -23,3 +25,12 @@ def test_a_node_that_does_not_shrink_by_an_eighth_stays_raw() -> None:
 
 def test_a_leaf_row_has_no_node_bytes() -> None:
     assert node_bytes(None, None) is None
+
+
+def test_damaged_compressed_bytes_are_an_error_not_other_bytes() -> None:
+    _, zipped = stored_node(b"".join(b"\x12\x0cf%07d.bin" % i for i in range(1000)))
+    assert zipped is not None
+    damaged = bytearray(zipped)
+    damaged[len(damaged) // 2] ^= 0xFF
+    with pytest.raises(CorruptNode, match="do not decompress"):
+        node_bytes(None, bytes(damaged))

@@ -25,8 +25,17 @@ def stored_node(block: bytes) -> tuple[bytes | None, bytes | None]:
     return block, None
 
 
+class CorruptNode(ValueError):
+    """A row's compressed node bytes do not decompress."""
+
+
 def node_bytes(raw_block: bytes | None, raw_block_zlib: bytes | None) -> bytes | None:
-    """A node's bytes from its row's two columns (None for a leaf, which keeps neither)."""
-    if raw_block_zlib is not None:
+    """A node's bytes from its row's two columns (None for a leaf, which keeps neither);
+    CorruptNode if the compressed form is damaged. Callers still check the bytes against the
+    CID, as they do raw ones."""
+    if raw_block_zlib is None:
+        return raw_block
+    try:
         return zlib.decompress(raw_block_zlib)
-    return raw_block
+    except zlib.error as exc:
+        raise CorruptNode(f"the stored node bytes do not decompress ({exc})") from None

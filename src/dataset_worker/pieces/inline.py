@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, SourceAttachment, Storage
-from dataset_worker.db.nodebytes import node_bytes
+from dataset_worker.db.nodebytes import CorruptNode, node_bytes
 from dataset_worker.storage import (
     RangeStream,
     SourceChangedError,
@@ -245,10 +245,17 @@ def _block_page(
         .limit(page)
     )
     rows = [
-        BlockRow(offset, length, varint, cid, node_bytes(raw, zipped), *rest)
+        BlockRow(offset, length, varint, cid, _node(offset, raw, zipped), *rest)
         for offset, length, varint, cid, raw, zipped, *rest in session.execute(query)
     ]
     return rows, rows[-1].car_offset if rows else None
+
+
+def _node(car_offset: int, raw_block: bytes | None, raw_block_zlib: bytes | None) -> bytes | None:
+    try:
+        return node_bytes(raw_block, raw_block_zlib)
+    except CorruptNode as exc:
+        raise BlocksInconsistent(f"the stored block at CAR offset {car_offset}: {exc}") from None
 
 
 def _leaf_page(

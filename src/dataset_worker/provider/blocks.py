@@ -30,7 +30,7 @@ from dataset_worker.content.varint import decode_uvarint
 from dataset_worker.db import Database
 from dataset_worker.db.cidkey import cid_in
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, SourceAttachment, Storage
-from dataset_worker.db.nodebytes import node_bytes
+from dataset_worker.db.nodebytes import CorruptNode, node_bytes
 
 SHA2_256 = 0x12
 LOOKUP_BATCH = 500  # CIDs per `IN (…)` query: well under every database's parameter limit
@@ -62,6 +62,7 @@ class BlockLocation:
     car_offset: int
     header_length: int  # varint + CID: the block's data starts this far after car_offset
     raw_block: bytes | None
+    raw_block_zlib: bytes | None  # a node kept compressed (db/nodebytes.py), read lazily
     car_path: Path | None
     car_storage_type: str | None
     file_offset: int | None
@@ -148,7 +149,7 @@ class BlockStore:
     @staticmethod
     def _location(block: _Facts, place: _Place) -> BlockLocation:
         """A block's facts and where its CAR and source file lie."""
-        cid, car_offset, car_block_length, varint, raw_block, file_offset = block
+        cid, car_offset, car_block_length, varint, raw_block, raw_block_zlib, file_offset = block
         car_name, file_path, source = place.car_name, place.file_path, place.source
         header = len(varint) + len(cid)
         car_path = None
@@ -163,6 +164,7 @@ class BlockStore:
             car_offset=car_offset,
             header_length=header,
             raw_block=raw_block,
+            raw_block_zlib=raw_block_zlib,
             car_path=car_path,
             car_storage_type=place.output_type,
             file_offset=file_offset,
@@ -220,8 +222,9 @@ class _Place(NamedTuple):
     file_mtime_ns: int | None
 
 
-# (cid, car_offset, car_block_length, varint, raw_block, file_offset): a block's row facts.
-_Facts = tuple[bytes, int, int, bytes, bytes | None, int | None]
+# (cid, car_offset, car_block_length, varint, raw_block, raw_block_zlib, file_offset): a block's
+# row facts.
+_Facts = tuple[bytes, int, int, bytes, bytes | None, bytes | None, int | None]
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 
@@ -240,7 +243,8 @@ def _block_facts(block: CarBlock) -> _Facts:
         block.car_offset,
         block.car_block_length,
         block.varint,
-        node_bytes(block.raw_block, block.raw_block_zlib),
+        block.raw_block,
+        block.raw_block_zlib,
         block.file_offset,
     )
 
@@ -249,7 +253,15 @@ def _leaf_facts(leaf: FileRange) -> _Facts:
     """A one-leaf range as the block row it stands for: the range's bytes at its offset."""
     assert leaf.cid is not None and leaf.car_offset is not None
     section = section_at(leaf.car_offset, leaf.cid, leaf.length)
-    return (leaf.cid, leaf.car_offset, section.car_block_length, section.varint, None, leaf.offset)
+    return (
+        leaf.cid,
+        leaf.car_offset,
+        section.car_block_length,
+        section.varint,
+        None,
+        None,
+        leaf.offset,
+    )
 
 
 def cid_to_str_safe(cid: bytes) -> str:
@@ -261,7 +273,7 @@ def _stat_problem(
     location: BlockLocation, checked: dict[tuple[str, Path], BlockUnavailable | None]
 ) -> BlockUnavailable | None:
     """Why this copy of a block cannot be served as recorded (None: it looks fine)."""
-    if location.raw_block is not None:
+    if location.raw_block is not None or location.raw_block_zlib is not None:
         return None
     if location.car_path is not None and location.car_storage_type == "local":
         key, size, mtime = ("car", location.car_path), location.car_size, None
@@ -300,9 +312,10 @@ def _stat_check(
 def _read_checked(location: BlockLocation) -> bytes:
     """The block from its best copy: raw_block, else the CAR file, else the source file."""
     name = cid_to_str_safe(location.cid)
-    if location.raw_block is not None:
-        if check_hash(location.cid, location.raw_block):
-            return location.raw_block
+    stored = _stored_node(location, name)
+    if stored is not None:
+        if check_hash(location.cid, stored):
+            return stored
         raise BlockUnavailable(409, f"the stored bytes of block {name} do not match its CID")
     if location.car_path is not None and location.car_storage_type == "local":
         offset = location.car_offset + location.header_length
@@ -320,6 +333,14 @@ def _read_checked(location: BlockLocation) -> bytes:
     raise BlockUnavailable(
         501, f"block {name} has no stored bytes, CAR file or local source file to read it from"
     )
+
+
+def _stored_node(location: BlockLocation, name: str) -> bytes | None:
+    """The node bytes the row keeps (None: it keeps none); a damaged copy is a 409."""
+    try:
+        return node_bytes(location.raw_block, location.raw_block_zlib)
+    except CorruptNode as exc:
+        raise BlockUnavailable(409, f"block {name}: {exc}") from None
 
 
 def _read_file(location: BlockLocation, path: Path, offset: int, what: str, name: str) -> bytes:

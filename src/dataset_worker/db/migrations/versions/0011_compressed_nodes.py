@@ -24,13 +24,12 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
+BATCH = 1000  # rows decompressed per round trip by the downgrade
+
 
 def upgrade() -> None:
     with op.batch_alter_table("car_blocks") as batch_op:
         batch_op.add_column(sa.Column("raw_block_zlib", sa.LargeBinary(), nullable=True))
-
-
-BATCH = 1000
 
 
 def downgrade() -> None:
