@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import warnings
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import SAWarning
 
 from dataset_worker.db import Database, open_database
-from dataset_worker.db.migrate import head_revision
-from dataset_worker.db.models import Base
+from dataset_worker.db.migrate import alembic_config, head_revision
+from dataset_worker.db.models import Base, Car, CarBlock, PieceType
+from dataset_worker.db.nodebytes import stored_node
+from tests.support.nodes import names_node
 
 
 def test_migrations_match_the_models(db: Database) -> None:
@@ -36,15 +40,8 @@ def test_opening_twice_is_a_noop(database_url: str) -> None:
 
 
 def test_downgrading_past_0011_puts_compressed_nodes_back_raw(database_url: str) -> None:
-    from alembic import command
-    from sqlalchemy import insert, select, text
-
-    from dataset_worker.db.migrate import alembic_config
-    from dataset_worker.db.models import Car, CarBlock, PieceType
-    from dataset_worker.db.nodebytes import stored_node
-
     db = open_database(database_url)
-    node = b"".join(b"\x12\x0cf%07d.bin" % i for i in range(300))
+    node = names_node(300)
     zipped = stored_node(node)[1]
     assert zipped is not None
     with db.write() as session:

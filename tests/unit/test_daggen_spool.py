@@ -9,6 +9,7 @@ import pytest
 
 from dataset_worker.worker.jobs.daggen import spool as spool_module
 from dataset_worker.worker.jobs.daggen.spool import DagSpool
+from tests.support.nodes import names_node
 
 
 def test_rows_come_back_in_order_in_batches_bounded_by_count_and_bytes(
@@ -47,7 +48,7 @@ def test_without_kept_blocks_only_the_count_is_kept() -> None:
 
 
 def test_a_node_that_compresses_is_kept_compressed() -> None:
-    names = b"".join(b"\x12\x0cf%07d.bin" % i for i in range(200))  # names, as a folder's node
+    names = names_node(200)
     with DagSpool() as spool:
         spool.add_block(b"c" * 36, 59, 40 + len(names), b"\x28", names)
         ((row,),) = spool.block_batches()

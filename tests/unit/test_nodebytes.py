@@ -7,10 +7,11 @@ import os
 import pytest
 
 from dataset_worker.db.nodebytes import CorruptNode, node_bytes, stored_node
+from tests.support.nodes import names_node
 
 
 def test_a_node_of_names_is_stored_compressed_and_read_back_whole() -> None:
-    node = b"".join(b"\x12\x0cf%07d.bin" % i for i in range(1000))
+    node = names_node(1000)
     raw, zipped = stored_node(node)
     assert raw is None and zipped is not None
     assert len(zipped) < len(node) * 7 / 8
@@ -28,7 +29,7 @@ def test_a_leaf_row_has_no_node_bytes() -> None:
 
 
 def test_damaged_compressed_bytes_are_an_error_not_other_bytes() -> None:
-    _, zipped = stored_node(b"".join(b"\x12\x0cf%07d.bin" % i for i in range(1000)))
+    _, zipped = stored_node(names_node(1000))
     assert zipped is not None
     damaged = bytearray(zipped)
     damaged[len(damaged) // 2] ^= 0xFF
