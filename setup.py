@@ -1,4 +1,4 @@
-"""Build the native parts (the commP core, multiformats encodings); everything else is in pyproject.toml."""
+"""Build the native parts (the commP core, multiformats encodings, tiny-file leaves and reads); everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -11,6 +11,17 @@ setup(
             # No -march=native: it made SHA-NI code ~100x slower on these machines
             # (see shared perf notes). SHA-NI functions get their own target attribute
             # and are chosen at run time after a CPUID check.
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
+        ),
+        Extension(
+            "dataset_worker.content._leaves",
+            sources=["src/dataset_worker/content/_leaves.c"],
+            libraries=["crypto"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
+        ),
+        Extension(
+            "dataset_worker.storage._localread",
+            sources=["src/dataset_worker/storage/_localread.c"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
         ),
         Extension(

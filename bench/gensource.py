@@ -12,10 +12,11 @@ bytes and every file's content is distinct (its index is in its first bytes).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from dataset_worker.storage.base import (
     ListingErrorHandler,
+    SmallRange,
     SourceChangedError,
     SourceEntry,
     WalkStart,
@@ -92,6 +93,14 @@ class GeneratedSource:
         if size not in (-1, len(content)):
             raise SourceChangedError(f"{path}: size {len(content)}, recorded {size}")
         return content[offset : offset + length]
+
+    def read_ranges(self, ranges: Sequence[SmallRange]) -> tuple[bytes, list[int]]:
+        """Many small ranges in one call, as a local folder reads them (SmallRangeReader)."""
+        parts = [
+            self.read_range(r.path, r.offset, r.length, size=r.size, mtime_ns=r.mtime_ns)
+            for r in ranges
+        ]
+        return b"".join(parts), [len(part) for part in parts]
 
     def remove(self, path: str) -> None:
         """Nothing to delete: the bytes are made up."""

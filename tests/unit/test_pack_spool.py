@@ -6,7 +6,7 @@ import pytest
 
 from dataset_worker.content.chunker import BlockKind
 from dataset_worker.content.cid import EMPTY_FILE_CID, dag_pb_cid, raw_cid
-from dataset_worker.content.packer import BlockRecord, PackedRange
+from dataset_worker.content.packer import BlockRecord, LeafBatch, PackedRange
 from dataset_worker.worker.jobs.pack.spool import JobRange, PackSpool, SpooledRange
 
 WHOLE = JobRange(11, 0, 5, 101, "d/a.bin", 5, 1, 7)
@@ -112,3 +112,29 @@ def test_without_blocks_no_range_keeps_an_offset() -> None:
         spool.add_range(PackedRange(one, raw_cid(b"hello"), 5))
         assert [r.car_offset for r in spool.ranges()] == [None]
         assert list(spool.blocks()) == []
+
+
+@pytest.mark.parametrize("keep_blocks", [True, False])
+def test_a_leaf_batch_spools_what_its_leaves_one_by_one_would(keep_blocks: bool) -> None:
+    one = JobRange(21, 0, 5, 201, "one.bin", 5, 1, 7)
+    empty = JobRange(22, 0, 0, 202, "empty.bin", 0, 1, None)
+    cids = [raw_cid(b"hello"), EMPTY_FILE_CID]
+    with (
+        PackSpool(keep_blocks=keep_blocks) as singly,
+        PackSpool(keep_blocks=keep_blocks) as batched,
+    ):
+        for key, cid, offset, length in zip((one, empty), cids, (59, 100), (5, 0), strict=True):
+            singly.add_block(BlockRecord(cid, offset, 1, b"", BlockKind.LEAF, key, 0, None))
+            singly.add_range(PackedRange(key, cid, length))
+
+        def never() -> tuple[bytes, list[int]]:
+            raise AssertionError("the spool does not read")
+
+        batch = LeafBatch([one, empty], [5, 0], never, lambda i: ("", 0))
+        batched.add_leaves(batch, cids, [59, 100])
+        assert list(batched.ranges()) == list(singly.ranges())
+        assert [r.car_offset for r in batched.ranges()] == (
+            [59, 100] if keep_blocks else [None] * 2
+        )
+        assert list(batched.blocks()) == list(singly.blocks()) == []
+        assert (batched.range_count, batched.block_count) == (2, 0)

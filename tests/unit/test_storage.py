@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from dataset_worker.storage import (
     open_output,
     open_source,
 )
-from dataset_worker.storage.base import SmallRangeReader
+from dataset_worker.storage._localread import read_ranges as read_plain
+from dataset_worker.storage.base import SmallRange, SmallRangeReader
 
 
 def walk(root: Path) -> tuple[list[tuple[str, bool, int]], list[str]]:
@@ -101,6 +103,11 @@ def test_open_range_detects_a_changed_file(tmp_path: Path, change: str) -> None:
         LocalSource(tmp_path).open_range("sub/f.bin", 0, size=10, mtime_ns=st.st_mtime_ns)
     with pytest.raises(SourceChangedError, match=r"sub/f\.bin"):
         LocalSource(tmp_path).read_range("sub/f.bin", 0, 10, size=10, mtime_ns=st.st_mtime_ns)
+    # In a batch, after a file that is fine: the same error, from the same words.
+    (tmp_path / "ok").write_bytes(b"ok")
+    batch = [SmallRange("ok", 0, 2, 2, -1), SmallRange("sub/f.bin", 0, 10, 10, st.st_mtime_ns)]
+    with pytest.raises(SourceChangedError, match=r"sub/f\.bin"):
+        LocalSource(tmp_path).read_ranges(batch)
 
 
 def test_read_range_reads_the_range_or_less_at_end_of_file(tmp_path: Path) -> None:
@@ -112,6 +119,61 @@ def test_read_range_reads_the_range_or_less_at_end_of_file(tmp_path: Path) -> No
     assert source.read_range("d/f", 4, 3, size=10, mtime_ns=mtime) == b"456"
     assert source.read_range("d/f", 8, 5, size=10, mtime_ns=mtime) == b"89"
     assert source.read_range("d/f", 0, 0, size=-1, mtime_ns=-1) == b""
+
+
+def test_read_ranges_reads_each_range_as_read_range_does(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    files = {"d/f": b"0123456789", "e": b"", "d/g": os.urandom(3000)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    mtime = {name: (tmp_path / name).stat().st_mtime_ns for name in files}
+    ranges = [
+        SmallRange("d/f", 4, 3, 10, mtime["d/f"]),
+        SmallRange("e", 0, 0, 0, mtime["e"]),
+        SmallRange("d/g", 0, 3000, 3000, -1),
+        SmallRange("d/f", 8, 5, -1, -1),  # ends early: two bytes
+    ]
+    source = LocalSource(tmp_path)
+    assert isinstance(source, SmallRangeReader)
+    expected = [
+        source.read_range(r.path, r.offset, r.length, size=r.size, mtime_ns=r.mtime_ns)
+        for r in ranges
+    ]
+    assert source.read_ranges(ranges) == (b"".join(expected), [3, 0, 3000, 2])
+    assert source.read_ranges([]) == (b"", [])
+    data, lengths = read_plain(os.fsencode(tmp_path), ranges)
+    assert [sys.getrefcount(data), sys.getrefcount(lengths)] == [2, 2]  # nothing leaks
+
+
+def test_read_ranges_goes_on_after_a_range_it_read_in_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The C reader leaves a range it cannot read plainly to Python, which raises its error; when
+    # Python reads it after all (the file settled in between), the batch goes on in C.
+    for name in "abc":
+        (tmp_path / name).write_bytes(name.encode() * 3)
+    calls: list[str] = []
+
+    def stop_at_b(root: bytes, ranges: list[SmallRange]) -> tuple[bytes, list[int]]:
+        calls.append("".join(r.path for r in ranges))
+        return read_plain(root, ranges[:1] if ranges[0].path == "a" else ranges)
+
+    monkeypatch.setattr("dataset_worker.storage.local.read_plain_ranges", stop_at_b)
+    batch = [SmallRange(name, 0, 3, 3, -1) for name in "abc"]
+    assert LocalSource(tmp_path).read_ranges(batch) == (b"aaabbbccc", [3, 3, 3])
+    assert calls == ["abc", "c"]
+
+
+@pytest.mark.parametrize(
+    "path", ["../etc/passwd", "/etc/passwd", "a//b", "a/./b", "a/", "", "a\0b"]
+)
+def test_read_ranges_refuses_paths_that_leave_the_root(tmp_path: Path, path: str) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b").write_bytes(b"x")
+    source = LocalSource(tmp_path)
+    ok = SmallRange("a/b", 0, 1, 1, -1)
+    with pytest.raises(StorageError, match="inside the storage"):
+        source.read_ranges([ok, SmallRange(path, 0, 1, -1, -1)])
 
 
 def test_paths_cannot_leave_the_root(tmp_path: Path) -> None:

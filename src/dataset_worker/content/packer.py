@@ -3,16 +3,18 @@
 Each range is read from a stream the caller opens, cut into blocks in Singularity's order and
 written to the CAR as the blocks are produced. What the DB layer records (range CIDs and
 measured lengths, one record per block for the car_blocks rows) goes to a sink as it is made.
+Ranges of at most one chunk can also come as a `LeafBatch`: read, hashed and framed together,
+which is what keeps a job of tiny files from costing a dozen Python calls per file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from dataset_worker.content.car import CarWriter
+from dataset_worker.content.car import CarWriter, section_at
 from dataset_worker.content.chunker import (
     CHUNK_SIZE,
     BlockKind,
@@ -21,7 +23,6 @@ from dataset_worker.content.chunker import (
     ReadableStream,
     ShortReadError,
 )
-from dataset_worker.content.cid import raw_cid
 
 
 class ClosableStream(ReadableStream, Protocol):
@@ -37,11 +38,6 @@ class RangeSource(NamedTuple):
     None to skip the range (an inaccessible file with skipInaccessibleFile set). `key` is opaque
     to the packer and comes back in the results; `label` names the file in errors. `digest`, when
     set, is fed the range's bytes as they are read (a whole-file hash the caller keeps).
-
-    `read`, when set, is used instead of `open` for a range of known length of at most one
-    chunk: it returns the range's bytes in one call (fewer if the file ended early), or None to
-    skip the range. Such a range is one leaf; no stream or chunker is made for it, which is most
-    of the cost of packing many tiny files.
     """
 
     key: Hashable
@@ -50,7 +46,22 @@ class RangeSource(NamedTuple):
     open: Callable[[], ClosableStream | None]
     label: str = ""
     digest: Digest | None = None
-    read: Callable[[], bytes | None] | None = None
+
+
+class LeafBatch(NamedTuple):
+    """Consecutive ranges of known length of at most one chunk each: one raw leaf each.
+
+    `read` returns their bytes one after the other and the length read of each range (fewer
+    than asked only where a file ended early, which is an error); it raises as `open` would.
+    `locate(i)` names range i in errors: its label and offset. No range of a batch feeds a
+    running digest: the caller keeps those ranges out (a whole tiny file needs none, its CID
+    already is its sha256).
+    """
+
+    keys: Sequence[Hashable]
+    lengths: list[int]
+    read: Callable[[], tuple[bytes, list[int]]]
+    locate: Callable[[int], tuple[str, int]]
 
 
 class PackedRange(NamedTuple):
@@ -81,6 +92,11 @@ class PackSink(Protocol):
 
     def add_range(self, packed: PackedRange, /) -> None: ...
 
+    def add_leaves(self, batch: LeafBatch, cids: list[bytes], car_offsets: list[int], /) -> None:
+        """A `LeafBatch`'s results: range i is the one leaf `cids[i]` of `batch.lengths[i]`
+        bytes at CAR offset `car_offsets[i]` (what `add_block`, then `add_range`, would say)."""
+        ...
+
 
 @dataclass(slots=True)
 class PackedCar:
@@ -103,9 +119,27 @@ class PackedCar:
         """Keep one range result."""
         self.ranges.append(packed)
 
+    def add_leaves(self, batch: LeafBatch, cids: list[bytes], car_offsets: list[int], /) -> None:
+        """Keep a batch of one-leaf ranges as their block records and range results."""
+        for i, key in enumerate(batch.keys):
+            cid, length = cids[i], batch.lengths[i]
+            location = section_at(car_offsets[i], cid, length)
+            record = BlockRecord(
+                cid,
+                location.car_offset,
+                location.car_block_length,
+                location.varint,
+                BlockKind.LEAF,
+                key,
+                batch.locate(i)[1],
+                None,
+            )
+            self.blocks.append(record)
+            self.ranges.append(PackedRange(key, cid, length))
+
 
 def pack_ranges(
-    ranges: Iterable[RangeSource], writer: CarWriter, *, read_ahead: bool = True
+    ranges: Iterable[RangeSource | LeafBatch], writer: CarWriter, *, read_ahead: bool = True
 ) -> PackedCar:
     """`write_ranges` into lists: the CAR's root, size, every range and every block record."""
     packed = PackedCar()
@@ -116,7 +150,7 @@ def pack_ranges(
 
 
 def write_ranges(
-    ranges: Iterable[RangeSource],
+    ranges: Iterable[RangeSource | LeafBatch],
     writer: CarWriter,
     sink: PackSink,
     *,
@@ -129,11 +163,12 @@ def write_ranges(
     number of ranges. Ranges whose `open` returns None are reported with cid None and add no
     block. The CAR root (`writer.root`) is the CID of the first block written; if no block was
     written it stays None and the CAR is empty. `read_ahead` is passed to `RangeChunker`.
+    A `LeafBatch` goes to `sink.add_leaves` once all its leaves are written.
     """
     buffer = bytearray(CHUNK_SIZE)
     for source in ranges:
-        if source.read is not None and 0 <= source.length <= CHUNK_SIZE:
-            _write_small(source, source.read, writer, sink)
+        if isinstance(source, LeafBatch):
+            _write_leaves(source, writer, sink)
             continue
         stream = source.open()
         if stream is None:
@@ -168,36 +203,21 @@ def write_ranges(
         sink.add_range(PackedRange(source.key, chunker.cid, chunker.length))
 
 
-def _write_small(
-    source: RangeSource, read: Callable[[], bytes | None], writer: CarWriter, sink: PackSink
-) -> None:
-    """A range of at most one chunk, read whole: the one leaf `RangeChunker` would make (the
-    empty range's leaf is the empty block, whose CID is EMPTY_FILE_CID), and the same records."""
-    data = read()
-    if data is None:
-        sink.add_range(PackedRange(source.key, None, source.length))
-        return
-    if len(data) != source.length:
-        where = f" of {source.label}" if source.label else ""
-        raise ShortReadError(
-            f"range [{source.offset}, {source.offset + source.length}){where}: the source ended "
-            f"at offset {source.offset + len(data)}, {source.length - len(data)} bytes early "
-            "(the file shrank or changed while read)"
-        )
-    if source.digest is not None:
-        source.digest.update(memoryview(data))
-    cid = raw_cid(data)
-    location = writer.write_block(cid, data)
-    sink.add_block(
-        BlockRecord(
-            cid,
-            location.car_offset,
-            location.car_block_length,
-            location.varint,
-            BlockKind.LEAF,
-            source.key,
-            source.offset,
-            None,
-        )
+def _write_leaves(batch: LeafBatch, writer: CarWriter, sink: PackSink) -> None:
+    """A batch of one-leaf ranges: the leaves and records `RangeChunker` would make one range
+    at a time (the empty range's leaf is the empty block, whose CID is EMPTY_FILE_CID)."""
+    data, got = batch.read()
+    if got != batch.lengths:
+        i = next(i for i, (a, b) in enumerate(zip(got, batch.lengths, strict=True)) if a != b)
+        label, offset = batch.locate(i)
+        raise _short_read(label, offset, batch.lengths[i], got[i])
+    cids, car_offsets = writer.write_leaves(data, got)
+    sink.add_leaves(batch, cids, car_offsets)
+
+
+def _short_read(label: str, offset: int, length: int, got: int) -> ShortReadError:
+    where = f" of {label}" if label else ""
+    return ShortReadError(
+        f"range [{offset}, {offset + length}){where}: the source ended at offset {offset + got}, "
+        f"{length - got} bytes early (the file shrank or changed while read)"
     )
-    sink.add_range(PackedRange(source.key, cid, len(data)))

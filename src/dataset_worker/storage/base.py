@@ -8,9 +8,9 @@ S3-compatible buckets (`storage.s3`) and SFTP servers (`storage.sftp`) implement
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 
 class StorageError(Exception):
@@ -117,16 +117,26 @@ class SourceStorage(Protocol):
         ...
 
 
+class SmallRange(NamedTuple):
+    """A range of a file to read whole in one call, with what the scan recorded of the file
+    (`size` and `mtime_ns` -1 when not to be checked)."""
+
+    path: str
+    offset: int
+    length: int
+    size: int
+    mtime_ns: int
+
+
 @runtime_checkable
 class SmallRangeReader(Protocol):
-    """A source that can hand over a small range's bytes in one call (local folders): no stream
-    object per file, which is most of the cost of packing many tiny files."""
+    """A source that reads many small ranges in one call (local folders): no stream object per
+    file, which is most of the cost of packing many tiny files."""
 
-    def read_range(
-        self, path: str, offset: int, length: int, *, size: int, mtime_ns: int, hash: str = ""
-    ) -> bytes:
-        """The `length` bytes of `path` at `offset`, after the checks of `open_range`; fewer
-        only when the file ends early (the caller reports that)."""
+    def read_ranges(self, ranges: Sequence[SmallRange]) -> tuple[bytes, list[int]]:
+        """Every range's bytes one after the other, and how many were read of each: all of its
+        `length`, fewer only when the file ends early (the caller reports that). Each file is
+        checked as `open_range` checks it; the first that fails raises its error."""
         ...
 
 

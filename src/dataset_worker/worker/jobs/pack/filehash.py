@@ -29,7 +29,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.content.chunker import CHUNK_SIZE, Digest
-from dataset_worker.content.packer import BlockRecord, PackedRange
+from dataset_worker.content.packer import BlockRecord, LeafBatch, PackedRange
 from dataset_worker.db.models import File, FileRange
 from dataset_worker.logs import log_event
 from dataset_worker.storage import SourceStorage
@@ -104,6 +104,11 @@ class HashingSink:
     def add_range(self, packed: PackedRange, /) -> None:
         """Spool one range result with its file's sha256 when the range completed it."""
         self._spool.add_range(packed, sha256=self._hashes.finish(packed))
+
+    def add_leaves(self, batch: LeafBatch, cids: list[bytes], car_offsets: list[int], /) -> None:
+        """Spool a batch of one-leaf ranges: none of them completes a running hash (`digest_for`
+        gave them none, which is what let them into a batch)."""
+        self._spool.add_leaves(batch, cids, car_offsets)
 
 
 def unhashed_split_files(ctx: JobContext) -> list[int]:

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 
 from dataset_worker.content.chunker import CHUNK_SIZE
 from dataset_worker.content.cid import cid_to_str
-from dataset_worker.content.packer import RangeSource, write_ranges
+from dataset_worker.content.packer import LeafBatch, RangeSource, write_ranges
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange
 from dataset_worker.logs import log_event
 from dataset_worker.storage import RangeStream, SourceChangedError, SourceStorage, choose_output
-from dataset_worker.storage.base import SmallRangeReader
+from dataset_worker.storage.base import SmallRange, SmallRangeReader
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, OutputTarget, load_setup
 from dataset_worker.worker.jobs.carsize import (
     EMPTY_CAR_HEADER_SIZE,
@@ -53,6 +53,10 @@ from dataset_worker.worker.runtime.context import JobContext
 
 DATA_MIN_CONTENT = 65  # a data CAR of at most this many bytes holds nothing (ErrNoContent)
 RANGE_PAGE = 1000  # ranges read per query while packing
+# Tiny ranges read and framed per call: enough to make the per-call cost vanish, few enough that
+# a cancellation (checked once per batch) is seen within milliseconds.
+LEAF_BATCH = 256
+LEAF_BATCH_BYTES = 4 << 20
 
 
 class JobSize(NamedTuple):
@@ -193,12 +197,28 @@ def _already_stored(
 
 def _sources(
     ctx: JobContext, source: SourceStorage, ranges: Iterator[JobRange], hashes: FileHashes
-) -> Iterator[RangeSource]:
-    """One RangeSource per range, keyed by the JobRange itself (the spool reads its fields),
-    feeding its file's running sha256 when there is one. The packer asks for the next range only
-    once the previous one is in the sink, which is the order `hashes` needs."""
+) -> Iterator[RangeSource | LeafBatch]:
+    """What the packer reads, keyed by the JobRanges themselves (the spool reads their fields):
+    from a source that reads small ranges in one call, runs of ranges of at most one chunk that
+    feed no running sha256 (every file of a tiny-file dataset) as `LeafBatch`es; every other
+    range as a RangeSource, feeding its file's running sha256 when there is one. The packer asks
+    for more only once what it has is in the sink, which is the order `hashes` needs (a batch's
+    ranges never touch it again)."""
     small = source if isinstance(source, SmallRangeReader) else None
+    batch: list[JobRange] = []
+    batch_bytes = 0
     for r in ranges:
+        digest = hashes.digest_for(r)
+        if small is not None and digest is None and 0 <= r.length <= CHUNK_SIZE:
+            batch.append(r)
+            batch_bytes += r.length
+            if len(batch) >= LEAF_BATCH or batch_bytes >= LEAF_BATCH_BYTES:
+                yield _leaf_batch(ctx, small, batch)
+                batch, batch_bytes = [], 0
+            continue
+        if batch and small is not None:
+            yield _leaf_batch(ctx, small, batch)
+            batch, batch_bytes = [], 0
 
         def open_range(r: JobRange = r) -> _CancellableStream:
             ctx.check_cancelled()
@@ -207,21 +227,24 @@ def _sources(
             )
             return _CancellableStream(stream, ctx)
 
-        read = None
-        if small is not None and 0 <= r.length <= CHUNK_SIZE:
+        yield RangeSource(r, r.offset, r.length, open_range, r.path, digest)
+    if batch and small is not None:
+        yield _leaf_batch(ctx, small, batch)
 
-            def read(r: JobRange = r, small: SmallRangeReader = small) -> bytes:
-                ctx.check_cancelled()
-                return small.read_range(
-                    r.path,
-                    r.offset,
-                    r.length,
-                    size=r.file_size,
-                    mtime_ns=r.mtime_ns,
-                    hash=r.source_hash,
-                )
 
-        yield RangeSource(r, r.offset, r.length, open_range, r.path, hashes.digest_for(r), read)
+def _leaf_batch(ctx: JobContext, small: SmallRangeReader, batch: list[JobRange]) -> LeafBatch:
+    """The packer's view of a run of tiny ranges, read in one call when it asks."""
+
+    def read() -> tuple[bytes, list[int]]:
+        ctx.check_cancelled()
+        return small.read_ranges(
+            [SmallRange(r.path, r.offset, r.length, r.file_size, r.mtime_ns) for r in batch]
+        )
+
+    def locate(i: int) -> tuple[str, int]:
+        return batch[i].path, batch[i].offset
+
+    return LeafBatch(batch, [r.length for r in batch], read, locate)
 
 
 def _pack(

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import IO, Any, NamedTuple
 
 from dataset_worker.content.chunker import BlockKind
-from dataset_worker.content.packer import BlockRecord, PackedRange
+from dataset_worker.content.packer import BlockRecord, LeafBatch, PackedRange
 from dataset_worker.worker.jobs.closing import Closing
 
 FILE_BUFFER = 1 << 16
@@ -168,6 +168,31 @@ class PackSpool(Closing):
             )
         )
         self.range_count += 1
+
+    def add_leaves(self, batch: LeafBatch, cids: list[bytes], car_offsets: list[int], /) -> None:
+        """Append a batch of one-leaf ranges: each keeps its CAR offset and no block row."""
+        self._release_leaf()
+        keep = self.keep_blocks
+        append = self._ranges.append
+        for job_range, cid, length, car_offset in zip(
+            batch.keys, cids, batch.lengths, car_offsets, strict=True
+        ):
+            r: JobRange = job_range  # type: ignore[assignment]
+            append(
+                (
+                    r.range_id,
+                    r.file_id,
+                    cid,
+                    length,
+                    r.directory_id,
+                    r.path,
+                    r.whole_file,
+                    False,  # a batch holds ranges of known length only
+                    None,
+                    car_offset if keep else None,
+                )
+            )
+        self.range_count += len(cids)
 
     def blocks(self) -> Iterator[BlockRow]:
         """Every block row, in CAR order."""
