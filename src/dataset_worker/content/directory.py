@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from dataset_worker.content.dagpb import PBLink, decode_node, encode_node, node_cid
+from dataset_worker.content.dagpb import decode_node, encode_records, link_record, node_cid
 from dataset_worker.content.hamt import MAX_DEPTH, build_hamt
 from dataset_worker.content.unixfs import DIRECTORY_DATA, DataType, decode_data
 
@@ -64,10 +64,15 @@ def build_directory(entries: Entries, *, cid_version: int = 1) -> DirectoryNode:
 
 def build_basic_directory(entries: Entries, *, cid_version: int = 1) -> DirectoryNode:
     """A single UnixFS Directory node, whatever its size."""
-    links = [PBLink(cid, name_bytes(name), tsize) for name, (cid, tsize) in _checked(entries)]
-    block = encode_node(links, DIRECTORY_DATA)
+    # Links sorted by name bytes, as encode_node sorts them, but made straight from the entries:
+    # every pack job rebuilds the folders it adds to, a link per file of a tiny-file dataset.
+    links = sorted((name_bytes(name), cid, tsize) for name, (cid, tsize) in _checked(entries))
+    block = encode_records(
+        (link_record(cid, name, tsize) for name, cid, tsize in links), DIRECTORY_DATA
+    )
     cid = node_cid(block, cid_version)
-    return DirectoryNode(cid, len(block) + sum(link.tsize for link in links), [(cid, block)], False)
+    size = len(block) + sum(tsize for _name, _cid, tsize in links)
+    return DirectoryNode(cid, size, [(cid, block)], False)
 
 
 def build_hamt_directory(entries: Entries, *, cid_version: int = 1) -> DirectoryNode:
