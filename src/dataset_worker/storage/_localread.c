@@ -22,6 +22,8 @@
 
 typedef struct {
     PyObject *path; /* the relative path, encoded like os.fsencode (a new reference) */
+    const char *rel; /* its bytes and their length, taken with the GIL held */
+    Py_ssize_t rel_size;
     long long offset, length, size, mtime_ns; /* size or mtime_ns -1: not checked */
 } Range;
 
@@ -47,18 +49,16 @@ static int inside_root(const char *path, Py_ssize_t size) {
     }
 }
 
-/* Read one range into `out`; its length read, or -1 when the caller must take over. */
+/* Read one range into `out`; its length read, or -1 when the caller must take over. Runs
+ * without the GIL, so it makes no Python call: the path bytes were taken in `parse`. */
 static long long read_one(const char *root, size_t root_size, const Range *r, char *out) {
     char full[PATH_MAX];
-    char *rel;
-    Py_ssize_t rel_size;
-    PyBytes_AsStringAndSize(r->path, &rel, &rel_size); /* cannot fail: a bytes object */
-    if (!inside_root(rel, rel_size) || root_size + 1 + (size_t)rel_size >= sizeof full) {
+    if (!inside_root(r->rel, r->rel_size) || root_size + 1 + (size_t)r->rel_size >= sizeof full) {
         return -1;
     }
     memcpy(full, root, root_size);
     full[root_size] = '/';
-    memcpy(full + root_size + 1, rel, (size_t)rel_size + 1);
+    memcpy(full + root_size + 1, r->rel, (size_t)r->rel_size + 1);
     int fd = open(full, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return -1;
@@ -108,6 +108,8 @@ static int parse(PyObject *seq, Py_ssize_t count, Range *ranges, long long *tota
         if (r->path == NULL) {
             return -1;
         }
+        r->rel = PyBytes_AS_STRING(r->path);
+        r->rel_size = PyBytes_GET_SIZE(r->path);
         *total += r->length;
     }
     return 0;
