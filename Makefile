@@ -18,7 +18,7 @@ export DATASET_WORKER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/
 # The venv is made once, by $(PYTHON); it must be 3.11 or newer (pyproject's requires-python).
 $(STAMP): pyproject.toml setup.py src/dataset_worker/content/_commp.c \
   src/dataset_worker/content/_multiformats.c src/dataset_worker/content/_leaves.c \
-  src/dataset_worker/storage/_localread.c
+  src/dataset_worker/content/_uvarint.h src/dataset_worker/storage/_localread.c
 	@if ! test -x $(BIN)/python; then \
 	  if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
 	    found="$$($(PYTHON) --version 2>/dev/null)" || found="not found"; \

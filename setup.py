@@ -16,6 +16,7 @@ setup(
         Extension(
             "dataset_worker.content._leaves",
             sources=["src/dataset_worker/content/_leaves.c"],
+            depends=["src/dataset_worker/content/_uvarint.h"],
             libraries=["crypto"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
         ),
@@ -27,6 +28,7 @@ setup(
         Extension(
             "dataset_worker.content._multiformats",
             sources=["src/dataset_worker/content/_multiformats.c"],
+            depends=["src/dataset_worker/content/_uvarint.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
         ),
     ]

@@ -17,27 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_uvarint.h"
+
 #define CID_SIZE 36
 static const unsigned char RAW_CID_PREFIX[4] = {0x01, 0x55, 0x12, 0x20}; /* v1, raw, sha2-256, 32 */
-
-static int uvarint_size(uint64_t n) {
-    int size = 1;
-    while (n >= 0x80) {
-        n >>= 7;
-        size++;
-    }
-    return size;
-}
-
-static int put_uvarint(unsigned char *out, uint64_t n) {
-    int size = 0;
-    while (n >= 0x80) {
-        out[size++] = (unsigned char)(n | 0x80);
-        n >>= 7;
-    }
-    out[size++] = (unsigned char)n;
-    return size;
-}
 
 /* The lengths as C integers, each at least 0, their sum at most `available`; -1 on error. */
 static int parse_lengths(PyObject *seq, Py_ssize_t count, Py_ssize_t available, Py_ssize_t *out) {

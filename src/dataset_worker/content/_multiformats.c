@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_uvarint.h"
+
 static const char ALPHABET[32] = "abcdefghijklmnopqrstuvwxyz234567";
 
 static PyObject *b32_lower(PyObject *module, PyObject *arg) {
@@ -72,33 +74,9 @@ static PyObject *uvarint(PyObject *module, PyObject *arg) {
         return NULL;
     }
     unsigned char out[10];
-    int length = 0;
-    while (n >= 0x80) {
-        out[length++] = (unsigned char)((n & 0x7F) | 0x80);
-        n >>= 7;
-    }
-    out[length++] = (unsigned char)n;
-    return PyBytes_FromStringAndSize((const char *)out, length);
+    return PyBytes_FromStringAndSize((const char *)out, put_uvarint(out, n));
 }
 
-static int put_uvarint(unsigned char *out, unsigned long long n) {
-    int length = 0;
-    while (n >= 0x80) {
-        out[length++] = (unsigned char)((n & 0x7F) | 0x80);
-        n >>= 7;
-    }
-    out[length++] = (unsigned char)n;
-    return length;
-}
-
-static int uvarint_size(unsigned long long n) {
-    int length = 1;
-    while (n >= 0x80) {
-        length++;
-        n >>= 7;
-    }
-    return length;
-}
 
 /* pb_link(cid, prefix, name, tsize): `12 len { 0a len cid, 12 len prefix+name, 18 tsize }`. */
 static PyObject *pb_link(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {

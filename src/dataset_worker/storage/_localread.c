@@ -25,6 +25,7 @@ typedef struct {
     const char *rel; /* its bytes and their length, taken with the GIL held */
     Py_ssize_t rel_size;
     long long offset, length, size, mtime_ns; /* size or mtime_ns -1: not checked */
+    long long got; /* bytes read, once read */
 } Range;
 
 /* A stored relative path that stays inside the root: not empty, not absolute, no NUL, and no
@@ -95,13 +96,15 @@ static int parse(PyObject *seq, Py_ssize_t count, Range *ranges, long long *tota
     for (Py_ssize_t i = 0; i < count; i++) {
         Range *r = &ranges[i];
         PyObject *path;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ULLLL;a range is (path, offset, length, size, mtime_ns)",
-                              &path, &r->offset, &r->length, &r->size, &r->mtime_ns)) {
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i),
+                              "ULLLL;a range is (path, offset, length, size, mtime_ns)", &path,
+                              &r->offset, &r->length, &r->size, &r->mtime_ns)) {
             return -1;
         }
         if (r->offset < 0 || r->length < 0 || r->length > (1LL << 30)) {
-            PyErr_Format(PyExc_ValueError, "range %zd: offset %lld and length %lld must be in 0..2**30",
-                         i, r->offset, r->length);
+            PyErr_Format(PyExc_ValueError,
+                         "range %zd: offset %lld and length %lld must be in 0..2**30", i,
+                         r->offset, r->length);
             return -1;
         }
         r->path = PyUnicode_EncodeFSDefault(path);
@@ -149,24 +152,20 @@ static PyObject *read_ranges(PyObject *module, PyObject *const *args, Py_ssize_t
     size_t root_size = (size_t)PyBytes_GET_SIZE(args[0]);
     char *into = PyBytes_AS_STRING(data);
     Py_ssize_t done = 0;
-    long long *got = PyMem_Malloc(sizeof(long long) * (size_t)(count ? count : 1));
-    if (got == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
     Py_BEGIN_ALLOW_THREADS
     for (; done < count; done++) {
-        got[done] = read_one(root, root_size, &ranges[done], into);
-        if (got[done] < 0) {
+        Range *r = &ranges[done];
+        r->got = read_one(root, root_size, r, into);
+        if (r->got < 0) {
             break;
         }
-        into += got[done];
+        into += r->got;
     }
     Py_END_ALLOW_THREADS
     lengths = PyList_New(done);
     if (lengths != NULL) {
         for (Py_ssize_t i = 0; i < done; i++) {
-            PyObject *length = PyLong_FromLongLong(got[i]);
+            PyObject *length = PyLong_FromLongLong(ranges[i].got);
             if (length == NULL) {
                 Py_CLEAR(lengths);
                 break;
@@ -174,7 +173,6 @@ static PyObject *read_ranges(PyObject *module, PyObject *const *args, Py_ssize_t
             PyList_SET_ITEM(lengths, i, length);
         }
     }
-    PyMem_Free(got);
     if (lengths != NULL &&
         _PyBytes_Resize(&data, (Py_ssize_t)(into - PyBytes_AS_STRING(data))) == 0) {
         out = PyTuple_Pack(2, data, lengths);

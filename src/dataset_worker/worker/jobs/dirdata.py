@@ -15,7 +15,7 @@ blob `WIDE` says the entries are rows of `directory_entries` instead (`widedir`)
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from dataset_worker.content.directory import DirectoryNode, build_directory, name_bytes
@@ -55,7 +55,7 @@ def encode_entries(entries: Mapping[str, DirEntry]) -> bytes:
             cid,
             encode_uvarint(tsize),
         )
-        parts += _extras_parts(extras) if extras else _NO_EXTRAS
+        parts += _extras_parts(extras)
     return bytes((FORMAT_VERSION,)) + zlib.compress(b"".join(parts), _ZLIB_LEVEL)
 
 
@@ -104,7 +104,9 @@ def decode_extras(blob: bytes | None) -> tuple[Block, ...]:
     return extras
 
 
-def _extras_parts(extras: tuple[Block, ...]) -> list[bytes]:
+def _extras_parts(extras: tuple[Block, ...]) -> Sequence[bytes]:
+    if not extras:  # every entry but a split file's: no list to build
+        return _NO_EXTRAS
     parts = [encode_uvarint(len(extras))]
     for cid, block in extras:
         parts += (encode_uvarint(len(cid)), cid, encode_uvarint(len(block)), block)
