@@ -23,7 +23,8 @@ KILL_WAIT = 10.0
 
 
 def terminate(worker: ProcessIdentity, grace: float) -> bool:
-    """Stop `worker` and its group; returns True when SIGKILL was needed.
+    """Stop `worker` and its group; returns True when SIGKILL was needed (always when
+    `grace` is 0: then it is sent at once, without a SIGTERM first).
 
     Returns once the worker is gone. Group members that outlive the worker get the rest of the
     grace period, then SIGKILL too, so no process of the run is left behind.
@@ -31,10 +32,14 @@ def terminate(worker: ProcessIdentity, grace: float) -> bool:
     group = worker.pid
     if not is_alive(worker):
         return False
-    signal_group(group, signal.SIGTERM)
-    deadline = time.monotonic() + max(0.0, grace)
-    if wait_until(lambda: not is_alive(worker) and not group_members(group), deadline):
-        return False
+    if grace > 0:
+        # No SIGTERM without grace: the worker would start a graceful stop (putting its jobs
+        # back itself) that SIGKILL then cuts at a random point, so what a zero-grace stop did
+        # to the jobs would depend on scheduling. It is a plain SIGKILL instead.
+        signal_group(group, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        if wait_until(lambda: not is_alive(worker) and not group_members(group), deadline):
+            return False
     log_event(log, "worker.kill", logging.WARNING, pid=worker.pid, grace=grace)
     signal_group(group, signal.SIGKILL)
     if not wait_until(lambda: not is_alive(worker), time.monotonic() + KILL_WAIT):

@@ -80,7 +80,7 @@ def stop_worker(
         Query(
             ge=0,
             le=MAX_STOP_TIMEOUT,
-            description="Seconds of grace after SIGTERM before SIGKILL.",
+            description="Seconds of grace after SIGTERM before SIGKILL; 0: SIGKILL at once.",
         ),
     ] = DEFAULT_STOP_TIMEOUT,
 ) -> Response:
