@@ -1,9 +1,9 @@
 """Benchmark: files recorded per second by the scan job on a generated tree (goal ≥ 10,000/s).
 
 Builds a tree of empty and tiny files (100 per folder, nested two levels), then runs the real
-scan handler against a fresh SQLite database (or --database-url). The listing alone (os.scandir
-+ stat, no database) is timed in the same run as a baseline, so the ratio shows how much the
-database side costs. A second scan of the unchanged tree measures the incremental skip path.
+scan handler against a fresh SQLite database (or --database-url). The listing alone
+(LocalSource.walk, no database) is timed in the same run as a baseline, so the ratio shows how
+much the database side costs. A second scan of the unchanged tree measures the incremental skip path.
 
 Usage: .venv/bin/python bench/scan.py [--files 100000] [--database-url URL] [--keep DIR]
 """

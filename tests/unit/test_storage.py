@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import stat
 import sys
 from pathlib import Path
 
@@ -13,12 +15,16 @@ from dataset_worker.storage import (
     LocalOutput,
     LocalSource,
     SourceChangedError,
+    SourceEntry,
     SpaceInfo,
     StorageError,
+    _localread,
     choose_output,
     open_output,
     open_source,
 )
+from dataset_worker.storage import local as local_module
+from dataset_worker.storage._localread import STAT_FAILED
 from dataset_worker.storage._localread import read_ranges as read_plain
 from dataset_worker.storage.base import SmallRange, SmallRangeReader
 
@@ -72,6 +78,262 @@ def test_mtime_is_recorded_in_nanoseconds(tmp_path: Path) -> None:
     os.utime(tmp_path / "f", ns=(1, 1_600_000_000_987_654_321))
     (entry,) = LocalSource(tmp_path).walk(lambda *_: None)
     assert (entry.size, entry.mtime_ns) == (3, 1_600_000_000_987_654_321)
+
+
+# --- listing in C (_localread.list_dir) with LocalSource's words for what it skips --------------
+
+
+def listing(root: Path) -> tuple[list[SourceEntry], list[tuple[str, type[Exception], str]]]:
+    """Every entry of a walk, and each on_error call as (path, exception type, message)."""
+    errors: list[tuple[str, type[Exception], str]] = []
+    entries = list(
+        LocalSource(root).walk(lambda path, exc: errors.append((path, type(exc), str(exc))))
+    )
+    return entries, errors
+
+
+def test_walk_lists_in_byte_order_of_names(tmp_path: Path) -> None:
+    # Uppercase before lowercase, a name before the longer names it starts, punctuation by its
+    # byte, and non-ASCII by its UTF-8 bytes (U+FFFD before U+1F600, unlike in UTF-16).
+    names = ["b", "a", "a.txt", "a b", "ab", "a-", "A", "Z", "_", "é", "e", "\ufffd", "😀", "中"]
+    (tmp_path / "sub").mkdir()
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+        (tmp_path / "sub" / name).write_bytes(b"")
+    entries, errors = listing(tmp_path)
+    expected = sorted(names, key=lambda name: name.encode())
+    assert expected[:8] == ["A", "Z", "_", "a", "a b", "a-", "a.txt", "ab"]
+    assert expected[-4:] == ["é", "中", "\ufffd", "😀"]
+    assert errors == []
+    assert [e.path for e in entries] == sorted([*names, "sub"], key=str.encode) + [
+        f"sub/{name}" for name in expected
+    ]
+    # Names that are not UTF-8 (reported, not listed) sort by their bytes too, among the others:
+    # the code points of their surrogate escapes would put them elsewhere.
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for raw in [b"\xff", b"\xc3", b"\xc3\xa9", b"\xef\xbf\xbd"]:
+        with open(os.fsencode(mixed) + b"/" + raw, "wb"):
+            pass
+    in_order = ["\udcc3", "é", "\ufffd", "\udcff"]
+    assert [row[0] for row in _localread.list_dir(mixed)] == in_order != sorted(in_order)
+
+
+def test_walk_entries_are_source_entries_with_lstat_sizes_and_mtimes(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    rng = random.Random(7)
+    for i in range(40):
+        path = tmp_path / ("d" if i % 2 else "") / f"f{i}"
+        path.write_bytes(os.urandom(rng.randrange(0, 5000)))
+        os.utime(path, ns=(1, rng.randrange(-(10**18), 4 * 10**18)))
+    # Past 2262 (or before 1677) a time in ns does not fit a C long long; lstat gives what the
+    # file system kept (ext4 keeps this one, tmpfs too).
+    (tmp_path / "far").write_bytes(b"")
+    os.utime(tmp_path / "far", ns=(1, 2**63 + 12345))
+    entries, errors = listing(tmp_path)
+    assert errors == [] and len(entries) == 42
+    for entry in entries:
+        assert type(entry) is SourceEntry and entry.hash == ""
+        info = os.lstat(tmp_path / entry.path)
+        if entry.is_dir:
+            assert entry == SourceEntry(entry.path, True, 0, 0, "")
+        else:
+            assert (entry.size, entry.mtime_ns) == (info.st_size, info.st_mtime_ns)
+
+
+def test_walk_reports_names_that_are_not_utf8_and_skips_them(tmp_path: Path) -> None:
+    root = os.fsencode(tmp_path)
+    os.mkdir(root + b"/sub")
+    os.mkdir(root + b"/bad-dir\xff")  # not listed, so not descended into
+    for name in [
+        b"ok",
+        b"bad\xe9.txt",
+        b"sub/x\xc3",
+        b"sub/surrogate\xed\xa0\x80",
+        b"bad-dir\xff/f",
+    ]:
+        with open(root + b"/" + name, "wb"):
+            pass
+    entries, errors = listing(tmp_path)
+    assert [e.path for e in entries] == ["ok", "sub"]
+    bad = [
+        "bad-dir\udcff",
+        "bad\udce9.txt",
+        "sub/surrogate\udced\udca0\udc80",  # an encoded surrogate is not valid UTF-8 either
+        "sub/x\udcc3",
+    ]
+    assert errors == [
+        (path, StorageError, f"name of {path!r} is not valid UTF-8; skipped") for path in bad
+    ]
+
+
+def test_walk_reports_symlinks_and_special_files_and_skips_them(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "real").write_bytes(b"x")
+    (tmp_path / "sub" / "to-file").symlink_to(tmp_path / "sub" / "real")
+    (tmp_path / "to-dir").symlink_to(tmp_path / "sub")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "sub" / "fifo")
+    entries, errors = listing(tmp_path)
+    assert [e.path for e in entries] == ["sub", "sub/real"]
+    assert errors == [
+        ("dangling", StorageError, "dangling is a symbolic link; skipped"),
+        ("to-dir", StorageError, "to-dir is a symbolic link; skipped"),
+        ("sub/fifo", StorageError, "sub/fifo is a special file; skipped"),
+        ("sub/to-file", StorageError, "sub/to-file is a symbolic link; skipped"),
+    ]
+
+
+def test_walk_of_empty_folders(tmp_path: Path) -> None:
+    assert listing(tmp_path) == ([], [])
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    entries, errors = listing(tmp_path)
+    assert entries == [SourceEntry("a", True), SourceEntry("a/b", True)] and errors == []
+
+
+@pytest.mark.parametrize("replace", ["removed", "a file"])
+def test_walk_reports_a_folder_it_cannot_open_as_os_scandir_would(
+    tmp_path: Path, replace: str
+) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "f").write_bytes(b"")
+    errors: list[tuple[str, Exception]] = []
+    walk = LocalSource(tmp_path).walk(lambda path, exc: errors.append((path, exc)))
+    assert next(walk).path == "d"  # the root is listed; "d" will be listed later
+    os.remove(tmp_path / "d" / "f")
+    os.rmdir(tmp_path / "d")
+    if replace == "a file":
+        (tmp_path / "d").write_bytes(b"")
+    assert [e.path for e in walk] == ["e", "e/f"]
+    with pytest.raises(OSError) as scandir_error:
+        os.scandir(f"{tmp_path}/d")
+    ((path, exc),) = errors
+    assert path == "d" and type(exc) is type(scandir_error.value)
+    assert isinstance(exc, OSError) and exc.errno == scandir_error.value.errno
+    assert exc.filename == f"{tmp_path}/d" and str(exc) == str(scandir_error.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and searches folders whatever their mode")
+def test_walk_reports_folders_it_may_not_read_or_search(tmp_path: Path) -> None:
+    for name in ["locked", "unsearchable"]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_bytes(b"")
+    (tmp_path / "locked").chmod(0)
+    (tmp_path / "unsearchable").chmod(0o600)  # readdir works, stat of an entry does not
+    try:
+        entries, errors = listing(tmp_path)
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+        (tmp_path / "unsearchable").chmod(0o700)
+    assert [e.path for e in entries] == ["locked", "unsearchable"]
+    assert errors == [
+        ("locked", PermissionError, f"[Errno 13] Permission denied: '{tmp_path}/locked'"),
+        (
+            "unsearchable/f",
+            PermissionError,
+            f"[Errno 13] Permission denied: '{tmp_path}/unsearchable/f'",
+        ),
+    ]
+
+
+def test_a_failed_stat_is_reported_as_direntry_stat_raised_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "gone").write_bytes(b"")
+    with os.scandir(tmp_path / "sub") as scan:
+        (item,) = scan
+    os.remove(tmp_path / "sub" / "gone")
+    with pytest.raises(OSError) as direntry_error:
+        item.stat(follow_symlinks=False)
+    # A file that vanishes between readdir and its stat cannot be timed from here: the C side's
+    # report of it is replayed instead.
+    real = _localread.list_dir
+    monkeypatch.setattr(
+        local_module,
+        "list_dir",
+        lambda folder: [("gone", STAT_FAILED, 0, 0, errno.ENOENT), *real(folder)],
+    )
+    (tmp_path / "sub" / "kept").write_bytes(b"")
+    errors: list[tuple[str, Exception]] = []
+    entries = LocalSource(tmp_path)._list("sub", lambda path, exc: errors.append((path, exc)))
+    assert entries == [SourceEntry("sub/kept", False, 0, entries[0].mtime_ns)]
+    ((path, exc),) = errors
+    assert path == "sub/gone" and type(exc) is FileNotFoundError
+    assert isinstance(exc, OSError) and exc.filename == direntry_error.value.filename
+    assert str(exc) == str(direntry_error.value)
+
+
+def reference_list_dir(folder: Path) -> list[tuple[str, int, int, int, int]]:
+    """What list_dir should give, from os.scandir and os.lstat."""
+    kinds = [
+        (stat.S_ISREG, _localread.FILE),
+        (stat.S_ISDIR, _localread.DIR),
+        (stat.S_ISLNK, _localread.SYMLINK),
+    ]
+    rows = []
+    with os.scandir(os.fsencode(folder)) as scan:
+        for item in scan:
+            info = os.lstat(item.path)
+            try:
+                name = item.name.decode()
+                kind = next((k for test, k in kinds if test(info.st_mode)), _localread.SPECIAL)
+            except UnicodeDecodeError:
+                name, kind = os.fsdecode(item.name), _localread.BAD_NAME
+            rows.append((item.name, (name, kind, info.st_size, info.st_mtime_ns, 0)))
+    return [row for _, row in sorted(rows)]  # by the raw names
+
+
+def test_list_dir_gives_what_scandir_and_lstat_give(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    alphabet = ["a", "B", "z", "0", ".", "-", " ", "é", "ß", "中", "😀"]
+    names = {"".join(rng.choices(alphabet, k=rng.randrange(1, 6))) for _ in range(400)}
+    names -= {".", ".."}
+    root = os.fsencode(tmp_path)
+    for i, name in enumerate(sorted(names)):
+        path = tmp_path / name
+        if i % 17 == 0:
+            path.mkdir()
+        elif i % 23 == 0:
+            path.symlink_to("target")
+        elif i % 29 == 0:
+            os.mkfifo(path)
+        else:
+            path.write_bytes(b"x" * rng.randrange(0, 300))
+            os.utime(path, ns=(0, rng.randrange(0, 2 * 10**18)))
+    for raw in [b"\xff", b"a\xe9", b"z\xc3\x28", b"\xed\xa0\x80"]:
+        with open(root + b"/" + raw, "wb") as f:
+            f.write(b"12")
+    got = _localread.list_dir(tmp_path)
+    assert len(got) == len(names) + 4 > 300
+    assert got == reference_list_dir(tmp_path)
+    assert _localread.list_dir(root) == got == _localread.list_dir(str(tmp_path))
+
+
+def test_list_dir_raises_like_os_scandir_naming_the_folder_as_given(tmp_path: Path) -> None:
+    folders: list[str | bytes] = [f"{tmp_path}/missing", os.fsencode(tmp_path) + b"/missing"]
+    for folder in folders:
+        with pytest.raises(FileNotFoundError) as raised:
+            _localread.list_dir(folder)
+        assert raised.value.filename == folder and raised.value.errno == errno.ENOENT
+    with pytest.raises(TypeError):
+        _localread.list_dir(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="null"):
+        _localread.list_dir(f"{tmp_path}/a\x00b")
+
+
+def test_list_dir_hands_over_its_results_without_keeping_a_reference(tmp_path: Path) -> None:
+    # A reference kept by the C code would leak every name of every folder a scan lists.
+    for name in ["alpha", "b\xe9ta", "gamma"]:  # not one character: those are shared
+        (tmp_path / name).write_bytes(b"")
+    os.mkdir(os.fsencode(tmp_path) + b"/delta\xff")
+    rows = _localread.list_dir(tmp_path)
+    # Each held by its container alone: getrefcount's argument is the second reference.
+    assert sys.getrefcount(rows) == 2
+    assert [sys.getrefcount(rows[i]) for i in range(4)] == [2] * 4
+    assert [sys.getrefcount(rows[i][0]) for i in range(4)] == [2] * 4
 
 
 def test_open_range_reads_from_the_offset(tmp_path: Path) -> None:

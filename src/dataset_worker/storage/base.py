@@ -45,8 +45,7 @@ def iso_time(mtime_ns: int, *, whole_seconds: bool = False) -> str:
     return f"{stamp}.{nanos:09d}Z"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceEntry:
+class SourceEntry(NamedTuple):
     """One listed object. `path` is relative to the storage root and `/`-separated.
 
     For a directory, `size` and `mtime_ns` are 0. `mtime_ns` is the modification time in

@@ -14,7 +14,6 @@ import io
 import os
 import re
 import shutil
-import stat
 import threading
 import uuid
 from collections import deque
@@ -22,6 +21,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from dataset_worker.storage._localread import (
+    BAD_NAME,
+    DIR,
+    FILE,
+    STAT_FAILED,
+    SYMLINK,
+    list_dir,
+)
 from dataset_worker.storage._localread import read_ranges as read_plain_ranges
 from dataset_worker.storage.base import (
     RESCAN_HINT,
@@ -39,10 +46,6 @@ WRITEBACK_BYTES = 64 << 20  # flush to disk in the background once this much is 
 WRITEBACK_POLL_SECONDS = 0.05
 TEMP_PREFIX = ".dw-"
 TEMP_SUFFIX = ".car.part"
-
-
-def _name_key(name: str) -> bytes:
-    return name.encode("utf-8", "surrogateescape")
 
 
 # An absolute path, a NUL, or an empty, "." or ".." part: one search instead of a split per file.
@@ -92,38 +95,23 @@ class LocalSource:
                 yield entry
 
     def _list(self, prefix: str, on_error: ListingErrorHandler) -> list[SourceEntry]:
+        """The entries of one folder in byte order of their names, read and stat'ed in C
+        (`_localread.list_dir`); what is skipped goes to `on_error`. The loop runs once per
+        entry of a scan, so it builds the entries inline."""
         folder = _safe_join(self.root, prefix) if prefix else str(self.root)
-        with os.scandir(folder) as scan:
-            items = sorted(scan, key=lambda item: _name_key(item.name))
+        head = f"{prefix}/" if prefix else ""
         out: list[SourceEntry] = []
-        for item in items:
-            path = f"{prefix}/{item.name}" if prefix else item.name
-            entry = self._entry(item, path, on_error)
-            if entry is not None:
-                out.append(entry)
+        append = out.append
+        new = tuple.__new__  # a SourceEntry without the Python __new__ of NamedTuple: 0.5 → 0.2 µs
+        for name, kind, size, mtime_ns, error in list_dir(folder):
+            path = head + name
+            if kind == FILE:
+                append(new(SourceEntry, (path, False, size, mtime_ns, "")))
+            elif kind == DIR:
+                append(new(SourceEntry, (path, True, 0, 0, "")))
+            else:
+                on_error(path, _skipped(folder, name, path, kind, error))
         return out
-
-    @staticmethod
-    def _entry(
-        item: os.DirEntry[str], path: str, on_error: ListingErrorHandler
-    ) -> SourceEntry | None:
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            on_error(path, StorageError(f"name of {path!r} is not valid UTF-8; skipped"))
-            return None
-        try:
-            info = item.stat(follow_symlinks=False)
-        except OSError as exc:
-            on_error(path, exc)
-            return None
-        if stat.S_ISDIR(info.st_mode):
-            return SourceEntry(path, True)
-        if stat.S_ISREG(info.st_mode):
-            return SourceEntry(path, False, info.st_size, info.st_mtime_ns)
-        kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "special file"
-        on_error(path, StorageError(f"{path} is a {kind}; skipped"))
-        return None
 
     def open_range(
         self, path: str, offset: int, *, size: int, mtime_ns: int, hash: str = ""
@@ -193,6 +181,16 @@ class LocalSource:
     def remove(self, path: str) -> None:
         """Delete a source file."""
         os.unlink(_safe_join(self.root, path))
+
+
+def _skipped(folder: str, name: str, path: str, kind: int, error: int) -> Exception:
+    """Why a listed entry is skipped, worded as when it was listed with os.scandir."""
+    if kind == BAD_NAME:
+        return StorageError(f"name of {path!r} is not valid UTF-8; skipped")
+    if kind == STAT_FAILED:  # as DirEntry.stat raised it: named by its full path
+        return OSError(error, os.strerror(error), os.path.join(folder, name))
+    what = "symbolic link" if kind == SYMLINK else "special file"
+    return StorageError(f"{path} is a {what}; skipped")
 
 
 def _check_same(path: str, info: os.stat_result, size: int, mtime_ns: int) -> None:
