@@ -7,11 +7,16 @@ Go's integer division.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from dataset_worker.content.chunker import CHUNK_SIZE
 from dataset_worker.sizes import next_power_of_two
-from dataset_worker.worker.jobs.carsize import EMPTY_CAR_HEADER_SIZE, to_car_size
+from dataset_worker.worker.jobs.carsize import (
+    EMPTY_CAR_HEADER_SIZE,
+    LEAF_RANGE_CAR_OVERHEAD,
+    to_car_size,
+)
 
 MAX_RANGE_SIZE = 1 << 30
 
@@ -54,6 +59,29 @@ class JobBatcher:
         """Add a range unconditionally."""
         self.estimate += to_car_size(length)
         self.count += 1
+
+    def starts(self, lengths: Iterable[int]) -> list[int]:
+        """Add ranges of these lengths in turn; the indexes of those that start a new job.
+
+        Each is `AddIfFits`: a range that would take a non-empty job past max size closes it
+        and goes first into the next. The loop runs once per range of a scan (a million for a
+        million tiny files), so a one-leaf range's estimate is worked out inline.
+        """
+        max_size, estimate, count = self.max_size, self.estimate, self.count
+        starts: list[int] = []
+        for index, length in enumerate(lengths):
+            size = (
+                length + LEAF_RANGE_CAR_OVERHEAD
+                if 0 < length <= CHUNK_SIZE
+                else to_car_size(length)
+            )
+            if estimate + size > max_size and count > 0:
+                starts.append(index)
+                estimate, count = EMPTY_CAR_HEADER_SIZE, 0
+            estimate += size
+            count += 1
+        self.estimate, self.count = estimate, count
+        return starts
 
     def reset(self) -> None:
         """Start a new, empty job."""

@@ -29,6 +29,9 @@ from dataset_worker.worker.runtime.context import JobContext
 
 BATCH_FILES = 5000  # commit at least every this many listed entries …
 BATCH_SECONDS = 2.0  # … or this often, so a slow listing still saves its progress
+# Listed entries between two looks at the clock and the stop flags: a few microseconds each on a
+# local disk, so Ctrl-C still stops at once, without two calls per entry of a million.
+CHECK_ENTRIES = 100
 
 
 def run_scan(ctx: JobContext) -> None:
@@ -150,8 +153,10 @@ def _walk(
     batch: list[SourceEntry] = []
     last_flush = time.monotonic()
     for entry in _listing(ctx, setup, on_error, start):
-        ctx.check_cancelled()
         batch.append(entry)
+        if len(batch) % CHECK_ENTRIES and len(batch) < BATCH_FILES:
+            continue
+        ctx.check_cancelled()
         if len(batch) >= BATCH_FILES or time.monotonic() - last_flush >= BATCH_SECONDS:
             state = _flush(ctx, writer, state, batch, totals)
             batch = []

@@ -28,7 +28,6 @@ from dataset_worker.worker.jobs.bulk_insert import (
     DIRECTORIES,
     FILE_RANGES,
     FILES,
-    execute_many,
     insert_returning_ids,
 )
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
@@ -43,7 +42,7 @@ RANGES_PER_TRANSACTION = 200_000
 UNFINISHED_MTIME = -1  # an open file's mtime until its last range is in: matches no listing
 CHECK_EVERY = 200  # ranges fed (each may create a pack job) between two cancellation checks
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
-RANGE_COLUMNS = ("offset", "length", "file_id")
+RANGE_COLUMNS = ("offset", "length", "file_id", "job_id")
 DIRECTORY_COLUMNS = (
     "name",
     "parent_id",
@@ -67,15 +66,6 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
-
-
-@dataclass(frozen=True, slots=True)
-class _JobRanges:
-    """A pack job planned in this step: the carried ranges (all job-less ranges within the
-    `carried` id bounds, from earlier steps) and this step's range ids."""
-
-    carried: tuple[int, int] | None
-    ranges: list[int]
 
 
 @dataclass
@@ -226,6 +216,13 @@ class ScanWriter:
     def split_batch(self, entries: Sequence[SourceEntry]) -> Iterator[list[SourceEntry]]:
         """The entries in parts of at most RANGES_PER_TRANSACTION ranges; a file that makes more
         comes alone (write_batch then leaves it open)."""
+        # A file makes at most size / split_size + 1 ranges: when that bound is within the limit
+        # for the whole batch (always, for small files), it is one part without a count per file.
+        bound = len(entries) + sum(entry.size for entry in entries) // self.split_size
+        if bound <= RANGES_PER_TRANSACTION:
+            if entries:
+                yield list(entries)
+            return
         part: list[SourceEntry] = []
         count = 0
         for entry in entries:
@@ -251,25 +248,31 @@ class ScanWriter:
                 files.append(entry)
         known = self._known_files(session, files) if self.check_known else set()
         rows: list[tuple[object, ...]] = []
+        # More ranges than one transaction takes (range_count > RANGES_PER_TRANSACTION).
+        too_big_size = RANGES_PER_TRANSACTION * self.split_size
+        parent, parent_id = None, 0  # listings give a folder's files in a row: one lookup each
         for entry in files:
-            if (entry.path, entry.size, entry.mtime_ns, entry.hash) in known:
+            path, size = entry.path, entry.size
+            if known and (path, size, entry.mtime_ns, entry.hash) in known:
                 result.files_skipped += 1
                 continue
-            directory_id = self._ensure_dir(session, parent_path(entry.path), result)
-            too_big = self.range_count(entry) > RANGES_PER_TRANSACTION
+            folder = path[: path.rfind("/") + 1]  # with its slash; "" at the top
+            if folder != parent:
+                parent, parent_id = folder, self._ensure_dir(session, folder[:-1], result)
+            too_big = size > too_big_size
             rows.append(
                 (
-                    entry.path,
+                    path,
                     entry.hash,  # the storage's version tag (S3 ETag), checked when packing
-                    entry.size,
+                    size,
                     UNFINISHED_MTIME if too_big else entry.mtime_ns,
                     self.attachment_id,
-                    directory_id,
+                    parent_id,
                 )
             )
             if too_big:
                 assert len(files) == 1, "split_batch gives a file this big a part of its own"
-                result.open_file = OpenFile(0, 0, entry.size, entry.mtime_ns)
+                result.open_file = OpenFile(0, 0, size, entry.mtime_ns)
         if rows:
             self._insert_files(session, result, rows)
         return result
@@ -304,7 +307,6 @@ class ScanWriter:
     ) -> None:
         """Insert `ranges` and plan their jobs; with an open file, stop after
         RANGES_PER_TRANSACTION and say where to go on, or close the file when none is left."""
-        conn = session.connection()
         state = result.state
         open_file = result.open_file
         limited = itertools.islice(ranges, RANGES_PER_TRANSACTION) if open_file else ranges
@@ -313,15 +315,7 @@ class ScanWriter:
         # millions of ranges and jobs, and Ctrl-C must still stop the scan at once.
         for chunk in _batched(limited, RANGE_CHUNK):
             self.check_cancelled()
-            range_ids = insert_returning_ids(conn, FILE_RANGES, RANGE_COLUMNS, chunk)
-            closed: list[_JobRanges] = []
-            pending: list[int] = []
-            for range_id, (_offset, length, _file_id) in zip(range_ids, chunk, strict=True):
-                self._plan(state, pending, closed, range_id, length)
-            self._create_jobs(session, closed)
-            if pending:
-                # The open job's ranges are all the job-less ranges within the bounds.
-                state.carry(pending[0], pending[-1])
+            self._insert_chunk(session, state, chunk)
             last = chunk[-1]
         if open_file is None:
             return
@@ -337,50 +331,45 @@ class ScanWriter:
         )
         result.open_file = None
 
+    def _insert_chunk(
+        self, session: Session, state: ScanState, chunk: list[tuple[int, int, int]]
+    ) -> None:
+        """Plan the chunk's ranges into jobs, then insert them.
+
+        The jobs the chunk closes are created first, so their ranges go in with their job id
+        (no UPDATE of each row afterwards); ranges from earlier steps that such a job holds are
+        given it by their id bounds. Unlike Singularity, a job is never created empty (a range
+        too big for any job goes alone into its own job instead of leaving an empty one before
+        it).
+        """
+        starts = state.batcher.starts(length for _offset, length, _file_id in chunk)
+        job_ids = queue.insert_ready_many(session, JobType.PACK, self.attachment_id, len(starts))
+        if state.carried is not None and job_ids:
+            self._assign_carried(session, job_ids[0], state.carried)
+            state.carried = None
+        rows: list[tuple[int, int, int, int | None]] = []
+        begin = 0
+        for job_id, end in zip(job_ids, starts, strict=True):
+            rows += [(*each, job_id) for each in chunk[begin:end]]
+            begin = end
+        rows += [(*each, None) for each in chunk[begin:]]
+        range_ids = insert_returning_ids(session.connection(), FILE_RANGES, RANGE_COLUMNS, rows)
+        # The open job's ranges are all the job-less ranges within the bounds.
+        state.carry(range_ids[begin], range_ids[-1])
+        state.jobs_created += len(job_ids)
+
     def _ranges(
         self, file_ids: Sequence[int], rows: Sequence[tuple[object, ...]]
     ) -> Iterator[tuple[int, int, int]]:
+        split_size = self.split_size
         for file_id, row in zip(file_ids, rows, strict=True):
             size = row[2]
             assert isinstance(size, int)
-            for offset, length in split_file(size, self.split_size):
+            if 0 <= size <= split_size:  # one range, the common case: no generator per file
+                yield 0, size, file_id
+                continue
+            for offset, length in split_file(size, split_size):
                 yield offset, length, file_id
-
-    def _plan(
-        self,
-        state: ScanState,
-        pending: list[int],
-        closed: list[_JobRanges],
-        range_id: int,
-        length: int,
-    ) -> None:
-        """Push one range through the accumulator, closing the job being filled when the range
-        would overflow it; the closed jobs are created by `_create_jobs` (one statement for
-        many). Unlike Singularity, a job is never created empty (a range too big for any job goes
-        alone into its own job instead of leaving an empty one before it)."""
-        batcher = state.batcher
-        if not batcher.fits(length) and batcher.count > 0:
-            closed.append(_JobRanges(state.carried, list(pending)))
-            state.carried = None
-            state.jobs_created += 1
-            pending.clear()
-            batcher.reset()
-        batcher.add(length)
-        pending.append(range_id)
-
-    def _create_jobs(self, session: Session, closed: Sequence[_JobRanges]) -> None:
-        """Insert one ready pack job per closed group, in order, and give each its ranges."""
-        if not closed:
-            return
-        job_ids = queue.insert_ready_many(session, JobType.PACK, self.attachment_id, len(closed))
-        for job_id, group in zip(job_ids, closed, strict=True):
-            if group.carried is not None:
-                self._assign_carried(session, job_id, group.carried)
-        execute_many(
-            session.connection(),
-            "UPDATE file_ranges SET job_id = ? WHERE id = ?",
-            [(job_id, rid) for job_id, g in zip(job_ids, closed, strict=True) for rid in g.ranges],
-        )
 
     def commit(self, result: BatchResult) -> ScanState:
         """Adopt a committed batch's directory ids; returns the state to carry on with."""
