@@ -138,6 +138,26 @@ def test_leftover_ranges_are_rebatched(db: Database, tmp_path: Path) -> None:
     assert pack_jobs == 2
 
 
+def test_leftovers_are_rebatched_into_the_jobs_a_scan_would_make(
+    db: Database, tmp_path: Path
+) -> None:
+    # 450 leftover ranges: more than one page of the re-batching (CHECK_EVERY = 200), in jobs
+    # that close inside pages and at their edges.
+    source = tmp_path / "src"
+    write_tree(source, {f"f{i:03}.bin": (i * 7919) % 3000 for i in range(450)})
+    rows = make_local_preparation(
+        db, "p", source, tmp_path / "out", max_size=40_000, min_piece_size=256
+    )
+    scan(db, rows.attachment_id)
+    planned = job_groups(db)
+    with db.write() as s:  # as if every pack job had been deleted: the ranges lose their job
+        s.execute(update(FileRange).values(job_id=None))
+        s.execute(delete(Job).where(Job.type == JobType.PACK))
+    scan(db, rows.attachment_id)
+    assert len(planned) > 10
+    assert job_groups(db) == planned
+
+
 @pytest.mark.parametrize("max_size", [10_000, 300_000])
 def test_jobs_never_exceed_max_size_estimate(db: Database, tmp_path: Path, max_size: int) -> None:
     source = tmp_path / "src"

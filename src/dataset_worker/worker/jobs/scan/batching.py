@@ -51,15 +51,6 @@ class JobBatcher:
     estimate: int = EMPTY_CAR_HEADER_SIZE
     count: int = 0
 
-    def fits(self, length: int) -> bool:
-        """`AddIfFits`' test: would the range keep the estimate within max size?"""
-        return self.estimate + to_car_size(length) <= self.max_size
-
-    def add(self, length: int) -> None:
-        """Add a range unconditionally."""
-        self.estimate += to_car_size(length)
-        self.count += 1
-
     def starts(self, lengths: Iterable[int]) -> list[int]:
         """Add ranges of these lengths in turn; the indexes of those that start a new job.
 

@@ -40,7 +40,7 @@ RANGE_CHUNK = 10_000  # ranges inserted, and batched into jobs, per step of a wr
 # many ranges one file makes. A file with more is recorded over several transactions.
 RANGES_PER_TRANSACTION = 200_000
 UNFINISHED_MTIME = -1  # an open file's mtime until its last range is in: matches no listing
-CHECK_EVERY = 200  # ranges fed (each may create a pack job) between two cancellation checks
+CHECK_EVERY = 200  # leftover ranges fed (each may close a job) between two cancellation checks
 FILE_COLUMNS = ("path", "hash", "size", "last_modified_nano", "attachment_id", "directory_id")
 RANGE_COLUMNS = ("offset", "length", "file_id", "job_id")
 DIRECTORY_COLUMNS = (
@@ -55,11 +55,6 @@ def parent_path(path: str) -> str:
     """`a/b/c` → `a/b`; a top-level name → `""` (the root)."""
     cut = path.rfind("/")
     return path[:cut] if cut >= 0 else ""
-
-
-def _chunks(items: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -142,21 +137,13 @@ class ScanWriter:
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, session: Session, state: ScanState, pending: list[int]) -> None:
-        """Insert a ready pack job holding the carried ranges plus `pending` (this batch)."""
+    def create_job(self, session: Session, state: ScanState) -> None:
+        """Insert a ready pack job holding the carried ranges."""
         job_id = queue.insert_ready(session, JobType.PACK, self.attachment_id)
         if state.carried is not None:
             self._assign_carried(session, job_id, state.carried)
-        for chunk in _chunks(pending):
-            session.execute(
-                update(FileRange)
-                .where(FileRange.id.in_(chunk))
-                .values(job_id=job_id)
-                .execution_options(synchronize_session=False)
-            )
         state.carried = None
         state.jobs_created += 1
-        pending.clear()
 
     def _assign_carried(self, session: Session, job_id: int, carried: tuple[int, int]) -> None:
         """Give `job_id` the job-less ranges of the attachment within the `carried` id bounds."""
@@ -186,23 +173,23 @@ class ScanWriter:
             .order_by(FileRange.id)
         )
         count = 0
-        for range_id, length in rows:
-            if count % CHECK_EVERY == 0:
-                self.check_cancelled()
-            batcher = state.batcher
-            if not batcher.fits(length) and batcher.count > 0:
-                self.create_job(session, state, [])
-                batcher.reset()
-            batcher.add(length)
-            # Leftovers are in id order, so the bounds describe the pending set.
-            state.carry(range_id, range_id)
-            count += 1
+        # Leftovers are in id order, so id bounds describe the ranges waiting in the job.
+        for page in _batched(rows, CHECK_EVERY):
+            self.check_cancelled()
+            begin = 0
+            for end in state.batcher.starts(length for _range_id, length in page):
+                if end > begin:
+                    state.carry(page[begin][0], page[end - 1][0])
+                self.create_job(session, state)
+                begin = end
+            state.carry(page[begin][0], page[-1][0])
+            count += len(page)
         return count
 
     def finish(self, session: Session, state: ScanState) -> None:
         """Flush the last, possibly small, job (docs/architecture.md#scan-job)."""
         if state.batcher.count > 0:
-            self.create_job(session, state, [])
+            self.create_job(session, state)
             state.batcher.reset()
 
     # --- entries ----------------------------------------------------------------------------
@@ -256,9 +243,9 @@ class ScanWriter:
             if known and (path, size, entry.mtime_ns, entry.hash) in known:
                 result.files_skipped += 1
                 continue
-            folder = path[: path.rfind("/") + 1]  # with its slash; "" at the top
+            folder = parent_path(path)
             if folder != parent:
-                parent, parent_id = folder, self._ensure_dir(session, folder[:-1], result)
+                parent, parent_id = folder, self._ensure_dir(session, folder, result)
             too_big = size > too_big_size
             rows.append(
                 (
