@@ -8,6 +8,7 @@ import random
 import pytest
 
 from dataset_worker.content import hamt
+from dataset_worker.content._multiformats import pb_link, pb_links
 from dataset_worker.content.cid import cid_to_str, dag_pb_cid, raw_cid
 from dataset_worker.content.dagpb import PBLink, decode_node, encode_node
 from dataset_worker.content.directory import (
@@ -15,6 +16,7 @@ from dataset_worker.content.directory import (
     build_basic_directory,
     build_directory,
     build_hamt_directory,
+    directory_from_links,
     estimated_size,
     needs_hamt,
     read_directory_entries,
@@ -98,6 +100,47 @@ def test_bad_entries_are_refused() -> None:
         build_directory({"": (raw_cid(b"x"), 1)})
     with pytest.raises(ValueError, match="'a': Tsize must not be negative"):
         build_directory({"a": (raw_cid(b"x"), -1)})
+
+
+def _sorted_links(entries: Entries) -> list[tuple[bytes, bytes, int]]:
+    return sorted((n.encode("utf-8", "surrogateescape"), cid, t) for n, (cid, t) in entries.items())
+
+
+@pytest.mark.parametrize(("count", "is_hamt"), [(0, False), (1, False), (130, False), (4000, True)])
+def test_sorted_links_build_the_same_directory(count: int, is_hamt: bool) -> None:
+    """directory_from_links (one native call for all the links) matches build_directory, with
+    names past 127 bytes and Tsizes past 2**35 (several-byte varints), basic and HAMT alike."""
+    rng = random.Random(count)
+    entries: Entries = {}
+    for i in range(count):
+        name = f"{i:05d}" + "é" * rng.choice([0, 1, 70]) + ("\udcff" if i % 7 == 0 else "")
+        entries[name] = (
+            raw_cid(name.encode("utf-8", "surrogateescape")),
+            rng.choice([0, 5, 1 << 40]),
+        )
+    expected = build_directory(entries)
+    got = directory_from_links(_sorted_links(entries))
+    assert got == expected
+    assert got.is_hamt == needs_hamt(entries) == is_hamt
+
+
+def test_pb_links_are_the_records_one_by_one() -> None:
+    links = [(b"a" * 200, raw_cid(b"x"), 1 << 63), (b"b", dag_pb_cid(b"y"), 0), (b"c", b"", 127)]
+    assert pb_links(links) == b"".join(pb_link(cid, b"", name, t) for name, cid, t in links)
+    assert pb_links([]) == b""
+    with pytest.raises(TypeError, match="link 1 is not"):
+        pb_links([links[0], (b"a", "not bytes", 1)])
+    with pytest.raises(TypeError, match="a list"):
+        pb_links(tuple(links))  # type: ignore[arg-type]
+    with pytest.raises(OverflowError):
+        pb_links([(b"a", raw_cid(b"x"), -1)])
+
+
+def test_sorted_links_refuse_bad_entries_as_build_directory_does() -> None:
+    with pytest.raises(ValueError, match="name must not be empty"):
+        directory_from_links([(b"", raw_cid(b"x"), 1), (b"a", raw_cid(b"x"), 1)])
+    with pytest.raises(ValueError, match="'b': Tsize must not be negative"):
+        directory_from_links([(b"a", raw_cid(b"x"), 1), (b"b", raw_cid(b"x"), -1)])
 
 
 # --- when to shard -----------------------------------------------------------------------------

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from dataset_worker.content.dagpb import decode_node, encode_records, link_record, node_cid
+from dataset_worker.content._multiformats import pb_links
+from dataset_worker.content.dagpb import decode_node, node_cid
 from dataset_worker.content.hamt import MAX_DEPTH, build_hamt
 from dataset_worker.content.unixfs import DIRECTORY_DATA, DataType, decode_data
 
 HAMT_SHARDING_SIZE = 262144  # boxo HAMTShardingSize (256 KiB)
+# PBNode.Data (field 1, length-delimited) holding DIRECTORY_DATA, after the links.
+_DIRECTORY_DATA_FIELD = bytes((0x0A, len(DIRECTORY_DATA))) + DIRECTORY_DATA
 _SHARD_LINK_NAME_LENGTH = 2  # a HAMT link named by the 2-hex-digit prefix alone is a child shard
 
 Entries = Mapping[str, tuple[bytes, int]]
+SortedLinks = list[tuple[bytes, bytes, int]] | list[tuple[bytes, bytes, int, Any]]
+"""Links (name bytes, CID, Tsize, and anything after) sorted by name bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +70,41 @@ def build_directory(entries: Entries, *, cid_version: int = 1) -> DirectoryNode:
 
 def build_basic_directory(entries: Entries, *, cid_version: int = 1) -> DirectoryNode:
     """A single UnixFS Directory node, whatever its size."""
-    # Links sorted by name bytes, as encode_node sorts them, but made straight from the entries:
-    # every pack job rebuilds the folders it adds to, a link per file of a tiny-file dataset.
-    links = sorted((name_bytes(name), cid, tsize) for name, (cid, tsize) in _checked(entries))
-    block = encode_records(
-        (link_record(cid, name, tsize) for name, cid, tsize in links), DIRECTORY_DATA
-    )
+    links = sorted([(name_bytes(name), cid, tsize) for name, (cid, tsize) in _checked(entries)])
+    return basic_directory_from_links(links, cid_version=cid_version)
+
+
+def directory_from_links(links: SortedLinks, *, cid_version: int = 1) -> DirectoryNode:
+    """`build_directory` of links (name bytes, CID, Tsize, …) already sorted by name bytes."""
+    if (links and not links[0][0]) or _estimate(links) >= HAMT_SHARDING_SIZE:
+        return build_directory(
+            _as_entries(links), cid_version=cid_version
+        )  # an empty name: its error
+    try:
+        return basic_directory_from_links(links, cid_version=cid_version)
+    except OverflowError:  # a negative Tsize: build_directory's error names the entry
+        return build_directory(_as_entries(links), cid_version=cid_version)
+
+
+def _estimate(links: SortedLinks) -> int:
+    """`estimated_size` of sorted links."""
+    return sum([len(link[0]) + len(link[1]) for link in links])
+
+
+def _as_entries(links: SortedLinks) -> dict[str, tuple[bytes, int]]:
+    return {link[0].decode("utf-8", "surrogateescape"): (link[1], link[2]) for link in links}
+
+
+def basic_directory_from_links(links: SortedLinks, *, cid_version: int = 1) -> DirectoryNode:
+    """A single UnixFS Directory node from links (name bytes, CID, Tsize, …) already sorted by
+    name bytes, as encode_node sorts them, with non-empty names and Tsizes of 0 or more.
+
+    Every pack job rebuilds the folders it adds to, a link per file of a tiny-file dataset, so
+    the links are encoded in one native call (`pb_links`) rather than one record at a time.
+    """
+    block = pb_links(links) + _DIRECTORY_DATA_FIELD
     cid = node_cid(block, cid_version)
-    size = len(block) + sum(tsize for _name, _cid, tsize in links)
+    size = len(block) + sum([link[2] for link in links])
     return DirectoryNode(cid, size, [(cid, block)], False)
 
 

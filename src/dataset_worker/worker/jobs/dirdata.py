@@ -18,7 +18,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from dataset_worker.content.directory import DirectoryNode, build_directory, name_bytes
+from dataset_worker.content._multiformats import uvarint
+from dataset_worker.content.directory import DirectoryNode, directory_from_links, name_bytes
 from dataset_worker.content.varint import decode_uvarint, encode_uvarint
 
 FORMAT_VERSION = 1
@@ -40,22 +41,30 @@ class DirEntry(NamedTuple):
 Entries = dict[str, DirEntry]
 
 
+SortedEntry = tuple[bytes, bytes, int, tuple[Block, ...]]
+"""One entry as (name bytes, CID, Tsize, extra blocks), in a list sorted by name bytes."""
+
+
+def sorted_entries(entries: Mapping[str, DirEntry]) -> list[SortedEntry]:
+    """The entries sorted by name bytes, the order of both the blob and the node's links."""
+    # Names are unique, so sorting the tuples sorts by name bytes alone.
+    return sorted([(name_bytes(name), *entry) for name, entry in entries.items()])
+
+
 def encode_entries(entries: Mapping[str, DirEntry]) -> bytes:
     """The blob for `entries`."""
-    parts = [encode_uvarint(len(entries))]
-    # Names are unique, so sorting the pairs sorts by name bytes alone. Every pack job rewrites
-    # the blobs of the folders it adds to: this loop runs once per file of the folder.
-    for raw_name, (cid, tsize, extras) in sorted(
-        (name_bytes(name), entry) for name, entry in entries.items()
-    ):
-        parts += (
-            encode_uvarint(len(raw_name)),
-            raw_name,
-            encode_uvarint(len(cid)),
-            cid,
-            encode_uvarint(tsize),
-        )
-        parts += _extras_parts(extras)
+    return encode_sorted(sorted_entries(entries))
+
+
+def encode_sorted(items: list[SortedEntry]) -> bytes:
+    """The blob for entries already sorted (`sorted_entries`)."""
+    # Every pack job rewrites the blobs of the folders it adds to: this loop runs once per file
+    # of the folder, so it calls the native varint encoder directly.
+    parts = [uvarint(len(items))]
+    extend = parts.extend
+    for raw_name, cid, tsize, extras in items:
+        extend((uvarint(len(raw_name)), raw_name, uvarint(len(cid)), cid, uvarint(tsize)))
+        extend(_extras_parts(extras))
     return bytes((FORMAT_VERSION,)) + zlib.compress(b"".join(parts), _ZLIB_LEVEL)
 
 
@@ -133,7 +142,12 @@ def _read(body: bytes, pos: int) -> tuple[bytes, int]:
 
 def build_node(entries: Mapping[str, DirEntry]) -> DirectoryNode:
     """The directory's UnixFS node(s) as boxo v0.35.0 builds them (basic or HAMT)."""
-    return build_directory({name: (entry.cid, entry.tsize) for name, entry in entries.items()})
+    return build_sorted(sorted_entries(entries))
+
+
+def build_sorted(items: list[SortedEntry]) -> DirectoryNode:
+    """`build_node` of entries already sorted (`sorted_entries`)."""
+    return directory_from_links(items)
 
 
 def extra_blocks(entries: Mapping[str, DirEntry]) -> list[Block]:

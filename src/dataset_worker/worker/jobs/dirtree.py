@@ -23,10 +23,11 @@ from dataset_worker.worker.jobs.dirdata import (
     WIDE,
     DirEntry,
     Entries,
-    build_node,
+    build_sorted,
     decode_entries,
-    encode_entries,
+    encode_sorted,
     is_wide,
+    sorted_entries,
 )
 from dataset_worker.worker.jobs.widedir import WIDE_AT, NodeRoot, WideEntries, make_wide
 
@@ -121,10 +122,11 @@ def _resolve(
         current = entries[dir_id] = make_wide(session.connection(), dir_id, current)
     if isinstance(current, WideEntries):
         return current.resolve(session.connection()), WIDE
-    if not current:
-        return None, encode_entries(current)
-    node = build_node(current)
-    return (node.cid, node.size), encode_entries(current)
+    items = sorted_entries(current)  # sorted once for both the node and the blob
+    if not items:
+        return None, encode_sorted(items)
+    node = build_sorted(items)
+    return (node.cid, node.size), encode_sorted(items)
 
 
 def _load_ancestry(session: Session, start: set[int]) -> dict[int, _DirRow]:

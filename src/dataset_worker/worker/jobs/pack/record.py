@@ -58,22 +58,29 @@ class Recorded:
     unhashed_split_ids: tuple[int, ...] = ()
 
 
-class _Batcher:
-    """Rows for one statement, sent by executemany every INSERT_BATCH rows."""
+class _DirectoryBatches:
+    """Finalised files added to their directories a batch of directories at a time.
 
-    def __init__(self, conn: Connection, sql: str) -> None:
-        self._conn = conn
-        self._sql = sql
-        self._rows: list[tuple[object, ...]] = []
+    Each `update_directories` call reads the rows it rewrites, so later calls in this
+    transaction build on earlier ones and the end result is that of one call with every file.
+    A batch ends only where the directory changes, so a directory is rewritten once when its
+    files come together (the scan's order); split files come last, with the final batch.
+    """
 
-    def add(self, row: tuple[object, ...]) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= INSERT_BATCH:
-            self.flush()
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._batch: list[FinalisedFile] = []
 
-    def flush(self) -> None:
-        execute_many(self._conn, self._sql, self._rows)
-        self._rows = []
+    def add(self, directory_id: int, name: str, cid: bytes, size: int) -> None:
+        batch = self._batch
+        if len(batch) >= DIRECTORY_BATCH and batch[-1].directory_id != directory_id:
+            update_directories(self._session, batch)
+            batch = self._batch = []
+        batch.append(FinalisedFile(directory_id, name, cid, size))
+
+    def finish(self, split_done: list[FinalisedFile]) -> None:
+        update_directories(self._session, self._batch + split_done)
+        self._batch = []
 
 
 def record_pack(
@@ -86,7 +93,8 @@ def record_pack(
     """Write everything a packed job produced, in the caller's (write) transaction."""
     lock_own_job(session, ctx)
     replaced = _drop_previous_car(session, ctx.job_id)
-    whole_files, split = _store_ranges(session, spool)
+    directories = None if setup.no_dag else _DirectoryBatches(session)
+    whole_files, split = _store_ranges(session, spool, directories)
     split_done, split_paths, unhashed = _split_files(session, split)
     car_id = session.execute(
         insert(Car)
@@ -108,8 +116,8 @@ def record_pack(
     ).scalar_one()
     if not setup.no_inline:
         _insert_blocks(session, car_id, spool)
-    if not setup.no_dag:
-        _update_directories(session, spool, split_done)
+    if directories is not None:
+        directories.finish(split_done)
     return Recorded(
         car_id, whole_files + len(split_paths), tuple(split_paths), replaced, tuple(unhashed)
     )
@@ -141,32 +149,59 @@ def _drop_previous_car(session: Session, job_id: int) -> tuple[int | None, str] 
     return storage_id, storage_path
 
 
-def _store_ranges(session: Session, spool: PackSpool) -> tuple[int, dict[int, SpooledRange]]:
+def _store_ranges(
+    session: Session, spool: PackSpool, directories: _DirectoryBatches | None
+) -> tuple[int, dict[int, SpooledRange]]:
     """Range CIDs, lengths and one-leaf CAR offsets, sizes of files of unknown size, and files
     held whole by one range marked packed (their CID is the range's: `db/filecid.py`) with
-    their sha256 when hashed (docs/architecture.md#recording-a-pack). Returns the count of those
-    whole files and the last range of each split file, by file id."""
+    their sha256 when hashed (docs/architecture.md#recording-a-pack); those files go to
+    `directories` too. Returns the count of those whole files and the last range of each split
+    file, by file id.
+
+    One pass over the spool, on plain tuples: it runs once per file inside the write
+    transaction, which on SQLite holds the database's only write lock.
+    """
     conn = session.connection()
-    ranges = _Batcher(
-        conn, 'UPDATE file_ranges SET cid = ?, "length" = ?, car_offset = ? WHERE id = ?'
-    )
-    sizes = _Batcher(conn, "UPDATE files SET size = ? WHERE id = ?")
-    file_cids = _Batcher(conn, "UPDATE files SET cid = ?, sha256 = ? WHERE id = ?")
+    range_rows: list[tuple[object, ...]] = []
+    size_rows: list[tuple[object, ...]] = []
+    file_rows: list[tuple[object, ...]] = []
     whole_files = 0
     split: dict[int, SpooledRange] = {}
-    for r in spool.ranges():
-        ranges.add((r.cid, r.length, r.car_offset, r.range_id))
-        if r.unknown_length:
-            sizes.add((r.length, r.file_id))
-        if not r.whole_file:
-            split[r.file_id] = r
-        elif r.cid is not None:  # None: a range skipped as inaccessible
-            file_cids.add((ONE_RANGE, r.sha256, r.file_id))
+    for row in spool.range_rows():
+        range_id, file_id, cid, length, directory_id, path, whole, unknown, sha256, offset = row
+        range_rows.append((cid, length, offset, range_id))
+        if unknown:
+            size_rows.append((length, file_id))
+        if not whole:
+            split[file_id] = SpooledRange(*row)
+        elif cid is not None:  # None: a range skipped as inaccessible
+            file_rows.append((ONE_RANGE, sha256, file_id))
             whole_files += 1
-    ranges.flush()
-    sizes.flush()
-    file_cids.flush()
+            if directories is not None and directory_id is not None:
+                directories.add(directory_id, _file_name(path), cid, length)
+        if len(range_rows) >= INSERT_BATCH:  # the other two lists are never longer
+            _flush_ranges(conn, range_rows, size_rows, file_rows)
+    _flush_ranges(conn, range_rows, size_rows, file_rows)
     return whole_files, split
+
+
+def _flush_ranges(
+    conn: Connection,
+    range_rows: list[tuple[object, ...]],
+    size_rows: list[tuple[object, ...]],
+    file_rows: list[tuple[object, ...]],
+) -> None:
+    """Send the pending rows of `_store_ranges` and empty the lists."""
+    execute_many(
+        conn,
+        'UPDATE file_ranges SET cid = ?, "length" = ?, car_offset = ? WHERE id = ?',
+        range_rows,
+    )
+    execute_many(conn, "UPDATE files SET size = ? WHERE id = ?", size_rows)
+    execute_many(conn, "UPDATE files SET cid = ?, sha256 = ? WHERE id = ?", file_rows)
+    range_rows.clear()
+    size_rows.clear()
+    file_rows.clear()
 
 
 def _file_name(path: str) -> str:
@@ -221,30 +256,12 @@ def _insert_blocks(session: Session, car_id: int, spool: PackSpool) -> None:
     """car_blocks rows: leaves point into their file, dag-pb nodes carry their bytes (a file's
     nodes are CIDs and sizes, which do not compress: `stored_node` keeps them raw, and a job of
     tiny files has none)."""
-    rows = _Batcher(session.connection(), CAR_BLOCK_INSERT)
+    conn = session.connection()
+    rows: list[tuple[object, ...]] = []
     for cid, car_offset, length, varint, node, file_offset, file_id in spool.blocks():
         raw, zipped = stored_node(node) if node is not None else (None, None)
-        rows.add((cid, car_offset, length, varint, raw, zipped, file_offset, car_id, file_id))
-    rows.flush()
-
-
-def _update_directories(
-    session: Session, spool: PackSpool, split_done: list[FinalisedFile]
-) -> None:
-    """Add the finalised files to their directories, a batch of directories at a time.
-
-    Each `update_directories` call reads the rows it rewrites, so later calls in this
-    transaction build on earlier ones and the end result is that of one call with every file.
-    A batch ends only where the directory changes, so a directory is rewritten once when its
-    files come together (the scan's order); split files come last, as before.
-    """
-    batch: list[FinalisedFile] = []
-    for r in spool.ranges():
-        if not _finalises_whole_file(r) or r.directory_id is None:
-            continue
-        if len(batch) >= DIRECTORY_BATCH and batch[-1].directory_id != r.directory_id:
-            update_directories(session, batch)
-            batch = []
-        assert r.cid is not None
-        batch.append(FinalisedFile(r.directory_id, _file_name(r.path), r.cid, r.length))
-    update_directories(session, batch + split_done)
+        rows.append((cid, car_offset, length, varint, raw, zipped, file_offset, car_id, file_id))
+        if len(rows) >= INSERT_BATCH:
+            execute_many(conn, CAR_BLOCK_INSERT, rows)
+            rows.clear()
+    execute_many(conn, CAR_BLOCK_INSERT, rows)

@@ -204,6 +204,12 @@ class PackSpool(Closing):
         for row in self._ranges.read(self.range_count):
             yield SpooledRange(*row)
 
+    def range_rows(self) -> Iterator[tuple[Any, ...]]:
+        """`ranges()` as plain tuples in SpooledRange's field order, for the recording
+        transaction: it unpacks one per file while it holds SQLite's write lock, where building
+        a named tuple per row is time no other job can write."""
+        return self._ranges.read(self.range_count)
+
     def _own_leaf(self, packed: PackedRange) -> int | None:
         """The CAR offset of the held leaf if it is this whole range (its only block), which
         then keeps no block row; otherwise the held leaf becomes a row and None is returned."""
