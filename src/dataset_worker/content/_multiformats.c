@@ -81,6 +81,44 @@ static PyObject *uvarint(PyObject *module, PyObject *arg) {
 }
 
 
+/* One PBLink's bytes, the label being prefix + name. */
+typedef struct {
+    const char *cid, *prefix, *name;
+    unsigned long long cid_len, prefix_len, name_len, tsize;
+} Link;
+
+/* The length of the record's body: `0a len cid, 12 len label, 18 tsize`. */
+static unsigned long long link_body(const Link *link) {
+    unsigned long long label_len = link->prefix_len + link->name_len;
+    return 1 + uvarint_size(link->cid_len) + link->cid_len + 1 + uvarint_size(label_len) +
+           label_len + 1 + uvarint_size(link->tsize);
+}
+
+/* The whole record's length: `12 len body`. */
+static unsigned long long link_size(const Link *link) {
+    unsigned long long body = link_body(link);
+    return 1 + uvarint_size(body) + body;
+}
+
+/* Write the record at `out` (link_size bytes); return the position after it. */
+static unsigned char *put_link(unsigned char *out, const Link *link) {
+    *out++ = 0x12;
+    out += put_uvarint(out, link_body(link));
+    *out++ = 0x0a;
+    out += put_uvarint(out, link->cid_len);
+    memcpy(out, link->cid, (size_t)link->cid_len);
+    out += link->cid_len;
+    *out++ = 0x12;
+    out += put_uvarint(out, link->prefix_len + link->name_len);
+    memcpy(out, link->prefix, (size_t)link->prefix_len);
+    out += link->prefix_len;
+    memcpy(out, link->name, (size_t)link->name_len);
+    out += link->name_len;
+    *out++ = 0x18;
+    out += put_uvarint(out, link->tsize);
+    return out;
+}
+
 /* pb_link(cid, prefix, name, tsize): `12 len { 0a len cid, 12 len prefix+name, 18 tsize }`. */
 static PyObject *pb_link(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
@@ -99,10 +137,9 @@ static PyObject *pb_link(PyObject *module, PyObject *const *args, Py_ssize_t nar
     if (tsize == (unsigned long long)-1 && PyErr_Occurred()) {
         return NULL; /* OverflowError for a negative or too large Tsize */
     }
-    unsigned long long label_len = (unsigned long long)prefix_len + (unsigned long long)name_len;
-    unsigned long long body = 1 + uvarint_size((unsigned long long)cid_len) + cid_len + 1 +
-                              uvarint_size(label_len) + label_len + 1 + uvarint_size(tsize);
-    unsigned long long total = 1 + uvarint_size(body) + body;
+    Link link = {cid, prefix, name, (unsigned long long)cid_len, (unsigned long long)prefix_len,
+                 (unsigned long long)name_len, tsize};
+    unsigned long long total = link_size(&link);
     if (total > (unsigned long long)PY_SSIZE_T_MAX) {
         return PyErr_NoMemory();
     }
@@ -110,27 +147,36 @@ static PyObject *pb_link(PyObject *module, PyObject *const *args, Py_ssize_t nar
     if (record == NULL) {
         return NULL;
     }
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(record);
-    *out++ = 0x12;
-    out += put_uvarint(out, body);
-    *out++ = 0x0a;
-    out += put_uvarint(out, (unsigned long long)cid_len);
-    memcpy(out, cid, (size_t)cid_len);
-    out += cid_len;
-    *out++ = 0x12;
-    out += put_uvarint(out, label_len);
-    memcpy(out, prefix, (size_t)prefix_len);
-    out += prefix_len;
-    memcpy(out, name, (size_t)name_len);
-    out += name_len;
-    *out++ = 0x18;
-    put_uvarint(out, tsize);
+    put_link((unsigned char *)PyBytes_AS_STRING(record), &link);
     return record;
 }
 
-/* The PBLink records of `links`, a list of tuples whose first three items are name (bytes), CID
- * (bytes) and Tsize (int), joined in the list's order: a whole basic directory's links in one
- * call instead of one pb_link call and one bytes object per entry. */
+/* Item i of `links` as a Link with an empty prefix; -1 with an exception set if it is not a
+ * (name bytes, cid bytes, tsize int, ...) tuple or its Tsize is negative or too large. */
+static int list_link(PyObject *links, Py_ssize_t i, Link *link) {
+    PyObject *item = PyList_GET_ITEM(links, i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 3 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(item, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(item, 1))) {
+        PyErr_Format(PyExc_TypeError, "pb_links: link %zd is not a (name, cid, tsize) tuple", i);
+        return -1;
+    }
+    PyObject *name = PyTuple_GET_ITEM(item, 0), *cid = PyTuple_GET_ITEM(item, 1);
+    link->tsize = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(item, 2));
+    if (link->tsize == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1; /* OverflowError for a negative or too large Tsize */
+    }
+    link->cid = PyBytes_AS_STRING(cid);
+    link->cid_len = (unsigned long long)PyBytes_GET_SIZE(cid);
+    link->prefix = "";
+    link->prefix_len = 0;
+    link->name = PyBytes_AS_STRING(name);
+    link->name_len = (unsigned long long)PyBytes_GET_SIZE(name);
+    return 0;
+}
+
+/* pb_links(links): the PBLink records of a list of (name, cid, tsize, ...) tuples, joined in
+ * the list's order: a whole basic directory's links in one call instead of one pb_link call
+ * and one bytes object per entry. */
 static PyObject *pb_links(PyObject *module, PyObject *links) {
     (void)module;
     if (!PyList_Check(links)) {
@@ -138,24 +184,13 @@ static PyObject *pb_links(PyObject *module, PyObject *links) {
         return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(links);
+    Link link;
     unsigned long long total = 0;
-    /* First pass: check every link and add up the record sizes. */
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *link = PyList_GET_ITEM(links, i);
-        if (!PyTuple_Check(link) || PyTuple_GET_SIZE(link) < 3 ||
-            !PyBytes_Check(PyTuple_GET_ITEM(link, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(link, 1))) {
-            PyErr_Format(PyExc_TypeError, "pb_links: link %zd is not a (name, cid, tsize) tuple", i);
+    for (Py_ssize_t i = 0; i < count; i++) { /* check every link and add up the sizes */
+        if (list_link(links, i, &link) < 0) {
             return NULL;
         }
-        unsigned long long tsize = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(link, 2));
-        if (tsize == (unsigned long long)-1 && PyErr_Occurred()) {
-            return NULL; /* OverflowError for a negative or too large Tsize */
-        }
-        unsigned long long name_len = (unsigned long long)PyBytes_GET_SIZE(PyTuple_GET_ITEM(link, 0));
-        unsigned long long cid_len = (unsigned long long)PyBytes_GET_SIZE(PyTuple_GET_ITEM(link, 1));
-        unsigned long long body = 1 + uvarint_size(cid_len) + cid_len + 1 + uvarint_size(name_len) +
-                                  name_len + 1 + uvarint_size(tsize);
-        total += 1 + uvarint_size(body) + body;
+        total += link_size(&link);
         if (total > (unsigned long long)PY_SSIZE_T_MAX) {
             return PyErr_NoMemory();
         }
@@ -164,29 +199,11 @@ static PyObject *pb_links(PyObject *module, PyObject *links) {
     if (records == NULL) {
         return NULL;
     }
+    /* No Python code runs in between, so the list and its tuples are as checked. */
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(records);
-    /* Second pass: write them. The list cannot change in between: no Python code runs. */
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *link = PyList_GET_ITEM(links, i);
-        PyObject *name = PyTuple_GET_ITEM(link, 0);
-        PyObject *cid = PyTuple_GET_ITEM(link, 1);
-        unsigned long long tsize = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(link, 2));
-        unsigned long long name_len = (unsigned long long)PyBytes_GET_SIZE(name);
-        unsigned long long cid_len = (unsigned long long)PyBytes_GET_SIZE(cid);
-        unsigned long long body = 1 + uvarint_size(cid_len) + cid_len + 1 + uvarint_size(name_len) +
-                                  name_len + 1 + uvarint_size(tsize);
-        *out++ = 0x12;
-        out += put_uvarint(out, body);
-        *out++ = 0x0a;
-        out += put_uvarint(out, cid_len);
-        memcpy(out, PyBytes_AS_STRING(cid), (size_t)cid_len);
-        out += cid_len;
-        *out++ = 0x12;
-        out += put_uvarint(out, name_len);
-        memcpy(out, PyBytes_AS_STRING(name), (size_t)name_len);
-        out += name_len;
-        *out++ = 0x18;
-        out += put_uvarint(out, tsize);
+        list_link(links, i, &link);
+        out = put_link(out, &link);
     }
     return records;
 }
