@@ -129,7 +129,7 @@ def test_pb_links_are_the_records_one_by_one() -> None:
     assert pb_links(links) == b"".join(pb_link(cid, b"", name, t) for name, cid, t in links)
     assert pb_links([]) == b""
     with pytest.raises(TypeError, match="link 1 is not"):
-        pb_links([links[0], (b"a", "not bytes", 1)])
+        pb_links([links[0], (b"a", "not bytes", 1)])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="a list"):
         pb_links(tuple(links))  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
