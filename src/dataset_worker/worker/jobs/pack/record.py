@@ -19,6 +19,7 @@ from dataset_worker.content.unixfs import assemble_file_from_links
 from dataset_worker.db.filecid import ONE_RANGE
 from dataset_worker.db.models import Car, CarBlock, File, FileRange, PieceType
 from dataset_worker.db.nodebytes import stored_node
+from dataset_worker.db.pagecache import larger_page_cache
 from dataset_worker.worker.jobs.attachment import AttachmentSetup, lock_own_job
 from dataset_worker.worker.jobs.bulk_insert import execute_many
 from dataset_worker.worker.jobs.dirtree import FinalisedFile, update_directories
@@ -27,6 +28,10 @@ from dataset_worker.worker.jobs.pieces import CAR_BLOCK_INSERT
 from dataset_worker.worker.runtime.context import JobContext
 
 INSERT_BATCH = 1000
+# SQLite page cache while recording (db/pagecache.py). Jobs of 60k tiny files on a 1M-file
+# database, the default 2 MB against 64 MiB: about a tenth less CPU (most of it system time: page
+# reads and WAL spills) and a tenth less time holding the write lock, for ~26 MiB more peak RSS.
+RECORD_CACHE_MIB = 64
 # Files per update_directories call (whole directories kept together). Each call rebuilds every
 # ancestor up to the root once, so small batches rebuild the (often wide) root many times.
 DIRECTORY_BATCH = 20_000
@@ -91,6 +96,13 @@ def record_pack(
     piece: Piece,
 ) -> Recorded:
     """Write everything a packed job produced, in the caller's (write) transaction."""
+    with larger_page_cache(session.connection(), RECORD_CACHE_MIB):
+        return _record_pack(session, ctx, setup, spool, piece)
+
+
+def _record_pack(
+    session: Session, ctx: JobContext, setup: AttachmentSetup, spool: PackSpool, piece: Piece
+) -> Recorded:
     lock_own_job(session, ctx)
     replaced = _drop_previous_car(session, ctx.job_id)
     directories = None if setup.no_dag else _DirectoryBatches(session)
