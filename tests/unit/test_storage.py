@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import pwd
 import random
+import shutil
+import signal
 import stat
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -215,26 +221,73 @@ def test_walk_reports_a_folder_it_cannot_open_as_os_scandir_would(
     assert exc.filename == f"{tmp_path}/d" and str(exc) == str(scandir_error.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and searches folders whatever their mode")
-def test_walk_reports_folders_it_may_not_read_or_search(tmp_path: Path) -> None:
+def _list_unreadable_folders(root: str) -> tuple[list[str], list[list[str]]]:
+    """A folder that may not be read and one that may not be searched, listed: the entries'
+    paths and each error as [path, exception type, message]."""
+    base = Path(root)
     for name in ["locked", "unsearchable"]:
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "f").write_bytes(b"")
-    (tmp_path / "locked").chmod(0)
-    (tmp_path / "unsearchable").chmod(0o600)  # readdir works, stat of an entry does not
+        (base / name).mkdir()
+        (base / name / "f").write_bytes(b"")
+    (base / "locked").chmod(0)
+    (base / "unsearchable").chmod(0o600)  # readdir works, stat of an entry does not
     try:
-        entries, errors = listing(tmp_path)
+        entries, errors = listing(base)
     finally:
-        (tmp_path / "locked").chmod(0o700)
-        (tmp_path / "unsearchable").chmod(0o700)
-    assert [e.path for e in entries] == ["locked", "unsearchable"]
-    assert errors == [
-        ("locked", PermissionError, f"[Errno 13] Permission denied: '{tmp_path}/locked'"),
-        (
-            "unsearchable/f",
-            PermissionError,
-            f"[Errno 13] Permission denied: '{tmp_path}/unsearchable/f'",
-        ),
+        (base / "locked").chmod(0o700)
+        (base / "unsearchable").chmod(0o700)
+    return [e.path for e in entries], [[p, t.__name__, m] for p, t, m in errors]
+
+
+def _as_nobody(fn: Callable[[str], object], root: str) -> object:
+    """`fn(root)` in a forked child that has dropped root for `nobody` (root reads and
+    searches folders whatever their mode); its result comes back as JSON through a pipe."""
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user to drop root for")
+    os.chown(root, nobody.pw_uid, nobody.pw_gid)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        signal.alarm(60)  # a child stuck on a lock another thread held at fork dies, not hangs
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            os.write(write_end, json.dumps(fn(root)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        output = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged child failed"
+    return json.loads(output)
+
+
+def test_walk_reports_folders_it_may_not_read_or_search() -> None:
+    # Not tmp_path: as root, its parents are closed to the unprivileged child.
+    root = tempfile.mkdtemp(prefix="dw-unreadable-")
+    try:
+        if os.geteuid() == 0:
+            result = _as_nobody(_list_unreadable_folders, root)
+        else:
+            result = list(_list_unreadable_folders(root))
+    finally:
+        shutil.rmtree(root)
+    assert result == [
+        ["locked", "unsearchable"],
+        [
+            ["locked", "PermissionError", f"[Errno 13] Permission denied: '{root}/locked'"],
+            [
+                "unsearchable/f",
+                "PermissionError",
+                f"[Errno 13] Permission denied: '{root}/unsearchable/f'",
+            ],
+        ],
     ]
 
 
