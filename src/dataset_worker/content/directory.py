@@ -76,10 +76,9 @@ def build_basic_directory(entries: Entries, *, cid_version: int = 1) -> Director
 
 def directory_from_links(links: SortedLinks, *, cid_version: int = 1) -> DirectoryNode:
     """`build_directory` of links (name bytes, CID, Tsize, …) already sorted by name bytes."""
+    # A HAMT, or an empty name (sorted first), which build_directory refuses in its own words.
     if (links and not links[0][0]) or _estimate(links) >= HAMT_SHARDING_SIZE:
-        return build_directory(
-            _as_entries(links), cid_version=cid_version
-        )  # an empty name: its error
+        return build_directory(_as_entries(links), cid_version=cid_version)
     try:
         return basic_directory_from_links(links, cid_version=cid_version)
     except OverflowError:  # a negative Tsize: build_directory's error names the entry
