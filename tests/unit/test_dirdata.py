@@ -7,10 +7,10 @@ import zlib
 import pytest
 
 from dataset_worker.content.cid import raw_cid
+from dataset_worker.content.directory import directory_from_links
 from dataset_worker.worker.jobs.dirdata import (
     DirEntry,
     build_node,
-    build_sorted,
     decode_entries,
     encode_entries,
     encode_sorted,
@@ -48,4 +48,4 @@ def test_sorted_entries_give_the_same_blob_and_node(count: int) -> None:
     assert [i[0] for i in items] == sorted(n.encode("utf-8", "surrogateescape") for n in entries)
     assert decode_entries(encode_sorted(items)) == entries
     if entries:
-        assert build_sorted(items) == build_node(entries)
+        assert directory_from_links(items) == build_node(entries)

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataset_worker.content._multiformats import pb_links
-from dataset_worker.content.dagpb import decode_node, node_cid
+from dataset_worker.content.dagpb import decode_node, encode_records, node_cid
 from dataset_worker.content.hamt import MAX_DEPTH, build_hamt
 from dataset_worker.content.unixfs import DIRECTORY_DATA, DataType, decode_data
 
 HAMT_SHARDING_SIZE = 262144  # boxo HAMTShardingSize (256 KiB)
-# PBNode.Data (field 1, length-delimited) holding DIRECTORY_DATA, after the links.
-_DIRECTORY_DATA_FIELD = bytes((0x0A, len(DIRECTORY_DATA))) + DIRECTORY_DATA
 _SHARD_LINK_NAME_LENGTH = 2  # a HAMT link named by the 2-hex-digit prefix alone is a child shard
 
 Entries = Mapping[str, tuple[bytes, int]]
@@ -101,7 +99,7 @@ def basic_directory_from_links(links: SortedLinks, *, cid_version: int = 1) -> D
     Every pack job rebuilds the folders it adds to, a link per file of a tiny-file dataset, so
     the links are encoded in one native call (`pb_links`) rather than one record at a time.
     """
-    block = pb_links(links) + _DIRECTORY_DATA_FIELD
+    block = encode_records([pb_links(links)], DIRECTORY_DATA)
     cid = node_cid(block, cid_version)
     size = len(block) + sum([link[2] for link in links])
     return DirectoryNode(cid, size, [(cid, block)], False)

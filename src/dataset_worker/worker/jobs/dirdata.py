@@ -142,12 +142,7 @@ def _read(body: bytes, pos: int) -> tuple[bytes, int]:
 
 def build_node(entries: Mapping[str, DirEntry]) -> DirectoryNode:
     """The directory's UnixFS node(s) as boxo v0.35.0 builds them (basic or HAMT)."""
-    return build_sorted(sorted_entries(entries))
-
-
-def build_sorted(items: list[SortedEntry]) -> DirectoryNode:
-    """`build_node` of entries already sorted (`sorted_entries`)."""
-    return directory_from_links(items)
+    return directory_from_links(sorted_entries(entries))
 
 
 def extra_blocks(entries: Mapping[str, DirEntry]) -> list[Block]:

@@ -17,13 +17,13 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dataset_worker.content.directory import directory_from_links
 from dataset_worker.db.models import Directory
 from dataset_worker.worker.jobs.bulk_insert import execute_many
 from dataset_worker.worker.jobs.dirdata import (
     WIDE,
     DirEntry,
     Entries,
-    build_sorted,
     decode_entries,
     encode_sorted,
     is_wide,
@@ -125,7 +125,7 @@ def _resolve(
     items = sorted_entries(current)  # sorted once for both the node and the blob
     if not items:
         return None, encode_sorted(items)
-    node = build_sorted(items)
+    node = directory_from_links(items)
     return (node.cid, node.size), encode_sorted(items)
 
 

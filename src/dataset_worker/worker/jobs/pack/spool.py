@@ -201,7 +201,7 @@ class PackSpool(Closing):
 
     def ranges(self) -> Iterator[SpooledRange]:
         """Every range result, in packing order."""
-        for row in self._ranges.read(self.range_count):
+        for row in self.range_rows():
             yield SpooledRange(*row)
 
     def range_rows(self) -> Iterator[tuple[Any, ...]]:
