@@ -6,8 +6,9 @@ then read once so it sits in the page cache. On each database (SQLite, PostgreSQ
 each step in a child process of its own (so its peak RSS is its own):
 - scan: the real scan job into a fresh database (max size --max-size, else 60 MiB, smaller for
   small trees so that there are at least 4 pack jobs);
-- pack, concurrency 1 and 2: every pack job by the real handler, one then two threads, then two
-  single-threaded processes, each on its own copy of the scanned database (no reset between);
+- pack, concurrency 1 and 2: every pack job by real worker threads (`dataset-worker run`'s loop:
+  claim, handler, outcome), one then two threads, then two single-threaded processes sharing
+  one queue, each on its own copy of the scanned database (no reset between);
 - daggen: the real daggen job after the packing;
 - prepare: `dataset-worker prepare` (a separate process, default concurrency) from scratch, and
   the database's bytes per file after it (minus an empty migrated database).
@@ -162,12 +163,10 @@ def child_main(args: argparse.Namespace) -> None:
 
 def _db_phase(args: argparse.Namespace, started: float, cpu: float) -> dict[str, Any]:
     from sqlalchemy import func, select
-    from tests.support.jobs import add_job, make_local_preparation, new_worker, run_job
+    from tests.support.jobs import add_job, make_local_preparation, run_job
 
     from dataset_worker.db import open_database
     from dataset_worker.db.models import File, Job, JobType, SourceAttachment
-    from dataset_worker.worker.runtime.config import choose_read_ahead
-    from dataset_worker.worker.runtime.context import JobContext
 
     if args.spec:  # --generated: every job of this process reads the made-up files
         from dataset_worker.worker.jobs import attachment as setup_module
@@ -192,14 +191,7 @@ def _db_phase(args: argparse.Namespace, started: float, cpu: float) -> dict[str,
             return {"files": files, "jobs": jobs, "_started": started, "_cpu": cpu, "w": wall}
         with db.read() as session:
             attachment = session.scalar(select(SourceAttachment.id))
-            files = session.scalar(select(func.count()).select_from(File))
-            pack_jobs = list(
-                session.scalars(
-                    # Every pack job (all ready in a fresh copy), not only the ready ones: a
-                    # process of a split run must not see jobs its sibling already took.
-                    select(Job.id).where(Job.type == JobType.PACK).order_by(Job.id)
-                )
-            )
+            files = session.scalar(select(func.count()).select_from(File)) or 0
         assert attachment is not None
         if args.phase == "daggen":
             job = add_job(db, attachment, JobType.DAGGEN)
@@ -208,37 +200,69 @@ def _db_phase(args: argparse.Namespace, started: float, cpu: float) -> dict[str,
             if run.error is not None:
                 raise RuntimeError(f"daggen failed: {run.error}")
             return {"files": files, "_started": started, "_cpu": cpu}
-        threads = args.threads
-        read_ahead = choose_read_ahead(threads)
-        queue = list(reversed(pack_jobs[args.part :: args.parts]))
-        lock = threading.Lock()
-        errors: list[BaseException] = []
-
-        def tune(ctx: JobContext) -> None:
-            ctx.read_ahead = read_ahead
-
-        def work() -> None:
-            worker = new_worker(db)
-            while True:
-                with lock:
-                    if not queue or errors:
-                        return
-                    job_id = queue.pop()
-                run = run_job(db, job_id, worker_id=worker, before=tune)
-                if run.error is not None:
-                    errors.append(run.error)
-
-        pool = [threading.Thread(target=work) for _ in range(threads)]
-        started, cpu = time.perf_counter(), _cpu()
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-        if errors:
-            raise RuntimeError(f"pack failed: {errors[0]}")
-        return {"files": files, "jobs": len(pack_jobs), "_started": started, "_cpu": cpu}
+        return _pack_phase(db, attachment, args.threads, files)
     finally:
         db.dispose()
+
+
+def _pack_phase(db: Any, attachment: int, threads: int, files: int) -> dict[str, Any]:
+    """Every ready pack job of the preparation, by `threads` real worker threads (the run loop of
+    `dataset-worker run`: claims, the handler, outcomes) until none is left. Processes running
+    this at once share one queue, as `run` processes on one database do."""
+    from sqlalchemy import func, select
+    from tests.support.jobs import new_worker
+
+    import dataset_worker.worker.jobs.pack.job  # noqa: F401 - imported before the clock starts
+    from dataset_worker.db.models import Job, JobState, JobType
+    from dataset_worker.worker.runtime.config import WorkerConfig, choose_read_ahead
+    from dataset_worker.worker.runtime.handlers import default_handlers
+    from dataset_worker.worker.runtime.monitor import JobMonitor
+    from dataset_worker.worker.runtime.thread import ThreadResult, WorkerThread
+
+    config = WorkerConfig(
+        concurrency=threads,
+        enable_scan=False,
+        enable_dag=False,
+        exit_on_complete=True,
+        exit_on_error=True,
+        min_interval=0.05,
+        max_interval=0.5,
+        attachments=(attachment,),
+    )
+    # No completion hooks (the auto chain's daggen is measured as a phase of its own), and no
+    # pause monitor running: nothing pauses a bench job.
+    workers = [
+        WorkerThread(
+            db,
+            config,
+            default_handlers(),
+            new_worker(db),
+            threading.Event(),
+            JobMonitor(db),
+            read_ahead=choose_read_ahead(threads),
+        )
+        for _ in range(threads)
+    ]
+    results: list[ThreadResult] = []
+    pool = [threading.Thread(target=lambda w=w: results.append(w.run())) for w in workers]
+    started, cpu = time.perf_counter(), _cpu()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    failed = [r.error for r in results if r.error is not None]
+    if failed:
+        raise RuntimeError(f"pack failed: {failed[0]}")
+    ids = [w.worker_id for w in workers]
+    with db.read() as session:
+        done = session.scalar(
+            select(func.count()).where(
+                Job.type == JobType.PACK,
+                Job.state == JobState.COMPLETE,
+                Job.last_worker_id.in_(ids),
+            )
+        )
+    return {"files": files, "jobs": done, "_started": started, "_cpu": cpu}
 
 
 # ---------------------------------------------------------------- the parent
@@ -315,13 +339,13 @@ def pack_in_processes(url: str, processes: int) -> Figures:
     results: list[tuple[Figures, dict[str, Any]]] = []
     errors: list[BaseException] = []
 
-    def one(part: int) -> None:
+    def one() -> None:
         try:
-            results.append(_phase("pack", {"url": url, "part": part, "parts": processes}))
+            results.append(_phase("pack", {"url": url}))
         except BaseException as exc:
             errors.append(exc)
 
-    pool = [threading.Thread(target=one, args=(part,)) for part in range(processes)]
+    pool = [threading.Thread(target=one) for _ in range(processes)]
     for thread in pool:
         thread.start()
     for thread in pool:
@@ -496,8 +520,6 @@ def main() -> None:
     parser.add_argument("--tree", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--part", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--parts", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
         child_main(args)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Directory, Job, JobState, JobType, Preparation
 from dataset_worker.db.queue import claim_next_job, complete_job
 from dataset_worker.prep import retry_jobs
+from dataset_worker.worker.jobs.chain import queue_daggen_if_due
 from dataset_worker.worker.runtime.handlers import default_completion_hooks
 from tests.integration.worker_support import add_job, job, make_attachment, new_worker
 
@@ -228,3 +229,69 @@ def _complete_together(db: Database, packs: list[int], *, overlap: bool) -> None
     for thread in threads:
         thread.join(60)
     assert errors == [] and results == [True] * len(packs)
+
+
+def _in_other_transaction(
+    db: Database, sql: str, attachment: int
+) -> tuple[threading.Event, threading.Event]:
+    """Run `sql` (with :a = attachment) in a transaction of its own, in a thread that holds it
+    open until the returned `release` is set; `held` is set once the statement ran."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write() as session:
+            session.execute(text(sql), {"a": attachment})
+            held.set()
+            release.wait(30)
+
+    threading.Thread(target=hold, daemon=True).start()
+    assert held.wait(30)
+    return held, release
+
+
+def _decide_without_waiting(db: Database, attachment: int) -> int | None:
+    """The rule, in a transaction that fails instead of waiting for a lock over 2 s."""
+    with db.write() as session:
+        session.execute(text("SET LOCAL lock_timeout = '2s'"))
+        return queue_daggen_if_due(session, attachment)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_rule_does_not_wait_for_a_recordings_cars_insert(db: Database) -> None:
+    """A pack job completes inside its recording, which inserts a `cars` row (a KEY SHARE lock
+    on the attachment, by its foreign key) before it locks directory rows: the rule's lock on
+    the attachment must not wait for that, or two recordings deadlock."""
+    attachment, packs = packed(db, 1)
+    with db.write() as session:
+        session.execute(update(Job).where(Job.id == packs[0]).values(state=JobState.COMPLETE))
+    _, release = _in_other_transaction(
+        db, "SELECT id FROM source_attachments WHERE id = :a FOR KEY SHARE", attachment
+    )
+    try:
+        queued = _decide_without_waiting(db, attachment)
+    finally:
+        release.set()
+    assert queued is not None and daggen_jobs(db, attachment) == [(queued, JobState.READY)]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_daggen_row_another_transaction_holds_is_left_to_it(db: Database) -> None:
+    """A complete daggen whose row is locked (its claim, recording or end is under way) is
+    neither waited for nor doubled: whoever holds it leaves it running, ready or decided."""
+    attachment, packs = packed(db, 1)
+    daggen = add_job(db, attachment, JobType.DAGGEN, JobState.COMPLETE)
+    add_directory(db, attachment, exported=False)
+    with db.write() as session:
+        session.execute(update(Job).where(Job.id == packs[0]).values(state=JobState.COMPLETE))
+    _, release = _in_other_transaction(
+        db,
+        "SELECT id FROM jobs WHERE type = 'daggen' AND attachment_id = :a FOR UPDATE",
+        attachment,
+    )
+    try:
+        assert _decide_without_waiting(db, attachment) is None
+    finally:
+        release.set()
+    assert daggen_jobs(db, attachment) == [(daggen, JobState.COMPLETE)]
+    # Unlocked, the same decision requeues it.
+    assert _decide_without_waiting(db, attachment) == daggen

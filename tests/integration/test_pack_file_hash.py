@@ -13,9 +13,16 @@ from sqlalchemy import select, update
 
 from dataset_worker.db import Database
 from dataset_worker.db.filecid import file_cid
-from dataset_worker.db.models import File, FileRange, Job, JobState, Preparation
+from dataset_worker.db.models import File, FileRange, Job, JobState, JobType, Preparation
 from dataset_worker.prep.manifest_rows import file_sha256
-from tests.support.jobs import make_local_preparation, run_job, scan_and_pack, write_files
+from dataset_worker.worker.runtime.context import JobContext
+from tests.support.jobs import (
+    add_job,
+    make_local_preparation,
+    run_job,
+    scan_and_pack,
+    write_files,
+)
 
 MIB = 1 << 20
 # max size 4 MB (piece 4 MiB): files are cut into 1 MiB ranges. a_same.bin comes first and its 3 ranges fill
@@ -145,3 +152,24 @@ def test_a_file_changed_since_packing_keeps_no_hash_and_the_job_still_completes(
     assert _hashes(db)["b_spread.bin"] is None
     skipped = [r for r in caplog.records if r.getMessage() == "pack.file_hash_skipped"]
     assert [getattr(r, "path", "") for r in skipped] == ["b_spread.bin"]
+
+
+def test_the_recording_completes_the_job_unless_a_split_file_is_hashed_after_it(
+    db: Database, tmp_path: Path
+) -> None:
+    """A pack job hands its completion to its recording transaction (JobContext.finish), except
+    the job that finalises a split file it could not hash while packing: that reading comes
+    after the commit and may still fail the job."""
+    attachment, _ = _prepare(db, tmp_path)
+    assert run_job(db, add_job(db, attachment, JobType.SCAN)).state is JobState.COMPLETE
+    finished: list[tuple[int, bool]] = []
+
+    def record_finish(ctx: JobContext) -> None:
+        ctx.finish = lambda session: finished.append((ctx.job_id, session.in_transaction()))
+
+    with db.read() as session:
+        packs = list(session.scalars(select(Job.id).where(Job.type == JobType.PACK)))
+    for job_id in packs:
+        assert run_job(db, job_id, before=record_finish).state is JobState.COMPLETE
+    finaliser = _jobs_of(db, "b_spread.bin")[-1]
+    assert finished == [(job_id, True) for job_id in packs if job_id != finaliser]

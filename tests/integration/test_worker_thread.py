@@ -298,3 +298,86 @@ def test_process_exit_on_error_stops_every_thread(db: Database) -> None:
     assert (job(db, running).state, job(db, running).worker_id) == (JobState.READY, None)
     assert [exc.reason for exc in seen] == ["worker is shutting down"]
     assert worker_ids(db) == set()
+
+
+def test_a_body_that_finishes_in_its_own_transaction_runs_the_job_it_claimed_ahead(
+    db: Database, monitor: JobMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dataset_worker.worker")
+    first, second = add_jobs(db, make_attachment(db), JobType.PACK, 2)
+    during: list[tuple[JobState, str | None]] = []
+    hooked: list[int] = []
+
+    def handler(ctx: JobContext) -> None:
+        ctx.db.run_write(ctx.finish)  # the body's last transaction
+        if ctx.job_id == first:
+            row = job(db, second)
+            during.append((row.state, row.worker_id))
+
+    worker = WorkerThread(
+        db,
+        FAST,
+        {JobType.PACK: handler},
+        new_worker(db),
+        threading.Event(),
+        monitor,
+        completion_hooks={JobType.PACK: lambda _session, done: hooked.append(done)},
+    )
+    assert worker.run() == ThreadResult(worker.worker_id)
+    # The second job was this thread's before the first job's body returned.
+    assert during == [(JobState.PROCESSING, worker.worker_id)]
+    assert {job(db, j).state for j in (first, second)} == {JobState.COMPLETE}
+    # Completed once each, by the body: the thread wrote no completion of its own.
+    assert hooked == [first, second]
+    messages = [r.msg for r in caplog.records]
+    assert messages.count("job.complete") == 2 and "job.not_owned" not in messages
+
+
+def test_a_job_claimed_ahead_goes_back_when_the_thread_stops(
+    db: Database, monitor: JobMonitor
+) -> None:
+    first, second = add_jobs(db, make_attachment(db), JobType.PACK, 2)
+    shutdown = threading.Event()
+
+    def handler(ctx: JobContext) -> None:
+        ctx.db.run_write(ctx.finish)
+        assert job(db, second).state == JobState.PROCESSING
+        shutdown.set()  # the process stops before the thread starts the second job
+
+    make_thread(db, monitor, {JobType.PACK: handler}, shutdown=shutdown).run()
+    assert job(db, first).state == JobState.COMPLETE
+    row = job(db, second)
+    assert row.state == JobState.READY and row.worker_id is None
+
+
+def test_an_error_after_the_handover_commits_leaves_the_job_complete(
+    db: Database, monitor: JobMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dataset_worker.worker")
+    first, second = add_jobs(db, make_attachment(db), JobType.PACK, 2)
+
+    def handler(ctx: JobContext) -> None:
+        ctx.db.run_write(ctx.finish)
+        if ctx.job_id == first:
+            raise OSError("best-effort clean-up failed")
+
+    make_thread(db, monitor, {JobType.PACK: handler}).run()
+    assert {job(db, j).state for j in (first, second)} == {JobState.COMPLETE}
+    late = [r for r in caplog.records if r.msg == "job.failed_after_complete"]
+    assert len(late) == 1 and late[0].__dict__.get("job") == first
+
+
+def test_a_handover_that_rolls_back_does_not_count(db: Database, monitor: JobMonitor) -> None:
+    first, second = add_jobs(db, make_attachment(db), JobType.PACK, 2)
+
+    def handler(ctx: JobContext) -> None:
+        if ctx.job_id == first:
+            with ctx.db.write() as session:
+                ctx.finish(session)
+                raise ValueError("the recording failed")
+        ctx.db.run_write(ctx.finish)
+
+    make_thread(db, monitor, {JobType.PACK: handler}).run()
+    row = job(db, first)
+    assert row.state == JobState.ERROR and row.error_message == "the recording failed"
+    assert job(db, second).state == JobState.COMPLETE

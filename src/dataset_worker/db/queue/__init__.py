@@ -9,7 +9,7 @@ it). Each function states its SQL and its locking rule in its docstring.
 | created, paused, error, complete → ready | `control.make_ready` (starts, `prep retry`, the auto chain) |
 | ready, processing → paused | `control.pause` (pauses, delete) |
 | ready (due), ownerless processing → processing | `claim.claim_next_job` |
-| processing → complete (+ the auto-chain hook, same transaction) | `outcomes.complete_job` |
+| processing → complete (+ the auto-chain hook, same transaction) | `outcomes.complete_job`; `handover.hand_over` in a job body's own last transaction, which also claims the thread's next job |
 | processing → error | `outcomes.fail_job`, `outcomes.fail_or_retry` |
 | processing → ready after a backoff | `outcomes.fail_or_retry` |
 | processing → ready (owner's release) | `outcomes.release_job` |
@@ -38,6 +38,7 @@ from dataset_worker.db.queue.control import (
     make_ready,
     pause,
 )
+from dataset_worker.db.queue.handover import Claimer, Handover, hand_over
 from dataset_worker.db.queue.outcomes import (
     CompletionHook,
     Failure,
@@ -65,9 +66,11 @@ __all__ = [
     "RETRY_FROM",
     "START_FROM",
     "ClaimedJob",
+    "Claimer",
     "CompletionHook",
     "Failure",
     "FailureRecord",
+    "Handover",
     "ProcessGone",
     "ReapResult",
     "RetryRule",
@@ -76,6 +79,7 @@ __all__ = [
     "fail_job",
     "fail_or_retry",
     "failed_since",
+    "hand_over",
     "insert_ready",
     "insert_ready_many",
     "make_ready",

@@ -65,6 +65,18 @@ def claim_next_job(
     return db.run_write(lambda session: _claim(session, worker_id, host, types, now, scope))
 
 
+def claim_in(
+    session: Session,
+    db: Database,
+    worker_id: str,
+    types: Sequence[JobType],
+    hostname: str,
+    attachments: Sequence[int] = (),
+) -> ClaimedJob | None:
+    """`claim_next_job`'s claim in the caller's write transaction (db/queue/handover.py)."""
+    return _claim(session, worker_id, hostname, types, now_expr(db), _scope(attachments))
+
+
 def _any_candidate(
     db: Database,
     types: Sequence[JobType],

@@ -50,19 +50,14 @@ def complete_job(
     with the completion or not at all. Locking: the UPDATE takes the row lock (PostgreSQL);
     SQLite holds the write lock (BEGIN IMMEDIATE).
     """
-    return _update_owned(
-        db,
-        job_id,
-        worker_id,
-        dict(
-            state=JobState.COMPLETE,
-            worker_id=None,
-            error_message="",
-            error_stack_trace="",
-            finished_at=utcnow(),
-        ),
-        on_complete,
-    )
+    return db.run_write(lambda session: complete_in(session, job_id, worker_id, on_complete))
+
+
+def complete_in(
+    session: Session, job_id: int, worker_id: str, on_complete: CompletionHook | None = None
+) -> bool:
+    """`complete_job`'s writes in the caller's transaction (db/queue/handover.py)."""
+    return _write_owned(session, job_id, worker_id, _completed_values(), on_complete)
 
 
 def fail_job(db: Database, job_id: int, worker_id: str, message: str, stack_trace: str) -> bool:
@@ -193,6 +188,17 @@ def _decide(
     return FailureRecord(Failure.ERROR, failed)
 
 
+def _completed_values() -> dict[str, Any]:
+    # A function, not a constant: finished_at is the time of the write.
+    return dict(
+        state=JobState.COMPLETE,
+        worker_id=None,
+        error_message="",
+        error_stack_trace="",
+        finished_at=utcnow(),
+    )
+
+
 def _update_owned(
     db: Database,
     job_id: int,
@@ -200,20 +206,27 @@ def _update_owned(
     values: dict[str, Any],
     then: CompletionHook | None = None,
 ) -> bool:
-    def write(session: Session) -> bool:
-        result = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.worker_id == owner,
-                Job.state == JobState.PROCESSING,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        owned = int(result.rowcount) == 1  # type: ignore[attr-defined]
-        if owned and then is not None:
-            then(session, job_id)
-        return owned
+    return db.run_write(lambda session: _write_owned(session, job_id, owner, values, then))
 
-    return db.run_write(write)
+
+def _write_owned(
+    session: Session,
+    job_id: int,
+    owner: str,
+    values: dict[str, Any],
+    then: CompletionHook | None = None,
+) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.worker_id == owner,
+            Job.state == JobState.PROCESSING,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    owned = int(result.rowcount) == 1  # type: ignore[attr-defined]
+    if owned and then is not None:
+        then(session, job_id)
+    return owned

@@ -15,7 +15,7 @@ the transaction that marks a scan, pack or daggen job complete (db/queue complet
 ownership-checked update succeeded. The completion and the decision commit together or not at
 all, so a completion can never be recorded without its decision (a crash in between rolls back
 both; the job is then run again and decides again). The first thing each hook does is lock the
-attachment row (SELECT … FOR UPDATE on PostgreSQL; on SQLite the transaction already holds the
+attachment row (SELECT … FOR NO KEY UPDATE on PostgreSQL; on SQLite the transaction already holds the
 one write lock from BEGIN IMMEDIATE), so two completions of one attachment decide one after the
 other: the later one, at READ COMMITTED, sees the earlier one's committed completion (and its
 daggen row), never an in-between state. When the last two pack jobs complete at once, exactly
@@ -79,7 +79,12 @@ def queue_daggen_if_due(session: Session, attachment_id: int) -> int | None:
         .select_from(SourceAttachment)
         .join(Preparation, Preparation.id == SourceAttachment.preparation_id)
         .where(SourceAttachment.id == attachment_id)
-        .with_for_update(of=SourceAttachment)
+        # FOR NO KEY UPDATE: it excludes the other completions' lock all the same, but not the
+        # KEY SHARE lock that inserting a `cars` row (its attachment_id foreign key) takes. A
+        # pack job completes inside its recording transaction (db/queue/handover.py): with FOR
+        # UPDATE, one recording waiting here for another's cars insert while that one waited
+        # for the first's directory rows was a deadlock.
+        .with_for_update(of=SourceAttachment, key_share=True)
     ).one_or_none()
     if settings is None or not settings.auto_chain or settings.no_dag:
         return None
@@ -90,8 +95,15 @@ def queue_daggen_if_due(session: Session, attachment_id: int) -> int | None:
         .where(Job.type == JobType.DAGGEN, Job.attachment_id == attachment_id)
         .order_by(Job.id)
         .limit(1)
-        .with_for_update()
+        .with_for_update(skip_locked=True)
     ).one_or_none()
+    if daggen is None and _has_daggen(session, attachment_id):
+        # Its row is locked, so another transaction is changing it: its claim, its recording or
+        # its end (whose completion runs this rule again, after this one), or a user's start or
+        # pause. None needs this decision. Waiting instead could deadlock: a pack job's
+        # recording (db/queue/handover.py) holds directory rows that a daggen's recording,
+        # holding its own row, waits for.
+        return None
     if daggen is None:
         job_id = queue.insert_ready(session, JobType.DAGGEN, attachment_id)
     elif daggen.state == JobState.COMPLETE and dag_behind(session, attachment_id):
@@ -102,6 +114,14 @@ def queue_daggen_if_due(session: Session, attachment_id: int) -> int | None:
         return None
     log_event(log, "chain.daggen_queued", job=job_id, attachment=attachment_id)
     return job_id
+
+
+def _has_daggen(session: Session, attachment_id: int) -> bool:
+    return bool(
+        session.scalar(
+            select(exists().where(Job.type == JobType.DAGGEN, Job.attachment_id == attachment_id))
+        )
+    )
 
 
 def _scan_complete(session: Session, attachment_id: int) -> bool:

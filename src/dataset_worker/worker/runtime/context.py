@@ -13,9 +13,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class JobCancelled(Exception):
@@ -66,6 +70,12 @@ class JobContext:
     read_ahead: bool = True
     # Wakes the process's idle threads: a scan calls it after a batch that queued pack jobs.
     queued: Callable[[], None] = field(default=lambda: None)
+    # Marks the job complete and claims the thread's next one inside the body's own last write
+    # transaction (db/queue/handover.py); the runtime then writes no completion of its own. A
+    # body calls it in that transaction once the job's work is written, lets the transaction's
+    # failure propagate, and does nothing after the commit that could fail the job. Outside a
+    # worker thread, a no-op.
+    finish: Callable[[Session], None] = field(default=lambda _session: None)
 
     @property
     def cancelled(self) -> bool:

@@ -3,7 +3,9 @@
 Differences from Singularity, on purpose: outcome writes are ownership-checked (a job paused or
 taken over meanwhile is left alone), a job that finishes while the process shuts down is still
 recorded as complete, and a failure to record an outcome releases the job instead of leaving it
-`processing` under a live owner. A transient failure (retry.py) sends the job back to `ready`
+`processing` under a live owner. A job body may complete its job in its own last transaction
+(`JobContext.finish`, db/queue/handover.py), which also claims the thread's next job: the thread
+then starts that job at once, and releases it if it stops first. A transient failure (retry.py) sends the job back to `ready`
 after a backoff, up to `max_attempts`; with exit-on-complete a thread waits for such retries
 instead of leaving them behind. Completion hooks (the auto chain) run in the transaction that
 marks a job complete.
@@ -21,16 +23,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from dataset_worker.db import Database
 from dataset_worker.db.models import JobType
 from dataset_worker.db.queue import (
     ClaimedJob,
+    Claimer,
     CompletionHook,
     Failure,
     FailureRecord,
+    Handover,
     claim_next_job,
     complete_job,
     fail_or_retry,
+    hand_over,
     release_job,
     seconds_until_retry,
     work_left,
@@ -129,16 +136,27 @@ class WorkerThread:
         # What a job calls after it queued work: by default it wakes this process's threads;
         # WorkerProcess also wakes the other processes of its state dir.
         self.queued = queued or (doorbell.ring if doorbell is not None else _nothing)
+        self.claimer = Claimer(worker_id, self.hostname, config.job_types, config.attachments)
+        # The job a job body's last transaction claimed for this thread (`_Finisher`): run next.
+        self._ahead: ClaimedJob | None = None
 
     def run(self) -> ThreadResult:
         """Work until shutdown, exit-on-complete or (with exit-on-error) the first error."""
+        try:
+            return self._loop()
+        finally:
+            self._release_ahead()
+
+    def _loop(self) -> ThreadResult:
         backoff = Backoff(self.config.min_interval, self.config.max_interval)
         waiting_poll = Backoff(*WAITING_POLL)
         types, scope = self.config.job_types, self.config.attachments
         while not self.shutdown.is_set():
             try:
                 ticket = self._ticket()  # a ring during the claim still wakes us
-                job = claim_next_job(self.db, self.worker_id, types, self.hostname, scope)
+                job, self._ahead = self._ahead, None
+                if job is None:
+                    job = claim_next_job(self.db, self.worker_id, types, self.hostname, scope)
                 retry_in = seconds_until_retry(self.db, types, scope) if job is None else None
                 waiting = job is None and self._work_left()
             except Exception as exc:
@@ -211,6 +229,7 @@ class WorkerThread:
             worker=self.worker_id,
         )
         stop = self.monitor.register(job.id, self.worker_id)
+        finisher = _Finisher(self, job)
         ctx = JobContext(
             db=self.db,
             job_id=job.id,
@@ -222,15 +241,38 @@ class WorkerThread:
             stop=stop,
             read_ahead=self.read_ahead,
             queued=self.queued,
+            finish=finisher,
         )
         started = time.monotonic()
         try:
             self._handler(job.type)(ctx)
         except Exception as exc:
+            handed = finisher.committed()
+            if handed is not None:
+                return self._handed_over(job, handed, time.monotonic() - started, exc)
             return self._after_failure(job, exc, stop.reason if stop.is_set() else "")
         finally:
             self.monitor.unregister(job.id)
+        handed = finisher.committed()
+        if handed is not None:
+            return self._handed_over(job, handed, time.monotonic() - started)
         return self._record(job, Outcome.COMPLETED, seconds=time.monotonic() - started)
+
+    def _handed_over(
+        self, job: ClaimedJob, handover: Handover, seconds: float, late: Exception | None = None
+    ) -> tuple[Outcome, BaseException | None]:
+        """The job body's own transaction completed the job (or found it no longer ours) and
+        claimed the next one: keep that one, and write nothing more. An error the body raised
+        after that commit (`late`) cannot undo the completion: it is logged."""
+        self._ahead = handover.next_job
+        fields: dict[str, Any] = {"job": job.id, "type": job.type, "worker": self.worker_id}
+        if not handover.completed:
+            log_event(log, "job.not_owned", logging.WARNING, outcome="completed", **fields)
+            return Outcome.STOPPED, None
+        if late is not None:
+            log_event(log, "job.failed_after_complete", logging.WARNING, error=str(late), **fields)
+        log_event(log, "job.complete", seconds=round(seconds, 3), **fields)
+        return Outcome.COMPLETED, None
 
     def _handler(self, job_type: JobType) -> Handler:
         handler = self.handlers.get(job_type)
@@ -348,11 +390,42 @@ class WorkerThread:
             log_event(log, "job.released", reason="shutdown", **fields)
         return outcome, None
 
-    def _release_quietly(self, job: ClaimedJob) -> None:
+    def _release_ahead(self) -> None:
+        """Put back the job claimed ahead that this thread will not run now (it stops)."""
+        job, self._ahead = self._ahead, None
+        if job is not None:
+            self._release_quietly(job, reason="claimed ahead, not started")
+
+    def _release_quietly(self, job: ClaimedJob, reason: str = "record failed") -> None:
         try:
             if release_job(self.db, job.id, self.worker_id):
-                log_event(
-                    log, "job.released", job=job.id, worker=self.worker_id, reason="record failed"
-                )
+                log_event(log, "job.released", job=job.id, worker=self.worker_id, reason=reason)
         except Exception as exc:
             log_event(log, "job.release_failed", logging.ERROR, job=job.id, error=str(exc))
+
+
+class _Finisher:
+    """`JobContext.finish` for one job: `hand_over` in the body's transaction, remembering the
+    last call's result (a retried transaction calls it again; only a commit makes it count)."""
+
+    def __init__(self, thread: WorkerThread, job: ClaimedJob) -> None:
+        self._thread = thread
+        self._job = job
+        self._handover: Handover | None = None
+
+    def __call__(self, session: Session) -> None:
+        thread = self._thread
+        self._handover = hand_over(
+            session,
+            thread.db,
+            self._job.id,
+            thread.claimer,
+            thread.completion_hooks.get(self._job.type),
+            claim_next=not thread.shutdown.is_set(),
+        )
+
+    def committed(self) -> Handover | None:
+        """The handover, once its transaction committed; None if there was none or it did
+        not commit (the runtime then records the outcome itself)."""
+        handover = self._handover
+        return handover if handover is not None and handover.committed else None

@@ -291,7 +291,12 @@ def _pack(
     )
 
     def record(session: Session) -> Recorded:
-        return record_pack(session, ctx, setup, spool, piece)
+        recorded = record_pack(session, ctx, setup, spool, piece)
+        if not (setup.file_hash and recorded.unhashed_split_ids):
+            # Nothing left that can fail the job (_after_commit's clean-ups are best-effort):
+            # complete it here, without a write transaction of its own (db/queue/handover.py).
+            ctx.finish(session)
+        return recorded
 
     output = target.storage if target is not None else None
     recorded = record_or_unpublish(ctx.db, output, writer.publication, record)
