@@ -254,7 +254,7 @@ def test_preparation_can_be_named_by_id(db: Database, tmp_path: Path) -> None:
 # --- pack: many jobs per attachment ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", [S.CREATED, S.PAUSED, S.ERROR])
+@pytest.mark.parametrize("state", [S.PAUSED, S.ERROR])
 def test_start_pack_one_job(db: Database, tmp_path: Path, state: JobState) -> None:
     attachment = _prep(db, tmp_path)
     job_id = _add_job(db, attachment, JobType.PACK, state)
@@ -275,6 +275,18 @@ def test_start_pack_refuses_running_or_complete(
     ):
         start_pack(db, "p", job_id)
     assert _job(db, job_id).state is state
+
+
+def test_start_pack_refuses_a_job_its_scan_is_still_filling(db: Database, tmp_path: Path) -> None:
+    attachment = _prep(db, tmp_path)
+    job_id = _add_job(db, attachment, JobType.PACK, S.CREATED)
+    with pytest.raises(
+        InvalidParameter,
+        match=rf'pack job {job_id} of preparation "p" is still being filled by its scan '
+        r"\(state created\)",
+    ):
+        start_pack(db, "p", job_id)
+    assert _job(db, job_id).state is S.CREATED
 
 
 @pytest.mark.parametrize("state", [S.READY, S.PROCESSING])
@@ -321,11 +333,11 @@ def test_start_pack_all_moves_only_eligible_jobs(db: Database, tmp_path: Path) -
 
     views = start_pack(db, "p")
 
-    expected = sorted(ids[s] for s in (S.CREATED, S.PAUSED, S.ERROR))
+    expected = sorted(ids[s] for s in (S.PAUSED, S.ERROR))
     assert [v.id for v in views] == expected
     assert all(v.state is S.READY and v.error_message == "" for v in views)
     assert {s: _job(db, i).state for s, i in ids.items()} == {
-        S.CREATED: S.READY,
+        S.CREATED: S.CREATED,  # a scan is still filling it
         S.READY: S.READY,
         S.PAUSED: S.READY,
         S.PROCESSING: S.PROCESSING,

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from dataset_worker.db import Database
 from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
+from dataset_worker.db.queue import claim_next_job
+from dataset_worker.prep import start_pack
+from dataset_worker.prep.retry import retry_jobs
 from dataset_worker.worker.jobs.carsize import to_car_size
 from dataset_worker.worker.jobs.scan import job as scan_module
+from dataset_worker.worker.jobs.scan import writer as writer_module
 from dataset_worker.worker.jobs.scan.batching import range_split_size, split_file
-from tests.support.jobs import add_job, make_local_preparation, run_job
+from tests.support.jobs import add_job, make_local_preparation, new_worker, run_job
 
 KIB, MIB = 1 << 10, 1 << 20
 
@@ -223,3 +228,104 @@ def test_batches_do_not_change_how_jobs_are_filled(
     scan(db, rows.attachment_id)
     assert job_groups(db) == whole
     assert len(whole) == 12
+
+
+def _forbid_job_updates(db: Database) -> Callable[[], None]:
+    """Make any UPDATE of file_ranges.job_id fail; returns the undo (the PostgreSQL database
+    outlives the test)."""
+    if db.is_sqlite:
+        with db.write() as s:
+            s.execute(
+                text(
+                    "CREATE TRIGGER no_job_update BEFORE UPDATE OF job_id ON file_ranges "
+                    "BEGIN SELECT RAISE(ABORT, 'file_ranges.job_id updated'); END"
+                )
+            )
+        return lambda: None
+    with db.write() as s:
+        s.execute(
+            text(
+                "CREATE FUNCTION no_job_update() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'file_ranges.job_id updated'; END $$"
+            )
+        )
+        s.execute(
+            text(
+                "CREATE TRIGGER no_job_update BEFORE UPDATE OF job_id ON file_ranges "
+                "FOR EACH ROW EXECUTE FUNCTION no_job_update()"
+            )
+        )
+
+    def undo() -> None:
+        with db.write() as s:
+            s.execute(text("DROP TRIGGER no_job_update ON file_ranges"))
+            s.execute(text("DROP FUNCTION no_job_update()"))
+
+    return undo
+
+
+def test_a_scan_writes_each_ranges_job_once(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every range goes in with its job's id: the job being filled exists (`created`) from its
+    first range on. An UPDATE of the indexed job_id would leave a dead row version on
+    PostgreSQL for nearly every range of a tiny-file dataset."""
+    monkeypatch.setattr(scan_module, "BATCH_FILES", 7)  # jobs fill across many transactions
+    source = tmp_path / "src"
+    write_tree(source, {f"d{i % 4}/f{i:03}.bin": (i * 7919) % 3000 for i in range(300)})
+    rows = make_local_preparation(
+        db, "p", source, tmp_path / "out", max_size=40_000, min_piece_size=256
+    )
+    undo = _forbid_job_updates(db)
+    try:
+        scan(db, rows.attachment_id)
+    finally:
+        undo()
+    with db.read() as s:
+        states = s.execute(
+            select(Job.state, func.count()).where(Job.type == JobType.PACK).group_by(Job.state)
+        ).all()
+        jobless = s.scalar(select(func.count()).where(FileRange.job_id.is_(None)))
+    assert jobless == 0
+    assert len(states) == 1 and states[0][0] is JobState.READY and states[0][1] > 10
+
+
+def test_the_job_an_interrupted_scan_was_filling_is_never_claimed_and_is_batched_again(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    write_tree(source, {f"f{i:03}.bin": (i * 7919) % 3000 for i in range(450)})
+    rows = make_local_preparation(
+        db, "p", source, tmp_path / "out", max_size=40_000, min_piece_size=256
+    )
+
+    def crash(*_args: object) -> None:
+        raise RuntimeError("killed before the last job was full")
+
+    with monkeypatch.context() as patch:  # the scan dies before it closes the last job
+        patch.setattr(writer_module.ScanWriter, "finish", crash)
+        scan_job = add_job(db, rows.attachment_id, JobType.SCAN)
+        assert run_job(db, scan_job).state is JobState.ERROR
+    planned = job_groups(db)
+    with db.read() as s:
+        [filling] = s.scalars(select(Job.id).where(Job.state == JobState.CREATED)).all()
+        held = s.scalar(select(func.count()).where(FileRange.job_id == filling))
+        ready = set(s.scalars(select(Job.id).where(Job.state == JobState.READY)))
+    assert held and len(ready) > 10
+
+    # Never claimed, and a start leaves it alone: its scan may still be adding to it.
+    worker = new_worker(db)
+    claimed = set()
+    while (job := claim_next_job(db, worker, [JobType.PACK])) is not None:
+        claimed.add(job.id)
+    assert claimed == ready
+    assert start_pack(db, "p") == []
+    with db.read() as s:
+        assert s.scalar(select(Job.state).where(Job.id == filling)) is JobState.CREATED
+
+    # The next scan dissolves it and batches its ranges again: the same groups, all ready.
+    retry_jobs(db, "p", "scan")
+    assert run_job(db, scan_job).state is JobState.COMPLETE
+    assert job_groups(db) == planned
+    with db.read() as s:
+        assert s.scalar(select(func.count()).where(Job.state == JobState.CREATED)) == 0

@@ -477,13 +477,13 @@ JobArg = Annotated[
 def start_pack_command(
     ctx: typer.Context, prep: PrepArg, job: JobArg = None, as_json: JsonOpt = False
 ) -> None:
-    """Make pack jobs that are created, paused or in error ready again."""
+    """Make pack jobs that are paused or in error ready again."""
     from dataset_worker.prep import start_pack
 
     with database(ctx) as db:
         views = start_pack(db, prep, job)
     wake_workers(ctx)
-    _report_jobs(views, as_json, prep, "created, paused or in error")
+    _report_jobs(views, as_json, prep, "paused or in error")
 
 
 @prep_app.command("pause-pack")

@@ -57,7 +57,8 @@ from dataset_worker.worker.runtime.process import EXIT_OK, EXIT_SIGNAL, WorkerPr
 EXIT_FAILED = 1
 RETRY_WAIT = 1.0  # seconds between runs of a phase whose jobs wait (a retry delay, another worker)
 PENDING = (JobState.READY, JobState.PROCESSING)
-NEEDS_START = (JobState.CREATED, JobState.PAUSED, JobState.ERROR)
+# Pack jobs a start makes ready (not `created` ones: their scan is still filling them).
+NEEDS_START = (JobState.PAUSED, JobState.ERROR)
 
 log = logging.getLogger("dataset_worker.prepare")
 

@@ -4,7 +4,8 @@
   creates it `ready`; later starts move it back to `ready` from created, paused, error **or
   complete** (a rescan is incremental). A complete daggen is restarted only with `force`: its
   DAG piece exists, and building it again only adds another one (a Conflict without force).
-- start-pack: created, paused or error → ready, but never complete (the piece already exists).
+- start-pack: paused or error → ready, but never complete (the piece already exists), nor
+  created (a pack job its scan is still filling: it turns ready once full).
 - pause (any kind): ready or processing → paused. A processing job keeps its worker_id; the
   worker notices the pause and stops working on it.
 A start of a job that is already ready (queued) or processing is a Conflict naming its state;
@@ -64,7 +65,7 @@ def pause_daggen(db: Database, prep: str | int) -> JobView:
 
 def start_pack(db: Database, prep: str | int, job_id: int | None = None) -> list[JobView]:
     """Move pack job `job_id` (or, when None or 0, every eligible pack job of `prep`) from
-    created/paused/error to ready. A single job in another state is refused; the bulk form
+    paused/error to ready. A single job in another state is refused; the bulk form
     skips jobs that are not eligible and returns the ones it changed, lowest id first."""
     return _change_pack(db, prep, job_id, start=True)
 
@@ -225,6 +226,8 @@ def _change_one_pack(
         raise NotFound(f'pack job {job_id} of preparation "{prep.name}" not found')
     if job.state not in allowed:
         rule = "is running or complete" if start else "is not running"
+        if start and job.state is JobState.CREATED:
+            rule = "is still being filled by its scan"
         raise InvalidParameter(
             f'pack job {job.id} of preparation "{prep.name}" {rule} (state {job.state})'
         )

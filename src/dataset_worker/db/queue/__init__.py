@@ -6,6 +6,8 @@ it). Each function states its SQL and its locking rule in its docstring.
 | from → to | function |
 |---|---|
 | (none) → ready | `control.insert_ready` (prep create, first start, the auto chain's daggen), `control.insert_ready_many` (the scan's pack jobs) |
+| (none) → created | `control.insert_created` (the scan's pack job being filled) |
+| created → ready | `control.make_ready` with `FILLED_FROM` (the scan's pack job, once full) |
 | created, paused, error, complete → ready | `control.make_ready` (starts, `prep retry`, the auto chain) |
 | ready, processing → paused | `control.pause` (pauses, delete) |
 | ready (due), ownerless processing → processing | `claim.claim_next_job` |
@@ -26,6 +28,7 @@ from dataset_worker.db.queue.claim import (
     work_left,
 )
 from dataset_worker.db.queue.control import (
+    FILLED_FROM,
     FRESH_START,
     JOB_COLUMNS,
     PACK_START_FROM,
@@ -33,6 +36,7 @@ from dataset_worker.db.queue.control import (
     REQUEUE_FROM,
     RETRY_FROM,
     START_FROM,
+    insert_created,
     insert_ready,
     insert_ready_many,
     make_ready,
@@ -58,6 +62,7 @@ from dataset_worker.db.queue.release import (
 )
 
 __all__ = [
+    "FILLED_FROM",
     "FRESH_START",
     "JOB_COLUMNS",
     "PACK_START_FROM",
@@ -80,6 +85,7 @@ __all__ = [
     "fail_or_retry",
     "failed_since",
     "hand_over",
+    "insert_created",
     "insert_ready",
     "insert_ready_many",
     "make_ready",

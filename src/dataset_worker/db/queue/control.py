@@ -1,7 +1,8 @@
 """Queueing and pausing: the transitions a user or the pipeline asks for.
 
-See docs/architecture.md#job-states-and-transitions. `insert_ready` creates a job `ready`;
-`make_ready` moves existing jobs back to `ready` with a fresh start (error, times, attempts and
+See docs/architecture.md#job-states-and-transitions. `insert_ready` creates a job `ready`, and
+`insert_created` one `created` (a pack job a scan is still filling, made ready by `make_ready`
+with FILLED_FROM once full); `make_ready` moves existing jobs back to `ready` with a fresh start (error, times, attempts and
 backoff cleared); `pause` moves jobs to `paused` (a processing one keeps its worker_id: the
 worker's pause monitor notices and stops it). The caller chooses the rows and runs the write
 transaction; the allowed source states are stated here, per request.
@@ -19,8 +20,10 @@ from dataset_worker.db.models import Job, JobState, JobType
 
 # scan / daggen starts: a rescan is incremental, a new daggen exports what changed.
 START_FROM = (JobState.CREATED, JobState.PAUSED, JobState.ERROR, JobState.COMPLETE)
-# pack starts: never a complete one (its piece exists).
-PACK_START_FROM = (JobState.CREATED, JobState.PAUSED, JobState.ERROR)
+# pack starts: never a complete one (its piece exists), nor one a scan is still filling.
+PACK_START_FROM = (JobState.PAUSED, JobState.ERROR)
+# A scan's pack job, once it is full.
+FILLED_FROM = (JobState.CREATED,)
 RETRY_FROM = (JobState.ERROR,)
 PAUSE_FROM = (JobState.READY, JobState.PROCESSING)
 # The auto chain queues a daggen again only after it completed.
@@ -53,6 +56,25 @@ def insert_ready(session: Session, job_type: JobType, attachment_id: int) -> int
         session.execute(
             insert(Job)
             .values(type=job_type, attachment_id=attachment_id, **FRESH_START)
+            .returning(Job.id)
+        ).scalar_one()
+    )
+
+
+def insert_created(session: Session, job_type: JobType, attachment_id: int) -> int:
+    """(none) → created: a new job of `job_type` that must not be claimed yet; returns its id.
+
+    The scan's pack job being filled: its ranges go in with its id as they are listed, and it
+    turns ready (`make_ready`, FILLED_FROM) once full. SQL: `INSERT INTO jobs (type, state,
+    attachment_id, …) VALUES (:type, 'created', :a, …) RETURNING id`, in the caller's write
+    transaction. Locking: none beyond the insert (a scan is the only writer of its attachment's
+    ranges).
+    """
+    return int(
+        session.execute(
+            insert(Job)
+            .values(type=job_type, attachment_id=attachment_id, **FRESH_START)
+            .values(state=JobState.CREATED)
             .returning(Job.id)
         ).scalar_one()
     )

@@ -9,11 +9,14 @@ path spends more time building and parsing parameters than the database spends i
 - PostgreSQL: take the ids from the table's sequence first (`nextval` over generate_series),
   then send the rows with COPY, ids included.
 - Anything else: INSERT … RETURNING through SQLAlchemy.
+
+`insert_rows` is the same without the ids (the scan's ranges): no max(id) checks on SQLite, and
+on PostgreSQL COPY takes the ids from the column's default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, select, text
@@ -37,16 +40,46 @@ def insert_returning_ids(
     return list(conn.execute(stmt, params).scalars())
 
 
-def _sqlite(
+def insert_rows(
     conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[object, ...]]
-) -> list[int]:
+) -> None:
+    """Insert `rows` (values in `columns` order) when their ids are not needed: one
+    executemany on SQLite, COPY on PostgreSQL (the ids come from the column's default)."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql(_insert_sql(conn, table, columns), list(rows))
+    elif dialect == "postgresql":
+        _copy(conn, table, columns, rows)
+    else:
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _insert_sql(conn: Connection, table: Table, columns: Sequence[str]) -> str:
     quote = conn.dialect.identifier_preparer.quote
-    sql = (
+    return (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
         f"VALUES ({', '.join('?' for _ in columns)})"
     )
+
+
+def _copy(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple[object, ...]]
+) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    driver: Any = conn.connection.driver_connection  # the psycopg connection, same transaction
+    with driver.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _sqlite(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[object, ...]]
+) -> list[int]:
     before = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
-    conn.exec_driver_sql(sql, list(rows))
+    conn.exec_driver_sql(_insert_sql(conn, table, columns), list(rows))
     after = conn.execute(select(func.max(table.c.id))).scalar_one()
     if after != before + len(rows):
         raise RuntimeError(
@@ -66,12 +99,7 @@ def _postgresql(
             {"table": table.name, "n": len(rows)},
         ).scalars()
     )
-    quote = conn.dialect.identifier_preparer.quote
-    sql = f"COPY {quote(table.name)} (id, {', '.join(quote(c) for c in columns)}) FROM STDIN"
-    driver: Any = conn.connection.driver_connection  # the psycopg connection, same transaction
-    with driver.cursor() as cursor, cursor.copy(sql) as copy:
-        for row_id, row in zip(ids, rows, strict=True):
-            copy.write_row((row_id, *row))
+    _copy(conn, table, ("id", *columns), ((i, *row) for i, row in zip(ids, rows, strict=True)))
     return ids
 
 

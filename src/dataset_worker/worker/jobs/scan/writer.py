@@ -5,10 +5,11 @@ Each batch of listed entries is written in one transaction with Core bulk insert
 files with RETURNING ids, their ranges, and the pack jobs the ranges fill. Committing per batch
 keeps progress across a crash; a rescan then skips the files already recorded.
 
-Pack jobs are assigned without holding range ids in memory: every range of the attachment that
-has no job yet is, by construction, part of the job being filled, in id order. So ranges from
-earlier batches (and leftovers) are claimed by their id bounds (`carried`); this batch's ranges
-by id.
+Every range goes in with its pack job's id. The job being filled exists from its first range
+on, `created` (never claimed), and turns `ready` in the transaction that fills it: no range row
+is written twice, which on PostgreSQL would leave a dead row version behind for each (a
+non-HOT update: `job_id` is indexed). Only leftovers, ranges that lost their job (a dropped job,
+an interrupted scan's job being filled), are given a job afterwards, by their id bounds.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import queue
-from dataset_worker.db.models import Directory, File, FileRange, JobType
+from dataset_worker.db.models import Directory, File, FileRange, Job, JobState, JobType
 from dataset_worker.storage import SourceEntry
 from dataset_worker.worker.jobs.bulk_insert import (
     DIRECTORIES,
     FILE_RANGES,
     FILES,
     insert_returning_ids,
+    insert_rows,
 )
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
 from dataset_worker.worker.jobs.scan.stale import FileMarks
@@ -57,6 +59,11 @@ def parent_path(path: str) -> str:
     return path[:cut] if cut >= 0 else ""
 
 
+def _widen(bounds: tuple[int, int] | None, first: int, last: int) -> tuple[int, int]:
+    """`bounds` grown to take ids `first`..`last` (ascending: leftovers come in id order)."""
+    return (first, last) if bounds is None else (bounds[0], last)
+
+
 def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
@@ -67,23 +74,17 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 class ScanState:
     """What a scan carries from one transaction to the next (small and copyable).
 
-    `carried`: the lowest and highest ids of the ranges waiting in the job being filled, from
-    earlier transactions (None when that job holds none of them).
+    `open_job`: the `created` pack job being filled (None until its first range).
+    `jobs_created`: the pack jobs made ready so far.
     """
 
     batcher: JobBatcher
-    carried: tuple[int, int] | None = None
+    open_job: int | None = None
     jobs_created: int = 0
 
     def copy(self) -> ScanState:
         """A snapshot for a transaction that may be retried."""
-        return ScanState(self.batcher.copy(), self.carried, self.jobs_created)
-
-    def carry(self, first: int, last: int) -> None:
-        """Ranges with ids from `first` to `last` now wait in the job being filled."""
-        low = first if self.carried is None else self.carried[0]
-        high = last if self.carried is None else max(self.carried[1], last)
-        self.carried = (low, high)
+        return ScanState(self.batcher.copy(), self.open_job, self.jobs_created)
 
 
 @dataclass
@@ -137,35 +138,65 @@ class ScanWriter:
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, session: Session, state: ScanState) -> None:
-        """Insert a ready pack job holding the carried ranges."""
-        job_id = queue.insert_ready(session, JobType.PACK, self.attachment_id)
-        if state.carried is not None:
-            self._assign_carried(session, job_id, state.carried)
-        state.carried = None
+    def _filling(self, session: Session, state: ScanState) -> int:
+        """The id of the job being filled, inserted `created` at its first range."""
+        if state.open_job is None:
+            state.open_job = queue.insert_created(session, JobType.PACK, self.attachment_id)
+        return state.open_job
+
+    def _close(self, session: Session, state: ScanState) -> None:
+        """The job being filled is full: created → ready."""
+        assert state.open_job is not None, "a job closes only after its first range"
+        queue.make_ready(session, Job.id == state.open_job, from_states=queue.FILLED_FROM)
+        state.open_job = None
         state.jobs_created += 1
 
-    def _assign_carried(self, session: Session, job_id: int, carried: tuple[int, int]) -> None:
-        """Give `job_id` the job-less ranges of the attachment within the `carried` id bounds."""
+    def _assign(self, session: Session, job_id: int, bounds: tuple[int, int]) -> None:
+        """Give `job_id` the job-less ranges of the attachment with ids within `bounds`."""
         # A scalar subquery, looked up once per candidate range by primary key. Not EXISTS:
         # PostgreSQL turns that into a hash join over every file of the attachment when its
         # statistics lag behind the scan's own inserts (always, without autovacuum), which made
         # each job's assignment cost O(files) and a 10M-file scan quadratic. The lower bound keeps
-        # the id range (and so any plan over the primary key) to the carried ranges.
+        # the id range (and so any plan over the primary key) to these ranges.
         owner = select(File.attachment_id).where(File.id == FileRange.file_id).scalar_subquery()
         session.execute(
             update(FileRange)
             .where(
                 FileRange.job_id.is_(None),
-                FileRange.id.between(*carried),
+                FileRange.id.between(*bounds),
                 owner == self.attachment_id,
             )
             .values(job_id=job_id)
             .execution_options(synchronize_session=False)
         )
 
+    def reopen_filling(self, session: Session) -> int:
+        """Turn the jobs an interrupted scan was filling (`created` pack jobs of the attachment)
+        back into leftovers: their ranges lose their job, the jobs go. Returns how many."""
+        filling = list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.attachment_id == self.attachment_id,
+                    Job.type == JobType.PACK,
+                    Job.state == JobState.CREATED,
+                )
+            )
+        )
+        if filling:
+            session.execute(
+                update(FileRange)
+                .where(FileRange.job_id.in_(filling))
+                .values(job_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                delete(Job).where(Job.id.in_(filling)).execution_options(synchronize_session=False)
+            )
+        return len(filling)
+
     def rebatch_leftovers(self, session: Session, state: ScanState) -> int:
         """Feed the attachment's ranges that have no job, in id order (docs/architecture.md#scan-job)."""
+        self.reopen_filling(session)
         rows = session.execute(
             select(FileRange.id, FileRange.length)
             .join(File, File.id == FileRange.file_id)
@@ -173,23 +204,30 @@ class ScanWriter:
             .order_by(FileRange.id)
         )
         count = 0
-        # Leftovers are in id order, so id bounds describe the ranges waiting in the job.
+        # Leftovers are in id order, so id bounds describe the ranges each job takes. They are
+        # given their job when it closes, or at the end: one UPDATE per job, not per page.
+        bounds: tuple[int, int] | None = None
         for page in _batched(rows, CHECK_EVERY):
             self.check_cancelled()
             begin = 0
             for end in state.batcher.starts(length for _range_id, length in page):
                 if end > begin:
-                    state.carry(page[begin][0], page[end - 1][0])
-                self.create_job(session, state)
+                    bounds = _widen(bounds, page[begin][0], page[end - 1][0])
+                if bounds is not None:
+                    self._assign(session, self._filling(session, state), bounds)
+                    bounds = None
+                self._close(session, state)
                 begin = end
-            state.carry(page[begin][0], page[-1][0])
+            bounds = _widen(bounds, page[begin][0], page[-1][0])
             count += len(page)
+        if bounds is not None:
+            self._assign(session, self._filling(session, state), bounds)
         return count
 
     def finish(self, session: Session, state: ScanState) -> None:
-        """Flush the last, possibly small, job (docs/architecture.md#scan-job)."""
+        """Make the last, possibly small, job ready (docs/architecture.md#scan-job)."""
         if state.batcher.count > 0:
-            self.create_job(session, state)
+            self._close(session, state)
             state.batcher.reset()
 
     # --- entries ----------------------------------------------------------------------------
@@ -321,29 +359,33 @@ class ScanWriter:
     def _insert_chunk(
         self, session: Session, state: ScanState, chunk: list[tuple[int, int, int]]
     ) -> None:
-        """Plan the chunk's ranges into jobs, then insert them.
+        """Plan the chunk's ranges into jobs, then insert them, each with its job's id.
 
-        The jobs the chunk closes are created first, so their ranges go in with their job id
-        (no UPDATE of each row afterwards); ranges from earlier steps that such a job holds are
-        given it by their id bounds. Unlike Singularity, a job is never created empty (a range
-        too big for any job goes alone into its own job instead of leaving an empty one before
-        it).
+        The first job the chunk closes is the one being filled (it may get none of the chunk's
+        ranges: a range that does not fit closes it); the others it closes are new and go in
+        `ready`; the ranges after the last close start the next job being filled. Unlike
+        Singularity, a job is never created empty (a range too big for any job goes alone into
+        its own job instead of leaving an empty one before it).
         """
         starts = state.batcher.starts(length for _offset, length, _file_id in chunk)
-        job_ids = queue.insert_ready_many(session, JobType.PACK, self.attachment_id, len(starts))
-        if state.carried is not None and job_ids:
-            self._assign_carried(session, job_ids[0], state.carried)
-            state.carried = None
-        rows: list[tuple[int, int, int, int | None]] = []
+        job_ids: list[int] = []
+        if starts:
+            job_ids.append(self._filling(session, state))
+            self._close(session, state)
+            more = queue.insert_ready_many(
+                session, JobType.PACK, self.attachment_id, len(starts) - 1
+            )
+            job_ids += more
+            state.jobs_created += len(more)
+        rows: list[tuple[int, int, int, int]] = []
         begin = 0
         for job_id, end in zip(job_ids, starts, strict=True):
             rows += [(*each, job_id) for each in chunk[begin:end]]
             begin = end
-        rows += [(*each, None) for each in chunk[begin:]]
-        range_ids = insert_returning_ids(session.connection(), FILE_RANGES, RANGE_COLUMNS, rows)
-        # The open job's ranges are all the job-less ranges within the bounds.
-        state.carry(range_ids[begin], range_ids[-1])
-        state.jobs_created += len(job_ids)
+        if begin < len(chunk):
+            filling = self._filling(session, state)
+            rows += [(*each, filling) for each in chunk[begin:]]
+        insert_rows(session.connection(), FILE_RANGES, RANGE_COLUMNS, rows)
 
     def _ranges(
         self, file_ids: Sequence[int], rows: Sequence[tuple[object, ...]]
