@@ -8,6 +8,8 @@ completion transactions are forced to overlap.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select, text, update
@@ -231,11 +233,10 @@ def _complete_together(db: Database, packs: list[int], *, overlap: bool) -> None
     assert errors == [] and results == [True] * len(packs)
 
 
-def _in_other_transaction(
-    db: Database, sql: str, attachment: int
-) -> tuple[threading.Event, threading.Event]:
+@contextmanager
+def _in_other_transaction(db: Database, sql: str, attachment: int) -> Iterator[None]:
     """Run `sql` (with :a = attachment) in a transaction of its own, in a thread that holds it
-    open until the returned `release` is set; `held` is set once the statement ran."""
+    open until the block ends."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -244,9 +245,14 @@ def _in_other_transaction(
             held.set()
             release.wait(30)
 
-    threading.Thread(target=hold, daemon=True).start()
-    assert held.wait(30)
-    return held, release
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(30)
+        yield
+    finally:
+        release.set()
+        thread.join(30)
 
 
 def _decide_without_waiting(db: Database, attachment: int) -> int | None:
@@ -264,13 +270,10 @@ def test_the_rule_does_not_wait_for_a_recordings_cars_insert(db: Database) -> No
     attachment, packs = packed(db, 1)
     with db.write() as session:
         session.execute(update(Job).where(Job.id == packs[0]).values(state=JobState.COMPLETE))
-    _, release = _in_other_transaction(
+    with _in_other_transaction(
         db, "SELECT id FROM source_attachments WHERE id = :a FOR KEY SHARE", attachment
-    )
-    try:
+    ):
         queued = _decide_without_waiting(db, attachment)
-    finally:
-        release.set()
     assert queued is not None and daggen_jobs(db, attachment) == [(queued, JobState.READY)]
 
 
@@ -283,15 +286,12 @@ def test_a_daggen_row_another_transaction_holds_is_left_to_it(db: Database) -> N
     add_directory(db, attachment, exported=False)
     with db.write() as session:
         session.execute(update(Job).where(Job.id == packs[0]).values(state=JobState.COMPLETE))
-    _, release = _in_other_transaction(
+    with _in_other_transaction(
         db,
         "SELECT id FROM jobs WHERE type = 'daggen' AND attachment_id = :a FOR UPDATE",
         attachment,
-    )
-    try:
+    ):
         assert _decide_without_waiting(db, attachment) is None
-    finally:
-        release.set()
     assert daggen_jobs(db, attachment) == [(daggen, JobState.COMPLETE)]
     # Unlocked, the same decision requeues it.
     assert _decide_without_waiting(db, attachment) == daggen

@@ -225,7 +225,8 @@ def _listed_prefix(request: Request) -> str | None:
 
 
 def _scan_rows(db: Database, attachment: int) -> tuple[list[tuple[object, ...]], list[int]]:
-    """The attachment's files in id order and each range's pack job, counted from the first."""
+    """The attachment's files in id order and each range's pack job, numbered in job order
+    (ids may have gaps: a resumed scan replaces the job its killed run was filling)."""
     with db.read() as session:
         files = session.execute(
             select(File.path, File.size, File.hash, File.last_modified_nano)
@@ -238,8 +239,8 @@ def _scan_rows(db: Database, attachment: int) -> tuple[list[tuple[object, ...]],
             .where(File.attachment_id == attachment)
             .order_by(FileRange.id)
         ).all()
-    first = min(job_id for job_id in job_ids if job_id is not None)
-    return [tuple(row) for row in files], [(job_id or 0) - first for job_id in job_ids]
+    rank = {job_id: n for n, job_id in enumerate(sorted({j for j in job_ids if j is not None}))}
+    return [tuple(row) for row in files], [-1 if j is None else rank[j] for j in job_ids]
 
 
 def _complete_folders(db: Database, attachment: int) -> set[str]:
