@@ -24,6 +24,7 @@ from dataset_worker.content.cid import cid_to_str
 from dataset_worker.content.packer import LeafBatch, RangeSource, write_ranges
 from dataset_worker.db import Database
 from dataset_worker.db.models import Car, File, FileRange
+from dataset_worker.db.plans import serial_plans
 from dataset_worker.logs import log_event
 from dataset_worker.storage import RangeStream, SourceChangedError, SourceStorage, choose_output
 from dataset_worker.storage.base import SmallRange, SmallRangeReader
@@ -87,6 +88,7 @@ def run_pack(ctx: JobContext) -> None:
     started = time.monotonic()
     with ctx.db.read() as session:
         setup = load_setup(session, ctx.attachment_id)
+        serial_plans(session)
         size = job_size(session, ctx.job_id)
         previous = session.execute(
             select(Car.storage_id, Car.storage_path, Car.file_size).where(Car.job_id == ctx.job_id)
@@ -158,6 +160,7 @@ def iter_job_ranges(db: Database, job_id: int, page: int | None = None) -> Itera
     last = 0
     while True:
         with db.read() as session:
+            serial_plans(session)
             # Core, not the ORM: plain tuples for up to a million ranges per job.
             rows = session.connection().execute(
                 select(
