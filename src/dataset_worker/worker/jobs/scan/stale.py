@@ -137,17 +137,8 @@ def retire_stale(session: Session, files: Sequence[StaleFile]) -> Retired:
     """Take `files` out of the plan, in the caller's write transaction (see the module doc)."""
     ids = [f.id for f in files]
     jobs = _lock_unfinished_jobs(session, ids)
-    if jobs:
-        # Their ranges go back to "no job yet"; the scan batches the current ones again.
-        session.execute(
-            update(FileRange)
-            .where(FileRange.job_id.in_(jobs))
-            .values(job_id=None)
-            .execution_options(synchronize_session=False)
-        )
-        session.execute(
-            delete(Job).where(Job.id.in_(jobs)).execution_options(synchronize_session=False)
-        )
+    # Their ranges go back to "no job yet"; the scan batches the current ones again.
+    drop_jobs(session, jobs)
     dropped = session.execute(
         delete(FileRange)
         .where(FileRange.file_id.in_(ids), FileRange.job_id.is_(None))
@@ -167,6 +158,22 @@ def retire_stale(session: Session, files: Sequence[StaleFile]) -> Retired:
     ]
     remove_entries(session, in_tree)
     return Retired(len(files), len(jobs), max(int(dropped or 0), 0), len(empty))
+
+
+def drop_jobs(session: Session, jobs: Sequence[int]) -> None:
+    """Delete pack jobs that hold no piece; their ranges go back to having no job (leftovers,
+    which the scan batches again)."""
+    if not jobs:
+        return
+    session.execute(
+        update(FileRange)
+        .where(FileRange.job_id.in_(jobs))
+        .values(job_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Job).where(Job.id.in_(jobs)).execution_options(synchronize_session=False)
+    )
 
 
 def _lock_unfinished_jobs(session: Session, file_ids: Sequence[int]) -> list[int]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dataset_worker.db import queue
@@ -33,7 +33,7 @@ from dataset_worker.worker.jobs.bulk_insert import (
     insert_rows,
 )
 from dataset_worker.worker.jobs.scan.batching import JobBatcher, split_file
-from dataset_worker.worker.jobs.scan.stale import FileMarks
+from dataset_worker.worker.jobs.scan.stale import FileMarks, drop_jobs
 
 T = TypeVar("T")
 IN_CHUNK = 500
@@ -182,16 +182,7 @@ class ScanWriter:
                 )
             )
         )
-        if filling:
-            session.execute(
-                update(FileRange)
-                .where(FileRange.job_id.in_(filling))
-                .values(job_id=None)
-                .execution_options(synchronize_session=False)
-            )
-            session.execute(
-                delete(Job).where(Job.id.in_(filling)).execution_options(synchronize_session=False)
-            )
+        drop_jobs(session, filling)
         return len(filling)
 
     def rebatch_leftovers(self, session: Session, state: ScanState) -> int:
