@@ -52,10 +52,14 @@ def insert_ready(session: Session, job_type: JobType, attachment_id: int) -> int
     second scan or daggen for one attachment lock the attachment row first (FOR UPDATE on
     PostgreSQL; SQLite's write lock).
     """
+    return _insert(session, job_type, attachment_id, JobState.READY)
+
+
+def _insert(session: Session, job_type: JobType, attachment_id: int, state: JobState) -> int:
     return int(
         session.execute(
             insert(Job)
-            .values(type=job_type, attachment_id=attachment_id, **FRESH_START)
+            .values(type=job_type, attachment_id=attachment_id, **{**FRESH_START, "state": state})
             .returning(Job.id)
         ).scalar_one()
     )
@@ -70,14 +74,7 @@ def insert_created(session: Session, job_type: JobType, attachment_id: int) -> i
     transaction. Locking: none beyond the insert (a scan is the only writer of its attachment's
     ranges).
     """
-    return int(
-        session.execute(
-            insert(Job)
-            .values(type=job_type, attachment_id=attachment_id, **FRESH_START)
-            .values(state=JobState.CREATED)
-            .returning(Job.id)
-        ).scalar_one()
-    )
+    return _insert(session, job_type, attachment_id, JobState.CREATED)
 
 
 def make_ready(

@@ -170,9 +170,9 @@ class ScanWriter:
             .execution_options(synchronize_session=False)
         )
 
-    def reopen_filling(self, session: Session) -> int:
+    def reopen_filling(self, session: Session) -> None:
         """Turn the jobs an interrupted scan was filling (`created` pack jobs of the attachment)
-        back into leftovers: their ranges lose their job, the jobs go. Returns how many."""
+        back into leftovers: their ranges lose their job, the jobs go."""
         filling = list(
             session.scalars(
                 select(Job.id).where(
@@ -183,7 +183,6 @@ class ScanWriter:
             )
         )
         drop_jobs(session, filling)
-        return len(filling)
 
     def rebatch_leftovers(self, session: Session, state: ScanState) -> int:
         """Feed the attachment's ranges that have no job, in id order (docs/architecture.md#scan-job)."""
